@@ -1,0 +1,31 @@
+"""Shared test fixtures: every test runs with its own config and data dirs, no colour, 120 columns."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["server_fixture"]
+
+
+@pytest.fixture(autouse=True)
+def isolation(tmp_path, monkeypatch):
+    """Give each test a private config/data dir and a plain, fixed-width terminal."""
+    config = tmp_path / "config"
+    data = tmp_path / "data"
+    monkeypatch.setenv("BATCHCTL_CONFIG_DIR", str(config))
+    monkeypatch.setenv("BATCHCTL_DATA_DIR", str(data))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("LINES", "40")
+    for var in (
+        "BATCHCTL_PROFILE",
+        "BATCHCTL_BASE_URL",
+        "BATCHCTL_API_KEY",
+        "BATCHCTL_CHANNEL",
+        "BATCHCTL_DEBUG",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "CI",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
