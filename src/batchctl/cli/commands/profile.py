@@ -1,0 +1,223 @@
+"""`batchctl profile ...`: add, list, use, show and remove connection profiles."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from batchctl.cli.context import AppState
+from batchctl.cli.options import JsonOpt, complete_profile_names
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+NameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete_profile_names, show_default=False)]
+
+
+def _mask(secret: str | None) -> str | None:
+    from batchctl.api import mask_secret
+
+    return mask_secret(secret) if secret else None
+
+
+def profile_view(profile, *, active: bool) -> dict:
+    """What people and scripts see of a profile: the resolved URL, secrets masked."""
+    from batchctl.api import normalize_base_url
+
+    return {
+        "name": profile.name,
+        "active": active,
+        "provider": profile.provider,
+        "base_url": normalize_base_url(profile.base_url),
+        "api_key": _mask(profile.api_key),
+        "api_key_env": profile.api_key_env,
+        "channel": profile.channel,
+        "poll_interval": profile.poll_interval,
+        "access_token": _mask(profile.access_token),
+        "user_id": profile.user_id,
+        "limits": dict(profile.limits) or None,
+    }
+
+
+def _active_name(config) -> str:
+    from batchctl.config import LOCAL_PROFILE
+
+    return config.active or LOCAL_PROFILE
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: NameArg,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API root, e.g. https://api.openai.com/v1 (a bare host gets /v1).")
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Fill in base URL and provider: openai, dashscope, dashscope-intl, newapi, local."
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Provider kind: openai, dashscope, newapi, local (selects limits).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="API key to store (prompted, hidden, when omitted on a terminal).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Read the key from this environment variable instead of storing it.")
+    ] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="New-API channel id to pin requests to.")] = None,
+    access_token: Annotated[
+        str | None, typer.Option("--access-token", help="New-API dashboard access token (for the channel check).")
+    ] = None,
+    user_id: Annotated[str | None, typer.Option("--user-id", help="New-API user id (sent as New-Api-User).")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option("--poll-interval", min=0.1, help="Default seconds between status polls.")
+    ] = None,
+    max_requests: Annotated[int | None, typer.Option("--max-requests", min=1, help="Override the provider's request limit per file.")] = None,
+    max_file_mb: Annotated[int | None, typer.Option("--max-file-mb", min=1, help="Override the provider's file size limit (MB).")] = None,
+    use: Annotated[bool, typer.Option("--use/--no-use", help="Make it the active profile.")] = True,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing profile of that name.")] = False,
+) -> None:
+    """Add a profile. Example: batchctl profile add work --preset openai --api-key-env OPENAI_API_KEY"""
+    from batchctl.config import PRESETS, PROVIDER_KINDS, Profile, load_config, save_config
+    from batchctl.errors import BatchctlError
+
+    state = AppState.get(ctx)
+    out = state.out
+    if preset is not None:
+        if preset not in PRESETS:
+            raise typer.BadParameter(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}", param_hint="--preset")
+        preset_url, preset_provider = PRESETS[preset]
+        base_url = base_url or preset_url
+        provider = provider or preset_provider
+    if not base_url:
+        raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
+    provider = provider or "openai"
+    if provider not in PROVIDER_KINDS:
+        raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
+
+    config = load_config()
+    if name in config.profiles and not force:
+        raise BatchctlError(f"a profile named {name!r} already exists", hint=f"Use --force to replace it, or: batchctl profile remove {name}")
+    if api_key is None and api_key_env is None and provider != "local" and sys.stdin.isatty():
+        api_key = typer.prompt("API key (hidden, empty for none)", hide_input=True, default="", show_default=False) or None
+
+    limits = {}
+    if max_requests:
+        limits["max_requests"] = max_requests
+    if max_file_mb:
+        limits["max_file_bytes"] = max_file_mb * 1024 * 1024
+    profile = Profile(
+        name=name,
+        base_url=base_url,
+        provider=provider,
+        api_key=api_key,
+        api_key_env=api_key_env,
+        channel=channel,
+        poll_interval=poll_interval,
+        access_token=access_token,
+        user_id=user_id,
+        limits=limits,
+    )
+    config.profiles[name] = profile
+    if use or not config.active:
+        config.active = name
+    path = save_config(config)
+    if state.json:
+        out.json(profile_view(profile, active=config.active == name))
+        return
+    out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
+    if not api_key and not api_key_env and provider != "local":
+        out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
+
+
+@app.command("list")
+def list_profiles(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List profiles; the active one is marked with *, keys are masked."""
+    from batchctl.config import BUILTIN_LOCAL, LOCAL_PROFILE, load_config
+
+    state = AppState.get(ctx, json_=json_)
+    config = load_config()
+    active = _active_name(config)
+    profiles = dict(config.profiles)
+    profiles.setdefault(LOCAL_PROFILE, BUILTIN_LOCAL)
+    views = [profile_view(p, active=p.name == active) for _, p in sorted(profiles.items())]
+    if state.json:
+        state.out.json(views)
+        return
+    state.out.table(
+        ["", "name", "provider", "base URL", "API key", "channel"],
+        [
+            ["*" if v["active"] else "", v["name"], v["provider"], v["base_url"], v["api_key"] or (f"${v['api_key_env']}" if v["api_key_env"] else "-"), v["channel"] or ""]
+            for v in views
+        ],
+    )
+
+
+@app.command("use")
+def use_profile(ctx: typer.Context, name: NameArg) -> None:
+    """Make NAME the active profile."""
+    from batchctl.config import load_config, save_config
+
+    state = AppState.get(ctx)
+    config = load_config()
+    config.get(name)  # raises a ConfigError listing the known names
+    config.active = name
+    save_config(config)
+    state.out.success(f"Active profile: {name}")
+
+
+@app.command("show")
+def show_profile(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show a profile with its resolved base URL (keys masked) and, for the one in use, where each value comes from."""
+    from batchctl.api import mask_secret
+    from batchctl.config import load_config
+
+    state = AppState.get(ctx, json_=json_)
+    config = load_config()
+    if name is None:
+        settings = state.settings()
+        view = profile_view(config.get(settings.profile_name), active=settings.profile_name == _active_name(config))
+        # The effective values after flags and env vars, which is what commands will use.
+        view.update(
+            base_url=settings.base_url,
+            api_key=mask_secret(settings.api_key) if settings.api_key else None,
+            channel=settings.channel,
+            sources=dict(settings.sources),
+        )
+    else:
+        view = profile_view(config.get(name), active=name == _active_name(config))
+    if state.json:
+        state.out.json(view)
+        return
+    for key, value in view.items():
+        if key == "sources":
+            continue
+        if value is None or value == "":
+            value = "-"
+        source = view.get("sources", {}).get(key)
+        state.out.line(f"{key:<14}{value}" + (f"  ({source})" if source else ""))
+
+
+@app.command("remove")
+def remove_profile(ctx: typer.Context, name: NameArg) -> None:
+    """Remove the profile NAME."""
+    from batchctl.config import load_config, save_config
+    from batchctl.errors import BatchctlError
+
+    state = AppState.get(ctx)
+    config = load_config()
+    if name not in config.profiles:
+        raise BatchctlError(f"no profile named {name!r}", hint="See them with: batchctl profile list")
+    del config.profiles[name]
+    if config.active == name:
+        config.active = None
+    save_config(config)
+    state.out.success(f"Removed profile {name!r}" + ("; the built-in 'local' profile is active now" if config.active is None else ""))

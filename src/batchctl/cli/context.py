@@ -1,0 +1,110 @@
+"""Per-invocation state (`ctx.obj`): global options, resolved settings, the output object and the API client.
+
+Heavy things (settings resolution, httpx, the local server) are built lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from batchctl.cli.output import Output
+
+if TYPE_CHECKING:
+    from batchctl.api import BatchClient
+    from batchctl.config import Settings
+
+
+@dataclass
+class AppState:
+    profile: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    channel: str | None = None
+    json: bool = False
+    debug: bool = False
+    out: Output = field(default_factory=Output)
+    _settings: Settings | None = None
+    _clients: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def get(cls, ctx: typer.Context, *, json_: bool = False) -> AppState:
+        """The state of this invocation; a command's own `--json` switches JSON mode on too."""
+        root = ctx.find_root()
+        state = root.obj if isinstance(root.obj, AppState) else None
+        if state is None:
+            state = cls()
+            root.obj = state
+        if json_ and not state.json:
+            state.json = True
+            state.out.json_mode = True
+        return state
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from batchctl.config import resolve_settings
+
+            self._settings = resolve_settings(
+                profile=self.profile, base_url=self.base_url, api_key=self.api_key, channel=self.channel
+            )
+        return self._settings
+
+    def client(
+        self, *, channel: Any = ..., base_url: str | None = None, settings: Settings | None = None
+    ) -> BatchClient:
+        """A BatchClient for the resolved settings; `channel` (None: no pin) and `base_url` override them.
+
+        For the built-in `local` provider, a background `batchctl serve` is started when nothing answers.
+        """
+        from batchctl.api import BatchClient
+
+        settings = settings or self.settings()
+        url = base_url or settings.base_url
+        if settings.is_local:
+            from batchctl.config import data_dir
+            from batchctl.server.autostart import ensure_local_server
+
+            ensure_local_server(url, data_dir(), notify=self.out.info)
+        client = BatchClient(
+            url,
+            settings.api_key,
+            channel=settings.channel if channel is ... else channel,
+            debug_log=self.out.debug if self.debug else None,
+        )
+        self._clients.append(client)
+        return client
+
+    def client_for_batch(self, batch_id: str) -> BatchClient:
+        """A client that reaches `batch_id` the way it was submitted.
+
+        A batch created through a New-API channel pin must keep that pin (and server) for its whole
+        life, even after the active profile changes; the journal remembers them. Explicit choices
+        (`--profile`, `--base-url`, `--channel` or their env vars) still win.
+        """
+        from batchctl import journal
+        from batchctl.config import load_config, resolve_settings
+
+        entry = journal.lookup(batch_id)
+        if entry is None:
+            return self.client()
+        explicit_profile = self.profile or os.environ.get("BATCHCTL_PROFILE")
+        explicit_url = self.base_url or os.environ.get("BATCHCTL_BASE_URL")
+        explicit_channel = self.channel or os.environ.get("BATCHCTL_CHANNEL")
+        settings = self.settings()
+        if not explicit_profile and entry.profile != settings.profile_name and entry.profile in load_config().names():
+            settings = resolve_settings(
+                profile=entry.profile, base_url=self.base_url, api_key=self.api_key, channel=self.channel
+            )
+        return self.client(
+            settings=settings,
+            base_url=None if explicit_url else entry.base_url,
+            channel=... if explicit_channel else entry.channel,
+        )
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,85 @@
+"""Shared option and argument aliases, written once: a signature reads `profile: ProfileOpt = None`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def complete_profile_names(incomplete: str) -> list[str]:
+    """Shell completion for --profile: the configured profile names (and the built-in `local`)."""
+    from batchctl.config import load_config
+    from batchctl.errors import ConfigError
+
+    try:
+        names = load_config().names()
+    except ConfigError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Profile to use. [env var: BATCHCTL_PROFILE]",
+        envvar="BATCHCTL_PROFILE",
+        show_envvar=False,
+        autocompletion=complete_profile_names,
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help="API root, e.g. https://api.openai.com/v1 (a bare host gets /v1). [env var: BATCHCTL_BASE_URL]",
+        envvar="BATCHCTL_BASE_URL",
+        show_envvar=False,
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="API key (prefer a profile or the env var: flags show up in shell history). [env var: BATCHCTL_API_KEY]",
+        envvar="BATCHCTL_API_KEY",
+        show_envvar=False,
+    ),
+]
+ChannelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channel",
+        help="New-API channel id to pin every request to. [env var: BATCHCTL_CHANNEL]",
+        envvar="BATCHCTL_CHANNEL",
+        show_envvar=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print plain JSON for scripts instead of tables."),
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="Log every HTTP exchange to stderr (secrets masked) and show tracebacks. [env var: BATCHCTL_DEBUG]",
+        envvar="BATCHCTL_DEBUG",
+        show_envvar=False,
+    ),
+]
+BatchIdArg = Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc123.", show_default=False)]
+BatchIdsArg = Annotated[list[str], typer.Argument(help="One or more batch ids.", show_default=False)]
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--interval",
+        "--poll-interval",
+        min=0.1,
+        help="Seconds between status polls (default: the profile's, else the provider's: 10 s, DashScope 60 s).",
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")]

@@ -1,0 +1,109 @@
+"""The one output object: results to stdout (plain JSON under --json), talk to stderr.
+
+Commands never call print(); they hand data to `Output`, which decides how people or scripts see it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Pydantic models and dataclasses become plain dicts; everything else passes through json's default."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: to_jsonable(value) for key, value in obj.items()}
+    return obj
+
+
+def is_interactive(stream: Any = None) -> bool:
+    """A real terminal that is not a CI log: live redraws and prompts make sense."""
+    stream = stream or sys.stdout
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Output:
+    """Data to stdout, messages to stderr; `json_mode` turns data into plain JSON for scripts."""
+
+    def __init__(self, *, json_mode: bool = False, debug: bool = False) -> None:
+        self.json_mode = json_mode
+        self.debug_mode = debug
+        # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
+        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    # -- data (stdout) -------------------------------------------------------------------------------
+    def json(self, obj: Any) -> None:
+        """Plain, indented JSON of the object: never Rich-highlighted, `[]` for an empty list."""
+        sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def json_line(self, obj: Any) -> None:
+        """One compact JSON object per line (NDJSON), flushed at once for pipes."""
+        sys.stdout.write(json.dumps(to_jsonable(obj), ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    def print(self, *renderables: Any, **kwargs: Any) -> None:
+        self.console.print(*renderables, **kwargs)
+
+    def line(self, text: str) -> None:
+        """A plain line of data on stdout (no markup interpretation)."""
+        self.console.print(text, markup=False, highlight=False)
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        *,
+        title: str | None = None,
+        empty: str = "Nothing to show.",
+    ) -> None:
+        rows = list(rows)
+        if not rows:
+            self.info(empty)
+            return
+        table = Table(title=title, show_lines=False, header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if cell is None else (cell if hasattr(cell, "__rich__") else escape(str(cell))) for cell in row))
+        self.console.print(table)
+
+    # -- talk (stderr) -------------------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        self.err.print(message, markup=False, highlight=False)
+
+    def success(self, message: str) -> None:
+        self.err.print(f"[green]✓[/green] {escape(message)}")
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]Warning:[/yellow] {escape(message)}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"[bold red]Error:[/bold red] {escape(message)}")
+        if hint:
+            self.err.print(escape(hint), style="dim" if not os.environ.get("NO_COLOR") else None)
+
+    def debug(self, line: str) -> None:
+        """One line of `--debug` logging (HTTP exchanges); written raw to stderr."""
+        if self.debug_mode:
+            sys.stderr.write(line.rstrip("\n") + "\n")
+            sys.stderr.flush()

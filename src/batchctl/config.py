@@ -1,0 +1,299 @@
+"""Profiles and settings: one TOML file under platformdirs' config dir, plus the data dir.
+
+`BATCHCTL_CONFIG_DIR` and `BATCHCTL_DATA_DIR` override the directories (tests use them). Settings are
+resolved with the precedence command-line flag > environment variable > active profile > the
+built-in `local` profile, which points at the embedded server (`batchctl serve`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from batchctl.errors import ConfigError
+
+APP_NAME = "batchctl"
+CONFIG_FILENAME = "config.toml"
+
+LOCAL_PROFILE = "local"
+LOCAL_HOST = "127.0.0.1"
+LOCAL_PORT = 8765
+LOCAL_BASE_URL = f"http://{LOCAL_HOST}:{LOCAL_PORT}/v1"
+
+PROVIDER_KINDS = ("openai", "dashscope", "newapi", "local")
+
+# `profile add --preset NAME` fills in the base URL and provider kind.
+PRESETS: dict[str, tuple[str, str]] = {
+    "openai": ("https://api.openai.com/v1", "openai"),
+    "dashscope": ("https://dashscope.aliyuncs.com/compatible-mode/v1", "dashscope"),
+    "dashscope-intl": ("https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "dashscope"),
+    "newapi": ("http://localhost:3000/v1", "newapi"),
+    "local": (LOCAL_BASE_URL, "local"),
+}
+
+ENV_PROFILE = "BATCHCTL_PROFILE"
+ENV_BASE_URL = "BATCHCTL_BASE_URL"
+ENV_API_KEY = "BATCHCTL_API_KEY"
+ENV_CHANNEL = "BATCHCTL_CHANNEL"
+ENV_CONFIG_DIR = "BATCHCTL_CONFIG_DIR"
+ENV_DATA_DIR = "BATCHCTL_DATA_DIR"
+
+# Keys of a profile's `limits` table that may override the provider table in `batchctl.providers`.
+LIMIT_KEYS = ("max_requests", "max_file_bytes", "max_line_bytes")
+
+
+def config_dir() -> Path:
+    override = os.environ.get(ENV_CONFIG_DIR)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP_NAME))
+
+
+def config_path() -> Path:
+    return config_dir() / CONFIG_FILENAME
+
+
+def data_dir() -> Path:
+    override = os.environ.get(ENV_DATA_DIR)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME))
+
+
+@dataclass
+class Profile:
+    """One named connection: where the Batch API is, how to authenticate, and which conventions apply."""
+
+    name: str
+    base_url: str
+    provider: str = "openai"
+    api_key: str | None = None
+    api_key_env: str | None = None  # read the key from this environment variable instead of storing it
+    channel: str | None = None  # New-API channel id to pin every request to
+    poll_interval: float | None = None  # seconds; None means the provider's default
+    access_token: str | None = None  # New-API dashboard access token (a secret, like the key)
+    user_id: str | None = None  # New-API user id sent as `New-Api-User`
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def resolved_api_key(self, env: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if env is None else env
+        if self.api_key_env:
+            return env.get(self.api_key_env) or self.api_key
+        return self.api_key
+
+    def to_toml(self) -> dict:
+        table = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name" or value is None or value == {}:
+                continue
+            table[f.name] = value
+        return table
+
+    @classmethod
+    def from_toml(cls, name: str, table: object, path: Path) -> Profile:
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"profile {name!r} in {path} is not a table",
+                hint=f"Fix or remove the [profiles.{name}] entry in {path}.",
+            )
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(
+                f"profile {name!r} in {path} has unknown keys: {', '.join(unknown)}",
+                hint=f"Known keys: {', '.join(sorted(known))}.",
+            )
+        if "base_url" not in table:
+            raise ConfigError(
+                f"profile {name!r} in {path} has no base_url",
+                hint=f"Add base_url, or re-create it: batchctl profile add {name} --base-url URL",
+            )
+        provider = table.get("provider", "openai")
+        if provider not in PROVIDER_KINDS:
+            raise ConfigError(
+                f"profile {name!r} in {path} has unknown provider {provider!r}",
+                hint=f"Use one of: {', '.join(PROVIDER_KINDS)}.",
+            )
+        try:
+            profile = cls(name=name, **table)
+            if profile.channel is not None:
+                profile.channel = str(profile.channel)
+            if profile.user_id is not None:
+                profile.user_id = str(profile.user_id)
+            if profile.poll_interval is not None:
+                profile.poll_interval = float(profile.poll_interval)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"profile {name!r} in {path} is invalid: {exc}") from exc
+        return profile
+
+
+BUILTIN_LOCAL = Profile(name=LOCAL_PROFILE, base_url=LOCAL_BASE_URL, provider="local")
+
+
+@dataclass
+class Config:
+    """The whole config file: the active profile's name and every profile."""
+
+    active: str | None = None
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    path: Path | None = None
+
+    def get(self, name: str) -> Profile:
+        if name in self.profiles:
+            return self.profiles[name]
+        if name == LOCAL_PROFILE:
+            return BUILTIN_LOCAL
+        known = sorted(set(self.profiles) | {LOCAL_PROFILE})
+        raise ConfigError(
+            f"no profile named {name!r}",
+            hint=f"Known profiles: {', '.join(known)}. Add one with: batchctl profile add {name} --base-url URL",
+        )
+
+    def names(self) -> list[str]:
+        return sorted(set(self.profiles) | {LOCAL_PROFILE})
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config file; a missing file is an empty config, a broken one a ConfigError naming file and line."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(path=path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text", hint=f"Fix or delete {path}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already names the line and column: "Expected '=' ... (at line 3, column 7)".
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}",
+            hint=f"Fix the line it names, or delete {path} and re-add your profiles.",
+        ) from exc
+    active = data.get("active")
+    if active is not None and not isinstance(active, str):
+        raise ConfigError(f"`active` in {path} must be a profile name", hint=f"Fix it in {path}.")
+    profiles_table = data.get("profiles", {})
+    if not isinstance(profiles_table, dict):
+        raise ConfigError(f"`profiles` in {path} must be a table of profiles", hint=f"Fix it in {path}.")
+    profiles = {name: Profile.from_toml(name, table, path) for name, table in profiles_table.items()}
+    return Config(active=active, profiles=profiles, path=path)
+
+
+def save_config(config: Config, path: Path | None = None) -> Path:
+    """Write the config atomically (temp file + rename) with mode 0600 in a 0700 directory: it holds keys."""
+    import tomli_w
+
+    path = path or config.path or config_path()
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    document: dict = {}
+    if config.active:
+        document["active"] = config.active
+    document["profiles"] = {name: p.to_toml() for name, p in sorted(config.profiles.items())}
+    payload = tomli_w.dumps(document).encode("utf-8")
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to talk to a Batch API, resolved from flags, env and the profile."""
+
+    profile_name: str
+    base_url: str
+    provider: str
+    api_key: str | None = None
+    channel: str | None = None
+    poll_interval: float | None = None
+    access_token: str | None = None
+    user_id: str | None = None
+    limits: Mapping[str, int] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)  # field -> "flag" | "env NAME" | "profile NAME"
+
+    @property
+    def is_local(self) -> bool:
+        return self.provider == "local"
+
+
+def resolve_settings(
+    profile: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    channel: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config: Config | None = None,
+) -> Settings:
+    """Resolve settings with the precedence flag > env var > profile > built-in `local`.
+
+    Flags are the arguments; env vars are read here so that non-CLI callers get the same rules.
+    `OPENAI_API_KEY` is a last fallback for an `openai` profile that gives no key.
+    """
+    env = os.environ if env is None else env
+    config = config if config is not None else load_config()
+    sources: dict[str, str] = {}
+
+    if profile:
+        name, sources["profile"] = profile, "flag"
+    elif env.get(ENV_PROFILE):
+        name, sources["profile"] = env[ENV_PROFILE], f"env {ENV_PROFILE}"
+    elif config.active:
+        name, sources["profile"] = config.active, "config"
+    else:
+        name, sources["profile"] = LOCAL_PROFILE, "default"
+    chosen = config.get(name)
+
+    def pick(key: str, flag_value: str | None, env_name: str, profile_value: str | None) -> str | None:
+        if flag_value:
+            sources[key] = "flag"
+            return flag_value
+        if env.get(env_name):
+            sources[key] = f"env {env_name}"
+            return env[env_name]
+        if profile_value:
+            sources[key] = f"profile {chosen.name}"
+        return profile_value
+
+    resolved_url = pick("base_url", base_url, ENV_BASE_URL, chosen.base_url) or chosen.base_url
+    resolved_key = pick("api_key", api_key, ENV_API_KEY, chosen.resolved_api_key(env))
+    if not resolved_key and chosen.provider == "openai" and env.get("OPENAI_API_KEY"):
+        resolved_key, sources["api_key"] = env["OPENAI_API_KEY"], "env OPENAI_API_KEY"
+    resolved_channel = pick("channel", channel, ENV_CHANNEL, chosen.channel)
+
+    from batchctl.api import normalize_base_url
+
+    return Settings(
+        profile_name=chosen.name,
+        base_url=normalize_base_url(resolved_url),
+        provider=chosen.provider,
+        api_key=resolved_key,
+        channel=str(resolved_channel) if resolved_channel else None,
+        poll_interval=chosen.poll_interval,
+        access_token=chosen.access_token,
+        user_id=chosen.user_id,
+        limits=dict(chosen.limits),
+        sources=sources,
+    )
