@@ -94,4 +94,4 @@ app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(prog_name="batchctl")

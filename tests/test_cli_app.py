@@ -1,0 +1,80 @@
+"""The CLI shell: import budget, entry points, version, completion, error map, generated docs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from batchctl import __version__
+from batchctl.cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def run_python(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60)
+
+
+def test_importing_the_app_does_not_import_httpx_or_pydantic():
+    code = (
+        "import sys, batchctl.cli.app\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'httpx', 'pydantic', 'starlette', 'uvicorn', 'openai'})\n"
+        "print(','.join(heavy))"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_python_m_batchctl_help_smoke():
+    result = run_python("-m", "batchctl", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: batchctl" in result.stdout
+    assert "profile" in result.stdout
+    assert "Exit codes" in result.stdout
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"batchctl {__version__}"
+
+
+def test_shell_completion_offers_profile_names(isolation):
+    assert runner.invoke(app, ["profile", "add", "zeta", "--base-url", "http://x", "--api-key", "k"]).exit_code == 0
+    env = {
+        "_BATCHCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "batchctl --profile ",
+        "COMP_CWORD": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from batchctl.cli.app import main; main()"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["local", "zeta"]
+
+
+def test_show_completion_script():
+    result = run_python("-m", "batchctl", "--show-completion", "bash")
+    assert result.returncode == 0
+    assert "_BATCHCTL_COMPLETE" in result.stdout or "batchctl" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    result = runner.invoke(app, ["frobnicate"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_cli_reference_is_up_to_date():
+    result = run_python(str(ROOT / "scripts" / "gen_cli_docs.py"), "--check")
+    assert result.returncode == 0, result.stderr + "\nRun: python scripts/gen_cli_docs.py"

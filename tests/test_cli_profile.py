@@ -1,0 +1,109 @@
+"""`batchctl profile ...` in-process: add/list/use/show/remove, masking, errors."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.config import config_path, load_config
+
+runner = CliRunner()
+KEY = "sk-verysecretkey9876"
+
+
+def invoke(*args: str, **kwargs):
+    return runner.invoke(app, list(args), **kwargs)
+
+
+def test_add_list_use_show_remove():
+    r = invoke("profile", "add", "work", "--preset", "openai", "--api-key", KEY)
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(config_path().stat().st_mode) == 0o600
+    r = invoke("profile", "add", "gw", "--base-url", "http://localhost:3000", "--provider", "newapi", "--channel", "2", "--no-use")
+    assert r.exit_code == 0, r.output
+    assert load_config().active == "work"
+
+    r = invoke("profile", "list", "--json")
+    assert r.exit_code == 0
+    views = {v["name"]: v for v in json.loads(r.stdout)}
+    assert set(views) == {"work", "gw", "local"}
+    assert views["work"]["active"] is True and views["gw"]["active"] is False
+    assert views["work"]["api_key"] == "sk-…9876"
+    assert views["gw"]["base_url"] == "http://localhost:3000/v1"  # bare host gets /v1
+    assert KEY not in r.output
+
+    r = invoke("profile", "list")
+    assert r.exit_code == 0 and KEY not in r.output and "sk-…9876" in r.output
+
+    r = invoke("profile", "use", "gw")
+    assert r.exit_code == 0 and load_config().active == "gw"
+
+    r = invoke("profile", "show", "--json")
+    view = json.loads(r.stdout)
+    assert view["name"] == "gw" and view["channel"] == "2" and view["base_url"] == "http://localhost:3000/v1"
+
+    r = invoke("--channel", "5", "profile", "show", "--json")
+    assert json.loads(r.stdout)["channel"] == "5"
+    assert json.loads(r.stdout)["sources"]["channel"] == "flag"
+
+    r = invoke("profile", "show", "work")
+    assert r.exit_code == 0 and "https://api.openai.com/v1" in r.stdout and KEY not in r.output
+
+    r = invoke("profile", "remove", "gw")
+    assert r.exit_code == 0
+    assert load_config().active is None and "gw" not in load_config().profiles
+
+
+def test_add_existing_needs_force():
+    assert invoke("profile", "add", "a", "--base-url", "http://x", "--api-key", "k1").exit_code == 0
+    r = invoke("profile", "add", "a", "--base-url", "http://y", "--api-key", "k2")
+    assert r.exit_code == 1
+    assert "Error: a profile named 'a' already exists" in r.stderr
+    assert invoke("profile", "add", "a", "--base-url", "http://y", "--api-key", "k2", "--force").exit_code == 0
+    assert load_config().profiles["a"].base_url == "http://y"
+
+
+def test_add_requires_url_or_preset():
+    r = invoke("profile", "add", "a")
+    assert r.exit_code == 2
+    assert "--base-url" in r.stderr
+
+
+def test_use_unknown_profile_is_a_clear_error():
+    r = invoke("profile", "use", "ghost")
+    assert r.exit_code == 1
+    assert "Error: no profile named 'ghost'" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_profile_flag_and_env_select_profile(monkeypatch):
+    invoke("profile", "add", "a", "--base-url", "http://a.example/v1", "--api-key", "k")
+    invoke("profile", "add", "b", "--base-url", "http://b.example/v1", "--api-key", "k", "--no-use")
+    assert json.loads(invoke("profile", "show", "--json").stdout)["name"] == "a"
+    assert json.loads(invoke("-p", "b", "profile", "show", "--json").stdout)["name"] == "b"
+    monkeypatch.setenv("BATCHCTL_PROFILE", "b")
+    assert json.loads(invoke("profile", "show", "--json").stdout)["name"] == "b"
+    assert json.loads(invoke("--profile", "a", "profile", "show", "--json").stdout)["name"] == "a"
+
+
+def test_broken_config_gives_one_line_error():
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("[profiles.a\nbase_url = 1\n")
+    r = invoke("profile", "list")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: config file ")
+    assert "line 1" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_debug_shows_traceback_on_error():
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("not toml at all = = =\n")
+    r = invoke("--debug", "profile", "list")
+    assert r.exit_code == 1
+    assert "Traceback" in r.stderr
