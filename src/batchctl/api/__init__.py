@@ -1,0 +1,77 @@
+"""The API layer: an httpx client for OpenAI-compatible Batch APIs, its models and its errors.
+
+Knows nothing of Typer or Rich; the CLI imports it lazily.
+"""
+
+from batchctl.api._secrets import mask_secret
+from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, normalize_base_url
+from batchctl.api.errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    NotImplementedByServerError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    raise_for_gateway_failure,
+)
+from batchctl.api.models import (
+    TERMINAL_STATUSES,
+    Batch,
+    BatchErrorItem,
+    BatchErrors,
+    BatchPage,
+    BatchUsage,
+    FileDeleted,
+    FileObject,
+    FilePage,
+    RequestCounts,
+    RequestLine,
+    ResultError,
+    ResultLine,
+    ResultResponse,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Batch",
+    "BatchClient",
+    "BatchErrorItem",
+    "BatchErrors",
+    "BatchPage",
+    "BatchUsage",
+    "ConflictError",
+    "ContentStream",
+    "FileDeleted",
+    "FileObject",
+    "FilePage",
+    "InternalServerError",
+    "NotFoundError",
+    "NotImplementedByServerError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestCounts",
+    "RequestLine",
+    "ResultError",
+    "ResultLine",
+    "ResultResponse",
+    "TERMINAL_STATUSES",
+    "USER_AGENT",
+    "UnprocessableEntityError",
+    "mask_secret",
+    "normalize_base_url",
+    "raise_for_gateway_failure",
+]
