@@ -27,3 +27,5 @@ def test_torn_line_is_skipped():
     with journal.journal_path().open("a") as handle:
         handle.write('{"batch_id": "batch_torn", "prof')
     assert list(journal.entries()) == ["batch_ok"]
+    journal.record(JournalEntry(batch_id="batch_after", profile="p", base_url="u", provider="openai"))
+    assert list(journal.entries()) == ["batch_ok", "batch_after"]

@@ -46,6 +46,9 @@ def record(entry: JournalEntry) -> None:
     line = json.dumps(asdict(entry), ensure_ascii=False, separators=(",", ":")) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line  # a torn line from a crash must not swallow this record
         os.write(fd, line.encode("utf-8"))
     finally:
         os.close(fd)
