@@ -1,1 +1,239 @@
-"""Fixtures that start a real `batchctl serve` on 127.0.0.1 (owned by the local-server work)."""
+"""Fixtures that start a real local Batch server (`python -m batchctl.server`) on 127.0.0.1.
+
+Registered as a pytest plugin by tests/conftest.py. Each server is a subprocess on a free port with
+its own data dir; all are killed when the test ends.
+
+    def test_something(start_server):
+        server = start_server(latency=0.05, failure_rate=0.1)   # -> ServerHandle, already healthy
+        client = openai.OpenAI(base_url=server.base_url, api_key="x")
+        ...
+        server.kill()        # SIGKILL, like a crash
+        server.restart()     # same port and data dir, waits until healthy
+
+    def test_simple(local_server):                              # start_server() with defaults
+        httpx.get(local_server.base_url + "/models")
+
+`ServerHandle`: `.base_url` ("http://127.0.0.1:PORT/v1"), `.root` (no /v1), `.port`, `.data_dir`,
+`.api_key`, `.proc` (the Popen), `.log_path`, `.kill()`, `.stop()` (SIGTERM, wait), `.restart()`,
+`.log()` (the server's output so far, for assertion messages).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _child_env(api_key: str | None) -> dict[str, str]:
+    """The test's environment, plus the path of the batchctl being tested (also when not installed)."""
+    import batchctl
+
+    env = dict(os.environ)
+    src = str(Path(batchctl.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    env.pop("BATCHCTL_SERVER_API_KEY", None)
+    if api_key:
+        env["BATCHCTL_SERVER_API_KEY"] = api_key
+    return env
+
+
+@dataclass
+class ServerHandle:
+    """A running `python -m batchctl.server` subprocess."""
+
+    port: int
+    data_dir: Path
+    args: list[str]
+    api_key: str | None = None
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root + "/v1"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def start(self) -> ServerHandle:
+        command = [sys.executable, "-m", "batchctl.server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*command, *self.args], stdout=log, stderr=subprocess.STDOUT, env=_child_env(self.api_key)
+            )
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.root + "/health", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to clean up, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 10 s)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> ServerHandle:
+        """Stop if running, then start again on the same port and data dir."""
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+StartServer = Callable[..., ServerHandle]
+
+
+@pytest.fixture
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """A factory: `start_server(latency=0.0, failure_rate=0.0, api_key=None, data_dir=None, extra_args=())`."""
+    handles: list[ServerHandle] = []
+
+    def start(
+        latency: float = 0.0,
+        failure_rate: float = 0.0,
+        api_key: str | None = None,
+        data_dir: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> ServerHandle:
+        if data_dir is None:
+            data_dir = tmp_path_factory.mktemp("server") / "data"
+        args = ["--latency", str(latency), "--failure-rate", str(failure_rate), *extra_args]
+        handle = ServerHandle(port=free_port(), data_dir=Path(data_dir), args=args, api_key=api_key)
+        handles.append(handle)
+        return handle.start()
+
+    yield start
+    for handle in handles:
+        handle.kill()
+
+
+@pytest.fixture
+def local_server(start_server: StartServer) -> ServerHandle:
+    """A server with the default echo model (no latency, no failures)."""
+    return start_server()
+
+
+# -- conformance with OpenAI's published OpenAPI description ----------------------------------
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.yaml"
+
+# Version 2.3.0 of the spec no longer carries the schema of a result line; this is the
+# `BatchRequestOutput` of the earlier versions of the same document, verbatim in substance.
+BATCH_REQUEST_OUTPUT = {
+    "type": "object",
+    "description": "The per-line object of the batch output and error files",
+    "properties": {
+        "id": {"type": "string"},
+        "custom_id": {"type": "string"},
+        "response": {
+            "type": ["object", "null"],
+            "properties": {
+                "status_code": {"type": "integer"},
+                "request_id": {"type": "string"},
+                "body": {"type": "object"},
+            },
+        },
+        "error": {
+            "type": ["object", "null"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+
+
+def strip_nulls(value):
+    """`value` without null-valued keys, at any depth.
+
+    The spec types optional fields such as `Batch.output_file_id` as plain `string`, while OpenAI's API
+    (and the spec's own examples) answer `null` for them; an absent key and a null one mean the same
+    to every client, so nulls are dropped before validating. Required keys must still be present.
+    """
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [strip_nulls(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="session")
+def openapi_validate():
+    """`openapi_validate(schema_name, obj)` checks `obj` against a schema of OpenAI's OpenAPI spec.
+
+    Names: any of `#/components/schemas` (`Batch`, `OpenAIFile`, `ListBatchesResponse`,
+    `ListFilesResponse`, `DeleteFileResponse`, ...) plus `BatchRequestOutput`. The 3 MB spec is
+    loaded once per session. Raises AssertionError listing every violation.
+    """
+    import yaml
+    from openapi_schema_validator import OAS31Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    if not SPEC_PATH.exists():
+        pytest.skip(f"OpenAI spec not found at {SPEC_PATH}")
+    with open(SPEC_PATH, "rb") as f:
+        spec = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec["components"]["schemas"].setdefault("BatchRequestOutput", BATCH_REQUEST_OUTPUT)
+    registry = Registry().with_resource("urn:openai", Resource.from_contents(spec, default_specification=DRAFT202012))
+    validators: dict = {}
+
+    def validate(schema_name: str, obj) -> None:
+        if schema_name not in validators:
+            if schema_name not in spec["components"]["schemas"]:
+                raise KeyError(f"no schema {schema_name!r} in the spec")
+            ref = {"$ref": f"urn:openai#/components/schemas/{schema_name}"}
+            validators[schema_name] = OAS31Validator(ref, registry=registry)
+        errors = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+                  for e in validators[schema_name].iter_errors(strip_nulls(obj))]
+        assert not errors, f"{schema_name} does not conform:\n" + "\n".join(errors)
+
+    return validate

@@ -1,0 +1,154 @@
+"""Starting, finding and stopping a background local server (pid and log in the batchctl data dir).
+
+Used by the CLI when the `local` profile is active and nothing answers on its URL, and by
+`batchctl serve --status/--stop`. Stdlib and httpx only; the server itself runs in a detached
+`python -m batchctl.server` process so it outlives the command that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from batchctl.errors import BatchctlError
+
+PID_FILE = "server.pid"
+LOG_FILE = "server.log"
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def server_root(base_url: str) -> tuple[str, str, int]:
+    """(root URL without /v1, host, port) of a base URL such as http://127.0.0.1:8765/v1."""
+    parts = urlsplit(base_url if "://" in base_url else "http://" + base_url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.netloc}", host, port
+
+
+def is_healthy(root: str, timeout: float = 1.0) -> dict | None:
+    """The /health answer of a server at `root`, or None when nothing (healthy) answers."""
+    import httpx
+
+    try:
+        response = httpx.get(root + "/health", timeout=timeout)
+        if response.status_code == 200:
+            body = response.json()
+            return body if isinstance(body, dict) and body.get("status") == "ok" else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return None
+
+
+def ensure_local_server(base_url: str, data_dir: Path, notify: Callable[[str], None]) -> bool:
+    """Start a background server for `base_url` unless one answers; True if one was started.
+
+    The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
+    `data_dir/server.log`. Raises BatchctlError, naming the log, if it does not come up in ~10 s.
+    """
+    root, host, port = server_root(base_url)
+    if is_healthy(root):
+        return False
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise BatchctlError(
+            f"Nothing answers at {root}, and a local server can only be started on this machine.",
+            hint="Start the server there with `batchctl serve`, or point the profile at 127.0.0.1.",
+        )
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / LOG_FILE
+    command = [
+        sys.executable, "-m", "batchctl.server",
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir / "server"),
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not killed by Ctrl+C in the terminal that started it
+            close_fds=True,
+        )
+    (data_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "url": root + "/v1"}))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if is_healthy(root, timeout=0.5):
+            notify(f"Started the local batch server on {root} (pid {proc.pid}, log {log_path})")
+            return True
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.terminate()
+    (data_dir / PID_FILE).unlink(missing_ok=True)
+    raise BatchctlError(
+        f"The local batch server did not start on {root}.",
+        hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
+    )
+
+
+def _read_pid_file(data_dir: Path) -> dict | None:
+    try:
+        info = json.loads((Path(data_dir) / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this very process) counts as gone.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def server_status(data_dir: Path) -> dict | None:
+    """{"pid", "url", "alive", "log"} of the background server recorded in `data_dir`, or None."""
+    info = _read_pid_file(data_dir)
+    if info is None:
+        return None
+    return {
+        "pid": info["pid"],
+        "url": info.get("url"),
+        "alive": _alive(info["pid"]),
+        "log": str(Path(data_dir) / LOG_FILE),
+    }
+
+
+def stop_background_server(data_dir: Path) -> bool:
+    """SIGTERM the background server recorded in `data_dir` and wait for it; True if one was stopped."""
+    info = _read_pid_file(data_dir)
+    pid_file = Path(data_dir) / PID_FILE
+    if info is None:
+        return False
+    pid = info["pid"]
+    if not _alive(pid):
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        raise BatchctlError(
+            f"The local batch server (pid {pid}) did not stop within {STOP_TIMEOUT:.0f} s.",
+            hint=f"Stop it with `kill -9 {pid}`; its state is safe, unfinished batches resume on the next start.",
+        )
+    pid_file.unlink(missing_ok=True)
+    return True

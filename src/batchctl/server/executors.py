@@ -1,0 +1,351 @@
+"""What runs one request of a batch: the built-in offline `echo` model, or an upstream OpenAI-compatible server.
+
+An executor turns (endpoint, body) into an `Outcome`: an HTTP status and JSON body, or -- when no
+response could be had at all -- an error code and message. It never raises for a failed request:
+every request of a batch ends as exactly one output or error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import hashlib
+import random
+import secrets
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+ECHO_MODEL = "echo"
+ECHO_DIMENSIONS = 16
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How the server executes requests; `upstream=None` means the built-in echo model."""
+
+    echo_latency: float = 0.0  # seconds per request
+    failure_rate: float = 0.0  # 0..1, which requests fail is decided by `echo_should_fail`
+    upstream: str | None = None  # e.g. "http://127.0.0.1:8000/v1"
+    upstream_key: str | None = None
+    concurrency: int = 8
+    rpm: int | None = None  # requests per minute cap on the upstream
+    max_retries: int = 4
+    timeout: float = 600.0
+
+
+@dataclass
+class Outcome:
+    """A response (`status_code`, `body`) or, when there is none, an `error_code`/`error_message`."""
+
+    status_code: int | None = None
+    body: dict[str, Any] | None = None
+    request_id: str = field(default_factory=lambda: "req_" + secrets.token_hex(12))
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    def usage(self) -> tuple[int, int]:
+        """(input tokens, output tokens) reported in the body, 0 when absent."""
+        usage = (self.body or {}).get("usage") if self.ok else None
+        if not isinstance(usage, dict):
+            return 0, 0
+        tokens_in = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+        tokens_out = usage.get("completion_tokens", usage.get("output_tokens", 0))
+        return (tokens_in if isinstance(tokens_in, int) else 0, tokens_out if isinstance(tokens_out, int) else 0)
+
+
+class Executor(Protocol):
+    concurrency: int
+
+    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome: ...
+
+    async def models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_executor(config: ExecutorConfig) -> Executor:
+    if config.upstream:
+        return UpstreamExecutor(config)
+    return EchoExecutor(config)
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# -- echo --------------------------------------------------------------------------------------
+
+
+def echo_should_fail(custom_id: str, failure_rate: float) -> bool:
+    """Whether the echo model fails this request: deterministic, so tests can predict it."""
+    if failure_rate <= 0:
+        return False
+    bucket = int.from_bytes(hashlib.sha256(custom_id.encode()).digest()[:4], "big") % 1000
+    return bucket < failure_rate * 1000
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def echo_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector derived from a hash of `text`."""
+    raw = b""
+    counter = 0
+    while len(raw) < dimensions * 4:
+        raw += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        counter += 1
+    values = [(int.from_bytes(raw[i * 4 : i * 4 + 4], "big") / 0xFFFFFFFF) * 2 - 1 for i in range(dimensions)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def echo_chat(body: dict[str, Any]) -> dict[str, Any]:
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    last = _text_of(users[-1].get("content")) if users else ""
+    content = f"echo: {last}"
+    finish = "stop"
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and limit > 0 and estimate_tokens(content) > limit:
+        content, finish = content[: limit * 4], "length"
+    prompt_tokens = sum(estimate_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
+    completion_tokens = estimate_tokens(content)
+    return {
+        "id": "chatcmpl-" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or ECHO_MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "system_fingerprint": "fp_batchctl_echo",
+    }
+
+
+def echo_completion(body: dict[str, Any]) -> dict[str, Any]:
+    prompt = body.get("prompt")
+    prompts = prompt if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt) else [str(prompt or "")]
+    choices = [
+        {"index": i, "text": f"echo: {p}", "logprobs": None, "finish_reason": "stop"} for i, p in enumerate(prompts)
+    ]
+    prompt_tokens = sum(estimate_tokens(p) for p in prompts)
+    completion_tokens = sum(estimate_tokens(c["text"]) for c in choices)
+    return {
+        "id": "cmpl-" + secrets.token_hex(12),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.get("model") or ECHO_MODEL,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def echo_embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    raw = body.get("input")
+    inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+    texts = [i if isinstance(i, str) else repr(i) for i in inputs]
+    dims = body.get("dimensions")
+    dims = dims if isinstance(dims, int) and 1 <= dims <= 4096 else ECHO_DIMENSIONS
+    as_base64 = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(texts):
+        vector = echo_vector(text, dims)
+        embedding: Any = (
+            base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+        )
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(estimate_tokens(t) for t in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model") or ECHO_MODEL,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+ECHO_HANDLERS = {
+    "/v1/chat/completions": echo_chat,
+    "/v1/completions": echo_completion,
+    "/v1/embeddings": echo_embeddings,
+}
+
+
+class EchoExecutor:
+    """The offline model: answers every request from its own body, after `echo_latency` seconds."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.config = config
+        self.concurrency = max(1, config.concurrency)
+
+    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
+        if self.config.echo_latency > 0:
+            await asyncio.sleep(self.config.echo_latency)
+        if echo_should_fail(custom_id, self.config.failure_rate):
+            return Outcome(
+                500,
+                error_body(
+                    f"Injected failure for custom_id {custom_id!r} (failure rate {self.config.failure_rate:g}).",
+                    "server_error",
+                    "injected_failure",
+                ),
+            )
+        handler = ECHO_HANDLERS.get(endpoint)
+        if handler is None:
+            return Outcome(404, error_body(f"The echo model does not serve {endpoint}.", "invalid_request_error"))
+        return Outcome(200, handler(body))
+
+    async def models(self) -> list[str]:
+        return [ECHO_MODEL]
+
+    async def aclose(self) -> None:
+        return None
+
+
+# -- upstream ----------------------------------------------------------------------------------
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def retry_delay(attempt: int, headers: Any = None) -> float:
+    """Seconds to wait before retry `attempt` (1-based): the server's Retry-After, else backoff with jitter."""
+    if headers is not None:
+        ms = headers.get("retry-after-ms")
+        if ms:
+            try:
+                return min(60.0, max(0.0, float(ms) / 1000))
+            except ValueError:
+                pass
+        after = headers.get("retry-after")
+        if after:
+            try:
+                return min(60.0, max(0.0, float(after)))
+            except ValueError:
+                parsed = email.utils.parsedate_to_datetime(after) if after else None
+                if parsed is not None:
+                    return min(60.0, max(0.0, parsed.timestamp() - time.time()))
+    return min(20.0, 0.5 * 2 ** (attempt - 1)) * (0.75 + random.random() * 0.5)
+
+
+class RateLimiter:
+    """Spaces request starts so that at most `rpm` begin in any minute (evenly, no bursts)."""
+
+    def __init__(self, rpm: int | None) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class UpstreamExecutor:
+    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm cap and retries."""
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        import httpx
+
+        self.config = config
+        self.concurrency = max(1, config.concurrency)
+        self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
+        headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
+        self.client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+        )
+        # Shared by every batch: the upstream sees at most `concurrency` requests at once in total.
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.limiter = RateLimiter(config.rpm)
+
+    def url_for(self, endpoint: str) -> str:
+        path = endpoint[3:] if endpoint.startswith("/v1/") else endpoint
+        return self.base + path
+
+    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
+        import httpx
+
+        url = self.url_for(endpoint)
+        attempt = 0
+        while True:
+            attempt += 1
+            async with self.slots:
+                await self.limiter.wait()
+                try:
+                    response = await self.client.post(url, json=body)
+                except httpx.TimeoutException as exc:
+                    failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
+                    headers = None
+                except httpx.HTTPError as exc:
+                    failure = Outcome(error_code="upstream_unreachable", error_message=f"Upstream request failed: {exc!r}")
+                    headers = None
+                else:
+                    outcome = self._outcome(response)
+                    if response.status_code not in RETRY_STATUSES:
+                        return outcome
+                    failure, headers = outcome, response.headers
+            if attempt > self.config.max_retries:
+                return failure
+            await asyncio.sleep(retry_delay(attempt, headers))
+
+    @staticmethod
+    def _outcome(response: Any) -> Outcome:
+        request_id = response.headers.get("x-request-id") or "req_" + secrets.token_hex(12)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            text = response.text[:2000]
+            if 200 <= response.status_code < 300:
+                return Outcome(502, error_body(f"Upstream answered non-JSON: {text!r}", "server_error", "bad_upstream_response"), request_id)
+            body = error_body(text or response.reason_phrase, "server_error" if response.status_code >= 500 else "invalid_request_error")
+        return Outcome(response.status_code, body, request_id)
+
+    async def models(self) -> list[str]:
+        try:
+            response = await self.client.get(self.base + "/models", timeout=3.0)
+            data = response.json().get("data", [])
+            return [ECHO_MODEL] + [m["id"] for m in data if isinstance(m, dict) and "id" in m]
+        except Exception:
+            return [ECHO_MODEL]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

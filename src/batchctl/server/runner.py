@@ -1,0 +1,286 @@
+"""Runs batches through their lifecycle inside the server process, one asyncio task per batch.
+
+validating -> in_progress -> finalizing -> completed; failed when the input is invalid;
+cancelling -> cancelled and in_progress -> expired keep the results already done.
+
+Durability: a result counts only once its row is committed (`Store.add_results`, in small groups);
+output and error files are written from the database when the batch ends. So a restart -- even
+after `kill -9` -- resumes a batch by skipping the lines that already have a row, and no line is
+ever lost or written twice.
+
+Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
+does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
+error files of a cancelled batch hold exactly the requests that ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from batchctl.server.executors import Executor, Outcome
+from batchctl.server.store import ResultRow, Store, iter_results, new_id
+
+log = logging.getLogger("batchctl.server")
+
+FLUSH_ROWS = 64  # commit results in groups of at most this many rows ...
+FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
+
+EXPIRED_ERROR = {
+    "code": "batch_expired",
+    "message": "This request could not be executed before the completion window expired.",
+}
+
+
+def result_line(custom_id: str, outcome: Outcome) -> dict[str, Any]:
+    """One line of an output or error file, in OpenAI's format."""
+    response = None
+    if outcome.status_code is not None:
+        response = {"status_code": outcome.status_code, "request_id": outcome.request_id, "body": outcome.body}
+    error = None
+    if outcome.error_code is not None:
+        error = {"code": outcome.error_code, "message": outcome.error_message}
+    return {"id": new_id("batch_req_"), "custom_id": custom_id, "response": response, "error": error}
+
+
+class BatchRunner:
+    """Owns the asyncio task of every active batch."""
+
+    def __init__(self, store: Store, executor: Executor) -> None:
+        self.store = store
+        self.executor = executor
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.wakeups: dict[str, asyncio.Event] = {}
+
+    async def resume_all(self) -> None:
+        for batch_id in self.store.active_batch_ids():
+            log.info("resuming %s", batch_id)
+            self.start(batch_id)
+
+    def start(self, batch_id: str) -> None:
+        if batch_id in self.tasks:
+            return
+        self.wakeups[batch_id] = asyncio.Event()
+        task = asyncio.create_task(self._run(batch_id), name=f"batch {batch_id}")
+        self.tasks[batch_id] = task
+        task.add_done_callback(lambda t, b=batch_id: self._done(b, t))
+
+    def _done(self, batch_id: str, task: asyncio.Task[None]) -> None:
+        self.tasks.pop(batch_id, None)
+        self.wakeups.pop(batch_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch %s stopped on an internal error", batch_id, exc_info=task.exception())
+
+    def cancel(self, batch_id: str) -> dict[str, Any] | None:
+        """Ask a batch to stop; the caller has checked it may be cancelled. Returns the batch."""
+        self.store.transition(batch_id, "cancelling", only_from=("validating", "in_progress"))
+        event = self.wakeups.get(batch_id)
+        if event is not None:
+            event.set()
+        elif batch_id not in self.tasks:
+            self.start(batch_id)
+        return self.store.get_batch(batch_id)
+
+    async def shutdown(self) -> None:
+        """Stop every runner without changing any batch's status: they resume on the next start."""
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def _run(self, batch_id: str) -> None:
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            return
+        if batch["status"] == "validating":
+            batch = await self._validate(batch)
+            if batch is None:
+                return
+        if batch["status"] in ("in_progress", "cancelling"):
+            await self._execute(batch)
+        await self._finalize(batch_id)
+
+    async def _validate(self, batch: dict[str, Any]) -> dict[str, Any] | None:
+        from batchctl.providers import get_provider
+        from batchctl.validation import validate_file
+
+        batch_id = batch["id"]
+        file = self.store.get_file(batch["input_file_id"])
+        problems: list[dict[str, Any]] = []
+        report = None
+        if file is None:
+            problems.append(
+                {"code": "invalid_input_file", "message": f"The input file {batch['input_file_id']} no longer exists.",
+                 "param": "input_file_id", "line": None}
+            )
+        else:
+            try:
+                report = await asyncio.to_thread(
+                    validate_file, file["path"], spec=get_provider("local"), endpoint=batch["endpoint"]
+                )
+            except OSError as exc:
+                problems.append({"code": "invalid_input_file", "message": f"Cannot read the input file: {exc}",
+                                 "param": "input_file_id", "line": None})
+            else:
+                problems = [
+                    {"code": p.code, "message": p.message, "param": p.param, "line": p.line} for p in report.problems
+                ]
+        if problems:
+            self.store.transition(batch_id, "failed", errors={"object": "list", "data": problems})
+            return None
+        assert report is not None
+        if self.store.get_batch(batch_id)["status"] == "cancelling":  # type: ignore[index]
+            self.store.update_batch(batch_id, total=report.requests, model=report.model)
+        else:
+            self.store.transition(
+                batch_id, "in_progress", only_from=("validating",), total=report.requests, model=report.model
+            )
+        return self.store.get_batch(batch_id)
+
+    async def _execute(self, batch: dict[str, Any]) -> None:
+        from batchctl.validation import iter_request_lines
+
+        batch_id = batch["id"]
+        file = self.store.get_file(batch["input_file_id"])
+        deadline = batch["created_ts"] + batch["window_seconds"]
+        wakeup = self.wakeups.setdefault(batch_id, asyncio.Event())
+        if batch["status"] == "cancelling":  # resumed after a restart while cancelling
+            wakeup.set()
+        done = self.store.done_lines(batch_id)
+        pending: list[ResultRow] = []
+        last_flush = time.monotonic()
+
+        def flush() -> None:
+            nonlocal last_flush
+            if pending:
+                self.store.add_results(batch_id, pending)
+                pending.clear()
+            last_flush = time.monotonic()
+
+        def stopping() -> bool:
+            return wakeup.is_set() or time.time() >= deadline
+
+        if file is None or not os.path.exists(file["path"]):
+            lines: Any = iter(())
+        else:
+            lines = (item for item in iter_request_lines(file["path"]) if item[0] not in done)
+
+        async def worker() -> None:
+            nonlocal last_flush
+            for line_no, request in lines:
+                if stopping():
+                    return
+                custom_id = str(request.get("custom_id"))
+                body = request.get("body") if isinstance(request.get("body"), dict) else {}
+                try:
+                    outcome = await self.executor.execute(batch["endpoint"], body, custom_id)
+                except Exception as exc:  # an executor bug must still leave a line, never lose the request
+                    log.exception("executor failed on %s line %s", batch_id, line_no)
+                    outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
+                tokens_in, tokens_out = outcome.usage()
+                pending.append(
+                    ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
+                )
+                if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    flush()
+
+        async def ticker() -> None:
+            # Commits stragglers while requests are slow, and notices the deadline while idle.
+            while True:
+                timeout = max(0.0, min(FLUSH_SECONDS, deadline - time.time()))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout)
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    flush()
+                if stopping():
+                    return
+
+        workers = asyncio.gather(*(worker() for _ in range(self.executor.concurrency)))
+        tick = asyncio.create_task(ticker())
+        try:
+            await asyncio.wait({workers, tick}, return_when=asyncio.FIRST_COMPLETED)
+            if not workers.done():
+                if wakeup.is_set():
+                    # Cancel: requests in flight finish (OpenAI's "cancelling"), no new one starts.
+                    await asyncio.gather(workers, return_exceptions=True)
+                else:
+                    # Expiry: requests in flight are abandoned; they go to the error file as expired.
+                    workers.cancel()
+                    await asyncio.gather(workers, return_exceptions=True)
+        finally:
+            tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
+            flush()
+
+    async def _finalize(self, batch_id: str) -> None:
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            return
+        status = batch["status"]
+        unfinished = batch["completed"] + batch["failed"] < batch["total"]
+        if status == "in_progress" and unfinished and time.time() >= batch["created_ts"] + batch["window_seconds"]:
+            self._record_expired(batch)
+            final = "expired"
+        elif status == "cancelling":
+            final = "cancelled"
+        elif status in ("in_progress", "finalizing"):
+            self.store.transition(batch_id, "finalizing", only_from=("in_progress",))
+            final = "completed"
+        else:
+            return
+        files = await asyncio.to_thread(self._write_result_files, batch_id)
+        self.store.finish_batch(batch_id, final, files)
+
+    def _record_expired(self, batch: dict[str, Any]) -> None:
+        from batchctl.validation import iter_request_lines
+
+        file = self.store.get_file(batch["input_file_id"])
+        if file is None or not os.path.exists(file["path"]):
+            return
+        done = self.store.done_lines(batch["id"])
+        rows = []
+        for line_no, request in iter_request_lines(file["path"]):
+            if line_no in done:
+                continue
+            custom_id = str(request.get("custom_id"))
+            line = {"id": new_id("batch_req_"), "custom_id": custom_id, "response": None, "error": dict(EXPIRED_ERROR)}
+            rows.append(ResultRow(line_no, custom_id, False, line))
+            if len(rows) >= 1000:
+                self.store.add_results(batch["id"], rows)
+                rows = []
+        self.store.add_results(batch["id"], rows)
+
+    def _write_result_files(self, batch_id: str) -> dict[str, Path | None]:
+        """Write the output and error files from the result rows (runs in a worker thread).
+
+        Returns {"output": path or None, "error": path or None}: OpenAI leaves output_file_id and
+        error_file_id null when there is nothing to put in them, and so do we.
+        """
+        paths: dict[str, Path | None] = {}
+        for ok, kind in ((True, "output"), (False, "error")):
+            path = self.store.files_dir / ("file-" + secrets.token_hex(12))
+            tmp = path.with_suffix(".part")
+            count = 0
+            with open(tmp, "w", encoding="utf-8") as out:
+                for text in iter_results(self.store.db_path, batch_id, ok=ok):
+                    out.write(text)
+                    out.write("\n")
+                    count += 1
+            if count:
+                os.replace(tmp, path)
+                paths[kind] = path
+            else:
+                tmp.unlink()
+                paths[kind] = None
+        return paths

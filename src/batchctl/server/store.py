@@ -1,0 +1,304 @@
+"""The local server's state: files, batches and per-request results in SQLite (WAL), file bodies on disk.
+
+Every method runs on the event-loop thread (one connection); each is a few milliseconds at most.
+Results are keyed by (batch_id, line_no), so recording one twice is a no-op: a resumed batch can
+never duplicate a line, and request counts are updated in the same transaction as the rows they count.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT UNIQUE NOT NULL,
+    bytes      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    filename   TEXT NOT NULL,
+    purpose    TEXT NOT NULL,
+    path       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT UNIQUE NOT NULL,
+    endpoint          TEXT NOT NULL,
+    model             TEXT,
+    input_file_id     TEXT NOT NULL,
+    completion_window TEXT NOT NULL,
+    window_seconds    REAL NOT NULL,
+    created_ts        REAL NOT NULL,
+    status            TEXT NOT NULL,
+    errors            TEXT,
+    output_file_id    TEXT,
+    error_file_id     TEXT,
+    created_at        INTEGER NOT NULL,
+    in_progress_at    INTEGER,
+    expires_at        INTEGER,
+    finalizing_at     INTEGER,
+    completed_at      INTEGER,
+    failed_at         INTEGER,
+    expired_at        INTEGER,
+    cancelling_at     INTEGER,
+    cancelled_at      INTEGER,
+    total             INTEGER NOT NULL DEFAULT 0,
+    completed         INTEGER NOT NULL DEFAULT 0,
+    failed            INTEGER NOT NULL DEFAULT 0,
+    input_tokens      INTEGER NOT NULL DEFAULT 0,
+    output_tokens     INTEGER NOT NULL DEFAULT 0,
+    metadata          TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    batch_id  TEXT NOT NULL,
+    line_no   INTEGER NOT NULL,
+    custom_id TEXT NOT NULL,
+    ok        INTEGER NOT NULL,
+    result    TEXT NOT NULL,
+    PRIMARY KEY (batch_id, line_no)
+);
+"""
+
+ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
+TIMESTAMP_FIELDS = (
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+def new_id(prefix: str, nbytes: int = 12) -> str:
+    return prefix + secrets.token_hex(nbytes)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    line_no: int
+    custom_id: str
+    ok: bool
+    result: dict[str, Any]
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Store:
+    """SQLite-backed state under `data_dir` (`server.db`, `files/`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.files_dir = self.data_dir / "files"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.data_dir / "server.db"
+        self.db = connect(self.db_path)
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def add_file(self, file_id: str, *, path: Path, filename: str, purpose: str) -> dict[str, Any]:
+        size = path.stat().st_size
+        with self.db:
+            self.db.execute(
+                "INSERT INTO files (id, bytes, created_at, filename, purpose, path) VALUES (?,?,?,?,?,?)",
+                (file_id, size, int(time.time()), filename, purpose, str(path)),
+            )
+        return self.get_file(file_id)  # type: ignore[return-value]
+
+    def get_file(self, file_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_files(
+        self, *, purpose: str | None, limit: int, after: str | None, ascending: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of files and whether more follow."""
+        where, args = [], []
+        if purpose:
+            where.append("purpose = ?")
+            args.append(purpose)
+        if after:
+            where.append(f"seq {'>' if ascending else '<'} (SELECT seq FROM files WHERE id = ?)")
+            args.append(after)
+        sql = "SELECT * FROM files"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ?"
+        rows = self.db.execute(sql, (*args, limit + 1)).fetchall()
+        return [dict(r) for r in rows[:limit]], len(rows) > limit
+
+    def delete_file(self, file_id: str) -> bool:
+        row = self.get_file(file_id)
+        if row is None:
+            return False
+        with self.db:
+            self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        Path(row["path"]).unlink(missing_ok=True)
+        return True
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        *,
+        endpoint: str,
+        input_file_id: str,
+        completion_window: str,
+        window_seconds: float,
+        metadata: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        batch_id = new_id("batch_")
+        now = time.time()
+        with self.db:
+            self.db.execute(
+                "INSERT INTO batches (id, endpoint, input_file_id, completion_window, window_seconds,"
+                " created_ts, status, created_at, expires_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    batch_id,
+                    endpoint,
+                    input_file_id,
+                    completion_window,
+                    window_seconds,
+                    now,
+                    "validating",
+                    int(now),
+                    int(now + window_seconds),
+                    json.dumps(metadata) if metadata is not None else None,
+                ),
+            )
+        return self.get_batch(batch_id)  # type: ignore[return-value]
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_batches(self, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
+        """Newest first; `after` is the id of the last batch of the previous page."""
+        if after:
+            rows = self.db.execute(
+                "SELECT * FROM batches WHERE seq < (SELECT seq FROM batches WHERE id = ?)"
+                " ORDER BY seq DESC LIMIT ?",
+                (after, limit + 1),
+            ).fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM batches ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
+        return [dict(r) for r in rows[:limit]], len(rows) > limit
+
+    def active_batch_ids(self) -> list[str]:
+        marks = ",".join("?" * len(ACTIVE_STATUSES))
+        rows = self.db.execute(
+            f"SELECT id FROM batches WHERE status IN ({marks}) ORDER BY seq", ACTIVE_STATUSES
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    def update_batch(self, batch_id: str, **fields: Any) -> None:
+        """Set columns; `errors`/`metadata` dicts are stored as JSON."""
+        for key in ("errors", "metadata"):
+            if key in fields and fields[key] is not None:
+                fields[key] = json.dumps(fields[key])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.db:
+            self.db.execute(f"UPDATE batches SET {cols} WHERE id = ?", (*fields.values(), batch_id))
+
+    def transition(self, batch_id: str, status: str, *, only_from: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Move a batch to `status`, stamping `<status>_at`; with `only_from`, only from those statuses."""
+        stamp = f"{status}_at"
+        if stamp in TIMESTAMP_FIELDS and stamp not in fields:
+            fields[stamp] = int(time.time())
+        for key in ("errors",):
+            if key in fields and fields[key] is not None:
+                fields[key] = json.dumps(fields[key])
+        fields["status"] = status
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        sql = f"UPDATE batches SET {cols} WHERE id = ?"
+        args: tuple[Any, ...] = (*fields.values(), batch_id)
+        if only_from:
+            sql += f" AND status IN ({','.join('?' * len(only_from))})"
+            args = (*args, *only_from)
+        with self.db:
+            return self.db.execute(sql, args).rowcount == 1
+
+    def finish_batch(self, batch_id: str, status: str, files: dict[str, Path | None]) -> None:
+        """Register the result files and move the batch to its final status, in one transaction."""
+        now = int(time.time())
+        ids: dict[str, str | None] = {}
+        with self.db:
+            for kind, path in files.items():
+                if path is None:
+                    ids[kind] = None
+                    continue
+                ids[kind] = path.name
+                self.db.execute(
+                    "INSERT OR IGNORE INTO files (id, bytes, created_at, filename, purpose, path) VALUES (?,?,?,?,?,?)",
+                    (path.name, path.stat().st_size, now, f"{batch_id}_{kind}.jsonl", "batch_output", str(path)),
+                )
+            self.db.execute(
+                f"UPDATE batches SET status = ?, {status}_at = ?, output_file_id = ?, error_file_id = ? WHERE id = ?",
+                (status, now, ids.get("output"), ids.get("error"), batch_id),
+            )
+
+    # -- results -------------------------------------------------------------------------------
+
+    def done_lines(self, batch_id: str) -> set[int]:
+        rows = self.db.execute("SELECT line_no FROM results WHERE batch_id = ?", (batch_id,))
+        return {r[0] for r in rows}
+
+    def add_results(self, batch_id: str, rows: list[ResultRow]) -> None:
+        """Insert result rows and bump the counts by the rows actually inserted, in one transaction."""
+        if not rows:
+            return
+        completed = failed = tokens_in = tokens_out = 0
+        with self.db:
+            for row in rows:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO results (batch_id, line_no, custom_id, ok, result) VALUES (?,?,?,?,?)",
+                    (batch_id, row.line_no, row.custom_id, int(row.ok), json.dumps(row.result, ensure_ascii=False)),
+                )
+                if cur.rowcount != 1:
+                    continue
+                if row.ok:
+                    completed += 1
+                else:
+                    failed += 1
+                tokens_in += row.input_tokens
+                tokens_out += row.output_tokens
+            self.db.execute(
+                "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
+                " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+                (completed, failed, tokens_in, tokens_out, batch_id),
+            )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose the last commits.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def iter_results(db_path: Path, batch_id: str, *, ok: bool) -> Iterator[str]:
+    """Result lines (JSON text) of one kind, in input order, from a connection of the caller's thread."""
+    db = connect(db_path)
+    try:
+        rows = db.execute(
+            "SELECT result FROM results WHERE batch_id = ? AND ok = ? ORDER BY line_no", (batch_id, int(ok))
+        )
+        for (text,) in rows:
+            yield text
+    finally:
+        db.close()
