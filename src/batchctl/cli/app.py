@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from batchctl import __version__
 from batchctl.cli.commands import profile as profile_cmd
+from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.context import AppState
 from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt
 from batchctl.cli.output import Output
@@ -90,6 +91,7 @@ def root(
 
 # -- command registration: every command of batchctl is listed here ------------------------------------
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
+app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ class Output:
 
     def line(self, text: str) -> None:
         """A plain line of data on stdout (no markup interpretation)."""
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def table(
         self,

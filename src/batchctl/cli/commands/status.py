@@ -1,0 +1,60 @@
+"""`batchctl status BATCH_ID...`: a panel per batch, or a live dashboard until they end (--watch)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from batchctl.cli.context import AppState
+from batchctl.cli.options import BatchIdsArg, IntervalOpt, JsonOpt
+from batchctl.cli.watch import EXIT_CODES_EPILOG
+
+EPILOG = (
+    "Without --watch the exit code is 0 whatever the batch's state (the state is in the output). "
+    + EXIT_CODES_EPILOG
+    + " Polling: every --interval seconds (default: the profile's poll_interval, else 10 s; DashScope 60 s; "
+    "the local server 1 s), slowing down to 4x that while nothing changes; a 429 waits at least its Retry-After."
+)
+
+
+def status(
+    ctx: typer.Context,
+    batch_ids: BatchIdsArg,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Keep polling until every batch is finished; exit code by final state.")
+    ] = False,
+    interval: IntervalOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show batches: status, progress, counts, timing, files and errors.
+
+    With --watch: a live dashboard on a terminal, one line per change when piped or in CI, and one JSON
+    object per line per change (NDJSON) with --json. Ctrl+C stops watching; the batches keep running.
+
+    Example: batchctl status batch_abc123 --watch --interval 5
+    """
+    state = AppState.get(ctx, json_=json_)
+    if watch:
+        from batchctl.cli.watch import exit_code_for, watch_batches
+
+        final = watch_batches(state, batch_ids, interval=interval)
+        code = exit_code_for(final)
+        if code:
+            raise typer.Exit(code)
+        return
+
+    from batchctl.cli.render import BatchView, batch_panel
+    from batchctl.watching import counts_are_live, rate_from_timestamps
+
+    batches = [state.client_for_batch(batch_id).batches.retrieve(batch_id) for batch_id in batch_ids]
+    if state.json:
+        state.out.json(batches[0] if len(batches) == 1 else batches)
+        return
+    import time
+
+    live_counts = counts_are_live(state.settings().provider)
+    now = time.time()
+    for batch in batches:
+        rate = rate_from_timestamps(batch, now) if live_counts else None
+        state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))

@@ -1,0 +1,133 @@
+"""The CLI watcher used by `status --watch`, `cancel --wait`, `submit --wait` and `download --wait`.
+
+Three faces over one polling loop (`batchctl.watching.poll_until_terminal`): a Rich Live dashboard on
+a terminal, one plain line per change when piped or under CI, and NDJSON (one JSON object per line per
+change) under --json. Ctrl+C stops the watching only; the batches keep running on the server.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import typer
+
+from batchctl.cli.context import AppState
+from batchctl.cli.output import is_interactive
+from batchctl.errors import EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient
+
+EXIT_CODES_EPILOG = (
+    "Exit codes with --watch/--wait: 0 every batch completed; 3 failed; 4 expired; 5 cancelled "
+    "(several batches: the worst, failed > expired > cancelled); 1 error; 130 interrupted (the batch keeps running)."
+)
+
+
+def exit_code_for(batches: list[Batch]) -> int:
+    """0 if all completed, else the code of the worst final state: failed 3 > expired 4 > cancelled 5.
+
+    A batch that is not finished gives 6 (only when the caller stopped watching early).
+    """
+    from batchctl.watching import exit_code_for_statuses
+
+    return exit_code_for_statuses([b.status for b in batches])
+
+
+def resolve_interval(state: AppState, interval: float | None) -> float:
+    """--interval, else the profile's poll_interval, else the provider's default (local: 1 s)."""
+    from batchctl.watching import default_interval
+
+    if interval:
+        return float(interval)
+    settings = state.settings()
+    return default_interval(settings.provider, settings.poll_interval)
+
+
+def watch_batches(
+    state: AppState,
+    batch_ids: list[str],
+    *,
+    interval: float | None = None,
+    clients: dict[str, BatchClient] | None = None,
+) -> list[Batch]:
+    """Watch until every batch is terminal: Rich Live dashboard on a TTY, one line per change otherwise,
+    NDJSON (one JSON object per line per change, nothing else on stdout) under state.json.
+
+    Ctrl+C: stops watching only, prints how to re-attach (`batchctl status --watch ID...`) on stderr
+    and raises typer.Exit(130). Returns the final Batch objects in the order given. Prints the final
+    panels (not under --json) and, for completed ones, the `batchctl download ID` command.
+    """
+    from batchctl.cli.render import BatchView, batch_panel, change_line, dashboard
+    from batchctl.watching import PollSchedule, RateTracker, counts_are_live, poll_until_terminal
+
+    out = state.out
+    ids = list(dict.fromkeys(batch_ids))  # watching the same id twice helps nobody
+    seconds = resolve_interval(state, interval)
+    schedule = PollSchedule(seconds)
+    live_counts = counts_are_live(state.settings().provider)
+    clients = dict(clients or {})
+
+    def fetch(batch_id: str) -> Batch:
+        if batch_id not in clients:
+            clients[batch_id] = state.client_for_batch(batch_id)
+        return clients[batch_id].batches.retrieve(batch_id)
+
+    views: list[BatchView | None] = [None] * len(ids)
+    trackers = [RateTracker() for _ in ids]
+    live_mode = not state.json and is_interactive()
+    header = (
+        f"Watching {len(ids)} batch{'es' if len(ids) != 1 else ''}, polling every {seconds:g} s "
+        "(slower while nothing changes). Ctrl+C stops watching; the batches keep running."
+    )
+    notice = {"text": ""}
+
+    def on_update(index: int, batch: Batch, changed: bool) -> None:
+        tracker = trackers[index]
+        tracker.add(time.monotonic(), batch.request_counts.completed + batch.request_counts.failed)
+        views[index] = BatchView(batch, live_counts=live_counts, rate=tracker.rate())
+        notice["text"] = ""
+        if not changed or live_mode:
+            return
+        if state.json:
+            out.json_line(batch)
+        else:
+            out.line(change_line(batch, live_counts=live_counts))
+
+    def on_wait(delay: float, failure: BaseException | None) -> None:
+        if failure is None:
+            return
+        reason = "rate limited (HTTP 429)" if getattr(failure, "status", None) == 429 else f"{failure}"
+        notice["text"] = f"{reason}; next poll in {delay:.0f} s"
+        if not live_mode:
+            out.warn(notice["text"])
+
+    def render():
+        shown = [v for v in views if v is not None]
+        text = header + (f"\n{notice['text']}" if notice["text"] else "")
+        return dashboard(shown, header=text)
+
+    try:
+        if live_mode:
+            from rich.live import Live
+
+            with Live(console=out.console, get_renderable=render, refresh_per_second=4, transient=True,
+                      redirect_stdout=False, redirect_stderr=False):
+                final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
+        else:
+            final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
+    except KeyboardInterrupt:
+        pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
+        out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
+        out.info(f"Re-attach with: batchctl status --watch {' '.join(pending)}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    if not state.json:
+        for batch in final:
+            out.print(batch_panel(BatchView(batch, live_counts=live_counts)))
+        for batch in final:
+            if batch.status == "completed":
+                out.info(f"Download the results: batchctl download {batch.id}")
+    order = {b.id: b for b in final}
+    return [order[i] for i in batch_ids]

@@ -1,0 +1,333 @@
+"""Watching batches until they end: when to poll next, what counts as a change, rate and ETA, exit codes.
+
+The deciding functions are pure (they take numbers and batches, return numbers); `poll_until_terminal`
+is the one loop that does I/O, through a `fetch` callable and an injectable clock and sleep, so the
+CLI's live dashboard, its line-per-change mode and tests all drive the same logic.
+
+Polling policy (documented in `batchctl status --help`):
+
+- Every `interval` seconds: the flag, else the profile's `poll_interval`, else the provider's default
+  (OpenAI 10 s, DashScope 60 s as its docs ask, 1 s for the embedded `local` server on loopback).
+- While nothing changes the delay grows x1.5 per poll, up to 4x the interval -- but for intervals
+  that would back off past 60 s, only up to max(60 s, 2x the interval) -- and drops back to the
+  interval as soon as something changes.
+- A 429 waits at least the server's Retry-After (and at least the current delay doubled); other
+  transient failures (connection lost, 5xx) back off the same way and are tolerated a few times in a row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_ERROR, EXIT_NOT_FINISHED, EXIT_OK
+
+if TYPE_CHECKING:
+    from batchctl.api.models import Batch
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+LOCAL_POLL_INTERVAL = 1.0  # the embedded server is on loopback: polling it every second costs nothing
+BACKOFF_FACTOR = 1.5
+BACKOFF_MAX_MULTIPLE = 4.0
+BACKOFF_SOFT_CAP = 60.0
+MAX_CONSECUTIVE_ERRORS = 5
+RATE_WINDOW_S = 120.0  # rate is measured over the last two minutes of samples
+
+# Which final state is "worst" when several batches end differently: failed (nothing usable)
+# before expired (partial results may exist) before cancelled (someone chose to stop it).
+EXIT_PRECEDENCE = ("failed", "expired", "cancelled")
+
+# The timestamp field of each phase, in the order a batch goes through them.
+PHASE_TIMESTAMPS = (
+    ("created", "created_at"),
+    ("in progress", "in_progress_at"),
+    ("finalizing", "finalizing_at"),
+    ("completed", "completed_at"),
+    ("failed", "failed_at"),
+    ("expired", "expired_at"),
+    ("cancelling", "cancelling_at"),
+    ("cancelled", "cancelled_at"),
+)
+_END_TIMESTAMPS = ("completed_at", "failed_at", "expired_at", "cancelled_at")
+
+
+# -- poll timing ------------------------------------------------------------------------------------
+
+
+def default_interval(provider: str | None, profile_interval: float | None = None) -> float:
+    """Seconds between polls when no --interval is given: the profile's, else the provider's."""
+    if profile_interval:
+        return float(profile_interval)
+    if provider is None or provider == "local":
+        return LOCAL_POLL_INTERVAL
+    from batchctl.providers import get_provider
+
+    try:
+        return get_provider(provider).default_poll_interval
+    except ValueError:
+        return 10.0
+
+
+def counts_are_live(provider: str | None) -> bool:
+    """Whether `request_counts` move while a batch runs (DashScope and New-API: only at the end)."""
+    from batchctl.providers import get_provider
+
+    try:
+        return get_provider(provider).live_counts
+    except ValueError:
+        return True
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """How long to wait between polls: `interval`, backing off while nothing changes."""
+
+    interval: float
+    factor: float = BACKOFF_FACTOR
+
+    @property
+    def max_delay(self) -> float:
+        backed_off = self.interval * BACKOFF_MAX_MULTIPLE
+        if backed_off <= BACKOFF_SOFT_CAP:
+            return backed_off
+        return max(BACKOFF_SOFT_CAP, self.interval * 2)
+
+    def after_poll(self, delay: float, *, changed: bool) -> float:
+        """The next delay after a successful poll: reset on change, else grow up to `max_delay`."""
+        if changed:
+            return self.interval
+        return min(max(delay, self.interval) * self.factor, self.max_delay)
+
+    def after_failure(self, delay: float, *, retry_after: float | None = None) -> float:
+        """The next delay after a 429 or a transient failure: never sooner than the server asked."""
+        backed_off = min(max(delay, self.interval) * 2, max(self.max_delay, self.interval))
+        if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+            return max(backed_off, retry_after)
+        return backed_off
+
+
+# -- change, progress, rate -------------------------------------------------------------------------
+
+
+def fingerprint(batch: Batch) -> tuple[Any, ...]:
+    """What a change is: status, counts or result files -- not the passing of time."""
+    counts = batch.request_counts
+    return (
+        batch.status,
+        counts.total,
+        counts.completed,
+        counts.failed,
+        batch.output_file_id,
+        batch.error_file_id,
+    )
+
+
+def has_changed(previous: Batch | None, current: Batch) -> bool:
+    return previous is None or fingerprint(previous) != fingerprint(current)
+
+
+def is_terminal(batch: Batch) -> bool:
+    return batch.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Counts of one batch as people read them; `fraction` is None when it would be a lie."""
+
+    total: int
+    ok: int
+    failed: int
+    live: bool  # False: the provider reports counts only when the batch finishes
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.live or self.total <= 0:
+            return None
+        return min(self.done / self.total, 1.0)
+
+
+def progress_of(batch: Batch, *, live_counts: bool = True) -> Progress:
+    counts = batch.request_counts
+    live = live_counts or is_terminal(batch)
+    return Progress(total=counts.total, ok=counts.completed, failed=counts.failed, live=live)
+
+
+def elapsed_seconds(batch: Batch, now: float) -> float | None:
+    """Seconds since the batch was created, up to when it ended (wall clock, unix seconds)."""
+    if batch.created_at is None:
+        return None
+    end = next((getattr(batch, name) for name in _END_TIMESTAMPS if getattr(batch, name, None)), None)
+    if end is None and is_terminal(batch):
+        end = now
+    return max(0.0, float((end if end is not None else now) - batch.created_at))
+
+
+def format_duration(seconds: float | None) -> str:
+    """`0:00:12`, `1:02:03`, `2d 3:04:05`; `-` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    total = int(round(max(0.0, seconds)))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {clock}" if days else clock
+
+
+@dataclass
+class RateTracker:
+    """Samples of (monotonic time, requests done) for one batch; rate and ETA from the recent ones."""
+
+    window: float = RATE_WINDOW_S
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, t: float, done: int) -> None:
+        if self.samples and done < self.samples[-1][1]:
+            self.samples.clear()  # counts went backwards (a provider reset them): start over
+        self.samples.append((t, done))
+        while len(self.samples) > 2 and t - self.samples[0][0] > self.window:
+            self.samples.popleft()
+
+    def rate(self) -> float | None:
+        """Requests per second over the window, None until two samples apart in time show progress."""
+        return rate_from_samples(list(self.samples))
+
+    def eta(self, remaining: int) -> float | None:
+        return eta_seconds(remaining, self.rate())
+
+
+def rate_from_samples(samples: Sequence[tuple[float, int]]) -> float | None:
+    if len(samples) < 2:
+        return None
+    (t0, d0), (t1, d1) = samples[0], samples[-1]
+    if t1 <= t0 or d1 <= d0:
+        return None
+    return (d1 - d0) / (t1 - t0)
+
+
+def rate_from_timestamps(batch: Batch, now: float) -> float | None:
+    """A one-shot estimate for `status` without --watch: requests done since `in_progress_at`."""
+    started = batch.in_progress_at
+    done = batch.request_counts.completed + batch.request_counts.failed
+    if started is None or done <= 0 or now <= started:
+        return None
+    return done / (now - started)
+
+
+def eta_seconds(remaining: int, rate: float | None) -> float | None:
+    if rate is None or rate <= 0 or remaining < 0:
+        return None
+    return remaining / rate
+
+
+# -- exit codes -------------------------------------------------------------------------------------
+
+
+def exit_code_for_statuses(statuses: Sequence[str]) -> int:
+    """0 when every batch completed; else the code of the worst final state (failed 3 > expired 4 >
+    cancelled 5); 6 if one is not finished; 1 for a final state this tool does not know."""
+    codes = set(statuses)
+    for status in EXIT_PRECEDENCE:
+        if status in codes:
+            return EXIT_CODE_BY_STATUS[status]
+    if codes - TERMINAL:
+        return EXIT_NOT_FINISHED
+    return EXIT_OK if codes <= {"completed"} else EXIT_ERROR
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """The wait a 429 asked for, if the API error carries it (`retry_after`, or response headers)."""
+    value = getattr(exc, "retry_after", None)
+    if isinstance(value, (int, float)):
+        return float(value)
+    headers = getattr(exc, "headers", None)
+    if headers is not None:
+        from batchctl.api._retry import parse_retry_after
+
+        return parse_retry_after(headers)
+    return None
+
+
+def classify_failure(exc: BaseException) -> str | None:
+    """"rate_limited", "transient" (worth polling again later) or None (give up: re-raise)."""
+    from batchctl.api import errors as api
+
+    if isinstance(exc, api.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, api.NotImplementedByServerError):
+        return None
+    if isinstance(exc, (api.APIConnectionError, api.InternalServerError)):
+        return "transient"
+    return None
+
+
+Fetch = Callable[[str], "Batch"]
+OnUpdate = Callable[[int, "Batch", bool], None]
+OnWait = Callable[[float, "BaseException | None"], None]
+
+
+def poll_until_terminal(
+    batch_ids: Sequence[str],
+    fetch: Fetch,
+    on_update: OnUpdate,
+    *,
+    schedule: PollSchedule,
+    sleep: Callable[[float], None] = time.sleep,
+    on_wait: OnWait | None = None,
+    classify: Callable[[BaseException], str | None] = classify_failure,
+    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
+) -> list[Batch]:
+    """Poll every batch that is not terminal yet until all are; return the final batches in order.
+
+    `on_update(index, batch, changed)` is called after every successful fetch (`changed`: status,
+    counts or files moved since the last one). `on_wait(delay, failure)` is told each pause and why.
+    The first poll happens at once; a fetch failure classified as neither rate limit nor transient
+    propagates, as does KeyboardInterrupt (the caller decides what Ctrl+C means).
+    """
+    latest: list[Batch | None] = [None] * len(batch_ids)
+    delay = schedule.interval
+    failures = 0
+    wait: tuple[float, BaseException | None] | None = None  # the first poll happens at once
+    while wait is None or not all(b is not None and is_terminal(b) for b in latest):
+        if wait is not None:
+            if on_wait:
+                on_wait(*wait)
+            sleep(wait[0])
+        changed_any = False
+        failure: BaseException | None = None
+        for index, batch_id in enumerate(batch_ids):
+            previous = latest[index]
+            if previous is not None and is_terminal(previous):
+                continue
+            try:
+                current = fetch(batch_id)
+            except Exception as exc:
+                kind = classify(exc)
+                failures += 1
+                if kind is None or (kind == "transient" and failures >= max_consecutive_errors):
+                    raise
+                failure = exc
+                retry_after = retry_after_of(exc) if kind == "rate_limited" else None
+                delay = schedule.after_failure(delay, retry_after=retry_after)
+                break  # wait before asking this server anything else
+            changed = has_changed(previous, current)
+            changed_any = changed_any or changed
+            latest[index] = current
+            on_update(index, current, changed)
+        if failure is None:
+            failures = 0
+            delay = schedule.after_poll(delay, changed=changed_any)
+        wait = (delay, failure)
+    return [b for b in latest if b is not None]
