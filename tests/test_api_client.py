@@ -311,9 +311,11 @@ def test_server_can_forbid_retry():
 def test_batch_create_not_resent_once_the_server_may_have_it(failure):
     rec = Recorder(failure, httpx.Response(200, json=batch_json()))
     client, sleeps = make_client(rec)
-    with pytest.raises((InternalServerError, ConflictError, APIConnectionError)):
+    with pytest.raises((InternalServerError, ConflictError, APIConnectionError)) as info:
         client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions")
     assert len(rec.requests) == 1
+    if isinstance(info.value, APIConnectionError):
+        assert "not re-sent" in str(info.value)
     assert sleeps == []
 
 

@@ -215,7 +215,10 @@ class BatchClient:
                     self._pause(retries_done, None)
                     retries_done += 1
                     continue
-                raise self._transport_error(exc, request) from exc
+                error = self._transport_error(exc, request)
+                if creates and should_retry_exception(exc, creates=False):
+                    error.message += "; not re-sent, because the server may have received it: check before trying again"
+                raise error from exc
 
             self._log_exchange(response, started, body=not stream or response.is_error)
             if not response.is_error:
@@ -263,7 +266,8 @@ class BatchClient:
                 status=response.status_code,
                 request_id=request_id,
             ) from None
-        raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
+        if isinstance(payload, dict) and "object" not in payload:
+            raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
         try:
             return model.model_validate(payload)
         except pydantic.ValidationError as exc:

@@ -65,7 +65,7 @@ class APIError(Exception):
 
     def __str__(self) -> str:
         details = []
-        if self.status is not None:
+        if self.status is not None and not self.message.startswith(f"HTTP {self.status} "):
             details.append(f"HTTP {self.status}")
         if self.code:
             details.append(f"code {self.code}")
