@@ -41,7 +41,10 @@ class APIError(Exception):
 
     ``status`` is the HTTP status (None when no response arrived), ``code`` the provider's
     error code if it gave one, ``request_id`` the id to quote when asking the provider for help.
+    ``url`` is the request's URL when known (the CLI names the route a gateway does not serve).
     """
+
+    url: str | None = None
 
     def __init__(
         self,
@@ -246,7 +249,9 @@ def error_for_status(
     header_id = request_id_from_headers(headers) if headers is not None else None
     if header_id:
         fields["request_id"] = header_id
-    return error_class_for_status(status)(status=status, **fields)
+    error = error_class_for_status(status)(status=status, **fields)
+    error.url = url
+    return error
 
 
 def raise_for_gateway_failure(payload: Any, *, status: int = 200, request_id: str | None = None) -> None:
