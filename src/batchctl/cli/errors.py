@@ -34,13 +34,23 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
             f"permission denied (HTTP 403): {message}{suffix}",
             "The key is valid but may not use this resource (a New-API channel pin needs an admin key).",
         )
+    route = _batch_api_route(getattr(exc, "url", None))
+    if isinstance(exc, api.NotImplementedByServerError) or getattr(exc, "code", None) == "api_not_implemented":
+        what = route or "that route"
+        return (
+            f"this gateway does not relay {what} (HTTP {exc.status} {exc.code or 'not implemented'}): {message}{suffix}",
+            "Stock New-API does not implement /v1/files; use a gateway build that relays the Batch API, or "
+            "DashScope directly (batchctl profile add NAME --preset dashscope). See: batchctl doctor",
+        )
+    if isinstance(exc, api.NotFoundError) and route and _is_collection(exc.url):
+        # No id in the path, so the 404 is about the route itself: e.g. a gateway without GET /v1/batches.
+        return (
+            f"this gateway does not serve {route} (HTTP 404): {message}{suffix}",
+            "Listing is not available here; commands that take an id still work (batchctl status BATCH_ID). "
+            "See: batchctl doctor",
+        )
     if isinstance(exc, api.NotFoundError):
         return f"not found (HTTP 404): {message}{suffix}", "Check the id, and that the profile points at the server that created it."
-    if isinstance(exc, api.NotImplementedByServerError):
-        return (
-            f"this server does not implement that route (HTTP 501): {message}{suffix}",
-            "The gateway does not relay this part of the Batch API; use a provider or channel that does.",
-        )
     if isinstance(exc, api.RateLimitError):
         return f"rate limited (HTTP 429): {message}{suffix}", "Wait a little and try again."
     if isinstance(exc, api.InternalServerError):
@@ -48,6 +58,30 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
     status = getattr(exc, "status", None)
     prefix = f"HTTP {status}: " if status else ""
     return f"{prefix}{message}{suffix}", None
+
+
+def _batch_api_route(url: str | None) -> str | None:
+    """The Batch API collection a URL belongs to: `.../v1/files/file-1/content` -> `/v1/files`."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path.rstrip("/")
+    for collection in ("/files", "/batches"):
+        at = path.find(collection + "/")
+        if path.endswith(collection) or at >= 0:
+            end = at + len(collection) if at >= 0 else len(path)
+            prefix = path[:end]
+            # Name it as people know it (/v1/files), whatever prefix the gateway has (/compatible-mode/v1/files).
+            return "/v1" + collection if "/v1" in prefix else prefix
+    return None
+
+
+def _is_collection(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url or "").path.rstrip("/")
+    return path.endswith(("/files", "/batches"))
 
 
 def exit_code_for(exc: BaseException, out: Output, *, debug: bool) -> int:
