@@ -24,6 +24,7 @@ def run(
     upstream_key: str | None = None,
     concurrency: int = 8,
     rpm: int | None = None,
+    max_retries: int = 4,
     log_level: str = "warning",
 ) -> None:
     """Serve the Batch API on host:port until interrupted; state lives in `data_dir`.
@@ -46,6 +47,7 @@ def run(
         upstream_key=upstream_key,
         concurrency=concurrency,
         rpm=rpm,
+        max_retries=max_retries,
     )
     app = create_app(Path(data_dir), api_key=api_key, executor_config=config)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level in ("debug", "info"))

@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--upstream-key", default=os.environ.get("BATCHCTL_UPSTREAM_KEY"), help="key for --upstream (env BATCHCTL_UPSTREAM_KEY)"
     )
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
+    parser.add_argument("--max-retries", type=int, default=4, help="retries of an upstream 429/5xx (default 4)")
     parser.add_argument("--rpm", type=int, default=None, help="cap on upstream requests per minute")
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         upstream_key=args.upstream_key,
         concurrency=args.concurrency,
         rpm=args.rpm,
+        max_retries=args.max_retries,
         log_level=args.log_level,
     )
 

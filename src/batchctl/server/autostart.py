@@ -68,9 +68,14 @@ def ensure_local_server(base_url: str, data_dir: Path, notify: Callable[[str], N
         sys.executable, "-m", "batchctl.server",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir / "server"),
     ]  # fmt: skip
+    # The child imports the same batchctl as this process, installed or not.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -277,16 +277,22 @@ class RateLimiter:
 
 
 class UpstreamExecutor:
-    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm cap and retries."""
+    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm cap and retries.
 
-    def __init__(self, config: ExecutorConfig) -> None:
+    Requests whose model is `echo` are still answered by the built-in echo model, so `/v1/models`
+    can list it beside the upstream's models.
+    """
+
+    def __init__(self, config: ExecutorConfig, *, transport: Any = None) -> None:
         import httpx
 
         self.config = config
         self.concurrency = max(1, config.concurrency)
         self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
         headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
+        self.echo = EchoExecutor(config)
         self.client = httpx.AsyncClient(
+            transport=transport,
             headers=headers,
             timeout=httpx.Timeout(config.timeout, connect=10.0),
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
@@ -302,6 +308,8 @@ class UpstreamExecutor:
     async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
         import httpx
 
+        if body.get("model") == ECHO_MODEL:
+            return await self.echo.execute(endpoint, body, custom_id)
         url = self.url_for(endpoint)
         attempt = 0
         while True:

@@ -1,0 +1,273 @@
+"""The local server's parts in-process (echo model, upstream retries, request checks), its upstream mode
+end to end, and the background autostart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from batchctl.errors import BatchctlError
+from batchctl.server import autostart
+from batchctl.server.app import APIError, check_create_batch
+from batchctl.server.executors import (
+    EchoExecutor,
+    ExecutorConfig,
+    RateLimiter,
+    UpstreamExecutor,
+    echo_should_fail,
+    echo_vector,
+    retry_delay,
+)
+from server_fixture import free_port
+from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
+
+CHAT = "/v1/chat/completions"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_echo_failures_are_deterministic_and_near_the_rate():
+    ids = [f"id-{i}" for i in range(5000)]
+    failing = [i for i in ids if echo_should_fail(i, 0.1)]
+    assert 400 < len(failing) < 600
+    assert failing == [i for i in ids if echo_should_fail(i, 0.1)]
+    assert not any(echo_should_fail(i, 0.0) for i in ids) and all(echo_should_fail(i, 1.0) for i in ids)
+
+
+def test_echo_chat_embeddings_and_limits():
+    echo = EchoExecutor(ExecutorConfig())
+    body = {"model": "qwen-plus", "messages": [{"role": "system", "content": "be brief"},
+                                               {"role": "user", "content": [{"type": "text", "text": "hi there"}]}]}
+    out = run(echo.execute(CHAT, body, "a"))
+    assert out.ok and out.body["model"] == "qwen-plus"
+    assert out.body["choices"][0]["message"]["content"] == "echo: hi there"
+    short = run(echo.execute(CHAT, {**body, "max_tokens": 1}, "a")).body
+    assert short["choices"][0]["finish_reason"] == "length" and short["usage"]["completion_tokens"] == 1
+    emb = run(echo.execute("/v1/embeddings", {"model": "e", "input": "x", "dimensions": 8}, "b")).body
+    assert len(emb["data"]) == 1 and emb["data"][0]["embedding"] == echo_vector("x", 8)
+    assert abs(sum(v * v for v in echo_vector("x", 8)) - 1) < 1e-4
+    b64 = run(echo.execute("/v1/embeddings", {"model": "e", "input": ["x"], "encoding_format": "base64"}, "c")).body
+    assert isinstance(b64["data"][0]["embedding"], str)
+    assert run(echo.execute("/v1/unknown", {}, "d")).status_code == 404
+
+
+def test_retry_delay_honours_headers():
+    assert retry_delay(1, {"retry-after-ms": "250"}) == 0.25
+    assert retry_delay(1, {"retry-after": "3"}) == 3.0
+    assert 0.375 <= retry_delay(1, {}) <= 0.625
+    assert retry_delay(10, None) <= 25
+
+
+def test_rate_limiter_spaces_requests():
+    async def five() -> float:
+        limiter = RateLimiter(rpm=1200)  # one every 50 ms
+        start = time.monotonic()
+        for _ in range(5):
+            await limiter.wait()
+        return time.monotonic() - start
+
+    assert 0.19 <= run(five()) < 0.5
+
+
+def upstream(handler, **config) -> UpstreamExecutor:
+    cfg = ExecutorConfig(upstream="http://up.test/v1", upstream_key="k", **config)
+    return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
+
+
+def test_upstream_retries_429_then_succeeds():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) < 3:
+            return httpx.Response(429, headers={"retry-after-ms": "10"}, json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json={"object": "chat.completion", "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
+                              headers={"x-request-id": "req_up"})
+
+    async def go():
+        ex = upstream(handler)
+        try:
+            return await ex.execute(CHAT, {"model": "m", "messages": []}, "a")
+        finally:
+            await ex.aclose()
+
+    out = run(go())
+    assert out.ok and out.request_id == "req_up" and out.usage() == (3, 4) and len(calls) == 3
+    assert str(calls[0].url) == "http://up.test/v1/chat/completions"
+    assert calls[0].headers["authorization"] == "Bearer k"
+    assert json.loads(calls[0].content) == {"model": "m", "messages": []}
+
+
+def test_upstream_failures_become_outcomes_never_exceptions():
+    def always_500(request):
+        return httpx.Response(503, headers={"retry-after": "0"}, text="overloaded")
+
+    def bad_request(request):
+        return httpx.Response(400, json={"error": {"message": "bad", "type": "invalid_request_error"}})
+
+    def refuses(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    def not_json(request):
+        return httpx.Response(200, text="<html>")
+
+    async def go(handler):
+        ex = upstream(handler, max_retries=2)
+        try:
+            return await ex.execute(CHAT, {"model": "m"}, "a")
+        finally:
+            await ex.aclose()
+
+    out = run(go(always_500))
+    assert out.status_code == 503 and out.body["error"]["message"] == "overloaded"
+    out = run(go(bad_request))
+    assert out.status_code == 400 and out.body["error"]["message"] == "bad"
+    out = run(go(refuses))
+    assert out.status_code is None and out.error_code == "upstream_unreachable"
+    out = run(go(not_json))
+    assert out.status_code == 502 and out.body["error"]["code"] == "bad_upstream_response"
+    # The echo model stays offline even with an upstream.
+    assert run(go_echo()).body["choices"][0]["message"]["content"] == "echo: hi"
+
+
+async def go_echo():
+    ex = upstream(lambda r: httpx.Response(500))
+    try:
+        return await ex.execute(CHAT, {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}, "a")
+    finally:
+        await ex.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ([], None),
+        ({"endpoint": CHAT, "completion_window": "24h"}, "input_file_id"),
+        ({"input_file_id": 3, "endpoint": CHAT, "completion_window": "24h"}, "input_file_id"),
+        ({"input_file_id": "f", "endpoint": "/v1/responses", "completion_window": "24h"}, "endpoint"),
+        ({"input_file_id": "f", "endpoint": CHAT, "completion_window": "0s"}, "completion_window"),
+        ({"input_file_id": "f", "endpoint": CHAT, "completion_window": "24h", "metadata": {"a": 1}}, "metadata"),
+    ],
+)
+def test_check_create_batch_rejects(body, param):
+    with pytest.raises(APIError) as err:
+        check_create_batch(body)
+    assert err.value.status == 400 and err.value.param == param
+
+
+def test_check_create_batch_accepts_short_windows():
+    assert check_create_batch({"input_file_id": "f", "endpoint": CHAT, "completion_window": "30s"})[3] == 30.0
+    assert check_create_batch({"input_file_id": "f", "endpoint": CHAT, "completion_window": "24h"})[3] == 86400.0
+
+
+# -- upstream mode, end to end -----------------------------------------------------------------
+
+
+@pytest.fixture
+def stub_upstream():
+    """A tiny OpenAI-compatible chat server in a thread; `fail_first` 503s per custom_id before succeeding."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    seen: dict[str, int] = {}
+
+    async def chat(request: Request):
+        body = await request.json()
+        text = body["messages"][-1]["content"]
+        seen[text] = seen.get(text, 0) + 1
+        if text.endswith("3") and seen[text] == 1:
+            return JSONResponse({"error": {"message": "busy"}}, status_code=503, headers={"retry-after": "0"})
+        if text.endswith("7"):
+            return JSONResponse({"error": {"message": "no", "type": "invalid_request_error"}}, status_code=400)
+        return JSONResponse({"object": "chat.completion", "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text.upper()},
+                                          "finish_reason": "stop"}]})
+
+    async def models(request: Request):
+        return JSONResponse({"object": "list", "data": [{"id": "up-model", "object": "model"}]})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}/v1", seen
+    server.should_exit = True
+    thread.join(5)
+
+
+@pytest.mark.e2e
+def test_upstream_mode_end_to_end(start_server, stub_upstream, tmp_path):
+    url, seen = stub_upstream
+    server = start_server(extra_args=["--upstream", url, "--concurrency", "4"])
+    with httpx.Client(base_url=server.base_url) as http:
+        assert [m["id"] for m in http.get("/models").json()["data"]] == ["echo", "up-model"]
+        rows = chat_lines(20)
+        file = upload(http, write_jsonl(tmp_path / "in.jsonl", rows))
+        done = wait_batch(http, create_batch(http, file["id"])["id"], ("completed",))
+        output = [json.loads(x) for x in http.get(f"/files/{done['output_file_id']}/content").text.splitlines()]
+        errors = [json.loads(x) for x in http.get(f"/files/{done['error_file_id']}/content").text.splitlines()]
+    assert {o["custom_id"] for o in output} == {f"req-{i}" for i in range(20) if i % 10 != 7}
+    assert {e["custom_id"] for e in errors} == {"req-7", "req-17"}
+    assert errors[0]["response"]["status_code"] == 400 and errors[0]["error"] is None
+    assert seen["question 3"] == 2  # retried once after the 503
+    assert output[0]["response"]["body"]["choices"][0]["message"]["content"] == "QUESTION 0"
+
+
+@pytest.mark.e2e
+def test_unreachable_upstream_gives_error_lines(start_server, tmp_path):
+    server = start_server(extra_args=["--upstream", f"http://127.0.0.1:{free_port()}/v1", "--max-retries", "0"])
+    with httpx.Client(base_url=server.base_url) as http:
+        file = upload(http, write_jsonl(tmp_path / "in.jsonl", chat_lines(5)))
+        done = wait_batch(http, create_batch(http, file["id"])["id"], ("completed",))
+        errors = [json.loads(x) for x in http.get(f"/files/{done['error_file_id']}/content").text.splitlines()]
+    assert done["output_file_id"] is None and done["request_counts"]["failed"] == 5
+    assert {e["error"]["code"] for e in errors} == {"upstream_unreachable"} and errors[0]["response"] is None
+
+
+# -- background autostart ----------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_autostart_status_and_stop(tmp_path):
+    data_dir = tmp_path / "data"
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    said: list[str] = []
+    try:
+        assert autostart.ensure_local_server(url, data_dir, said.append) is True
+        assert len(said) == 1 and "Started the local batch server on http://127.0.0.1:" in said[0]
+        status = autostart.server_status(data_dir)
+        assert status is not None and status["alive"] and status["url"] == url
+        assert httpx.get(url.removesuffix("/v1") + "/health").json()["pid"] == status["pid"]
+        assert (data_dir / "server" / "server.db").exists()
+        assert autostart.ensure_local_server(url, data_dir, said.append) is False  # already up
+        assert len(said) == 1
+    finally:
+        stopped = autostart.stop_background_server(data_dir)
+    assert stopped is True
+    assert autostart.server_status(data_dir) is None and not (data_dir / "server.pid").exists()
+    assert autostart.stop_background_server(data_dir) is False
+
+
+def test_autostart_failure_points_at_the_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(autostart, "START_TIMEOUT", 3.0)
+    blocker = Path(tmp_path / "data")
+    blocker.mkdir()
+    (blocker / "server").write_text("a file where the state dir should be")  # the server cannot start
+    with pytest.raises(BatchctlError) as err:
+        autostart.ensure_local_server(f"http://127.0.0.1:{free_port()}/v1", blocker, lambda s: None)
+    assert "server.log" in (err.value.hint or "")
+    assert not (blocker / "server.pid").exists()
