@@ -1,0 +1,219 @@
+"""The steps of submitting a batch, without the CLI: prepare the file to upload (model rewrite, blank
+lines dropped), upload it, create the batch, remember it in the journal.
+
+The user's file is never modified: every change is made in a private temporary copy, deleted when
+the upload is over. Creating a batch is the one step that must not happen twice, so its failure is
+reported with the uploaded file id and how to finish without uploading again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchctl.errors import BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient, FileObject
+    from batchctl.config import Settings
+    from batchctl.journal import JournalEntry
+    from batchctl.validation import ValidationReport
+
+_BOM = b"\xef\xbb\xbf"
+_READ_BUFFER = 1 << 20
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def parse_metadata(items: Iterable[str]) -> dict[str, str] | None:
+    """`["k=v", "team=nlp"]` -> `{"k": "v", "team": "nlp"}`; None when there are none."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BatchctlError(
+                f"metadata {item!r} is not key=value",
+                "Give each pair as --metadata key=value, e.g. --metadata project=eval.",
+            )
+        metadata[key] = value
+    return metadata or None
+
+
+def needs_normalizing(report: ValidationReport) -> bool:
+    """Whether the file has blank lines or a BOM, which are dropped before upload (as the seed client does):
+    the validator forgives them, servers may not."""
+    from batchctl.validation import UTF8_BOM
+
+    return report.blank_lines > 0 or any(w.code == UTF8_BOM for w in report.warnings)
+
+
+def first_request(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The first request line of a file (for its url and model when validation is skipped)."""
+    from batchctl.validation import iter_request_lines
+
+    for _, obj in iter_request_lines(path):
+        return obj
+    return None
+
+
+def _rewrite_line(raw: bytes, model: str) -> bytes:
+    """The line with body.model set to `model`; lines that are not request objects stay as they are."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(obj, dict) or not isinstance(obj.get("body"), dict):
+        return raw
+    obj["body"]["model"] = model
+    ending = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + ending
+
+
+class UploadFile:
+    """The file that will be uploaded: the user's own, or a private temporary copy once changed.
+
+    A context manager: leaving it deletes any temporary copy. The copy keeps the original's name,
+    since the server records the uploaded file name.
+    """
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        self.source = Path(source)
+        self.path = self.source
+        self.models_rewritten = 0
+        self.blank_lines_dropped = 0
+        self._scratch: Path | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.path != self.source
+
+    def rewrite(self, *, model: str | None = None, drop_blank_lines: bool = False) -> None:
+        """Copy the current file, setting body.model on every request and/or dropping blank lines
+        and a leading BOM. Line numbers are kept unless blank lines are dropped, so a rewritten file
+        validates with the user's line numbers."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="batchctl-upload-"))
+        target = self._scratch / self.source.name
+        partial = target.with_name(target.name + ".part")
+        with open(self.path, "rb", buffering=_READ_BUFFER) as src, open(partial, "wb") as dst:
+            for n, raw in enumerate(src, 1):
+                if n == 1 and raw.startswith(_BOM):
+                    raw = raw[3:]
+                if not raw.strip():
+                    if drop_blank_lines:
+                        self.blank_lines_dropped += 1
+                        continue
+                elif model is not None:
+                    new = _rewrite_line(raw, model)
+                    self.models_rewritten += int(new is not raw)
+                    raw = new
+                dst.write(raw)
+        os.replace(partial, target)
+        self.path = target
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+        self.path = self.source
+
+    def __enter__(self) -> UploadFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def upload_input(client: BatchClient, path: Path, *, progress: ProgressCallback | None = None) -> FileObject:
+    """Upload a batch input file, streamed from disk; `progress(bytes_sent, total)` as it goes."""
+    return client.files.create(path=path, purpose="batch", progress=progress)
+
+
+class BatchCreateError(BatchctlError):
+    """The input was uploaded but no batch could be created; carries the uploaded file id."""
+
+    def __init__(self, message: str, hint: str, file_id: str) -> None:
+        super().__init__(message, hint)
+        self.file_id = file_id
+
+
+def retry_command(file_id: str, endpoint: str, completion_window: str, metadata: dict[str, str] | None) -> str:
+    parts = ["batchctl submit --input-file-id", file_id, "--endpoint", endpoint]
+    if completion_window != "24h":
+        parts += ["--completion-window", completion_window]
+    for key, value in (metadata or {}).items():
+        parts += ["--metadata", _shell_quote(f"{key}={value}")]
+    return " ".join(parts)
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def create_batch(
+    client: BatchClient,
+    *,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str = "24h",
+    metadata: dict[str, str] | None = None,
+) -> Batch:
+    """Create the batch once. The API layer does not blindly retry this POST; when it fails, the
+    error names the uploaded file and the command that creates the batch from it."""
+    from batchctl.api import APIConnectionError, APIError
+
+    try:
+        return client.batches.create(
+            input_file_id=input_file_id, endpoint=endpoint, completion_window=completion_window, metadata=metadata
+        )
+    except APIError as exc:
+        status = getattr(exc, "status", None)
+        reason = f"HTTP {status}: {exc.message}" if status else exc.message
+        retry = retry_command(input_file_id, endpoint, completion_window, metadata)
+        if isinstance(exc, APIConnectionError):  # timeouts included: the request may have arrived
+            hint = (
+                f"The request may still have reached the server: check `batchctl list` first. "
+                f"If no batch was created, create it without uploading again: {retry}"
+            )
+        else:
+            hint = f"Fix the cause, then create the batch without uploading again: {retry}"
+        raise BatchCreateError(
+            f"the input was uploaded as {input_file_id}, but creating the batch failed: {reason}", hint, input_file_id
+        ) from exc
+
+
+def record_submission(
+    settings: Settings,
+    client: BatchClient,
+    batch: Batch,
+    *,
+    input_path: Path | None,
+    input_file_id: str,
+    endpoint: str,
+    model: str | None,
+) -> JournalEntry:
+    """Remember the batch with the server, channel and profile it was created through."""
+    from batchctl import journal
+
+    entry = journal.JournalEntry(
+        batch_id=batch.id,
+        profile=settings.profile_name,
+        base_url=client.base_url,
+        provider=settings.provider,
+        channel=client.channel,
+        input_path=str(input_path.resolve()) if input_path is not None else None,
+        input_file_id=input_file_id,
+        endpoint=endpoint,
+        model=model,
+    )
+    journal.record(entry)
+    return entry
