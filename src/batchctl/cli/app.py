@@ -12,8 +12,11 @@ import typer
 from typer.core import TyperGroup
 
 from batchctl import __version__
+from batchctl.cli.commands import download as download_cmd
 from batchctl.cli.commands import profile as profile_cmd
 from batchctl.cli.commands import status as status_cmd
+from batchctl.cli.commands import submit as submit_cmd
+from batchctl.cli.commands import validate as validate_cmd
 from batchctl.cli.context import AppState
 from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt
 from batchctl.cli.output import Output
@@ -90,6 +93,9 @@ def root(
 
 
 # -- command registration: every command of batchctl is listed here ------------------------------------
+app.command("validate", epilog=validate_cmd.EPILOG)(validate_cmd.validate)
+app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
+app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
 app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
 
