@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,11 +47,20 @@ def is_healthy(root: str, timeout: float = 1.0) -> dict | None:
     return None
 
 
-def ensure_local_server(base_url: str, data_dir: Path, notify: Callable[[str], None]) -> bool:
+def ensure_local_server(
+    base_url: str,
+    data_dir: Path,
+    notify: Callable[[str], None],
+    *,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
 
     The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
-    `data_dir/server.log`. Raises BatchctlError, naming the log, if it does not come up in ~10 s.
+    `data_dir/server.log`. `extra_args` go to `python -m batchctl.server` (a later `--data-dir` wins);
+    secrets belong in `extra_env` (BATCHCTL_SERVER_API_KEY, BATCHCTL_UPSTREAM_KEY), not on a command
+    line that `ps` shows. Raises BatchctlError, naming the log, if it does not come up in ~10 s.
     """
     root, host, port = server_root(base_url)
     if is_healthy(root):
@@ -66,12 +75,13 @@ def ensure_local_server(base_url: str, data_dir: Path, notify: Callable[[str], N
     log_path = data_dir / LOG_FILE
     command = [
         sys.executable, "-m", "batchctl.server",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir / "server"),
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir / "server"), *extra_args,
     ]  # fmt: skip
     # The child imports the same batchctl as this process, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(extra_env or {})
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command,

@@ -1,0 +1,184 @@
+"""`batchctl serve`: run the embedded OpenAI-compatible Batch server (foreground or background), see or stop it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batchctl.cli.context import AppState
+from batchctl.cli.options import JsonOpt
+
+EPILOG = (
+    "Examples: batchctl serve (foreground, Ctrl+C stops it); batchctl serve --latency 0.2 --failure-rate 0.05; "
+    "batchctl serve --upstream http://127.0.0.1:8000/v1 --concurrency 16 (e.g. vLLM or Ollama); "
+    "batchctl serve --background; batchctl serve --status; batchctl serve --stop. "
+    "Exit codes: 0 ok (--status: a server answers); 1 error (--status: none answers)."
+)
+
+HostOpt = Annotated[str, typer.Option("--host", help="Address to bind. Anything but 127.0.0.1 exposes the server.")]
+PortOpt = Annotated[
+    int,
+    typer.Option("--port", min=1, max=65535, help="Port. [env var: BATCHCTL_SERVE_PORT]", envvar="BATCHCTL_SERVE_PORT",
+                 show_envvar=False),
+]  # fmt: skip
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where batches, files and results are kept (default: <data dir>/server).",
+                 file_okay=False),
+]  # fmt: skip
+ServerKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Require 'Authorization: Bearer KEY' from clients. [env var: BATCHCTL_SERVER_API_KEY]",
+        envvar="BATCHCTL_SERVER_API_KEY",
+        show_envvar=False,
+    ),
+]
+LatencyOpt = Annotated[float, typer.Option("--latency", min=0.0, help="Seconds each request of the echo model takes.")]
+FailureRateOpt = Annotated[
+    float,
+    typer.Option("--failure-rate", min=0.0, max=1.0, help="Share of echo requests that fail with a 500 (0..1)."),
+]
+UpstreamOpt = Annotated[
+    str | None,
+    typer.Option("--upstream", help="Forward requests to this OpenAI-compatible base URL instead of the echo model."),
+]
+UpstreamKeyOpt = Annotated[
+    str | None,
+    typer.Option("--upstream-key", help="API key for --upstream. [env var: BATCHCTL_UPSTREAM_KEY]",
+                 envvar="BATCHCTL_UPSTREAM_KEY", show_envvar=False),
+]  # fmt: skip
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")]
+RpmOpt = Annotated[int | None, typer.Option("--rpm", min=1, help="Cap on upstream requests per minute.")]
+
+
+def serve(
+    ctx: typer.Context,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8765,
+    data_dir: DataDirOpt = None,
+    api_key: ServerKeyOpt = None,
+    latency: LatencyOpt = 0.0,
+    failure_rate: FailureRateOpt = 0.0,
+    upstream: UpstreamOpt = None,
+    upstream_key: UpstreamKeyOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    rpm: RpmOpt = None,
+    background: Annotated[bool, typer.Option("--background", help="Start in the background and return.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show whether a local server runs, and exit.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the background server, and exit.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run the embedded OpenAI-compatible Batch server: no key, no network needed.
+
+    It serves /v1/files, /v1/batches and /v1/models like OpenAI, runs batches with the offline `echo`
+    model (or forwards them to --upstream), and keeps its state across restarts. The `local` profile
+    starts it in the background by itself when needed.
+
+    Example: batchctl serve --port 8765 --latency 0.1
+    """
+    from batchctl.config import data_dir as batchctl_data_dir
+    from batchctl.errors import BatchctlError
+
+    state = AppState.get(ctx, json_=json_)
+    out = state.out
+    if sum((status, stop, background)) > 1:
+        raise BatchctlError("choose one of --status, --stop and --background", exit_code=2)
+    home = batchctl_data_dir()
+    url = f"http://{_connect_host(host)}:{port}/v1"
+
+    if status:
+        info = _status(home, url)
+        if state.json:
+            out.json(info)
+        elif info["running"]:
+            pid = f" (pid {info['pid']}" + (f", log {info['log']})" if info.get("log") else ")")
+            out.success(f"A local batch server answers on {info['url']}{pid}")
+        else:
+            out.info(f"No local batch server answers on {url}.")
+        raise typer.Exit(0 if info["running"] else 1)
+
+    if stop:
+        from batchctl.server.autostart import server_status, stop_background_server
+
+        recorded = server_status(home)
+        if stop_background_server(home):
+            out.success(f"Stopped the local batch server (pid {recorded['pid'] if recorded else '?'}).")
+        else:
+            out.info("No background batch server was running.")
+        return
+
+    if background:
+        from batchctl.server.autostart import ensure_local_server, is_healthy
+
+        args, env = _server_args(data_dir, latency, failure_rate, upstream, concurrency, rpm), {}
+        if api_key:
+            env["BATCHCTL_SERVER_API_KEY"] = api_key
+        if upstream_key:
+            env["BATCHCTL_UPSTREAM_KEY"] = upstream_key
+        if host not in ("127.0.0.1", "localhost"):
+            raise BatchctlError("--background binds 127.0.0.1 only", hint="Run `batchctl serve --host H` in the foreground.")
+        if not ensure_local_server(url, home, out.info, extra_args=args, extra_env=env):
+            health = is_healthy(url.removesuffix("/v1")) or {}
+            out.info(f"A local batch server already answers on {url} (pid {health.get('pid', '?')}).")
+        return
+
+    from batchctl.server import run
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
+    where = data_dir or home / "server"
+    engine = f"upstream {upstream}" if upstream else "the echo model"
+    out.info(f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {where}). Ctrl+C stops it.")
+    run(
+        host=host,
+        port=port,
+        data_dir=where,
+        api_key=api_key,
+        echo_latency=latency,
+        failure_rate=failure_rate,
+        upstream=upstream,
+        upstream_key=upstream_key,
+        concurrency=concurrency,
+        rpm=rpm,
+        log_level="info" if state.debug else "warning",
+    )
+
+
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _server_args(
+    data_dir: Path | None, latency: float, failure_rate: float, upstream: str | None, concurrency: int, rpm: int | None
+) -> list[str]:
+    args = ["--latency", str(latency), "--failure-rate", str(failure_rate), "--concurrency", str(concurrency)]
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
+    if upstream:
+        args += ["--upstream", upstream]
+    if rpm:
+        args += ["--rpm", str(rpm)]
+    return args
+
+
+def _status(home: Path, url: str) -> dict:
+    """Whether a server answers on `url` (or where the background server recorded it), with pid and log."""
+    from batchctl.server.autostart import is_healthy, server_status
+
+    health = is_healthy(url.removesuffix("/v1"))
+    recorded = server_status(home)
+    if health is None and recorded and recorded["alive"] and recorded["url"]:
+        url = recorded["url"]
+        health = is_healthy(url.removesuffix("/v1"))
+    ours = bool(recorded and health and recorded["pid"] == health.get("pid"))
+    return {
+        "running": health is not None,
+        "url": url,
+        "pid": health.get("pid") if health else None,
+        "background": ours,
+        "log": recorded["log"] if ours and recorded else None,
+    }

@@ -1,0 +1,80 @@
+"""`batchctl serve`: --background, --status, --stop through Typer, and a foreground server in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from batchctl.cli.commands.serve import serve
+from server_fixture import ServerHandle, _child_env, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cli():
+    # The command alone, as app.py registers it (`app.command("serve", epilog=EPILOG)(serve)`).
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.command("serve")(serve)
+    app.command("unused")(lambda: None)  # keep `serve` a subcommand, as in the real app
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["serve", *args])
+
+
+def test_background_status_stop(cli, tmp_path):
+    port = str(free_port())
+    try:
+        started = cli("--background", "--port", port, "--latency", "0.01")
+        assert started.exit_code == 0, started.output
+        assert "Started the local batch server on http://127.0.0.1:" in started.output
+        again = cli("--background", "--port", port)
+        assert again.exit_code == 0 and "already answers" in again.output
+
+        status = cli("--status", "--port", port, "--json")
+        assert status.exit_code == 0, status.output
+        info = json.loads(status.stdout)
+        assert info["running"] and info["background"] and info["url"] == f"http://127.0.0.1:{port}/v1"
+        assert info["log"].endswith("server.log")
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json()["pid"] == info["pid"]
+    finally:
+        stopped = cli("--stop")
+    assert stopped.exit_code == 0 and "Stopped the local batch server" in stopped.output
+    assert cli("--stop").exit_code == 0
+    gone = cli("--status", "--port", port)
+    assert gone.exit_code == 1 and "No local batch server answers" in gone.output
+
+
+def test_conflicting_modes_are_a_usage_error(cli):
+    result = cli("--stop", "--status")
+    assert result.exit_code != 0
+
+
+def test_foreground_serve_in_a_subprocess(tmp_path):
+    port = free_port()
+    code = (
+        "import typer; from batchctl.cli.commands.serve import serve; app = typer.Typer(); "
+        "app.command('serve')(serve); app.command('x')(lambda: None); app()"
+    )
+    handle = ServerHandle(port=port, data_dir=tmp_path / "state", args=[])
+    with open(handle.log_path, "wb") as log:
+        handle.proc = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--port", str(port), "--data-dir", str(handle.data_dir),
+             "--api-key", "k"],
+            stdout=log, stderr=subprocess.STDOUT, env=_child_env(None),
+        )  # fmt: skip
+    try:
+        handle.wait_healthy()
+        assert httpx.get(handle.base_url + "/models").status_code == 401
+        assert httpx.get(handle.base_url + "/models", headers={"Authorization": "Bearer k"}).status_code == 200
+        assert (handle.data_dir / "server.db").exists()
+    finally:
+        handle.proc.send_signal(signal.SIGINT)
+        handle.proc.wait(10)
+    assert "Serving the Batch API on http://127.0.0.1:" in handle.log()
