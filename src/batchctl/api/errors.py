@@ -45,6 +45,8 @@ class APIError(Exception):
     """
 
     url: str | None = None
+    # Seconds the server asked to wait (Retry-After / retry-after-ms on a 429 or 503), when it said.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -251,6 +253,10 @@ def error_for_status(
         fields["request_id"] = header_id
     error = error_class_for_status(status)(status=status, **fields)
     error.url = url
+    if headers is not None:
+        from batchctl.api._retry import parse_retry_after
+
+        error.retry_after = parse_retry_after(headers)
     return error
 
 
