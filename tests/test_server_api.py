@@ -296,3 +296,13 @@ def test_large_upload_streams_to_disk(http, local_server, tmp_path):
     assert not list((local_server.data_dir / "files").glob("*.upload"))
     with http.stream("GET", f"/files/{file['id']}/content") as response:
         assert sum(len(c) for c in response.iter_bytes()) == path.stat().st_size
+
+
+def test_shipped_examples_run_on_the_local_server(http):
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    for name, endpoint in (("chat.jsonl", CHAT), ("embeddings.jsonl", "/v1/embeddings")):
+        file = upload(http, examples / name)
+        done = wait_batch(http, create_batch(http, file["id"], endpoint=endpoint)["id"], ("completed", "failed"))
+        lines = (examples / name).read_text().splitlines()
+        assert done["status"] == "completed", done["errors"]
+        assert done["request_counts"] == {"total": len(lines), "completed": len(lines), "failed": 0}
