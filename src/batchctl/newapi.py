@@ -59,6 +59,24 @@ def gateway_root(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", "")).rstrip("/")
 
 
+def batch_api_route(url: str | None) -> str | None:
+    """The Batch API collection a URL or path belongs to, named as people know it.
+
+    `http://gw/v1/files/file-1/content` -> `/v1/files`; `.../compatible-mode/v1/batches?limit=1` ->
+    `/v1/batches`; anything else -> None. Used to say which route a gateway does not relay.
+    """
+    if not url:
+        return None
+    path = urlsplit(url).path.rstrip("/")
+    for collection in ("/files", "/batches"):
+        at = path.find(collection + "/")
+        if path.endswith(collection) or at >= 0:
+            end = at + len(collection) if at >= 0 else len(path)
+            prefix = path[:end]
+            return "/v1" + collection if "/v1" in prefix else prefix
+    return None
+
+
 def channel_type_name(channel_type: int | None) -> str:
     if channel_type is None:
         return "unknown type"
@@ -421,3 +439,94 @@ def check_channel(
     except ChannelLookupError as exc:
         return ChannelCheck(channel_id=channel_id, model=model, problem=exc.problem, message=exc.message, hint=exc.hint)
     return evaluate_channel(info, channel_id, model)
+
+
+# -- submit's pre-flight ---------------------------------------------------------------------------------
+
+
+def _models_listed(settings: Any, *, timeout: float, transport: Any) -> tuple[int | None, list[str], str]:
+    """`GET {base}/models` with the pinned key: (status, model ids, error message). The weaker check."""
+    import httpx
+
+    token = f"{settings.api_key}-{settings.channel}" if settings.channel else settings.api_key
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True) as http:
+            response = http.get(f"{settings.base_url}/models", headers=headers)
+    except httpx.HTTPError:
+        return None, [], ""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if response.is_error:
+        from batchctl.api.errors import parse_error_body
+
+        fields = parse_error_body(response.content, status=response.status_code, url=str(response.request.url))
+        return response.status_code, [], str(fields.get("message") or "")
+    data = payload.get("data") if isinstance(payload, dict) else None
+    ids = [str(m.get("id")) for m in data or [] if isinstance(m, dict) and m.get("id")]
+    return response.status_code, ids, ""
+
+
+def preflight_channel(
+    settings: Any,
+    model: str | None,
+    *,
+    info: Callable[[str], None],
+    warn: Callable[[str], None],
+    timeout: float = 15.0,
+    transport: Any = None,
+) -> ChannelCheck | None:
+    """`submit`'s channel check for a `newapi` profile, before anything is uploaded.
+
+    With an access token: the full check (exists, enabled, serves `model`); a failure raises a
+    BatchctlError. Without one: says what could not be checked, then asks `/v1/models` with the pinned
+    key -- a 401/403 there would fail the upload too, so it stops; a model it does not list is a warning.
+    Returns the check (None for other providers or when nothing was pinned).
+    """
+    from batchctl.errors import BatchctlError
+
+    if settings.provider != "newapi":
+        return None
+    if not settings.channel:
+        warn(
+            "no New-API channel pinned: the gateway cannot route file uploads and batch calls by model; "
+            "pin the DashScope channel with --channel ID (or in the profile)"
+        )
+        return None
+    check = check_channel(
+        settings.base_url,
+        settings.channel,
+        access_token=settings.access_token,
+        user_id=settings.user_id,
+        model=model,
+        timeout=timeout,
+        transport=transport,
+    )
+    if check.checked:
+        if not check.ok:
+            raise check.to_error()
+        info(f"Channel check: {check.message}")
+        for line in check.summary_lines():
+            info(f"  {line}")
+        for warning in check.warnings:
+            warn(warning)
+        return check
+    warn(check.message + "; carrying on (add --access-token and --user-id to the profile for the full check)")
+    status, ids, message = _models_listed(settings, timeout=timeout, transport=transport)
+    if status in (401, 403):
+        what = "the key" if status == 401 else f"the pin to channel {settings.channel}"
+        raise BatchctlError(
+            f"the gateway refused {what} (HTTP {status}): {message}",
+            "Only admin users may pin a channel, and the channel must be enabled; check the key and --channel."
+            if status == 403
+            else "Check the key: batchctl profile show, --api-key or BATCHCTL_API_KEY.",
+        )
+    if status == 200 and model and ids and model not in ids:
+        warn(f"the gateway's /v1/models does not list {model!r} for this key; the batch may fail to route")
+    elif status == 200 and model and model in ids:
+        info(f"Weaker check: the gateway lists {model!r} (channel {settings.channel} itself was not checked)")
+    return check

@@ -34,7 +34,9 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
             f"permission denied (HTTP 403): {message}{suffix}",
             "The key is valid but may not use this resource (a New-API channel pin needs an admin key).",
         )
-    route = _batch_api_route(getattr(exc, "url", None))
+    from batchctl.newapi import batch_api_route
+
+    route = batch_api_route(getattr(exc, "url", None))
     if isinstance(exc, api.NotImplementedByServerError) or getattr(exc, "code", None) == "api_not_implemented":
         what = route or "that route"
         return (
@@ -58,23 +60,6 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
     status = getattr(exc, "status", None)
     prefix = f"HTTP {status}: " if status else ""
     return f"{prefix}{message}{suffix}", None
-
-
-def _batch_api_route(url: str | None) -> str | None:
-    """The Batch API collection a URL belongs to: `.../v1/files/file-1/content` -> `/v1/files`."""
-    if not url:
-        return None
-    from urllib.parse import urlsplit
-
-    path = urlsplit(url).path.rstrip("/")
-    for collection in ("/files", "/batches"):
-        at = path.find(collection + "/")
-        if path.endswith(collection) or at >= 0:
-            end = at + len(collection) if at >= 0 else len(path)
-            prefix = path[:end]
-            # Name it as people know it (/v1/files), whatever prefix the gateway has (/compatible-mode/v1/files).
-            return "/v1" + collection if "/v1" in prefix else prefix
-    return None
 
 
 def _is_collection(url: str | None) -> bool:

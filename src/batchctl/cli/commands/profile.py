@@ -221,3 +221,23 @@ def remove_profile(ctx: typer.Context, name: NameArg) -> None:
         config.active = None
     save_config(config)
     state.out.success(f"Removed profile {name!r}" + ("; the built-in 'local' profile is active now" if config.active is None else ""))
+
+
+@app.command("test")
+def test_profile(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names)] = None,
+    full: Annotated[bool, typer.Option("--full", help="Also run a one-request batch that is cancelled at once (see batchctl doctor).")] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Also check that the New-API channel serves this model.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check a profile's server, as batchctl doctor does: reachability, key, routes, channel, clock.
+
+    Example: batchctl profile test work --model qwen-plus
+    """
+    from batchctl.cli.commands.doctor import run_doctor_command
+
+    state = AppState.get(ctx, json_=json_)
+    if name is not None:
+        state.profile = name
+    run_doctor_command(state, full=full, model=model)
