@@ -12,9 +12,11 @@ import typer
 from typer.core import TyperGroup
 
 from batchctl import __version__
+from batchctl.cli.commands import cancel as cancel_cmd
 from batchctl.cli.commands import doctor as doctor_cmd
 from batchctl.cli.commands import download as download_cmd
 from batchctl.cli.commands import files as files_cmd
+from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import profile as profile_cmd
 from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
@@ -100,6 +102,8 @@ app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
 app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
 app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
+app.command("list")(list_cmd.list_batches)
+app.command("cancel", epilog=cancel_cmd.EPILOG)(cancel_cmd.cancel)
 app.add_typer(files_cmd.app, name="files", help="List, show and delete files stored on the server.")
 app.command("doctor")(doctor_cmd.doctor)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
@@ -42,11 +43,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=f"bold {STATUS_STYLES.get(status, 'white')}")
 
 
-def format_timestamp(ts: int | None) -> str:
-    """Local time, `2025-01-31 14:02:07`; `-` when unknown."""
+def format_timestamp(ts: int | None, *, seconds: bool = True) -> str:
+    """Local time, `2025-01-31 14:02:07` (or without seconds); `-` when unknown."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def format_relative(ts: int | None, now: float | None = None) -> str:
@@ -217,7 +218,7 @@ def dashboard(views: Sequence[BatchView], *, header: str, now: float | None = No
 def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
     """A row of `batchctl list`: id, status, created, endpoint, counts, description."""
     counts = batch.request_counts
-    created = f"{format_relative(batch.created_at, now)}\n{format_timestamp(batch.created_at)}"
+    created = f"{format_relative(batch.created_at, now)}\n{format_timestamp(batch.created_at, seconds=False)}"
     metadata = batch.metadata or {}
     description = (
         batch.model
@@ -234,3 +235,17 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
         f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else ""),
         description or "",
     ]
+
+
+def list_table(batches: Sequence[Batch], *, now: float | None = None) -> Table:
+    """`batchctl list`: ids never folded (people copy them), the rest wraps as the terminal allows."""
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("created", overflow="fold")
+    table.add_column("endpoint", overflow="fold", min_width=8)
+    table.add_column("done", overflow="fold")
+    table.add_column("model / description", overflow="fold", min_width=8)
+    for batch in batches:
+        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in list_row(batch, now=now)))
+    return table

@@ -99,7 +99,7 @@ def watch_batches(
         if failure is None:
             return
         reason = "rate limited (HTTP 429)" if getattr(failure, "status", None) == 429 else f"{failure}"
-        notice["text"] = f"{reason}; next poll in {delay:.0f} s"
+        notice["text"] = f"{reason}; next poll in {delay:.3g} s"
         if not live_mode:
             out.warn(notice["text"])
 

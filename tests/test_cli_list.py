@@ -1,0 +1,79 @@
+"""`batchctl list` against a real local server: table, JSON, pages, --all, --status."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from batch_factory import create_batch
+from batchctl.cli.app import app
+from batchctl.cli.commands.list_ import provider_list_params
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture
+def server(start_server, monkeypatch):
+    handle = start_server()
+    monkeypatch.setenv("BATCHCTL_BASE_URL", handle.base_url)
+    return handle
+
+
+def test_empty_list_is_an_empty_json_array(server):
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "[]\n"
+    people = runner.invoke(app, ["list"])
+    assert people.exit_code == 0
+    assert people.stdout == ""
+    assert "No batches." in people.stderr
+
+
+def test_all_follows_every_page(server, tmp_path):
+    ids = [create_batch(server.base_url, tmp_path, 2, metadata={"description": f"job {i}"}) for i in range(5)]
+    result = runner.invoke(app, ["list", "--all", "--limit", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [b["id"] for b in json.loads(result.stdout)] == ids[::-1]  # newest first, 3 pages of 2, 2, 1
+
+
+def test_one_page_then_the_next(server, tmp_path):
+    ids = [create_batch(server.base_url, tmp_path, 2) for _ in range(3)][::-1]
+    first = runner.invoke(app, ["list", "--limit", "2", "--json"])
+    assert first.exit_code == 0, first.output
+    assert [b["id"] for b in json.loads(first.stdout)] == ids[:2]
+    assert f"More batches: batchctl list --after {ids[1]}" in first.stderr
+    second = runner.invoke(app, ["list", "--limit", "2", "--after", ids[1], "--json"])
+    assert [b["id"] for b in json.loads(second.stdout)] == ids[2:]
+    assert "More batches" not in second.stderr
+
+
+def test_table_for_people(server, tmp_path):
+    batch_id = create_batch(server.base_url, tmp_path, 2, metadata={"description": "nightly eval"})
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[1]
+    for column in ("id", "status", "created", "endpoint", "done", "model / description"):
+        assert column in header
+    row = next(line for line in result.stdout.splitlines() if batch_id in line)
+    assert "/v1/chat/completions" in row
+    assert "echo" in row  # the model, once the server has validated the file
+    assert "ago" in row or "just now" in row
+
+
+def test_status_filter(server, tmp_path):
+    good = create_batch(server.base_url, tmp_path, 2)
+    bad = create_batch(server.base_url, tmp_path, 2, broken_line=1)
+    runner.invoke(app, ["status", good, bad, "--watch", "--interval", "0.1"])
+    failed = runner.invoke(app, ["list", "--status", "failed", "--json"])
+    assert [b["id"] for b in json.loads(failed.stdout)] == [bad]
+    nothing = runner.invoke(app, ["list", "--status", "expired"])
+    assert "No batches in status expired." in nothing.stderr
+
+
+def test_provider_list_params_hook():
+    assert provider_list_params("openai", status="failed") == {}
+    assert provider_list_params("dashscope", status="failed") == {"status": "failed"}
+    assert provider_list_params("dashscope", ds_name="nightly", create_after=None) == {"ds_name": "nightly"}
