@@ -83,3 +83,11 @@ IntervalOpt = Annotated[
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")]
+DeleteRemoteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--delete-remote",
+        help="After the results are saved, delete the batch's files from the server: input, output and error file "
+        "(DashScope keeps at most 10,000 files / 100 GB).",
+    ),
+]

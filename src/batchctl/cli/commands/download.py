@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import BatchIdArg, ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import BatchIdArg, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
 from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, EXIT_OK, BatchctlError
 
 if TYPE_CHECKING:
@@ -176,6 +176,7 @@ def download(
     merge: MergeOpt = None,
     content: ContentOpt = False,
     fmt: FormatOpt = "jsonl",
+    delete_remote: DeleteRemoteOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Download the results of a batch: the output file and the error file (when there is one).
@@ -210,9 +211,28 @@ def download(
     result = save_and_report(
         state, client, batch, output=output, errors_output=errors_output, merge_input=merge, content_format=content_format
     )
+    if delete_remote:
+        delete_remote_after_download(state, client, batch)
     if state.json:
         state.out.json(result)
     exit_for_final_state(state, batch, result)
+
+
+def delete_remote_after_download(state: AppState, client: BatchClient, batch: Batch) -> None:
+    """--delete-remote: the results are on disk, so the batch's input, output and error files may go."""
+    from batchctl import journal
+    from batchctl.remote_cleanup import delete_remote_files, remote_files_of
+
+    entry = journal.lookup(batch.id)
+    targets = remote_files_of(batch, input_file_id=entry.input_file_id if entry else None)
+    if not targets:
+        state.out.info("--delete-remote: the batch names no files on the server.")
+        return
+    for done in delete_remote_files(client, targets):
+        if done.deleted:
+            state.out.info(f"Deleted the remote {done.kind} file {done.file_id}" + (f" ({done.error})" if done.error else ""))
+        else:
+            state.out.warn(f"could not delete the remote {done.kind} file {done.file_id}: {done.error}")
 
 
 def exit_for_final_state(state: AppState, batch: Batch, result: DownloadResult) -> None:

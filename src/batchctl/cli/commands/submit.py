@@ -13,7 +13,7 @@ import typer
 from batchctl.cli.commands.download import ErrorsOutputOpt, OutputOpt, WaitOpt
 from batchctl.cli.commands.validate import EndpointOpt
 from batchctl.cli.context import AppState
-from batchctl.cli.options import ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
 from batchctl.errors import EXIT_ERROR, BatchctlError
 
 if TYPE_CHECKING:
@@ -53,6 +53,13 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Set body.model on every line (in a temporary copy; FILE is not changed)."),
 ]
 NoValidateOpt = Annotated[bool, typer.Option("--no-validate", help="Upload without validating the file first.")]
+NoCheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-check",
+        help="New-API: skip the pre-flight channel check (channel exists, is enabled, serves the model).",
+    ),
+]
 InputFileIdOpt = Annotated[
     str | None,
     typer.Option(
@@ -107,6 +114,7 @@ def preflight(
     errors_output: Path | None,
     force: bool,
     content_format: str | None = None,
+    check_channel: bool = True,
 ) -> None:
     """Every check that can refuse the submission runs here, before anything is uploaded.
 
@@ -153,6 +161,11 @@ def preflight(
         raise BatchctlError(
             "no endpoint for the batch: the file gives no url", "Pass --endpoint, e.g. --endpoint /v1/chat/completions."
         )
+
+    if check_channel:
+        from batchctl.newapi import preflight_channel
+
+        preflight_channel(state.settings(), plan.model, info=out.info, warn=out.warn)
 
     if wait:
         plan.output, plan.errors_output = resolve_targets(
@@ -201,6 +214,8 @@ def submit(
     output: OutputOpt = None,
     errors_output: ErrorsOutputOpt = None,
     cleanup: CleanupOpt = False,
+    delete_remote: DeleteRemoteOpt = False,
+    no_check: NoCheckOpt = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -222,6 +237,12 @@ def submit(
         raise typer.BadParameter("--model rewrites FILE; it cannot change an uploaded file", param_hint="--model")
     if cleanup and (not wait or file is None):
         raise typer.BadParameter("--cleanup needs FILE and --wait (it deletes FILE after a successful run)", param_hint="--cleanup")
+    if delete_remote and not wait:
+        raise typer.BadParameter(
+            "--delete-remote needs --wait: the server needs the input until the batch has finished "
+            "(later: batchctl download BATCH_ID --delete-remote)",
+            param_hint="--delete-remote",
+        )
 
     spec = provider_spec(state)
     settings = state.settings()
@@ -236,7 +257,15 @@ def submit(
             input_file_id=input_file_id,
         )
         preflight(
-            state, spec, plan, validate=not no_validate, wait=wait, output=output, errors_output=errors_output, force=force
+            state,
+            spec,
+            plan,
+            validate=not no_validate,
+            wait=wait,
+            output=output,
+            errors_output=errors_output,
+            force=force,
+            check_channel=not no_check,
         )
         client = state.client()
         if upload is not None:
@@ -278,14 +307,26 @@ def submit(
             out.json(batch)
         return
 
-    _wait_download_cleanup(state, client, batch, plan, cleanup=cleanup, interval=interval)
+    _wait_download_cleanup(state, client, batch, plan, cleanup=cleanup, interval=interval, delete_remote=delete_remote)
 
 
 def _wait_download_cleanup(
-    state: AppState, client: BatchClient, batch: Batch, plan: SubmitPlan, *, cleanup: bool, interval: float | None
+    state: AppState,
+    client: BatchClient,
+    batch: Batch,
+    plan: SubmitPlan,
+    *,
+    cleanup: bool,
+    interval: float | None,
+    delete_remote: bool = False,
 ) -> None:
     from batchctl import journal
-    from batchctl.cli.commands.download import exit_for_final_state, save_and_report, wait_until_finished
+    from batchctl.cli.commands.download import (
+        delete_remote_after_download,
+        exit_for_final_state,
+        save_and_report,
+        wait_until_finished,
+    )
 
     out = state.out
     final = wait_until_finished(state, client, batch.id, interval=interval)
@@ -293,6 +334,8 @@ def _wait_download_cleanup(
     result = save_and_report(state, client, final, output=plan.output, errors_output=plan.errors_output)
     if result.files:
         journal.update(final.id, output_path=str(plan.output.resolve()))
+    if delete_remote:
+        delete_remote_after_download(state, client, final)
     if cleanup and plan.source is not None:
         reason = cleanup_refusal(final, result)
         if reason is None:
