@@ -138,6 +138,24 @@ class Profile:
 
 BUILTIN_LOCAL = Profile(name=LOCAL_PROFILE, base_url=LOCAL_BASE_URL, provider="local")
 
+OPENAI_PROFILE = "openai"
+ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+
+
+def builtin_openai(env: Mapping[str, str] | None = None) -> Profile:
+    """The built-in `openai` profile (when no profile of that name is configured), read from the
+    environment the way the OpenAI SDK reads it: `OPENAI_API_KEY`, and `OPENAI_BASE_URL` if set.
+    Only chosen explicitly (`--profile openai`, `profile use openai`): an OpenAI key in the environment
+    never redirects the default `local` profile."""
+    env = os.environ if env is None else env
+    return Profile(
+        name=OPENAI_PROFILE,
+        base_url=env.get(ENV_OPENAI_BASE_URL) or PRESETS["openai"][0],
+        provider="openai",
+        api_key_env=ENV_OPENAI_API_KEY,
+    )
+
 
 @dataclass
 class Config:
@@ -152,6 +170,8 @@ class Config:
             return self.profiles[name]
         if name == LOCAL_PROFILE:
             return BUILTIN_LOCAL
+        if name == OPENAI_PROFILE:
+            return builtin_openai()
         known = sorted(set(self.profiles) | {LOCAL_PROFILE})
         raise ConfigError(
             f"no profile named {name!r}",
@@ -264,7 +284,7 @@ def resolve_settings(
         name, sources["profile"] = config.active, "config"
     else:
         name, sources["profile"] = LOCAL_PROFILE, "default"
-    chosen = config.get(name)
+    chosen = builtin_openai(env) if name == OPENAI_PROFILE and name not in config.profiles else config.get(name)
 
     def pick(key: str, flag_value: str | None, env_name: str, profile_value: str | None) -> str | None:
         if flag_value:
@@ -282,6 +302,10 @@ def resolve_settings(
     if not resolved_key and chosen.provider == "openai" and env.get("OPENAI_API_KEY"):
         resolved_key, sources["api_key"] = env["OPENAI_API_KEY"], "env OPENAI_API_KEY"
     resolved_channel = pick("channel", channel, ENV_CHANNEL, chosen.channel)
+    if name == OPENAI_PROFILE and name not in config.profiles:  # the built-in one reads the OpenAI SDK's env vars
+        for key, env_name in (("base_url", ENV_OPENAI_BASE_URL), ("api_key", ENV_OPENAI_API_KEY)):
+            if sources.get(key) == f"profile {OPENAI_PROFILE}" and env.get(env_name):
+                sources[key] = f"env {env_name}"
 
     from batchctl.api import normalize_base_url
 
