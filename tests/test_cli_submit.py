@@ -1,0 +1,220 @@
+"""`batchctl submit` end to end against a real local server: validate, upload, create, --wait, download, --cleanup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from batch_factory import write_requests
+from batchctl import journal
+from batchctl.cli.app import app
+from batchctl.server.executors import echo_should_fail
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture
+def server(start_server, monkeypatch):
+    handle = start_server(latency=0.01)
+    monkeypatch.setenv("BATCHCTL_BASE_URL", handle.base_url)
+    return handle
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run in a scratch directory: default result names land in the cwd."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def remote_files(server) -> list[dict]:
+    """The files uploaded to the server (not the output/error files it made)."""
+    return [f for f in httpx.get(server.base_url + "/files").json()["data"] if f["purpose"] == "batch"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def results_files(directory: Path) -> tuple[Path, Path]:
+    outputs = [p for p in directory.glob("results_*.jsonl") if not p.name.endswith(".errors.jsonl")]
+    assert len(outputs) == 1, list(directory.iterdir())
+    output = outputs[0]
+    return output, output.with_name(output.name.replace(".jsonl", ".errors.jsonl"))
+
+
+def test_valid_file_with_wait_produces_the_results_file(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 25)
+    result = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1"])
+    assert result.exit_code == 0, result.output
+
+    output, errors = results_files(in_tmp)
+    assert output.name.startswith("results_echo_")  # results_<model>_<YYYYMMDD-HHMMSS>.jsonl
+    lines = read_jsonl(output)
+    ids = [r["custom_id"] for r in lines]
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(1, 26)) and len(set(ids)) == 25  # each once
+    for r in lines:
+        n = r["custom_id"].split("-")[1]
+        assert r["response"]["body"]["choices"][0]["message"]["content"] == f"echo: question {n}"
+    assert not errors.exists()
+    assert not list(in_tmp.glob("*.part"))
+    batch_id = result.stdout.splitlines()[0].strip()
+    assert batch_id.startswith("batch_")
+    assert f"Output: {output.name} (25 lines)" in result.stderr
+
+    entry = journal.lookup(batch_id)
+    assert entry is not None and entry.input_path == str(source.resolve())
+    assert entry.base_url == server.base_url and entry.endpoint == "/v1/chat/completions" and entry.model == "echo"
+    assert entry.output_path == str(output.resolve())
+
+
+def test_submit_without_wait_prints_the_id_and_the_watch_command(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    result = runner.invoke(app, ["submit", str(source), "--metadata", "project=eval", "--metadata", "run=1"])
+    assert result.exit_code == 0, result.output
+    batch_id = result.stdout.strip()
+    assert batch_id.startswith("batch_")
+    assert f"batchctl status --watch {batch_id}" in result.stderr
+    batch = httpx.get(f"{server.base_url}/batches/{batch_id}").json()
+    assert batch["metadata"] == {"project": "eval", "run": "1"}
+    assert batch["endpoint"] == "/v1/chat/completions" and batch["completion_window"] == "24h"
+    assert journal.lookup(batch_id).input_file_id == batch["input_file_id"]
+
+
+def test_invalid_file_is_never_uploaded_and_errors_are_listed(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 5, broken_line=3)
+    with source.open("a") as f:
+        f.write(json.dumps({"custom_id": "req-1", "method": "POST", "url": "/v1/chat/completions",
+                            "body": {"model": "echo", "messages": [{"role": "user", "content": "again"}]}}) + "\n")
+    result = runner.invoke(app, ["submit", str(source), "--wait"])
+    assert result.exit_code == 1
+    assert "line 3: not valid JSON" in result.stderr
+    assert 'line 6: custom_id "req-1" already used on line 1' in result.stderr
+    assert "nothing was uploaded" in result.stderr
+    assert remote_files(server) == []
+    assert result.stdout == ""
+
+
+def test_model_rewrite_leaves_the_input_file_alone(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 6, model="not-this-one")
+    before = source.read_bytes()
+    result = runner.invoke(app, ["submit", str(source), "--model", "qwen-plus", "--wait", "--interval", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert source.read_bytes() == before
+    output, _ = results_files(in_tmp)
+    assert output.name.startswith("results_qwen-plus_")
+    assert {r["response"]["body"]["model"] for r in read_jsonl(output)} == {"qwen-plus"}
+    # The upload kept the user's file name; the temporary copy is gone.
+    assert [f["filename"] for f in remote_files(server)] == ["chat.jsonl"]
+
+
+def test_blank_lines_are_left_out_of_the_upload(server, in_tmp):
+    source = in_tmp / "gaps.jsonl"
+    write_requests(source, 3)
+    source.write_text(source.read_text().replace("\n", "\n\n"))
+    result = runner.invoke(app, ["submit", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "blank line" in result.stderr
+    [uploaded] = remote_files(server)
+    content = httpx.get(f"{server.base_url}/files/{uploaded['id']}/content").content
+    assert content.count(b"\n") == 3 and b"\n\n" not in content
+
+
+def test_json_prints_only_the_batch_object(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 4)
+    plain = runner.invoke(app, ["submit", str(source), "--json"])
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.stdout)["status"] in {"validating", "in_progress", "finalizing", "completed"}
+
+    waited = runner.invoke(app, ["--json", "submit", str(source), "--wait", "--interval", "0.1", "-o", "r.jsonl"])
+    assert waited.exit_code == 0, waited.output
+    final = json.loads(waited.stdout)  # one object, nothing else on stdout
+    assert final["status"] == "completed" and final["request_counts"]["completed"] == 4
+    assert len(read_jsonl(in_tmp / "r.jsonl")) == 4
+
+
+def test_cleanup_deletes_the_input_only_after_full_success(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 5)
+    result = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "--cleanup", "-o", "ok.jsonl"])
+    assert result.exit_code == 0, result.output
+    assert not source.exists()
+    assert (in_tmp / "ok.jsonl").exists()
+
+
+def test_cleanup_keeps_the_input_when_requests_failed(start_server, monkeypatch, in_tmp):
+    server = start_server(latency=0.01, failure_rate=0.3)
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 20)
+    failing = [f"req-{i}" for i in range(1, 21) if echo_should_fail(f"req-{i}", 0.3)]
+    assert failing  # the echo model's failures are deterministic
+    result = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "--cleanup", "-o", "out.jsonl"])
+    assert result.exit_code == 0, result.output  # the batch completed; some of its requests failed
+    assert source.exists()
+    assert f"{len(failing)} requests failed" in result.stderr
+    errors = read_jsonl(in_tmp / "out.errors.jsonl")
+    assert sorted(r["custom_id"] for r in errors) == sorted(failing)
+    assert len(read_jsonl(in_tmp / "out.jsonl")) == 20 - len(failing)
+
+
+def test_wait_exit_code_follows_the_final_state(start_server, monkeypatch, in_tmp):
+    server = start_server(latency=0.5)
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 40)
+    result = runner.invoke(
+        app, ["submit", str(source), "--completion-window", "1s", "--wait", "--interval", "0.2", "--cleanup"]
+    )
+    assert result.exit_code == 4, result.output  # expired
+    assert source.exists()  # not a success: kept
+    assert "expired" in result.stderr
+
+
+def test_existing_output_is_refused_before_uploading(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    (in_tmp / "taken.jsonl").write_text("mine")
+    result = runner.invoke(app, ["submit", str(source), "--wait", "-o", "taken.jsonl"])
+    assert result.exit_code == 1
+    assert "taken.jsonl already exists" in result.stderr and "--force" in result.stderr
+    assert remote_files(server) == []
+    assert (in_tmp / "taken.jsonl").read_text() == "mine"
+
+
+def test_bad_completion_window_and_metadata_are_refused_before_uploading(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    window = runner.invoke(app, ["submit", str(source), "--completion-window", "soon"])
+    assert window.exit_code == 1 and 'completion window "soon"' in window.stderr
+    meta = runner.invoke(app, ["submit", str(source), "--metadata", "oops"])
+    assert meta.exit_code == 1 and "key=value" in meta.stderr
+    assert remote_files(server) == []
+
+
+def test_input_file_id_creates_a_batch_without_uploading_again(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    uploaded = httpx.post(server.base_url + "/files", data={"purpose": "batch"},
+                          files={"file": ("chat.jsonl", source.read_bytes())}).json()
+    result = runner.invoke(app, ["submit", "--input-file-id", uploaded["id"], "--endpoint", "/v1/chat/completions"])
+    assert result.exit_code == 0, result.output
+    batch = httpx.get(f"{server.base_url}/batches/{result.stdout.strip()}").json()
+    assert batch["input_file_id"] == uploaded["id"]
+    assert len(remote_files(server)) == 1
+
+
+def test_a_failed_create_says_how_to_retry_without_uploading(server, in_tmp):
+    result = runner.invoke(app, ["submit", "--input-file-id", "file-does-not-exist", "--endpoint", "/v1/chat/completions"])
+    assert result.exit_code == 1
+    assert "uploaded as file-does-not-exist, but creating the batch failed" in result.stderr
+    assert "batchctl submit --input-file-id file-does-not-exist --endpoint /v1/chat/completions" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 1)
+    assert runner.invoke(app, ["submit"]).exit_code == 2
+    assert runner.invoke(app, ["submit", str(source), "--cleanup"]).exit_code == 2  # needs --wait
+    assert runner.invoke(app, ["submit", "--input-file-id", "f", "--model", "m"]).exit_code == 2
