@@ -65,6 +65,10 @@ class ProviderSpec:
     window_units: str = "h"
     min_window_s: float = 86400.0
     max_window_s: float = 86400.0
+    # Metadata keys the provider gives a meaning to (empty: any key, none special).
+    metadata_keys: tuple[str, ...] = ()
+    # Query parameters its `GET /batches` filters on, beyond limit/after (`batchctl list` passes them through).
+    list_filters: tuple[str, ...] = ()
 
     def check_completion_window(self, window: str) -> str | None:
         """None if this provider accepts `window`, else a message saying what it accepts."""
@@ -120,6 +124,8 @@ _RESPONSES = "/v1/responses"
 _DS_TEST = "/v1/chat/ds-test"  # DashScope's free test endpoint, for the `batch-test-model`
 
 _DASHSCOPE_WINDOWS = "24h to 336h in hours, or 1d to 14d in days (e.g. 24h, 72h, 7d)"
+_DASHSCOPE_METADATA = ("ds_name", "ds_description")  # shown as the task's name and description in the console
+_DASHSCOPE_LIST_FILTERS = ("ds_name", "status", "create_after", "create_before")
 
 PROVIDERS: dict[str, ProviderSpec] = {
     "openai": ProviderSpec(
@@ -149,6 +155,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         window_units="hd",
         min_window_s=24 * 3600.0,
         max_window_s=336 * 3600.0,
+        metadata_keys=_DASHSCOPE_METADATA,
+        list_filters=_DASHSCOPE_LIST_FILTERS,
     ),
     # A New-API gateway relays batches to an upstream channel, in practice DashScope: the upstream's
     # limits apply, and its counts are as frozen as DashScope's. The gateway itself answers quickly.
@@ -164,6 +172,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         window_units="hd",
         min_window_s=24 * 3600.0,
         max_window_s=336 * 3600.0,
+        metadata_keys=_DASHSCOPE_METADATA,
+        list_filters=_DASHSCOPE_LIST_FILTERS,
     ),
     # The embedded server (`batchctl serve`): short windows such as 30s exist so expiry can be tested.
     "local": ProviderSpec(
@@ -191,3 +201,28 @@ def get_provider(name: str | None, overrides: dict | None = None) -> ProviderSpe
     if overrides:
         spec = spec.with_overrides(**overrides)
     return spec
+
+
+_LIST_TIME_FORMATS = ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+
+
+def parse_list_time(text: str):
+    """A `--create-after/--create-before` value as a datetime (local time when no zone is given).
+
+    Accepts DashScope's own `yyyyMMddHHmmss` and the ISO forms `2025-01-31`, `2025-01-31 08:00[:00]`;
+    raises ValueError with the accepted forms otherwise.
+    """
+    from datetime import datetime
+
+    value = text.strip()
+    for fmt in _LIST_TIME_FORMATS:
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a time: use yyyyMMddHHmmss (20250131080000) or 2025-01-31[ 08:00[:00]]")
+
+
+def format_list_time(text: str) -> str:
+    """A `--create-after/--create-before` value as DashScope wants it: `yyyyMMddHHmmss`."""
+    return parse_list_time(text).strftime("%Y%m%d%H%M%S")

@@ -10,7 +10,7 @@ from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt
 
 # Statuses a server may filter on itself; anything else is still filtered here, after the fact.
-SERVER_SIDE_STATUS_FILTER = frozenset({"dashscope"})
+SERVER_SIDE_STATUS_FILTER = frozenset({"dashscope", "newapi"})  # a New-API gateway relays to DashScope
 
 
 def provider_list_params(provider: str | None, *, status: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -41,6 +41,18 @@ def list_batches(
         str | None,
         typer.Option("--status", "-s", help="Only batches in this status, e.g. in_progress, completed, failed."),
     ] = None,
+    ds_name: Annotated[
+        str | None,
+        typer.Option("--ds-name", help="Only batches whose metadata ds_name is this (DashScope filters on the server)."),
+    ] = None,
+    create_after: Annotated[
+        str | None,
+        typer.Option("--create-after", help="Only batches created after this time: yyyyMMddHHmmss or 2025-01-31[ 08:00]."),
+    ] = None,
+    create_before: Annotated[
+        str | None,
+        typer.Option("--create-before", help="Only batches created before this time: yyyyMMddHHmmss or 2025-01-31[ 08:00]."),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List batches, newest first: id, status, created, endpoint, counts, model or description.
@@ -54,7 +66,24 @@ def list_batches(
     state = AppState.get(ctx, json_=json_)
     out = state.out
     client = state.client()
-    extra = provider_list_params(state.settings().provider, status=status)
+    from batchctl.providers import format_list_time, parse_list_time
+
+    times = {}
+    for name, value in (("--create-after", create_after), ("--create-before", create_before)):
+        if value is not None:
+            try:
+                times[name] = (format_list_time(value), parse_list_time(value).timestamp())
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=name) from None
+    provider = state.settings().provider
+    ds_filters = {"ds_name": ds_name}
+    if provider in SERVER_SIDE_STATUS_FILTER:  # DashScope's own filters; elsewhere they are applied below only
+        ds_filters.update(
+            create_after=times.get("--create-after", (None,))[0], create_before=times.get("--create-before", (None,))[0]
+        )
+    else:
+        ds_filters = {}
+    extra = provider_list_params(provider, status=status, **ds_filters)
     next_after: str | None = None
     if all_:
         batches = list(client.batches.iter(limit=limit, after=after, extra_params=extra))
@@ -65,6 +94,18 @@ def list_batches(
             next_after = page.last_id or page.data[-1].id
     if status:
         batches = [b for b in batches if b.status == status]
+    # Also filtered here: servers that ignore the parameters (OpenAI, the local server) give the same answer.
+    if ds_name is not None:
+        batches = [b for b in batches if (b.metadata or {}).get("ds_name") == ds_name]
+    if times:
+        after_ts = times.get("--create-after", (None, None))[1]
+        before_ts = times.get("--create-before", (None, None))[1]
+        batches = [
+            b
+            for b in batches
+            if b.created_at is None
+            or ((after_ts is None or _epoch(b.created_at) >= after_ts) and (before_ts is None or _epoch(b.created_at) <= before_ts))
+        ]
     if state.json:
         out.json(batches)
     else:
@@ -74,3 +115,8 @@ def list_batches(
             out.info(f"No batches in status {status}." if status else "No batches.")
     if next_after:
         out.info(f"More batches: batchctl list --after {next_after}" + (f" --status {status}" if status else "") + "  (or --all)")
+
+
+def _epoch(value: Any) -> float:
+    """A batch timestamp (epoch seconds or a datetime) as epoch seconds."""
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
