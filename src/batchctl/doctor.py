@@ -384,40 +384,43 @@ def _round_trip_request(provider: str) -> tuple[str, dict[str, Any]]:
 
 
 def round_trip(client: BatchClient, settings: Settings) -> CheckResult:
-    """Upload one request, create a batch, retrieve it, cancel it, download the input back, delete the file."""
+    """Upload one request, create a batch, retrieve it, cancel it, download the input back, then delete
+    every file the batch left on the server (the input, and any output/error file if it finished first)."""
     import os
     import tempfile
 
     from batchctl.api import APIError
+    from batchctl.remote_cleanup import delete_remote_files, remote_files_of
 
     endpoint, body = _round_trip_request(settings.provider)
     line = json.dumps({"custom_id": "batchctl-doctor", "method": "POST", "url": endpoint, "body": body}) + "\n"
     fd, path = tempfile.mkstemp(prefix="batchctl-doctor-", suffix=".jsonl")
     done: list[str] = []
-    file_id = None
+    leftovers: list[tuple[str, str]] = []
+    step = "upload"
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(line)
-        step = "upload"
         uploaded = client.files.create(path=path)
-        file_id = uploaded.id
+        leftovers = [("input", uploaded.id)]
         done.append("upload")
         step = "create"
-        batch = client.batches.create(input_file_id=file_id, endpoint=endpoint, completion_window="24h")
+        batch = client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h")
         done.append("create")
         step = "retrieve"
-        client.batches.retrieve(batch.id)
+        batch = client.batches.retrieve(batch.id)
         done.append("retrieve")
         step = "cancel"
-        if not client.batches.retrieve(batch.id).is_terminal:
-            client.batches.cancel(batch.id)
+        if not batch.is_terminal:
+            batch = client.batches.cancel(batch.id)
         done.append("cancel")
         step = "content"
-        stream = client.files.content(file_id)
-        data = b"".join(stream)
+        data = b"".join(client.files.content(uploaded.id))
         if data.strip() != line.strip().encode():
             return CheckResult("round trip", WARN, f"{', '.join(done)} worked, but the downloaded input differs from the upload")
         done.append("content")
+        step = "retrieve"
+        leftovers = remote_files_of(client.batches.retrieve(batch.id), input_file_id=uploaded.id)
     except APIError as exc:
         return CheckResult(
             "round trip",
@@ -427,10 +430,8 @@ def round_trip(client: BatchClient, settings: Settings) -> CheckResult:
         )
     finally:
         os.unlink(path)
-        if file_id:
-            try:
-                client.files.delete(file_id)
-                done.append("delete")
-            except APIError:
-                pass
-    return CheckResult("round trip", OK, f"{', '.join(done)} all worked (batch cancelled, input deleted)")
+        deletions = delete_remote_files(client, leftovers) if leftovers else []
+    kept = [d.file_id for d in deletions if not d.deleted]
+    if kept:
+        return CheckResult("round trip", WARN, f"{', '.join(done)} worked, but could not delete {', '.join(kept)}", "Delete them: batchctl files delete ID --yes")
+    return CheckResult("round trip", OK, f"{', '.join(done)}, delete all worked (batch cancelled, {len(deletions)} file(s) deleted)")

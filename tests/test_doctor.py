@@ -1,0 +1,173 @@
+"""`batchctl doctor` / `profile test`: the deciding functions, and the checks against the gateway stand-in."""
+
+from __future__ import annotations
+
+import json
+from email.utils import formatdate
+
+import pytest
+from gateway_stub import ADMIN_KEY, ADMIN_TOKEN, USER_KEY, gateway  # noqa: F401
+from typer.testing import CliRunner
+
+from batchctl import doctor
+from batchctl.cli.app import app
+from batchctl.config import Settings
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def add_profile(gw, *, key=ADMIN_KEY, channel="7", token=ADMIN_TOKEN, provider="newapi"):
+    args = ["profile", "add", "gw", "--base-url", gw.base_url, "--provider", provider, "--api-key", key, "--force"]
+    if channel:
+        args += ["--channel", channel]
+    if token:
+        args += ["--access-token", token, "--user-id", "1"]
+    assert run(*args).exit_code == 0
+
+
+def checks_of(result) -> dict[str, dict]:
+    report = json.loads(result.stdout)
+    return {c["check"]: c for c in report["checks"]}
+
+
+# -- deciding --------------------------------------------------------------------------------------------
+
+
+def p(status, message="", code=None, json_body=True, method="GET", path="/v1/batches"):
+    return doctor.Probe(method=method, path=path, status=status, message=message, code=code, json_body=json_body)
+
+
+@pytest.mark.parametrize(
+    ("probe", "kind", "status", "words"),
+    [
+        (p(200), "list", "ok", "-> 200"),
+        (p(501, "API not implemented", "api_not_implemented", path="/v1/files/x/content"), "item", "fail", "does not relay /v1/files"),
+        (p(404, "Invalid URL (GET /v1/batches)"), "list", "warn", "no list route"),
+        (p(404, "Not Found", json_body=False), "list", "warn", "no list route"),
+        (p(404, "batch batch_x not found"), "item", "ok", "route is served"),
+        (p(404, "Not Found", json_body=False, method="POST"), "create", "fail", "does not serve"),
+        (p(400, "input_file_id is required", method="POST"), "create", "ok", "empty request"),
+        (p(404, "no such batch"), "real", "warn", "404"),
+        (p(401, "bad key"), "list", "fail", "key was rejected"),
+        (p(403, "channel disabled"), "list", "fail", "403"),
+        (p(503, "busy"), "list", "warn", "server failed"),
+    ],
+)
+def test_classify_route(probe, kind, status, words):
+    result = doctor.classify_route("x", probe, kind=kind)
+    assert result.status == status
+    assert words in result.detail
+
+
+def test_clock_skew():
+    now = 1_700_000_000.0
+    assert doctor.clock_skew_check(formatdate(now - 2, usegmt=True), now).status == "ok"
+    late = doctor.clock_skew_check(formatdate(now - 300, usegmt=True), now)
+    assert late.status == "warn" and "300 s ahead" in late.detail
+    assert doctor.clock_skew_check(formatdate(now + 120, usegmt=True), now).detail.endswith("behind the server's")
+    assert doctor.clock_skew_check(None, now).status == "skip"
+    assert doctor.clock_skew_check("yesterday", now).status == "skip"
+
+
+def settings(**kw) -> Settings:
+    return Settings(**{"profile_name": "p", "base_url": "http://x/v1", "provider": "newapi", "api_key": "sk-k", **kw})
+
+
+def test_key_check():
+    assert doctor.key_check(settings(), [p(200), p(400)]).status == "ok"
+    assert doctor.key_check(settings(), [p(401, "invalid token")]).status == "fail"
+    pin = doctor.key_check(settings(channel="7"), [p(403, "only admins")])
+    assert pin.status == "fail" and "pin to channel 7" in pin.detail
+    assert doctor.key_check(settings(api_key=None), [p(401)]).status == "fail"
+    assert doctor.key_check(settings(api_key=None, provider="local"), [p(200)]).status == "ok"
+
+
+# -- against the stand-in --------------------------------------------------------------------------------
+
+
+def test_doctor_all_ok(gateway):
+    add_profile(gateway)
+    result = run("doctor", "--model", "qwen-plus", "--json")
+    assert result.exit_code == 0, result.output
+    checks = checks_of(result)
+    assert {c["status"] for c in checks.values()} == {"ok"}
+    assert "upstream endpoint: https://dashscope.aliyuncs.com/compatible-mode/v1" in checks["channel"]["detail"]
+    assert set(checks) >= {"reachable", "api key", "files: list", "files: upload", "files: content", "batches: list",
+                          "batches: create", "batches: retrieve", "batches: cancel", "channel", "clock"}
+    # Probes have no side effects, and carry the pin.
+    assert gateway.files == {} and gateway.batches == {}
+    assert all(r.authorization == f"Bearer {ADMIN_KEY}-7" for r in gateway.batch_calls())
+
+
+def test_doctor_reports_501_and_missing_list(gateway):
+    gateway.files_not_implemented = True
+    gateway.batch_list_missing = True
+    add_profile(gateway)
+    result = run("doctor", "--json")
+    assert result.exit_code == 1
+    checks = checks_of(result)
+    for name in ("files: list", "files: upload", "files: content"):
+        assert checks[name]["status"] == "fail" and "does not relay /v1/files" in checks[name]["detail"]
+    assert checks["batches: list"]["status"] == "warn" and "no list route" in checks["batches: list"]["detail"]
+    assert checks["batches: retrieve"]["status"] == "ok"
+
+
+def test_doctor_table_and_exit_code(gateway):
+    gateway.files_not_implemented = True
+    add_profile(gateway)
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout and "this gateway does not relay /v1/files" in result.stdout
+    assert "Error: 3 check(s) failed: files: list, files: upload, files: content" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("channel", "token", "status", "words"),
+    [
+        ("5", ADMIN_TOKEN, "fail", "disabled"),
+        ("99", ADMIN_TOKEN, "fail", "does not exist"),
+        ("7", None, "warn", "could not check channel 7"),
+        (None, None, "warn", "no channel pinned"),
+    ],
+)
+def test_doctor_channel_line(gateway, channel, token, status, words):
+    add_profile(gateway, channel=channel, token=token)
+    checks = checks_of(run("doctor", "--json"))
+    assert checks["channel"]["status"] == status and words in checks["channel"]["detail"]
+
+
+def test_doctor_non_admin_key(gateway):
+    add_profile(gateway, key=USER_KEY, token=None)
+    result = run("doctor", "--json")
+    assert result.exit_code == 1
+    checks = checks_of(result)
+    assert checks["api key"]["status"] == "fail" and "refused the pin to channel 7" in checks["api key"]["detail"]
+    assert checks["batches: create"]["status"] == "skip"
+
+
+def test_doctor_unreachable():
+    assert run("profile", "add", "gone", "--base-url", "http://127.0.0.1:9/v1", "--provider", "openai", "--api-key", "sk-x").exit_code == 0
+    result = run("doctor", "--json")
+    assert result.exit_code == 1
+    checks = checks_of(result)
+    assert checks["reachable"]["status"] == "fail" and list(checks) == ["reachable"]
+
+
+def test_doctor_full_round_trip_leaves_nothing_behind(gateway):
+    add_profile(gateway)
+    result = run("doctor", "--full", "--json")
+    assert result.exit_code == 0, result.output
+    assert checks_of(result)["round trip"]["status"] == "ok"
+    assert gateway.files == {}  # the one-request input was deleted
+    assert [b["status"] for b in gateway.batches.values()] == ["cancelled"]
+    assert [b["endpoint"] for b in gateway.batches.values()] == ["/v1/chat/ds-test"]
+
+
+def test_profile_test_is_doctor_for_a_named_profile(gateway):
+    add_profile(gateway)
+    assert run("profile", "use", "local").exit_code == 0
+    result = run("profile", "test", "gw", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["profile"] == "gw"
