@@ -282,14 +282,26 @@ def test_api_key_required(start_server, tmp_path):
     assert openai.OpenAI(base_url=server.base_url, api_key="sekrit").models.list().data[0].id == "echo"
 
 
+def peak_rss_kb(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+
+
 def test_large_upload_streams_to_disk(http, local_server, tmp_path):
-    # ~30 MB: enough to show the body is streamed (the file lands with the right size and content).
+    # ~60 MB: the server's peak memory must not grow with the upload (it streams to disk).
     line = json.dumps(chat_lines(1)[0]) + "\n"
     path = tmp_path / "big.jsonl"
     with open(path, "w") as f:
-        for i in range(150_000):
+        for i in range(300_000):
             f.write(line.replace("req-0", f"r{i}"))
+    before = peak_rss_kb(local_server.proc.pid)
     file = upload(http, path)
+    after = peak_rss_kb(local_server.proc.pid)
+    if before is not None:
+        assert after - before < 20_000, f"peak RSS grew by {after - before} kB for a {file['bytes']} byte upload"
     assert file["bytes"] == path.stat().st_size
     stored = local_server.data_dir / "files" / file["id"]
     assert stored.stat().st_size == path.stat().st_size
