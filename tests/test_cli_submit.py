@@ -218,3 +218,16 @@ def test_usage_errors(server, in_tmp):
     assert runner.invoke(app, ["submit"]).exit_code == 2
     assert runner.invoke(app, ["submit", str(source), "--cleanup"]).exit_code == 2  # needs --wait
     assert runner.invoke(app, ["submit", "--input-file-id", "f", "--model", "m"]).exit_code == 2
+
+
+def test_debug_after_the_command_logs_http_exchanges_like_the_seed(start_server, monkeypatch, in_tmp):
+    server = start_server(api_key="sk-secret-key-1234")
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    monkeypatch.setenv("BATCHCTL_API_KEY", "sk-secret-key-1234")
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    result = runner.invoke(app, ["submit", str(source), "--debug"])
+    assert result.exit_code == 0, result.output
+    assert "HTTP POST " in result.stderr and "/batches" in result.stderr
+    assert "sk-secret-key-1234" not in result.output
+    quiet = runner.invoke(app, ["submit", str(source)])
+    assert "HTTP POST " not in quiet.stderr

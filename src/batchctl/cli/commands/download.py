@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import BatchIdArg, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import BatchIdArg, DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
 from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, EXIT_OK, BatchctlError
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ def download(
     fmt: FormatOpt = "jsonl",
     delete_remote: DeleteRemoteOpt = False,
     json_: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Download the results of a batch: the output file and the error file (when there is one).
 
@@ -189,6 +190,8 @@ def download(
     from batchctl.results import CONTENT_FORMATS, check_overwrite
 
     state = AppState.get(ctx, json_=json_)
+    if debug:  # the seed client's --debug, accepted after the command too
+        state.debug = state.out.debug_mode = True
     fmt = fmt.lower()
     if fmt not in CONTENT_FORMATS:
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")

@@ -13,7 +13,7 @@ import typer
 from batchctl.cli.commands.download import ErrorsOutputOpt, OutputOpt, WaitOpt
 from batchctl.cli.commands.validate import EndpointOpt
 from batchctl.cli.context import AppState
-from batchctl.cli.options import DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
 from batchctl.errors import EXIT_ERROR, BatchctlError
 
 if TYPE_CHECKING:
@@ -218,6 +218,7 @@ def submit(
     no_check: NoCheckOpt = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Validate a Batch input file, upload it and create the batch; print its id and how to watch it.
 
@@ -230,6 +231,8 @@ def submit(
     from batchctl.submission import UploadFile, create_batch, parse_metadata, record_submission
 
     state = AppState.get(ctx, json_=json_)
+    if debug:  # the seed client's --debug, accepted after the command too
+        state.debug = state.out.debug_mode = True
     out = state.out
     if (file is None) == (input_file_id is None):
         raise typer.BadParameter("give either FILE or --input-file-id ID", param_hint="FILE")
