@@ -271,3 +271,27 @@ def test_autostart_failure_points_at_the_log(tmp_path, monkeypatch):
         autostart.ensure_local_server(f"http://127.0.0.1:{free_port()}/v1", blocker, lambda s: None)
     assert "server.log" in (err.value.hint or "")
     assert not (blocker / "server.pid").exists()
+
+
+def test_an_internal_error_fails_the_batch_instead_of_hanging(tmp_path):
+    from batchctl.server.runner import BatchRunner
+    from batchctl.server.store import Store
+
+    async def go() -> dict:
+        store = Store(tmp_path / "state")
+        path = write_jsonl(store.files_dir / "file-in", chat_lines(5))
+        store.add_file("file-in", path=path, filename="in.jsonl", purpose="batch")
+        batch = store.create_batch(endpoint=CHAT, input_file_id="file-in", completion_window="24h",
+                                   window_seconds=86400, metadata=None)  # fmt: skip
+
+        def disk_full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        store.add_results = disk_full  # type: ignore[method-assign]
+        runner = BatchRunner(store, EchoExecutor(ExecutorConfig()))
+        await runner._run(batch["id"])
+        return store.get_batch(batch["id"])
+
+    batch = run(go())
+    assert batch["status"] == "failed" and batch["failed_at"]
+    assert "No space left on device" in json.loads(batch["errors"])["data"][0]["message"]

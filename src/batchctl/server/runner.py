@@ -74,8 +74,6 @@ class BatchRunner:
     def _done(self, batch_id: str, task: asyncio.Task[None]) -> None:
         self.tasks.pop(batch_id, None)
         self.wakeups.pop(batch_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("batch %s stopped on an internal error", batch_id, exc_info=task.exception())
 
     def cancel(self, batch_id: str) -> dict[str, Any] | None:
         """Ask a batch to stop; the caller has checked it may be cancelled. Returns the batch."""
@@ -99,6 +97,18 @@ class BatchRunner:
     # -- one batch -----------------------------------------------------------------------------
 
     async def _run(self, batch_id: str) -> None:
+        try:
+            await self._lifecycle(batch_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug must not leave the batch "in_progress" forever: fail it, saying where to look.
+            log.exception("batch %s stopped on an internal error", batch_id)
+            error = {"code": "server_error", "message": f"Internal error of the local server: {exc!r}; see its log.",
+                     "param": None, "line": None}
+            self.store.transition(batch_id, "failed", errors={"object": "list", "data": [error]})
+
+    async def _lifecycle(self, batch_id: str) -> None:
         batch = self.store.get_batch(batch_id)
         if batch is None:
             return
@@ -176,7 +186,6 @@ class BatchRunner:
             lines = (item for item in iter_request_lines(file["path"]) if item[0] not in done)
 
         async def worker() -> None:
-            nonlocal last_flush
             for line_no, request in lines:
                 if stopping():
                     return
@@ -193,6 +202,7 @@ class BatchRunner:
                 )
                 if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
                     flush()
+                    await asyncio.sleep(0)  # an instant executor (echo, no latency) must not starve the API
 
         async def ticker() -> None:
             # Commits stragglers while requests are slow, and notices the deadline while idle.
@@ -217,10 +227,13 @@ class BatchRunner:
                     # Expiry: requests in flight are abandoned; they go to the error file as expired.
                     workers.cancel()
                     await asyncio.gather(workers, return_exceptions=True)
+            error = None if workers.cancelled() else workers.exception()
+            if error is not None and not isinstance(error, asyncio.CancelledError):
+                raise error  # not a request failure (those are lines): a bug, or a full disk
         finally:
+            workers.cancel()  # a no-op unless this task itself is being cancelled (server shutdown)
             tick.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tick
+            await asyncio.gather(workers, tick, return_exceptions=True)
             flush()
 
     async def _finalize(self, batch_id: str) -> None:
