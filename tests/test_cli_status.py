@@ -195,8 +195,8 @@ def _env(server) -> dict[str, str]:
 
 
 def test_ctrl_c_stops_watching_only(start_server, tmp_path):
-    server = start_server(latency=0.05, extra_args=["--concurrency", "1"])  # ~2 s for 40 requests
-    batch_id = create_batch(server.base_url, tmp_path, 40)
+    server = start_server(latency=0.05, extra_args=["--concurrency", "1"])  # ~3 s for 60 requests
+    batch_id = create_batch(server.base_url, tmp_path, 60)
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchctl", "status", "--watch", "--interval", "0.1", batch_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(server),
@@ -214,7 +214,7 @@ def test_ctrl_c_stops_watching_only(start_server, tmp_path):
     while (batch := retrieve(server.base_url, batch_id)).status != "completed" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert batch.status == "completed"
-    assert batch.request_counts.completed == 40
+    assert batch.request_counts.completed == 60
 
 
 def run_in_pty(argv: list[str], env: dict[str, str], *, columns=120, rows=40, timeout=30.0) -> tuple[int, bytes]:
@@ -244,10 +244,11 @@ def run_in_pty(argv: list[str], env: dict[str, str], *, columns=120, rows=40, ti
 
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+FRAME_SEPARATOR = re.compile(rb"\r(?:\x1b\[2K\x1b\[1A)+\x1b\[2K")
 
 
 def test_tty_shows_a_live_dashboard(start_server, tmp_path):
-    server = start_server(latency=0.02, extra_args=["--concurrency", "1"])
+    server = start_server(latency=0.05, extra_args=["--concurrency", "1"])  # ~2 s: several frames mid-run
     batch_id = create_batch(server.base_url, tmp_path, 40)
     env = _env(server)
     for var in ("NO_COLOR", "COLUMNS", "LINES", "CI"):
@@ -258,8 +259,10 @@ def test_tty_shows_a_live_dashboard(start_server, tmp_path):
     assert b"\x1b[" in raw  # drawn with terminal control codes, in colour
     text = ANSI.sub(b"", raw).decode("utf-8", errors="replace")
     assert "Watching 1 batch, polling every 0.1 s" in text
-    # A frame mid-run: the live panel with a partly drawn bar, then the final one at 40/40.
-    assert re.search(r"in_progress.*?━+.*? (\d+)/40", text, re.S), text
-    assert "40/40  100%" in text
+    # Live redraws in place: split what it drew into frames at its cursor-up redraws.
+    frames = [ANSI.sub(b"", f).decode("utf-8", errors="replace") for f in FRAME_SEPARATOR.split(raw)]
+    mid_run = [f for f in frames if "in_progress" in f and re.search(r"━ (\d|[1-3]\d)/40  \d+%", f)]
+    assert mid_run, text  # a frame with the status and a partly filled progress bar
+    assert "40/40  100%" in text  # and the final panel
     assert f"batchctl download {batch_id}" in text
     assert LINE.search(text) is None  # no line-per-change output on a terminal

@@ -107,7 +107,7 @@ class BatchView:
     rate: float | None = None  # requests per second, None until it can be measured
 
 
-def _progress_row(progress: Progress, *, width: int = 40) -> RenderableType:
+def _progress_row(progress: Progress, *, width: int = 50) -> RenderableType:
     if not progress.live:
         return Text(NO_LIVE_COUNTS, style="italic")
     fraction = progress.fraction
