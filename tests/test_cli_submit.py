@@ -142,7 +142,8 @@ def test_json_prints_only_the_batch_object(server, in_tmp):
 
 def test_cleanup_deletes_the_input_only_after_full_success(server, in_tmp):
     source = write_requests(in_tmp / "chat.jsonl", 5)
-    result = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "--cleanup", "-o", "ok.jsonl"])
+    # --poll-interval: the seed client's name for --interval
+    result = runner.invoke(app, ["submit", str(source), "--wait", "--poll-interval", "0.1", "--cleanup", "-o", "ok.jsonl"])
     assert result.exit_code == 0, result.output
     assert not source.exists()
     assert (in_tmp / "ok.jsonl").exists()
@@ -218,6 +219,7 @@ def test_usage_errors(server, in_tmp):
     assert runner.invoke(app, ["submit"]).exit_code == 2
     assert runner.invoke(app, ["submit", str(source), "--cleanup"]).exit_code == 2  # needs --wait
     assert runner.invoke(app, ["submit", "--input-file-id", "f", "--model", "m"]).exit_code == 2
+    assert runner.invoke(app, ["submit", str(source), "-o", "r.jsonl"]).exit_code == 2  # results need --wait
 
 
 def test_debug_after_the_command_logs_http_exchanges_like_the_seed(start_server, monkeypatch, in_tmp):

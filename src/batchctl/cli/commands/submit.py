@@ -238,6 +238,11 @@ def submit(
         raise typer.BadParameter("give either FILE or --input-file-id ID", param_hint="FILE")
     if input_file_id is not None and model is not None:
         raise typer.BadParameter("--model rewrites FILE; it cannot change an uploaded file", param_hint="--model")
+    if (output or errors_output) and not wait:
+        raise typer.BadParameter(
+            "the results are written with --wait only (or later: batchctl download BATCH_ID -o PATH)",
+            param_hint="--output",
+        )
     if cleanup and (not wait or file is None):
         raise typer.BadParameter("--cleanup needs FILE and --wait (it deletes FILE after a successful run)", param_hint="--cleanup")
     if delete_remote and not wait:
