@@ -18,6 +18,7 @@ from batchctl.cli.commands import download as download_cmd
 from batchctl.cli.commands import files as files_cmd
 from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import profile as profile_cmd
+from batchctl.cli.commands import serve as serve_cmd
 from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
 from batchctl.cli.commands import validate as validate_cmd
@@ -106,6 +107,7 @@ app.command("list")(list_cmd.list_batches)
 app.command("cancel", epilog=cancel_cmd.EPILOG)(cancel_cmd.cancel)
 app.add_typer(files_cmd.app, name="files", help="List, show and delete files stored on the server.")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("serve", epilog=serve_cmd.EPILOG)(serve_cmd.serve)
 
 
 def main() -> None:
