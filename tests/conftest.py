@@ -17,6 +17,9 @@ def isolation(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("LINES", "40")
+    # A test must never start a background server on the real default port (8765): it would outlive
+    # the test and its deleted data dir, and answer the next user command.
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "0")
     for var in (
         "BATCHCTL_PROFILE",
         "BATCHCTL_BASE_URL",

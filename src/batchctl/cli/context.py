@@ -65,9 +65,18 @@ class AppState:
         url = base_url or settings.base_url
         if settings.is_local:
             from batchctl.config import data_dir
-            from batchctl.server.autostart import ensure_local_server
+            from batchctl.server.autostart import ensure_local_server, is_healthy, server_root
 
-            ensure_local_server(url, data_dir(), notify=self.out.info)
+            if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
+                if not is_healthy(server_root(url)[0]):
+                    from batchctl.errors import BatchctlError
+
+                    raise BatchctlError(
+                        f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
+                        hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
+                    )
+            else:
+                ensure_local_server(url, data_dir(), notify=self.out.info)
         client = BatchClient(
             url,
             settings.api_key,
