@@ -78,7 +78,7 @@ IntervalOpt = Annotated[
         "--interval",
         "--poll-interval",
         min=0.1,
-        help="Seconds between status polls (default: the profile's, else the provider's: 10 s, DashScope 60 s).",
+        help="Seconds between status polls (default: the profile's, else the provider's: 10 s, DashScope 60 s, the local server 1 s).",
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

@@ -80,6 +80,14 @@ def _cancel_one(state: AppState, batch_id: str):
 
     client = state.client_for_batch(batch_id)
     try:
+        # Look first: servers answer a finished batch with 409, which the client retries (OpenAI's lock
+        # timeouts are 409s too) before giving up, so asking is both faster and clearer.
+        current = client.batches.retrieve(batch_id)
+        if current.is_terminal:
+            raise BatchctlError(
+                f"{batch_id} has already finished ({current.status}); there is nothing to cancel",
+                hint=f"See it with: batchctl status {batch_id}",
+            )
         return client.batches.cancel(batch_id)
     except api.NotFoundError as exc:
         raise BatchctlError(
