@@ -65,6 +65,7 @@ def test_valid_file_with_wait_produces_the_results_file(server, in_tmp):
         assert r["response"]["body"]["choices"][0]["message"]["content"] == f"echo: question {n}"
     assert not errors.exists()
     assert not list(in_tmp.glob("*.part"))
+    assert "batchctl download" not in result.stderr  # already downloaded: no advice to do it again
     batch_id = result.stdout.splitlines()[0].strip()
     assert batch_id.startswith("batch_")
     assert f"Output: {output.name} (25 lines)" in result.stderr

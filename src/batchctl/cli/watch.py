@@ -51,13 +51,15 @@ def watch_batches(
     *,
     interval: float | None = None,
     clients: dict[str, BatchClient] | None = None,
+    download_hint: bool = True,
 ) -> list[Batch]:
     """Watch until every batch is terminal: Rich Live dashboard on a TTY, one line per change otherwise,
     NDJSON (one JSON object per line per change, nothing else on stdout) under state.json.
 
     Ctrl+C: stops watching only, prints how to re-attach (`batchctl status --watch ID...`) on stderr
     and raises typer.Exit(130). Returns the final Batch objects in the order given. Prints the final
-    panels (not under --json) and, for completed ones, the `batchctl download ID` command.
+    panels (not under --json) and, for completed ones, the `batchctl download ID` command (unless
+    `download_hint` is False: the caller downloads them itself).
     """
     from batchctl.cli.render import BatchView, batch_panel, change_line, dashboard
     from batchctl.watching import PollSchedule, RateTracker, counts_are_live, poll_until_terminal
@@ -127,7 +129,7 @@ def watch_batches(
         for batch in final:
             out.print(batch_panel(BatchView(batch, live_counts=live_counts)))
         for batch in final:
-            if batch.status == "completed":
+            if download_hint and batch.status == "completed":
                 out.info(f"Download the results: batchctl download {batch.id}")
     order = {b.id: b for b in final}
     return [order[i] for i in batch_ids]

@@ -69,7 +69,9 @@ def wait_until_finished(state: AppState, client: BatchClient, batch_id: str, *, 
     if not state.json:
         from batchctl.cli.watch import watch_batches
 
-        return watch_batches(state, [batch_id], interval=interval, clients={batch_id: client})[0]
+        return watch_batches(
+            state, [batch_id], interval=interval, clients={batch_id: client}, download_hint=False
+        )[0]
 
     from batchctl.cli.watch import resolve_interval
     from batchctl.watching import PollSchedule, poll_until_terminal
