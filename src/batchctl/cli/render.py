@@ -216,7 +216,7 @@ def dashboard(views: Sequence[BatchView], *, header: str, now: float | None = No
 
 
 def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
-    """A row of `batchctl list`: id, status, created, endpoint, counts, description."""
+    """A row of `batchctl list`: id, status, counts, created, endpoint, description."""
     counts = batch.request_counts
     created = f"{format_relative(batch.created_at, now)}\n{format_timestamp(batch.created_at, seconds=False)}"
     metadata = batch.metadata or {}
@@ -227,12 +227,13 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
         or metadata.get("ds_name")
         or ", ".join(f"{k}={v}" for k, v in metadata.items())
     )
+    endpoint = batch.endpoint or "-"
     return [
         batch.id,
         status_text(batch.status),
-        created,
-        batch.endpoint or "-",
         f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else ""),
+        created,
+        endpoint.removeprefix("/v1/"),
         description or "",
     ]
 
@@ -240,12 +241,19 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
 def list_table(batches: Sequence[Batch], *, now: float | None = None) -> Table:
     """`batchctl list`: ids never folded (people copy them), the rest wraps as the terminal allows."""
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("created", overflow="fold")
-    table.add_column("endpoint", overflow="fold", min_width=8)
-    table.add_column("done", overflow="fold")
-    table.add_column("model / description", overflow="fold", min_width=8)
-    for batch in batches:
-        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in list_row(batch, now=now)))
+    rows = [list_row(batch, now=now) for batch in batches]
+
+    def widest(index: int) -> int:
+        return max((len(str(row[index])) for row in rows), default=0)
+
+    # ids, statuses and counts are never cut (people copy ids); on a narrow terminal (80 columns, or a
+    # pipe) the columns to their right give way with "…" instead of folding every cell.
+    table.add_column("id", no_wrap=True, min_width=widest(0))
+    table.add_column("status", no_wrap=True, min_width=widest(1))
+    table.add_column("done", no_wrap=True, min_width=widest(2))
+    table.add_column("created", no_wrap=True, overflow="ellipsis", min_width=10)
+    table.add_column("endpoint", no_wrap=True, overflow="ellipsis", min_width=6)
+    table.add_column("model / description", no_wrap=True, overflow="ellipsis", min_width=6)
+    for row in rows:
+        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return table
