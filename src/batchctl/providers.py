@@ -158,23 +158,6 @@ PROVIDERS: dict[str, ProviderSpec] = {
         metadata_keys=_DASHSCOPE_METADATA,
         list_filters=_DASHSCOPE_LIST_FILTERS,
     ),
-    # A New-API gateway relays batches to an upstream channel, in practice DashScope: the upstream's
-    # limits apply, and its counts are as frozen as DashScope's. The gateway itself answers quickly.
-    "newapi": ProviderSpec(
-        name="newapi",
-        max_requests=50_000,
-        max_file_bytes=500 * MB,
-        max_line_bytes=6 * MB,
-        endpoints=(_CHAT, _EMBEDDINGS, _DS_TEST),
-        default_poll_interval=10.0,
-        live_counts=False,
-        completion_windows=_DASHSCOPE_WINDOWS,
-        window_units="hd",
-        min_window_s=24 * 3600.0,
-        max_window_s=336 * 3600.0,
-        metadata_keys=_DASHSCOPE_METADATA,
-        list_filters=_DASHSCOPE_LIST_FILTERS,
-    ),
     # The embedded server (`batchctl serve`): short windows such as 30s exist so expiry can be tested.
     "local": ProviderSpec(
         name="local",
@@ -190,6 +173,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
         max_window_s=336 * 3600.0,
     ),
 }
+
+# A New-API gateway relays batches to an upstream channel, in practice DashScope: the upstream's
+# limits, endpoints and windows apply, and its counts are as frozen as DashScope's. The gateway itself
+# answers quickly, so it is polled at the usual pace.
+PROVIDERS["newapi"] = dataclasses.replace(PROVIDERS["dashscope"], name="newapi", default_poll_interval=10.0)
 
 
 def get_provider(name: str | None, overrides: dict | None = None) -> ProviderSpec:
