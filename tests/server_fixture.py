@@ -165,7 +165,11 @@ def local_server(start_server: StartServer) -> ServerHandle:
 
 # -- conformance with OpenAI's published OpenAPI description ----------------------------------
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.yaml"
+# The project is checked out with `shared/` beside it (as CI does); BATCHCTL_OPENAPI_SPEC overrides.
+SPEC_PATH = Path(
+    os.environ.get("BATCHCTL_OPENAPI_SPEC")
+    or Path(__file__).resolve().parents[2] / "shared" / "specs" / "openai-openapi.yaml"
+)
 
 # Version 2.3.0 of the spec no longer carries the schema of a result line; this is the
 # `BatchRequestOutput` of the earlier versions of the same document, verbatim in substance.
@@ -219,7 +223,8 @@ def openapi_validate():
     from referencing.jsonschema import DRAFT202012
 
     if not SPEC_PATH.exists():
-        pytest.skip(f"OpenAI spec not found at {SPEC_PATH}")
+        # A conformance check that silently skips would hide failures: say what is missing instead.
+        pytest.fail(f"OpenAI spec not found at {SPEC_PATH}: check out shared/ beside the project or set BATCHCTL_OPENAPI_SPEC")
     with open(SPEC_PATH, "rb") as f:
         spec = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     spec["components"]["schemas"].setdefault("BatchRequestOutput", BATCH_REQUEST_OUTPUT)
