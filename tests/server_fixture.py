@@ -192,7 +192,11 @@ BATCH_REQUEST_OUTPUT = {
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
         },
     },
+    # `response` and `error` are nullable, and nulls are stripped before validating (see strip_nulls),
+    # so their presence is checked separately in `validate`.
+    "required": ["id", "custom_id"],
 }
+RESULT_LINE_KEYS = ("id", "custom_id", "response", "error")
 
 
 def strip_nulls(value):
@@ -239,6 +243,8 @@ def openapi_validate():
             validators[schema_name] = OAS31Validator(ref, registry=registry)
         errors = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
                   for e in validators[schema_name].iter_errors(strip_nulls(obj))]
+        if schema_name == "BatchRequestOutput":
+            errors += [f"<root>: '{key}' is a required property" for key in RESULT_LINE_KEYS if key not in obj]
         assert not errors, f"{schema_name} does not conform:\n" + "\n".join(errors)
 
     return validate

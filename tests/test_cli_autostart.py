@@ -1,4 +1,7 @@
-"""The built-in `local` profile starts a background server when nothing answers, and says so."""
+"""A `local` profile starts a background server when nothing answers at its own URL, and says so.
+
+A URL given by flag or env var names somebody else's server: it is never started, only reached.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,14 @@ from batchctl.cli.app import app
 runner = CliRunner()
 
 
+def add_local_profile(url: str) -> None:
+    result = runner.invoke(app, ["profile", "add", "mine", "--provider", "local", "--base-url", url])
+    assert result.exit_code == 0, result.output
+
+
 def test_local_profile_autostarts_a_background_server(monkeypatch):
-    url = f"http://127.0.0.1:{free_port()}/v1"
+    add_local_profile(f"http://127.0.0.1:{free_port()}/v1")
     monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
-    monkeypatch.setenv("BATCHCTL_BASE_URL", url)
     try:
         first = runner.invoke(app, ["list", "--json"])
         assert first.exit_code == 0, first.output
@@ -29,10 +36,33 @@ def test_local_profile_autostarts_a_background_server(monkeypatch):
     assert stopped.exit_code == 0, stopped.output
 
 
-def test_autostart_can_be_forbidden(monkeypatch):
+def test_autostart_can_be_forbidden():
     url = f"http://127.0.0.1:{free_port()}/v1"
-    monkeypatch.setenv("BATCHCTL_BASE_URL", url)  # BATCHCTL_AUTOSTART=0 comes from the isolation fixture
+    add_local_profile(url)  # BATCHCTL_AUTOSTART=0 comes from the isolation fixture
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: nothing answers at {url}")
     assert "batchctl serve" in result.stderr
+
+
+def test_a_base_url_flag_is_reached_never_started(monkeypatch):
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+    url = f"http://localhost:{free_port()}"
+    result = runner.invoke(app, ["--base-url", url, "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: could not reach the server")
+    assert "Started" not in result.stderr
+
+
+def test_a_remote_base_url_is_not_the_local_provider():
+    shown = runner.invoke(app, ["--base-url", "https://gateway.example.com", "profile", "show", "--json"])
+    view = json.loads(shown.stdout)
+    assert view["base_url"] == "https://gateway.example.com/v1"
+    assert view["provider"] == "openai"
+
+
+def test_invalid_base_url_is_a_clear_error():
+    result = runner.invoke(app, ["--base-url", "ftp://x", "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: invalid base URL 'ftp://x' (from flag)")
+    assert "Traceback" not in result.output

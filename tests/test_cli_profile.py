@@ -107,3 +107,36 @@ def test_debug_shows_traceback_on_error():
     r = invoke("--debug", "profile", "list")
     assert r.exit_code == 1
     assert "Traceback" in r.stderr
+
+
+def test_add_refuses_a_url_that_is_not_http():
+    r = invoke("profile", "add", "q", "--base-url", "notaurl", "--api-key", "k")
+    assert r.exit_code == 2
+    assert "not an http(s) URL" in r.stderr
+    assert "q" not in load_config().profiles
+
+
+def test_show_names_env_vars_as_the_source(monkeypatch):
+    monkeypatch.setenv("BATCHCTL_BASE_URL", "http://env.example:9000")
+    monkeypatch.setenv("BATCHCTL_API_KEY", "sk-from-env-4321")
+    view = json.loads(invoke("profile", "show", "--json").stdout)
+    assert view["base_url"] == "http://env.example:9000/v1"
+    assert view["sources"]["base_url"] == "env BATCHCTL_BASE_URL"
+    assert view["sources"]["api_key"] == "env BATCHCTL_API_KEY"
+    assert view["api_key"] == "sk-…4321"
+
+
+def test_limit_overrides_reach_validate(tmp_path):
+    assert invoke("profile", "add", "tight", "--preset", "local", "--max-line-mb", "1", "--max-requests", "1").exit_code == 0
+    assert load_config().profiles["tight"].limits == {"max_requests": 1, "max_line_bytes": 1024 * 1024}
+    source = tmp_path / "big.jsonl"
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * (1024 * 1024)}]}
+    source.write_text(
+        "".join(
+            json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+            for i in range(2)
+        )
+    )
+    report = json.loads(invoke("validate", str(source), "--json").stdout)
+    codes = {p["code"] for p in report["problems"]}
+    assert {"line_too_large", "too_many_requests"} <= codes

@@ -132,3 +132,12 @@ def test_api_key_env_indirection_and_openai_fallback():
     assert resolve_settings(profile="oa", env={"OPENAI_API_KEY": "sk-openai"}).api_key == "sk-openai"
     # The OpenAI key never leaks into the built-in local profile.
     assert resolve_settings(env={"OPENAI_API_KEY": "sk-openai"}).api_key is None
+
+
+def test_wrongly_typed_value_names_file_and_profile():
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[profiles.a]\nbase_url = 5\n')
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert str(path) in info.value.message and "'a'" in info.value.message and "base_url" in info.value.message

@@ -171,3 +171,11 @@ def test_profile_test_is_doctor_for_a_named_profile(gateway):
     result = run("profile", "test", "gw", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["profile"] == "gw"
+
+
+def test_doctor_debug_logs_every_exchange_with_secrets_masked(gateway):
+    add_profile(gateway)
+    result = run("--debug", "doctor")
+    assert "HTTP GET " in result.stderr and "/v1/files" in result.stderr
+    assert "/api/channel/7" in result.stderr  # the channel check's exchange too
+    assert ADMIN_KEY not in result.output and ADMIN_TOKEN not in result.output

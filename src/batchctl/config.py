@@ -123,6 +123,16 @@ class Profile:
                 f"profile {name!r} in {path} has unknown provider {provider!r}",
                 hint=f"Use one of: {', '.join(PROVIDER_KINDS)}.",
             )
+        expected = {
+            "base_url": str, "provider": str, "api_key": str, "api_key_env": str, "access_token": str,
+            "channel": (str, int), "user_id": (str, int), "poll_interval": (int, float), "limits": dict,
+        }  # fmt: skip
+        for key, kinds in expected.items():
+            if key in table and not isinstance(table[key], kinds) or isinstance(table.get(key), bool):
+                raise ConfigError(
+                    f"profile {name!r} in {path}: {key} has the wrong type ({type(table[key]).__name__})",
+                    hint=f"Fix {key} in [profiles.{name}] of {path}, or re-add the profile.",
+                )
         try:
             profile = cls(name=name, **table)
             if profile.channel is not None:
@@ -252,10 +262,19 @@ class Settings:
     user_id: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> "flag" | "env NAME" | "profile NAME"
+    # Start a background `batchctl serve` when nothing answers: only for a `local` profile's own URL,
+    # never for a URL given by flag or env var (that names somebody else's server).
+    autostart: bool = False
 
     @property
     def is_local(self) -> bool:
         return self.provider == "local"
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
 
 def resolve_settings(
@@ -309,10 +328,25 @@ def resolve_settings(
 
     from batchctl.api import normalize_base_url
 
+    try:
+        normalized_url = normalize_base_url(resolved_url)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid base URL {resolved_url!r} (from {sources.get('base_url', 'profile ' + chosen.name)}): {exc}",
+            hint="Give an http(s) URL such as https://api.openai.com/v1 or http://localhost:3000.",
+        ) from exc
+    url_overridden = not sources.get("base_url", "profile").startswith("profile")
+    provider = chosen.provider
+    if chosen is BUILTIN_LOCAL and url_overridden and not _is_loopback(normalized_url):
+        # `--base-url https://gateway.example` with nothing configured: a remote OpenAI-compatible
+        # server, not our embedded one, so none of the local server's conventions apply.
+        provider = "openai"
+
     return Settings(
         profile_name=chosen.name,
-        base_url=normalize_base_url(resolved_url),
-        provider=chosen.provider,
+        base_url=normalized_url,
+        provider=provider,
+        autostart=provider == "local" and not url_overridden,
         api_key=resolved_key,
         channel=str(resolved_channel) if resolved_channel else None,
         poll_interval=chosen.poll_interval,

@@ -301,6 +301,7 @@ def run_doctor(
     timeout: float = 15.0,
     now: Callable[[], float] = time.time,
     progress: Callable[[str], None] | None = None,
+    debug_log: Callable[[str], None] | None = None,
 ) -> DoctorReport:
     """Run every check for `settings`; `client` is needed only for `full` (the real round trip)."""
     import httpx
@@ -311,7 +312,12 @@ def run_doctor(
     base = settings.base_url
     say = progress or (lambda _text: None)
     headers = {"Accept": "application/json", **_auth_header(settings)}
-    with httpx.Client(timeout=timeout, transport=transport, headers=headers, follow_redirects=True) as http:
+    from batchctl.api import debug_event_hooks
+
+    hooks = debug_event_hooks(debug_log, [settings.api_key, settings.access_token, *_auth_header(settings).values()])
+    with httpx.Client(
+        timeout=timeout, transport=transport, headers=headers, follow_redirects=True, event_hooks=hooks
+    ) as http:
         say(f"Probing {base} …")
         files_list = probe(http, "GET", base, "/files", params={"limit": 1})
         if files_list.error:
@@ -361,6 +367,7 @@ def run_doctor(
             model=model,
             transport=transport,
             timeout=timeout,
+            debug_log=debug_log,
         )
     report.checks.append(channel_line(settings, channel_check))
     report.checks.append(clock_skew_check(next((p.date for p in probes if p.date), None), now()))

@@ -334,14 +334,15 @@ def fetch_channel(
     """`GET {root}/api/channel/{id}`; raises ChannelLookupError for every way that can fail."""
     import httpx
 
-    from batchctl.api import mask_secret
+    from batchctl.api import debug_event_hooks, mask_secret
 
     url = f"{gateway_root(base_url)}/api/channel/{channel_id}"
     headers = {"Authorization": access_token, "Accept": "application/json"}
     if user_id:
         headers["New-Api-User"] = str(user_id)
     try:
-        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True) as http:
+        hooks = debug_event_hooks(debug_log, [access_token])
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True, event_hooks=hooks) as http:
             response = http.get(url, headers=headers)
     except httpx.HTTPError as exc:
         text = str(exc).replace(access_token, mask_secret(access_token))
@@ -350,8 +351,6 @@ def fetch_channel(
             f"could not reach {url}: {text or type(exc).__name__}",
             "Check the profile's base URL and that the gateway is running.",
         ) from exc
-    if debug_log:
-        debug_log(f"HTTP GET {url} -> {response.status_code}")
     try:
         payload = response.json()
     except ValueError:
@@ -479,6 +478,7 @@ def preflight_channel(
     warn: Callable[[str], None],
     timeout: float = 15.0,
     transport: Any = None,
+    debug_log: Callable[[str], None] | None = None,
 ) -> ChannelCheck | None:
     """`submit`'s channel check for a `newapi` profile, before anything is uploaded.
 
@@ -505,6 +505,7 @@ def preflight_channel(
         model=model,
         timeout=timeout,
         transport=transport,
+        debug_log=debug_log,
     )
     if check.checked:
         if not check.ok:

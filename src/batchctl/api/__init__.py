@@ -4,7 +4,7 @@ Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
 from batchctl.api._secrets import mask_secret
-from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, normalize_base_url
+from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, debug_event_hooks, normalize_base_url
 from batchctl.api.errors import (
     APIConnectionError,
     APIError,
@@ -71,6 +71,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "USER_AGENT",
     "UnprocessableEntityError",
+    "debug_event_hooks",
     "mask_secret",
     "normalize_base_url",
     "raise_for_gateway_failure",

@@ -6,7 +6,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -292,15 +292,19 @@ class BatchClient:
     def _log_exchange(self, response: httpx.Response, started: float, *, body: bool) -> None:
         if self._debug_log is None:
             return
-        request = response.request
-        request_id = request_id_from_headers(response.headers)
-        line = (
-            f"HTTP {request.method} {request.url} -> {response.status_code} {response.reason_phrase} "
-            f"({_ms(started)} ms{', request id ' + request_id if request_id else ''})"
-        )
-        self._log(line)
+        self._log(_exchange_line(response, started))
         if body:
             self._log(_body_for_log(response))
+
+
+def _exchange_line(response: httpx.Response, started: float) -> str:
+    """`HTTP GET <url> -> 200 OK (12 ms, request id req_…)`: one exchange for the debug log."""
+    request = response.request
+    request_id = request_id_from_headers(response.headers)
+    return (
+        f"HTTP {request.method} {request.url} -> {response.status_code} {response.reason_phrase} "
+        f"({_ms(started)} ms{', request id ' + request_id if request_id else ''})"
+    )
 
 
 def _ms(started: float) -> int:
@@ -487,3 +491,28 @@ def _seg(identifier: str) -> str:
     if not identifier:
         raise ValueError("an id is required")
     return quote(identifier, safe="")
+
+
+def debug_event_hooks(debug_log: DebugLog | None, secrets: Iterable[str | None] = ()) -> dict[str, list]:
+    """httpx `event_hooks` that log each exchange like BatchClient's `debug_log` does, secrets masked.
+
+    For code that talks HTTP outside BatchClient (doctor's probes, the New-API channel check), so that
+    `--debug` shows every exchange the same way. Empty when there is no log.
+    """
+    if debug_log is None:
+        return {}
+    redact = Redactor(secrets)
+
+    def log(text: str) -> None:
+        for line in redact(text).splitlines() or [""]:
+            debug_log(line)
+
+    def on_request(request: httpx.Request) -> None:
+        request.extensions["batchctl_started"] = time.monotonic()
+
+    def on_response(response: httpx.Response) -> None:
+        response.read()
+        log(_exchange_line(response, response.request.extensions.get("batchctl_started", time.monotonic())))
+        log(_body_for_log(response))
+
+    return {"request": [on_request], "response": [on_response]}

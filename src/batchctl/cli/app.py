@@ -84,6 +84,19 @@ def root(
     ] = False,
 ) -> None:
     """Global options apply to every command."""
+
+    def flag_only(name: str, value: str | None) -> str | None:
+        # Typer fills options from their env vars too; config.resolve_settings reads the env itself,
+        # so passing only real flags lets `profile show` say where each value came from.
+        source = ctx.get_parameter_source(name)
+        return None if source is not None and source.name == "ENVIRONMENT" else value
+
+    profile, base_url, api_key, channel = (
+        flag_only("profile", profile),
+        flag_only("base_url", base_url),
+        flag_only("api_key", api_key),
+        flag_only("channel", channel),
+    )
     state = AppState(
         profile=profile,
         base_url=base_url,

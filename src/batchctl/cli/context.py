@@ -63,7 +63,7 @@ class AppState:
 
         settings = settings or self.settings()
         url = base_url or settings.base_url
-        if settings.is_local:
+        if settings.autostart and url == settings.base_url:
             from batchctl.config import data_dir
             from batchctl.server.autostart import ensure_local_server, is_healthy, server_root
 
@@ -107,11 +107,24 @@ class AppState:
             settings = resolve_settings(
                 profile=entry.profile, base_url=self.base_url, api_key=self.api_key, channel=self.channel
             )
+        # The journal's server and pin go only with a key meant for that server: the batch's own
+        # profile, or settings that already point at the same URL. Anything else (another profile
+        # named explicitly, the batch's profile removed) is used as it is, so a key is never sent to
+        # a server its profile does not name.
+        if explicit_url or (settings.profile_name != entry.profile and settings.base_url != entry.base_url):
+            return self.client(settings=settings)
         return self.client(
             settings=settings,
-            base_url=None if explicit_url else entry.base_url,
+            base_url=entry.base_url,
             channel=... if explicit_channel else entry.channel,
         )
+
+    def provider_for_batch(self, batch_id: str) -> str:
+        """The provider kind a batch was submitted to (the journal's), else the current settings'."""
+        from batchctl import journal
+
+        entry = journal.lookup(batch_id)
+        return entry.provider if entry is not None else self.settings().provider
 
     def close(self) -> None:
         for client in self._clients:

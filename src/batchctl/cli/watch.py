@@ -68,7 +68,9 @@ def watch_batches(
     ids = list(dict.fromkeys(batch_ids))  # watching the same id twice helps nobody
     seconds = resolve_interval(state, interval)
     schedule = PollSchedule(seconds)
-    live_counts = counts_are_live(state.settings().provider)
+    # Whether counts rise live depends on where each batch runs (a DashScope batch watched under
+    # another profile still has frozen counts), so ask per batch.
+    live = {batch_id: counts_are_live(state.provider_for_batch(batch_id)) for batch_id in ids}
     clients = dict(clients or {})
 
     def fetch(batch_id: str) -> Batch:
@@ -88,14 +90,14 @@ def watch_batches(
     def on_update(index: int, batch: Batch, changed: bool) -> None:
         tracker = trackers[index]
         tracker.add(time.monotonic(), batch.request_counts.completed + batch.request_counts.failed)
-        views[index] = BatchView(batch, live_counts=live_counts, rate=tracker.rate())
+        views[index] = BatchView(batch, live_counts=live[ids[index]], rate=tracker.rate())
         notice["text"] = ""
         if not changed or live_mode:
             return
         if state.json:
             out.json_line(batch)
         else:
-            out.line(change_line(batch, live_counts=live_counts))
+            out.line(change_line(batch, live_counts=live[ids[index]]))
 
     def on_wait(delay: float, failure: BaseException | None) -> None:
         if failure is None:
@@ -127,7 +129,7 @@ def watch_batches(
 
     if not state.json:
         for batch in final:
-            out.print(batch_panel(BatchView(batch, live_counts=live_counts)))
+            out.print(batch_panel(BatchView(batch, live_counts=live.get(batch.id, True))))
         for batch in final:
             if download_hint and batch.status == "completed":
                 out.info(f"Download the results: batchctl download {batch.id}")

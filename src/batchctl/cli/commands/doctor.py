@@ -33,7 +33,14 @@ def run_doctor_command(state: AppState, *, full: bool, model: str | None) -> Non
 
     settings = state.settings()
     client = state.client() if (full or settings.is_local) else None  # client() autostarts the local server
-    report = run_doctor(settings, full=full, client=client, model=model, progress=None if state.json else state.out.info)
+    report = run_doctor(
+        settings,
+        full=full,
+        client=client,
+        model=model,
+        progress=None if state.json else state.out.info,
+        debug_log=state.out.debug if state.debug else None,
+    )
     if state.json:
         state.out.json(report.to_dict())
     else:

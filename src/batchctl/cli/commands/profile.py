@@ -78,6 +78,7 @@ def add(
     ] = None,
     max_requests: Annotated[int | None, typer.Option("--max-requests", min=1, help="Override the provider's request limit per file.")] = None,
     max_file_mb: Annotated[int | None, typer.Option("--max-file-mb", min=1, help="Override the provider's file size limit (MB).")] = None,
+    max_line_mb: Annotated[int | None, typer.Option("--max-line-mb", min=1, help="Override the provider's per-line size limit (MB).")] = None,
     use: Annotated[bool, typer.Option("--use/--no-use", help="Make it the active profile.")] = True,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing profile of that name.")] = False,
 ) -> None:
@@ -95,6 +96,12 @@ def add(
         provider = provider or preset_provider
     if not base_url:
         raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
+    from batchctl.api import normalize_base_url
+
+    try:
+        normalize_base_url(base_url)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{base_url!r} is not an http(s) URL: {exc}", param_hint="--base-url") from None
     provider = provider or "openai"
     if provider not in PROVIDER_KINDS:
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
@@ -110,6 +117,8 @@ def add(
         limits["max_requests"] = max_requests
     if max_file_mb:
         limits["max_file_bytes"] = max_file_mb * 1024 * 1024
+    if max_line_mb:
+        limits["max_line_bytes"] = max_line_mb * 1024 * 1024
     profile = Profile(
         name=name,
         base_url=base_url,
@@ -188,6 +197,7 @@ def show_profile(
         # The effective values after flags and env vars, which is what commands will use.
         view.update(
             base_url=settings.base_url,
+            provider=settings.provider,
             api_key=mask_secret(settings.api_key) if settings.api_key else None,
             channel=settings.channel,
             sources=dict(settings.sources),

@@ -53,8 +53,8 @@ def status(
         return
     import time
 
-    live_counts = counts_are_live(state.settings().provider)
     now = time.time()
     for batch in batches:
+        live_counts = counts_are_live(state.provider_for_batch(batch.id))
         rate = rate_from_timestamps(batch, now) if live_counts else None
         state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))

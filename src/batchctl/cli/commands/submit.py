@@ -165,7 +165,13 @@ def preflight(
     if check_channel:
         from batchctl.newapi import preflight_channel
 
-        preflight_channel(state.settings(), plan.model, info=out.info, warn=out.warn)
+        preflight_channel(
+            state.settings(),
+            plan.model,
+            info=out.info,
+            warn=out.warn,
+            debug_log=out.debug if state.debug else None,
+        )
 
     if wait:
         plan.output, plan.errors_output = resolve_targets(
