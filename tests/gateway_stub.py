@@ -85,6 +85,7 @@ class GatewayStub:
     channels: dict[int, dict[str, Any]] = field(default_factory=default_channels)
     files_not_implemented: bool = False
     batch_list_missing: bool = False
+    max_page_size: int | None = None  # answer shorter pages than asked, as some providers do
     admin_api_forbidden_status: int = 200  # New-API says "insufficient permission" with HTTP 200
     instant: bool = False
     base_url: str = ""
@@ -205,13 +206,21 @@ class GatewayStub:
                 ds_name = request.query_params.get("ds_name")
                 if ds_name:
                     data = [b for b in data if (b.get("metadata") or {}).get("ds_name") == ds_name]
+                after = request.query_params.get("after")
+                if after:
+                    ids = [b["id"] for b in data]
+                    data = data[ids.index(after) + 1 :] if after in ids else []
+                limit = int(request.query_params.get("limit") or len(data) or 1)
+                if self.max_page_size:
+                    limit = min(limit, self.max_page_size)
+                page, more = data[:limit], len(data) > limit
                 return JSONResponse(
                     {
                         "object": "list",
-                        "data": data,
-                        "first_id": data[0]["id"] if data else None,
-                        "last_id": data[-1]["id"] if data else None,
-                        "has_more": False,
+                        "data": page,
+                        "first_id": page[0]["id"] if page else None,
+                        "last_id": page[-1]["id"] if page else None,
+                        "has_more": more,
                     }
                 )
             try:

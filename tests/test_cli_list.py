@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch_factory import create_batch
+from gateway_stub import ADMIN_KEY, gateway  # noqa: F401
 from batchctl.cli.app import app
 from batchctl.cli.commands.list_ import provider_list_params
 
@@ -77,3 +78,24 @@ def test_provider_list_params_hook():
     assert provider_list_params("openai", status="failed") == {}
     assert provider_list_params("dashscope", status="failed") == {"status": "failed"}
     assert provider_list_params("dashscope", ds_name="nightly", create_after=None) == {"ds_name": "nightly"}
+
+
+def test_all_copes_with_pages_shorter_than_asked(gateway):
+    """A provider may answer fewer items than `limit` with has_more true: --all still gets every one."""
+    gateway.max_page_size = 2
+    for n in range(5):
+        gateway.batches[f"batch_{n:04d}"] = {
+            "id": f"batch_{n:04d}", "object": "batch", "endpoint": "/v1/chat/completions", "status": "completed",
+            "input_file_id": "file-x", "completion_window": "24h", "created_at": 1_700_000_000 + n,
+            "request_counts": {"total": 1, "completed": 1, "failed": 0},
+        }  # fmt: skip
+    added = runner.invoke(
+        app, ["profile", "add", "gw", "--provider", "newapi", "--base-url", gateway.base_url,
+              "--api-key", ADMIN_KEY, "--channel", "7"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    result = runner.invoke(app, ["list", "--all", "--limit", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [b["id"] for b in json.loads(result.stdout)] == [f"batch_{n:04d}" for n in range(4, -1, -1)]
+    pages = [r for r in gateway.requests if r.method == "GET" and r.path == "/v1/batches"]
+    assert len(pages) == 3  # 2 + 2 + 1
