@@ -21,7 +21,7 @@ from batchctl.api import (
     mask_secret,
     normalize_base_url,
 )
-from batchctl.api._retry import retry_delay
+from batchctl.api.retry import retry_delay
 
 BASE = "https://api.example.test/v1"
 KEY = "sk-live-SECRETabcdef9876"

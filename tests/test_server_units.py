@@ -22,7 +22,6 @@ from batchctl.server.executors import (
     UpstreamExecutor,
     echo_should_fail,
     echo_vector,
-    retry_delay,
 )
 from server_fixture import free_port
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
@@ -57,13 +56,6 @@ def test_echo_chat_embeddings_and_limits():
     b64 = run(echo.execute("/v1/embeddings", {"model": "e", "input": ["x"], "encoding_format": "base64"}, "c")).body
     assert isinstance(b64["data"][0]["embedding"], str)
     assert run(echo.execute("/v1/unknown", {}, "d")).status_code == 404
-
-
-def test_retry_delay_honours_headers():
-    assert retry_delay(1, {"retry-after-ms": "250"}) == 0.25
-    assert retry_delay(1, {"retry-after": "3"}) == 3.0
-    assert 0.375 <= retry_delay(1, {}) <= 0.625
-    assert retry_delay(10, None) <= 25
 
 
 def test_rate_limiter_spaces_requests():
@@ -104,6 +96,34 @@ def test_upstream_retries_429_then_succeeds():
     assert str(calls[0].url) == "http://up.test/v1/chat/completions"
     assert calls[0].headers["authorization"] == "Bearer k"
     assert json.loads(calls[0].content) == {"model": "m", "messages": []}
+
+
+def test_upstream_unparseable_retry_after_still_retries(monkeypatch):
+    """`Retry-After: soon` is not a number nor a date: back off as usual instead of failing the request."""
+    slept = []
+
+    async def no_sleep(seconds):
+        slept.append(seconds)
+
+    monkeypatch.setattr("batchctl.server.executors.asyncio.sleep", no_sleep)
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503, headers={"retry-after": "soon"}, json={"error": {"message": "busy"}})
+        return httpx.Response(200, json={"object": "chat.completion"})
+
+    async def go():
+        ex = upstream(handler)
+        try:
+            return await ex.execute(CHAT, {"model": "m", "messages": []}, "a")
+        finally:
+            await ex.aclose()
+
+    out = run(go())
+    assert out.ok and len(calls) == 2
+    assert slept and 0.375 <= slept[0] <= 0.5  # the first backoff step, jittered
 
 
 def test_upstream_failures_become_outcomes_never_exceptions():

@@ -254,7 +254,7 @@ def retry_after_of(exc: BaseException) -> float | None:
         return float(value)
     headers = getattr(exc, "headers", None)
     if headers is not None:
-        from batchctl.api._retry import parse_retry_after
+        from batchctl.api.retry import parse_retry_after
 
         return parse_retry_after(headers)
     return None

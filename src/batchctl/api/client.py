@@ -18,7 +18,7 @@ import pydantic
 
 from batchctl import __version__
 from batchctl.api._multipart import MultipartFileUpload, ProgressCallback
-from batchctl.api._retry import retry_delay, should_retry_exception, should_retry_status
+from batchctl.api.retry import retry_delay, should_retry_exception, should_retry_status
 from batchctl.api._secrets import Redactor, mask_secret
 from batchctl.api.errors import (
     APIConnectionError,
@@ -194,7 +194,7 @@ class BatchClient:
         """Send with retries; return a 2xx response (read, or still open when ``stream``), else raise.
 
         ``creates`` marks requests whose repetition could create a second object; see
-        ``batchctl.api._retry`` for when they are re-sent.
+        ``batchctl.api.retry`` for when they are re-sent.
         """
         retries_done = 0
         while True:

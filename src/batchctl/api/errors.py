@@ -254,7 +254,7 @@ def error_for_status(
     error = error_class_for_status(status)(status=status, **fields)
     error.url = url
     if headers is not None:
-        from batchctl.api._retry import parse_retry_after
+        from batchctl.api.retry import parse_retry_after
 
         error.retry_after = parse_retry_after(headers)
     return error

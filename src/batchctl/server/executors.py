@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import hashlib
 import random
 import secrets
@@ -17,6 +16,8 @@ import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
 
 ECHO_MODEL = "echo"
 ECHO_DIMENSIONS = 16
@@ -234,29 +235,6 @@ class EchoExecutor:
 
 # -- upstream ----------------------------------------------------------------------------------
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-
-
-def retry_delay(attempt: int, headers: Any = None) -> float:
-    """Seconds to wait before retry `attempt` (1-based): the server's Retry-After, else backoff with jitter."""
-    if headers is not None:
-        ms = headers.get("retry-after-ms")
-        if ms:
-            try:
-                return min(60.0, max(0.0, float(ms) / 1000))
-            except ValueError:
-                pass
-        after = headers.get("retry-after")
-        if after:
-            try:
-                return min(60.0, max(0.0, float(after)))
-            except ValueError:
-                parsed = email.utils.parsedate_to_datetime(after) if after else None
-                if parsed is not None:
-                    return min(60.0, max(0.0, parsed.timestamp() - time.time()))
-    return min(20.0, 0.5 * 2 ** (attempt - 1)) * (0.75 + random.random() * 0.5)
-
-
 class RateLimiter:
     """Spaces request starts so that at most `rpm` begin in any minute (evenly, no bursts)."""
 
@@ -326,12 +304,13 @@ class UpstreamExecutor:
                     headers = None
                 else:
                     outcome = self._outcome(response)
-                    if response.status_code not in RETRY_STATUSES:
+                    if response.status_code not in RETRYABLE_STATUSES:
                         return outcome
                     failure, headers = outcome, response.headers
             if attempt > self.config.max_retries:
                 return failure
-            await asyncio.sleep(retry_delay(attempt, headers))
+            # The same backoff and Retry-After rules as the client (batchctl.api.retry), retries counted from 0.
+            await asyncio.sleep(retry_delay(attempt - 1, headers, random=random.random))
 
     @staticmethod
     def _outcome(response: Any) -> Outcome:
