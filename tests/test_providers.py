@@ -50,7 +50,7 @@ def test_local_limits():
     assert (spec.max_requests, spec.max_file_bytes) == (50_000, 200 * MB)
     assert spec.endpoints == ("/v1/chat/completions", "/v1/embeddings", "/v1/completions")
     assert spec.live_counts is True
-    assert spec.default_poll_interval == 10
+    assert spec.default_poll_interval == 1.0  # loopback
 
 
 def test_specs_are_frozen():

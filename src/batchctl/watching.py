@@ -29,9 +29,7 @@ from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_ERROR, EXIT_NOT_FINISHED, 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
 
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-
-LOCAL_POLL_INTERVAL = 1.0  # the embedded server is on loopback: polling it every second costs nothing
+TERMINAL = frozenset(EXIT_CODE_BY_STATUS)  # the final states, each with its exit code
 BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_MULTIPLE = 4.0
 BACKOFF_SOFT_CAP = 60.0
@@ -63,8 +61,6 @@ def default_interval(provider: str | None, profile_interval: float | None = None
     """Seconds between polls when no --interval is given: the profile's, else the provider's."""
     if profile_interval:
         return float(profile_interval)
-    if provider is None or provider == "local":
-        return LOCAL_POLL_INTERVAL
     from batchctl.providers import get_provider
 
     try:

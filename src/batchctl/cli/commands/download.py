@@ -9,7 +9,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import BatchIdArg, DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
-from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_INTERRUPTED, EXIT_NOT_FINISHED, EXIT_OK, BatchctlError
+from batchctl.errors import EXIT_INTERRUPTED, EXIT_NOT_FINISHED, BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -242,7 +242,9 @@ def delete_remote_after_download(state: AppState, client: BatchClient, batch: Ba
 
 def exit_for_final_state(state: AppState, batch: Batch, result: DownloadResult) -> None:
     """Exit 3/4/5 when the batch ended failed/expired/cancelled; return when it completed."""
-    code = EXIT_CODE_BY_STATUS.get(batch.status, EXIT_OK)
+    from batchctl.watching import exit_code_for_statuses
+
+    code = exit_code_for_statuses([batch.status])
     if code:
         saved = "; the files above hold what it produced" if result.files else ""
         state.out.warn(f"batch {batch.id} ended {batch.status}{saved}.")
