@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
+from batchctl.results import write_atomically
 from batchctl.server.executors import Executor, Outcome
 from batchctl.server.store import ResultRow, Store, iter_results, new_id
 
@@ -282,18 +282,20 @@ class BatchRunner:
         """
         paths: dict[str, Path | None] = {}
         for ok, kind in ((True, "output"), (False, "error")):
-            path = self.store.files_dir / ("file-" + secrets.token_hex(12))
-            tmp = path.with_suffix(".part")
-            count = 0
-            with open(tmp, "w", encoding="utf-8") as out:
+            path = self.store.files_dir / new_id("file-")
+
+            def write_lines(out, ok: bool = ok) -> int:
+                count = 0
                 for text in iter_results(self.store.db_path, batch_id, ok=ok):
                     out.write(text)
                     out.write("\n")
                     count += 1
-            if count:
-                os.replace(tmp, path)
+                return count
+
+            # `.part` then rename, and no `.part` left behind on a full disk or any other error.
+            if write_atomically(path, write_lines, text=True):
                 paths[kind] = path
             else:
-                tmp.unlink()
+                path.unlink()
                 paths[kind] = None
         return paths
