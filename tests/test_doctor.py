@@ -179,3 +179,27 @@ def test_doctor_debug_logs_every_exchange_with_secrets_masked(gateway):
     assert "HTTP GET " in result.stderr and "/v1/files" in result.stderr
     assert "/api/channel/7" in result.stderr  # the channel check's exchange too
     assert ADMIN_KEY not in result.output and ADMIN_TOKEN not in result.output
+
+
+def test_secrets_echoed_by_a_server_are_masked():
+    import httpx
+
+    from batchctl import newapi
+
+    key, token = "sk-echoed-secret-key-0001", "access-token-echoed-0002"
+
+    def echo_back(request: httpx.Request) -> httpx.Response:
+        said = request.headers.get("authorization", "")
+        return httpx.Response(401, json={"success": False, "message": f"invalid credential {said}"})
+
+    transport = httpx.MockTransport(echo_back)
+    settings = Settings(
+        profile_name="gw", base_url="http://gw.test/v1", provider="newapi", api_key=key, channel="7",
+        access_token=token, user_id="1",
+    )  # fmt: skip
+    report = doctor.run_doctor(settings, transport=transport, now=lambda: 0.0)
+    text = json.dumps(report.to_dict())
+    assert "invalid credential" in text  # the server's words are kept ...
+    assert key not in text and token not in text  # ... its echo of the secrets is not
+    check = newapi.check_channel(settings.base_url, "7", access_token=token, user_id="1", transport=transport)
+    assert check.message and token not in check.message and token not in (check.hint or "")

@@ -236,10 +236,10 @@ def channel_line(settings: Settings, check: Any | None) -> CheckResult:
 
 
 def _auth_header(settings: Settings) -> dict[str, str]:
-    if not settings.api_key:
-        return {}
-    token = f"{settings.api_key}-{settings.channel}" if settings.channel else settings.api_key
-    return {"Authorization": f"Bearer {token}"}
+    from batchctl.api import bearer_token
+
+    token = bearer_token(settings.api_key, settings.channel)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def probe(http: Any, method: str, base_url: str, path: str, **kwargs: Any) -> Probe:
@@ -291,7 +291,7 @@ def _first_id(http: Any, base_url: str, path: str) -> str | None:
     return None
 
 
-def run_doctor(
+def _run_checks(
     settings: Settings,
     *,
     full: bool = False,
@@ -442,3 +442,19 @@ def round_trip(client: BatchClient, settings: Settings) -> CheckResult:
     if kept:
         return CheckResult("round trip", WARN, f"{', '.join(done)} worked, but could not delete {', '.join(kept)}", "Delete them: batchctl files delete ID --yes")
     return CheckResult("round trip", OK, f"{', '.join(done)}, delete all worked (batch cancelled, {len(deletions)} file(s) deleted)")
+
+
+def run_doctor(settings: Settings, **kwargs: Any) -> DoctorReport:
+    """Run every check for `settings` (see `_run_checks`), with secrets masked in what servers said.
+
+    A gateway may echo the token it rejected in its error message; the report is printed and
+    `--json`-dumped, so every detail and hint goes through the same masking as the API client's errors.
+    """
+    from batchctl.api import Redactor, bearer_token
+
+    report = _run_checks(settings, **kwargs)
+    redact = Redactor([settings.api_key, settings.access_token, bearer_token(settings.api_key, settings.channel)])
+    for check in report.checks:
+        check.detail = redact(check.detail)
+        check.hint = redact(check.hint) if check.hint else check.hint
+    return report

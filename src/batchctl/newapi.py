@@ -334,7 +334,7 @@ def fetch_channel(
     """`GET {root}/api/channel/{id}`; raises ChannelLookupError for every way that can fail."""
     import httpx
 
-    from batchctl.api import debug_event_hooks, mask_secret
+    from batchctl.api import Redactor, debug_event_hooks, mask_secret
 
     url = f"{gateway_root(base_url)}/api/channel/{channel_id}"
     headers = {"Authorization": access_token, "Accept": "application/json"}
@@ -357,7 +357,8 @@ def fetch_channel(
         payload = None
     message = ""
     if isinstance(payload, dict):
-        message = str(payload.get("message") or payload.get("error") or "").strip()
+        # A gateway may echo the token it refused: never print it.
+        message = Redactor([access_token])(str(payload.get("message") or payload.get("error") or "").strip())
     if response.status_code == 404:
         raise ChannelLookupError(
             PROBLEM_MISSING,
@@ -365,7 +366,7 @@ def fetch_channel(
             "Check the channel id in the New-API dashboard (Channels), and the profile's --channel.",
         )
     if response.status_code >= 400:
-        return_message = message or " ".join(response.text.split())[:200] or response.reason_phrase
+        return_message = message or Redactor([access_token])(" ".join(response.text.split())[:200]) or response.reason_phrase
         raise _refusal(return_message, response.status_code, channel_id)
     if not isinstance(payload, dict):
         raise ChannelLookupError(
@@ -443,16 +444,22 @@ def check_channel(
 # -- submit's pre-flight ---------------------------------------------------------------------------------
 
 
-def _models_listed(settings: Any, *, timeout: float, transport: Any) -> tuple[int | None, list[str], str]:
+def _models_listed(
+    settings: Any, *, timeout: float, transport: Any, debug_log: Callable[[str], None] | None = None
+) -> tuple[int | None, list[str], str]:
     """`GET {base}/models` with the pinned key: (status, model ids, error message). The weaker check."""
     import httpx
 
-    token = f"{settings.api_key}-{settings.channel}" if settings.channel else settings.api_key
+    from batchctl.api import Redactor, bearer_token, debug_event_hooks
+
+    token = bearer_token(settings.api_key, settings.channel)
+    redact = Redactor([settings.api_key, token])
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True) as http:
+        hooks = debug_event_hooks(debug_log, [settings.api_key, token])
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True, event_hooks=hooks) as http:
             response = http.get(f"{settings.base_url}/models", headers=headers)
     except httpx.HTTPError:
         return None, [], ""
@@ -464,7 +471,7 @@ def _models_listed(settings: Any, *, timeout: float, transport: Any) -> tuple[in
         from batchctl.api.errors import parse_error_body
 
         fields = parse_error_body(response.content, status=response.status_code, url=str(response.request.url))
-        return response.status_code, [], str(fields.get("message") or "")
+        return response.status_code, [], redact(str(fields.get("message") or ""))
     data = payload.get("data") if isinstance(payload, dict) else None
     ids = [str(m.get("id")) for m in data or [] if isinstance(m, dict) and m.get("id")]
     return response.status_code, ids, ""
@@ -517,7 +524,7 @@ def preflight_channel(
             warn(warning)
         return check
     warn(check.message + "; carrying on (add --access-token and --user-id to the profile for the full check)")
-    status, ids, message = _models_listed(settings, timeout=timeout, transport=transport)
+    status, ids, message = _models_listed(settings, timeout=timeout, transport=transport, debug_log=debug_log)
     if status in (401, 403):
         what = "the key" if status == 401 else f"the pin to channel {settings.channel}"
         raise BatchctlError(

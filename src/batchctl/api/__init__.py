@@ -4,7 +4,15 @@ Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
 from batchctl.api._secrets import mask_secret
-from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, debug_event_hooks, normalize_base_url
+from batchctl.api._secrets import Redactor
+from batchctl.api.client import (
+    USER_AGENT,
+    BatchClient,
+    ContentStream,
+    bearer_token,
+    debug_event_hooks,
+    normalize_base_url,
+)
 from batchctl.api.errors import (
     APIConnectionError,
     APIError,
@@ -71,6 +79,8 @@ __all__ = [
     "TERMINAL_STATUSES",
     "USER_AGENT",
     "UnprocessableEntityError",
+    "Redactor",
+    "bearer_token",
     "debug_event_hooks",
     "mask_secret",
     "normalize_base_url",

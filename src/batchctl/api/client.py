@@ -40,6 +40,13 @@ ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 DebugLog = Callable[[str], None]
 
 
+def bearer_token(api_key: str | None, channel: str | int | None = None) -> str | None:
+    """The token after `Bearer `: the key, suffixed `-<channel>` to pin a New-API channel."""
+    if not api_key:
+        return None
+    return f"{api_key}-{channel}" if channel else api_key
+
+
 def normalize_base_url(base_url: str) -> str:
     """The API root including its version path, without a trailing slash.
 
@@ -125,9 +132,7 @@ class BatchClient:
 
     @property
     def _bearer_token(self) -> str | None:
-        if not self._api_key:
-            return None
-        return f"{self._api_key}-{self.channel}" if self.channel else self._api_key
+        return bearer_token(self._api_key, self.channel)
 
     @property
     def api_key_masked(self) -> str:

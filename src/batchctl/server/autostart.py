@@ -79,7 +79,8 @@ def ensure_local_server(
     ]  # fmt: skip
     # The child imports the same batchctl as this process, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
+    # The background server outlives this command: it gets none of the client's own secrets.
+    env = {k: v for k, v in os.environ.items() if k not in ("BATCHCTL_API_KEY", "OPENAI_API_KEY")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.update(extra_env or {})
     with open(log_path, "ab") as log:
