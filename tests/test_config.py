@@ -141,3 +141,11 @@ def test_wrongly_typed_value_names_file_and_profile():
     with pytest.raises(ConfigError) as info:
         load_config()
     assert str(path) in info.value.message and "'a'" in info.value.message and "base_url" in info.value.message
+
+
+def test_unknown_limit_key_is_a_config_error():
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[profiles.a]\nbase_url = "http://x"\n[profiles.a.limits]\nmax_widgets = 3\n')
+    with pytest.raises(ConfigError, match="limits.max_widgets"):
+        load_config()

@@ -42,8 +42,6 @@ ENV_CHANNEL = "BATCHCTL_CHANNEL"
 ENV_CONFIG_DIR = "BATCHCTL_CONFIG_DIR"
 ENV_DATA_DIR = "BATCHCTL_DATA_DIR"
 
-# Keys of a profile's `limits` table that may override the provider table in `batchctl.providers`.
-LIMIT_KEYS = ("max_requests", "max_file_bytes", "max_line_bytes")
 
 
 def config_dir() -> Path:
@@ -132,6 +130,14 @@ class Profile:
                 raise ConfigError(
                     f"profile {name!r} in {path}: {key} has the wrong type ({type(table[key]).__name__})",
                     hint=f"Fix {key} in [profiles.{name}] of {path}, or re-add the profile.",
+                )
+        from batchctl.providers import OVERRIDABLE_LIMITS
+
+        for key, value in table.get("limits", {}).items():
+            if key not in OVERRIDABLE_LIMITS or not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(
+                    f"profile {name!r} in {path}: limits.{key} = {value!r} is not allowed",
+                    hint=f"Limits are whole numbers for: {', '.join(OVERRIDABLE_LIMITS)}.",
                 )
         try:
             profile = cls(name=name, **table)

@@ -22,7 +22,7 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A positive integer and one unit, no leading zero, no spaces: "24h", "30s", "14d".
 _WINDOW_RE = re.compile(r"([1-9][0-9]*)([smhd])")
 
-_OVERRIDABLE = ("max_requests", "max_file_bytes", "max_line_bytes")
+OVERRIDABLE_LIMITS = ("max_requests", "max_file_bytes", "max_line_bytes")
 
 
 def parse_window(window: str) -> float | None:
@@ -87,11 +87,11 @@ class ProviderSpec:
         A value of None means "no override" (an unset profile field); max_line_bytes=0 removes the
         per-line limit.
         """
-        unknown = sorted(set(kw) - set(_OVERRIDABLE))
+        unknown = sorted(set(kw) - set(OVERRIDABLE_LIMITS))
         if unknown:
             raise ValueError(
                 f"cannot override {', '.join(unknown)} of a provider: "
-                f"only {', '.join(_OVERRIDABLE)} can be set per profile"
+                f"only {', '.join(OVERRIDABLE_LIMITS)} can be set per profile"
             )
         changes: dict[str, int | None] = {}
         for key, value in kw.items():

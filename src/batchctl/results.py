@@ -424,11 +424,6 @@ class DownloadResult:
         }
 
 
-def planned_paths(output: Path, errors_output: Path | None) -> tuple[Path, Path]:
-    """(output, error file) paths, the error file defaulting to beside the output."""
-    return output, errors_output or errors_path_for(output)
-
-
 def save_results(
     client: BatchClient,
     batch: Batch,

@@ -134,10 +134,6 @@ class BatchClient:
     def _bearer_token(self) -> str | None:
         return bearer_token(self._api_key, self.channel)
 
-    @property
-    def api_key_masked(self) -> str:
-        return mask_secret(self._api_key)
-
     def __repr__(self) -> str:
         return (
             f"BatchClient(base_url={self.base_url!r}, api_key={mask_secret(self._api_key) or None!r}, "
