@@ -428,3 +428,12 @@ def test_resources_are_lazy_and_cached():
     assert client.files is client.files and client.batches is client.batches
     with client:
         pass
+
+
+def test_refused_create_does_not_claim_the_server_may_have_it():
+    rec = Recorder(*[httpx.ConnectError("Connection refused")] * 3)
+    client, _ = make_client(rec, max_retries=2)
+    with pytest.raises(APIConnectionError) as info:
+        client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions")
+    assert len(rec.requests) == 3
+    assert "not re-sent" not in str(info.value) and "could not reach" in str(info.value)

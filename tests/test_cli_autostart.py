@@ -50,7 +50,7 @@ def test_a_base_url_flag_is_reached_never_started(monkeypatch):
     url = f"http://localhost:{free_port()}"
     result = runner.invoke(app, ["--base-url", url, "list"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: could not reach the server")
+    assert result.stderr.startswith("Error: could not reach http://localhost:")
     assert "Started" not in result.stderr
 
 

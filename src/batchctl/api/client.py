@@ -217,7 +217,9 @@ class BatchClient:
                     retries_done += 1
                     continue
                 error = self._transport_error(exc, request)
-                if creates and should_retry_exception(exc, creates=False):
+                # Only a failure after the request may have left says "check first"; a refused
+                # connection reached nobody.
+                if creates and not should_retry_exception(exc, creates=True) and should_retry_exception(exc, creates=False):
                     error.message += "; not re-sent, because the server may have received it: check before trying again"
                 raise error from exc
 
@@ -247,8 +249,8 @@ class BatchClient:
     def _transport_error(self, exc: Exception, request: httpx.Request) -> APIConnectionError:
         detail = self._redact(str(exc)) or type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"Request to {request.url} timed out ({detail})")
-        return APIConnectionError(f"Could not reach {request.url}: {detail}")
+            return APITimeoutError(f"request to {request.url} timed out ({detail})")
+        return APIConnectionError(f"could not reach {request.url}: {detail}")
 
     def _download_error(self, exc: Exception, url: str) -> APIConnectionError:
         detail = self._redact(str(exc)) or type(exc).__name__

@@ -18,10 +18,10 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
     request_id = getattr(exc, "request_id", None)
     suffix = f" (request id {request_id})" if request_id else ""
     if isinstance(exc, api.APITimeoutError):
-        return f"the request timed out: {message}", "The server may be busy; try again, or raise the timeout."
+        return message, "The server may be busy; try again, or raise the timeout."
     if isinstance(exc, api.APIConnectionError):
         return (
-            f"could not reach the server: {message}",
+            message,
             "Check the base URL (batchctl profile show) and that the server is running.",
         )
     if isinstance(exc, api.AuthenticationError):
