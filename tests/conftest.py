@@ -32,3 +32,4 @@ def isolation(tmp_path, monkeypatch):
     ):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
+

@@ -248,3 +248,11 @@ def openapi_validate():
         assert not errors, f"{schema_name} does not conform:\n" + "\n".join(errors)
 
     return validate
+
+
+def sigint_by_default() -> None:
+    """`preexec_fn` for a child that a test interrupts: a shell runs background jobs with SIGINT
+    ignored, which the child would inherit (and Python then never raises KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

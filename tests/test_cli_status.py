@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch_factory import create_batch, retrieve
+from server_fixture import sigint_by_default
 from batchctl.cli.app import app
 
 pytestmark = pytest.mark.e2e
@@ -199,7 +200,7 @@ def test_ctrl_c_stops_watching_only(start_server, tmp_path):
     batch_id = create_batch(server.base_url, tmp_path, 60)
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchctl", "status", "--watch", "--interval", "0.1", batch_id],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(server),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(server), preexec_fn=sigint_by_default,
     )
     # Wait until the watcher has printed its first line, then interrupt it mid-run.
     first = proc.stdout.readline()

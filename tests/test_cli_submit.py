@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch_factory import write_requests
+from server_fixture import sigint_by_default
 from batchctl import journal
 from batchctl.cli.app import app
 from batchctl.server.executors import echo_should_fail
@@ -234,3 +235,42 @@ def test_debug_after_the_command_logs_http_exchanges_like_the_seed(start_server,
     assert "sk-secret-key-1234" not in result.output
     quiet = runner.invoke(app, ["submit", str(source)])
     assert "HTTP POST " not in quiet.stderr
+
+
+def test_wait_keeps_stdout_for_the_batch_id(server, in_tmp):
+    """`ID=$(batchctl submit f --wait)` gets the id alone: progress and the final panel are talk."""
+    source = write_requests(in_tmp / "chat.jsonl", 5)
+    result = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1 and result.stdout.startswith("batch_")
+    batch_id = result.stdout.strip()
+    assert f"{batch_id}  completed  5/5" in result.stderr
+
+
+def test_ctrl_c_during_wait_says_how_to_resume_the_download(start_server, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = start_server(latency=0.05, extra_args=["--concurrency", "1"])  # ~2 s for 40 requests
+    source = write_requests(tmp_path / "chat.jsonl", 40)
+    env = {**os.environ, "BATCHCTL_BASE_URL": server.base_url, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchctl", "submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=sigint_by_default,
+    )  # fmt: skip
+    batch_id = proc.stdout.readline().strip()  # printed once the batch exists
+    assert batch_id.startswith("batch_"), batch_id + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130, stderr
+    assert f"Resume with: batchctl download {batch_id} --wait -o out.jsonl" in stderr
+    assert not (tmp_path / "out.jsonl").exists()
+    # The advice works: it waits for the batch and writes every result.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "batchctl", "download", batch_id, "--wait", "--interval", "0.1", "-o", "out.jsonl"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 40

@@ -7,6 +7,7 @@ change) under --json. Ctrl+C stops the watching only; the batches keep running o
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,9 @@ def watch_batches(
     interval: float | None = None,
     clients: dict[str, BatchClient] | None = None,
     download_hint: bool = True,
+    progress_to_stderr: bool = False,
+    quiet: bool = False,
+    resume_hint: str | None = None,
 ) -> list[Batch]:
     """Watch until every batch is terminal: Rich Live dashboard on a TTY, one line per change otherwise,
     NDJSON (one JSON object per line per change, nothing else on stdout) under state.json.
@@ -60,6 +64,10 @@ def watch_batches(
     and raises typer.Exit(130). Returns the final Batch objects in the order given. Prints the final
     panels (not under --json) and, for completed ones, the `batchctl download ID` command (unless
     `download_hint` is False: the caller downloads them itself).
+
+    Commands whose result is something else (`submit --wait`, `download --wait`) pass
+    `progress_to_stderr` so stdout keeps only their result, `quiet` under --json (no progress at all),
+    and a `resume_hint` (the command that picks up where Ctrl+C left off) instead of `status --watch`.
     """
     from batchctl.cli.render import BatchView, batch_panel, change_line, dashboard
     from batchctl.watching import PollSchedule, RateTracker, counts_are_live, poll_until_terminal
@@ -80,7 +88,7 @@ def watch_batches(
 
     views: list[BatchView | None] = [None] * len(ids)
     trackers = [RateTracker() for _ in ids]
-    live_mode = not state.json and is_interactive()
+    live_mode = not state.json and not quiet and is_interactive(sys.stderr if progress_to_stderr else sys.stdout)
     header = (
         f"Watching {len(ids)} batch{'es' if len(ids) != 1 else ''}, polling every {seconds:g} s "
         "(slower while nothing changes). Ctrl+C stops watching; the batches keep running."
@@ -92,10 +100,12 @@ def watch_batches(
         tracker.add(time.monotonic(), batch.request_counts.completed + batch.request_counts.failed)
         views[index] = BatchView(batch, live_counts=live[ids[index]], rate=tracker.rate())
         notice["text"] = ""
-        if not changed or live_mode:
+        if not changed or live_mode or quiet:
             return
         if state.json:
             out.json_line(batch)
+        elif progress_to_stderr:
+            out.info(change_line(batch, live_counts=live[ids[index]]))
         else:
             out.line(change_line(batch, live_counts=live[ids[index]]))
 
@@ -104,7 +114,7 @@ def watch_batches(
             return
         reason = "rate limited (HTTP 429)" if getattr(failure, "status", None) == 429 else f"{failure}"
         notice["text"] = f"{reason}; next poll in {delay:.3g} s"
-        if not live_mode:
+        if not live_mode and not quiet:
             out.warn(notice["text"])
 
     def render():
@@ -116,7 +126,7 @@ def watch_batches(
         if live_mode:
             from rich.live import Live
 
-            with Live(console=out.console, get_renderable=render, refresh_per_second=4, transient=True,
+            with Live(console=out.err if progress_to_stderr else out.console, get_renderable=render, refresh_per_second=4, transient=True,
                       redirect_stdout=False, redirect_stderr=False):
                 final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
         else:
@@ -124,12 +134,13 @@ def watch_batches(
     except KeyboardInterrupt:
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
         out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
-        out.info(f"Re-attach with: batchctl status --watch {' '.join(pending)}")
+        out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
-    if not state.json:
+    if not state.json and not quiet:
         for batch in final:
-            out.print(batch_panel(BatchView(batch, live_counts=live.get(batch.id, True))))
+            panel = batch_panel(BatchView(batch, live_counts=live.get(batch.id, True)))
+            (out.err if progress_to_stderr else out.console).print(panel)
         for batch in final:
             if download_hint and batch.status == "completed":
                 out.info(f"Download the results: batchctl download {batch.id}")

@@ -9,7 +9,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import BatchIdArg, DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
-from batchctl.errors import EXIT_INTERRUPTED, EXIT_NOT_FINISHED, BatchctlError
+from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -64,30 +64,35 @@ FormatOpt = Annotated[
 ]
 
 
-def wait_until_finished(state: AppState, client: BatchClient, batch_id: str, *, interval: float | None) -> Batch:
-    """Watch a batch to a terminal state; under --json quietly (the final batch is all stdout gets)."""
-    if not state.json:
-        from batchctl.cli.watch import watch_batches
+def wait_until_finished(
+    state: AppState, client: BatchClient, batch_id: str, *, interval: float | None, resume_hint: str | None = None
+) -> Batch:
+    """Watch a batch to a terminal state with progress on stderr (quietly under --json: the result is
+    all stdout gets); Ctrl+C says how to resume (`resume_hint`) and exits 130."""
+    from batchctl.cli.watch import watch_batches
 
-        return watch_batches(
-            state, [batch_id], interval=interval, clients={batch_id: client}, download_hint=False
-        )[0]
+    return watch_batches(
+        state,
+        [batch_id],
+        interval=interval,
+        clients={batch_id: client},
+        download_hint=False,
+        progress_to_stderr=True,
+        quiet=state.json,
+        resume_hint=resume_hint,
+    )[0]
 
-    from batchctl.cli.watch import resolve_interval
-    from batchctl.watching import PollSchedule, poll_until_terminal
 
-    try:
-        final = poll_until_terminal(
-            [batch_id],
-            client.batches.retrieve,
-            lambda index, batch, changed: None,
-            schedule=PollSchedule(resolve_interval(state, interval)),
-        )
-    except KeyboardInterrupt:
-        state.out.info("Stopped waiting; the batch keeps running on the server.")
-        state.out.info(f"Re-attach with: batchctl status --watch {batch_id}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    return final[0]
+def resume_command(batch_id: str, output: Path, errors_output: Path) -> str:
+    """The command that finishes an interrupted `--wait`: wait again, then download to the same files."""
+    import shlex
+
+    from batchctl.results import errors_path_for
+
+    command = f"batchctl download {batch_id} --wait -o {shlex.quote(str(output))}"
+    if errors_output != errors_path_for(output):
+        command += f" --errors-output {shlex.quote(str(errors_output))}"
+    return f"Resume with: {command}"
 
 
 def resolve_targets(
@@ -211,7 +216,9 @@ def download(
     if not batch.is_terminal:
         if not wait:
             raise not_finished_error(batch)
-        batch = wait_until_finished(state, client, batch_id, interval=interval)
+        batch = wait_until_finished(
+            state, client, batch_id, interval=interval, resume_hint=resume_command(batch_id, output, errors_output)
+        )
 
     result = save_and_report(
         state, client, batch, output=output, errors_output=errors_output, merge_input=merge, content_format=content_format

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batchctl.cli.commands.download import ErrorsOutputOpt, OutputOpt, WaitOpt
+from batchctl.cli.commands.download import ErrorsOutputOpt, OutputOpt, WaitOpt, resume_command
 from batchctl.cli.commands.validate import EndpointOpt
 from batchctl.cli.context import AppState
 from batchctl.cli.options import DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
-from batchctl.errors import EXIT_ERROR, BatchctlError
+from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient, FileObject
+    from batchctl.config import Settings
     from batchctl.cli.output import Output
     from batchctl.providers import ProviderSpec
     from batchctl.results import DownloadResult
@@ -234,7 +235,7 @@ def submit(
     Example: batchctl submit examples/chat.jsonl --model qwen-plus --wait --cleanup
     """
     from batchctl.cli.commands.validate import provider_spec
-    from batchctl.submission import UploadFile, create_batch, parse_metadata, record_submission
+    from batchctl.submission import UploadFile, create_batch, parse_metadata
 
     state = AppState.get(ctx, json_=json_)
     if debug:  # the seed client's --debug, accepted after the command too
@@ -295,13 +296,54 @@ def submit(
             out.success(f"Uploaded {display} as {uploaded.id}" + (f" ({'; '.join(changed)})" if changed else ""))
     # The temporary copy is gone; from here on only the uploaded file matters.
     assert plan.input_file_id is not None
-    batch = create_batch(
-        client,
-        input_file_id=plan.input_file_id,
-        endpoint=plan.endpoint,
-        completion_window=plan.completion_window,
-        metadata=plan.metadata,
-    )
+    try:
+        batch = create_batch(
+            client,
+            input_file_id=plan.input_file_id,
+            endpoint=plan.endpoint,
+            completion_window=plan.completion_window,
+            metadata=plan.metadata,
+        )
+    except KeyboardInterrupt:
+        from batchctl.submission import retry_command
+
+        retry = retry_command(plan.input_file_id, plan.endpoint, plan.completion_window, plan.metadata)
+        raise BatchctlError(
+            f"interrupted while creating the batch from the uploaded file {plan.input_file_id}",
+            f"The server may have created it: check `batchctl list` first. If not, create it without "
+            f"uploading again: {retry}",
+            EXIT_INTERRUPTED,
+        ) from None
+    try:
+        _after_create(state, settings, client, batch, plan, file=file, wait=wait, cleanup=cleanup,
+                      interval=interval, delete_remote=delete_remote)  # fmt: skip
+    except KeyboardInterrupt:
+        # Between steps (the watcher handles its own Ctrl+C): the batch runs on; say how to go on.
+        out.info(f"Stopped; batch {batch.id} keeps running on the server.")
+        if wait and plan.output is not None and plan.errors_output is not None:
+            out.info(resume_command(batch.id, plan.output, plan.errors_output))
+        else:
+            out.info(f"Watch it: batchctl status --watch {batch.id}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _after_create(
+    state: AppState,
+    settings: Settings,
+    client: BatchClient,
+    batch: Batch,
+    plan: SubmitPlan,
+    *,
+    file: Path | None,
+    wait: bool,
+    cleanup: bool,
+    interval: float | None,
+    delete_remote: bool,
+) -> None:
+    """Remember the batch, say where it is, and with --wait see it through to the results."""
+    from batchctl.submission import record_submission
+
+    out = state.out
     record_submission(
         settings,
         client,
@@ -343,8 +385,10 @@ def _wait_download_cleanup(
     )
 
     out = state.out
-    final = wait_until_finished(state, client, batch.id, interval=interval)
     assert plan.output is not None and plan.errors_output is not None
+    final = wait_until_finished(
+        state, client, batch.id, interval=interval, resume_hint=resume_command(batch.id, plan.output, plan.errors_output)
+    )
     result = save_and_report(state, client, final, output=plan.output, errors_output=plan.errors_output)
     if result.files:
         journal.update(final.id, output_path=str(plan.output.resolve()))
