@@ -99,3 +99,11 @@ def test_all_copes_with_pages_shorter_than_asked(gateway):
     assert [b["id"] for b in json.loads(result.stdout)] == [f"batch_{n:04d}" for n in range(4, -1, -1)]
     pages = [r for r in gateway.requests if r.method == "GET" and r.path == "/v1/batches"]
     assert len(pages) == 3  # 2 + 2 + 1
+
+
+def test_piped_table_is_not_cut_to_the_terminal_width(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    batch_id = create_batch(server.base_url, tmp_path, 2, metadata={"description": "a long description of the job"})
+    result = runner.invoke(app, ["list"])
+    row = next(line for line in result.stdout.splitlines() if batch_id in line)
+    assert "chat/completions" in row and "echo" in row and "…" not in row

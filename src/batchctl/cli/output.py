@@ -62,7 +62,27 @@ class Output:
         sys.stdout.flush()
 
     def print(self, *renderables: Any, **kwargs: Any) -> None:
-        self.console.print(*renderables, **kwargs)
+        for renderable in renderables:
+            if isinstance(renderable, Table):
+                self._print_table(renderable)
+            else:
+                self.console.print(renderable, **kwargs)
+
+    def _print_table(self, table: Table) -> None:
+        """On a terminal a table fits the screen; piped into a file it is never cut to 80 columns."""
+        if self.console.is_terminal:
+            self.console.print(table)
+            return
+        from rich.measure import Measurement
+
+        width = self.console.width
+        needed = Measurement.get(self.console, self.console.options.update(max_width=10_000), table).maximum
+        # print(width=...) is capped at the console's width, so widen the console itself for this table.
+        self.console.width = max(width, needed)
+        try:
+            self.console.print(table)
+        finally:
+            self.console.width = width
 
     def line(self, text: str) -> None:
         """A plain line of data on stdout (no markup interpretation)."""
@@ -75,17 +95,23 @@ class Output:
         *,
         title: str | None = None,
         empty: str = "Nothing to show.",
+        keep: Sequence[str] = (),
     ) -> None:
+        """A table of rows; the columns named in `keep` (ids people copy) are never wrapped or cut."""
         rows = list(rows)
         if not rows:
             self.info(empty)
             return
         table = Table(title=title, show_lines=False, header_style="bold")
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for index, column in enumerate(columns):
+            if column in keep:
+                widest = max(len(str(row[index] or "")) for row in rows)
+                table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+            else:
+                table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*("" if cell is None else (cell if hasattr(cell, "__rich__") else escape(str(cell))) for cell in row))
-        self.console.print(table)
+        self._print_table(table)
 
     # -- talk (stderr) -------------------------------------------------------------------------------
     def info(self, message: str) -> None:

@@ -187,8 +187,10 @@ def batches_table(views: Sequence[BatchView], *, now: float | None = None) -> Ta
     """One row per batch: the dashboard for many batches at once."""
     now = time.time() if now is None else now
     table = Table(expand=True, header_style="bold")
+    id_width = max((len(view.batch.id) for view in views), default=5)
     for column in ("batch", "status", "progress", "requests", "elapsed", "ETA"):
-        table.add_column(column, no_wrap=column != "batch", overflow="fold")
+        # Ids are copied by people: never wrapped; the progress bar gives way instead.
+        table.add_column(column, no_wrap=True, min_width=id_width if column == "batch" else None)
     for view in views:
         batch = view.batch
         progress = progress_of(batch, live_counts=view.live_counts)

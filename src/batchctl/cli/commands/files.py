@@ -69,6 +69,7 @@ def list_files(
         ["id", "purpose", "size", "created", "filename"],
         [[f.id, f.purpose or "", format_size(f.bytes) if f.bytes is not None else "", _when(f.created_at), f.filename or ""] for f in files],
         empty="No files.",
+        keep=("id",),
     )
 
 
