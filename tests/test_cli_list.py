@@ -107,3 +107,9 @@ def test_piped_table_is_not_cut_to_the_terminal_width(server, tmp_path, monkeypa
     result = runner.invoke(app, ["list"])
     row = next(line for line in result.stdout.splitlines() if batch_id in line)
     assert "chat/completions" in row and "echo" in row and "…" not in row
+
+
+def test_unknown_status_is_a_usage_error():
+    result = runner.invoke(app, ["list", "--status", "bogus"])
+    assert result.exit_code == 2
+    assert "'bogus' is not a batch status" in result.stderr and "in_progress" in result.stderr

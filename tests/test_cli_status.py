@@ -73,6 +73,11 @@ def test_status_json_is_the_batch_object_or_a_list(server, tmp_path):
     two = runner.invoke(app, ["status", first, second, "--json"])
     assert two.exit_code == 0, two.output
     assert [b["id"] for b in json.loads(two.stdout)] == [first, second]
+    # An unknown id among several: the others are still shown, the missing one named, exit 1.
+    mixed = runner.invoke(app, ["status", first, "batch_nope", "--json"])
+    assert mixed.exit_code == 1
+    assert [b["id"] for b in json.loads(mixed.stdout)] == [first]
+    assert mixed.stderr.startswith("Error: no batch batch_nope on this server (HTTP 404)")
 
 
 def test_status_panel_for_people(server, tmp_path):

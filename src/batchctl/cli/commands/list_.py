@@ -61,12 +61,14 @@ def list_batches(
 
     Example: batchctl list --all --status in_progress
     """
+    from batchctl.api.models import BATCH_STATUSES
     from batchctl.cli.render import list_table
+    from batchctl.providers import format_list_time, parse_list_time
 
+    if status is not None and status not in BATCH_STATUSES:
+        raise typer.BadParameter(f"{status!r} is not a batch status; use one of: {', '.join(BATCH_STATUSES)}", param_hint="--status")
     state = AppState.get(ctx, json_=json_)
     out = state.out
-    client = state.client()
-    from batchctl.providers import format_list_time, parse_list_time
 
     times = {}
     for name, value in (("--create-after", create_after), ("--create-before", create_before)):
@@ -75,6 +77,7 @@ def list_batches(
                 times[name] = (format_list_time(value), parse_list_time(value).timestamp())
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=name) from None
+    client = state.client()  # only once the options are known to be good: it may start the local server
     provider = state.settings().provider
     ds_filters = {"ds_name": ds_name}
     if provider in SERVER_SIDE_STATUS_FILTER:  # DashScope's own filters; elsewhere they are applied below only

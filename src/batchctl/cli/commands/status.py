@@ -9,6 +9,7 @@ import typer
 from batchctl.cli.context import AppState
 from batchctl.cli.options import BatchIdsArg, IntervalOpt, JsonOpt
 from batchctl.cli.watch import EXIT_CODES_EPILOG
+from batchctl.errors import BatchctlError
 
 EPILOG = (
     "Without --watch the exit code is 0 whatever the batch's state (the state is in the output). "
@@ -47,14 +48,28 @@ def status(
     from batchctl.cli.render import BatchView, batch_panel
     from batchctl.watching import counts_are_live, rate_from_timestamps
 
-    batches = [state.client_for_batch(batch_id).batches.retrieve(batch_id) for batch_id in batch_ids]
-    if state.json:
-        state.out.json(batches[0] if len(batches) == 1 else batches)
-        return
-    import time
+    from batchctl.api import NotFoundError
 
-    now = time.time()
-    for batch in batches:
-        live_counts = counts_are_live(state.provider_for_batch(batch.id))
-        rate = rate_from_timestamps(batch, now) if live_counts else None
-        state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))
+    batches, missing = [], []
+    for batch_id in batch_ids:
+        try:
+            batches.append(state.client_for_batch(batch_id).batches.retrieve(batch_id))
+        except NotFoundError:
+            if len(batch_ids) == 1:
+                raise
+            missing.append(batch_id)  # show the others, then say which were not found
+    if state.json:
+        state.out.json(batches[0] if len(batch_ids) == 1 else batches)
+    else:
+        import time
+
+        now = time.time()
+        for batch in batches:
+            live_counts = counts_are_live(state.provider_for_batch(batch.id))
+            rate = rate_from_timestamps(batch, now) if live_counts else None
+            state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))
+    if missing:
+        raise BatchctlError(
+            f"no batch {', '.join(missing)} on this server (HTTP 404)",
+            "Check the id, and that the profile points at the server that created it.",
+        )
