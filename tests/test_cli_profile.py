@@ -140,3 +140,9 @@ def test_limit_overrides_reach_validate(tmp_path):
     report = json.loads(invoke("validate", str(source), "--json").stdout)
     codes = {p["code"] for p in report["problems"]}
     assert {"line_too_large", "too_many_requests"} <= codes
+
+
+def test_builtin_local_cannot_be_removed():
+    r = invoke("profile", "remove", "local")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: the 'local' profile is built in and cannot be removed")

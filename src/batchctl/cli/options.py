@@ -24,6 +24,7 @@ ProfileOpt = Annotated[
     typer.Option(
         "--profile",
         "-p",
+        metavar="NAME",
         help="Profile to use. [env var: BATCHCTL_PROFILE]",
         envvar="BATCHCTL_PROFILE",
         show_envvar=False,
@@ -34,6 +35,7 @@ BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--base-url",
+        metavar="URL",
         help="API root, e.g. https://api.openai.com/v1 (a bare host gets /v1). [env var: BATCHCTL_BASE_URL]",
         envvar="BATCHCTL_BASE_URL",
         show_envvar=False,
@@ -43,6 +45,7 @@ ApiKeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
+        metavar="KEY",
         help="API key (prefer a profile or the env var: flags show up in shell history). [env var: BATCHCTL_API_KEY]",
         envvar="BATCHCTL_API_KEY",
         show_envvar=False,
@@ -52,6 +55,7 @@ ChannelOpt = Annotated[
     str | None,
     typer.Option(
         "--channel",
+        metavar="ID",
         help="New-API channel id to pin every request to. [env var: BATCHCTL_CHANNEL]",
         envvar="BATCHCTL_CHANNEL",
         show_envvar=False,
@@ -70,13 +74,14 @@ DebugOpt = Annotated[
         show_envvar=False,
     ),
 ]
-BatchIdArg = Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc123.", show_default=False)]
-BatchIdsArg = Annotated[list[str], typer.Argument(help="One or more batch ids.", show_default=False)]
+BatchIdArg = Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc123.", show_default=False, metavar="BATCH_ID")]
+BatchIdsArg = Annotated[list[str], typer.Argument(help="One or more batch ids.", show_default=False, metavar="BATCH_ID")]
 IntervalOpt = Annotated[
     float | None,
     typer.Option(
         "--interval",
         "--poll-interval",
+        metavar="SECONDS",
         min=0.1,
         help="Seconds between status polls (default: the profile's, else the provider's: 10 s, DashScope 60 s, the local server 1 s).",
     ),

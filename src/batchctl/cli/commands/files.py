@@ -11,8 +11,8 @@ from batchctl.cli.options import JsonOpt, YesOpt
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-FileIdArg = Annotated[str, typer.Argument(help="File id, e.g. file-batch-abc123.", show_default=False)]
-FileIdsArg = Annotated[list[str], typer.Argument(help="One or more file ids.", show_default=False)]
+FileIdArg = Annotated[str, typer.Argument(help="File id, e.g. file-batch-abc123.", show_default=False, metavar="FILE_ID")]
+FileIdsArg = Annotated[list[str], typer.Argument(help="One or more file ids.", show_default=False, metavar="FILE_ID")]
 
 
 def client_for_file(state: AppState, file_id: str):

@@ -12,7 +12,7 @@ from batchctl.cli.options import JsonOpt, complete_profile_names
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
-NameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete_profile_names, show_default=False)]
+NameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete_profile_names, show_default=False, metavar="NAME")]
 
 
 def _mask(secret: str | None) -> str | None:
@@ -182,7 +182,7 @@ def use_profile(ctx: typer.Context, name: NameArg) -> None:
 @app.command("show")
 def show_profile(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names)] = None,
+    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names, metavar="NAME")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Show a profile with its resolved base URL (keys masked) and, for the one in use, where each value comes from."""
@@ -225,6 +225,13 @@ def remove_profile(ctx: typer.Context, name: NameArg) -> None:
     state = AppState.get(ctx)
     config = load_config()
     if name not in config.profiles:
+        from batchctl.config import LOCAL_PROFILE
+
+        if name == LOCAL_PROFILE:
+            raise BatchctlError(
+                "the 'local' profile is built in and cannot be removed",
+                hint="Make another one active instead: batchctl profile use NAME",
+            )
         raise BatchctlError(f"no profile named {name!r}", hint="See them with: batchctl profile list")
     del config.profiles[name]
     if config.active == name:
@@ -236,7 +243,7 @@ def remove_profile(ctx: typer.Context, name: NameArg) -> None:
 @app.command("test")
 def test_profile(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names)] = None,
+    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names, metavar="NAME")] = None,
     full: Annotated[bool, typer.Option("--full", help="Also run a one-request batch that is cancelled at once (see batchctl doctor).")] = False,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Also check that the New-API channel serves this model.")] = None,
     json_: JsonOpt = False,

@@ -35,7 +35,11 @@ EPILOG = (
 InputFileArg = Annotated[
     Path | None,
     typer.Argument(
-        help="Batch input file (JSONL). Omit it with --input-file-id.", show_default=False, dir_okay=False, exists=True
+        help="Batch input file (JSONL). Omit it with --input-file-id.",
+        show_default=False,
+        dir_okay=False,
+        exists=True,
+        metavar="FILE",
     ),
 ]
 CompletionWindowOpt = Annotated[

@@ -22,7 +22,9 @@ JSON_PROBLEMS = 1000  # kept in the --json report unless --max-problems says oth
 EPILOG = "Exit codes: 0 the file is valid; 1 it is not (or cannot be read)."
 
 InputFileArg = Annotated[
-    Path, typer.Argument(help="Batch input file (JSONL, one request per line).", show_default=False, dir_okay=False)
+    Path, typer.Argument(
+        help="Batch input file (JSONL, one request per line).", show_default=False, dir_okay=False, metavar="FILE"
+    )
 ]
 EndpointOpt = Annotated[
     str | None,
