@@ -66,3 +66,18 @@ def test_invalid_base_url_is_a_clear_error():
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: invalid base URL 'ftp://x' (from flag)")
     assert "Traceback" not in result.output
+
+
+def test_a_port_taken_by_something_else_is_named_not_fought_over(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # listens, but never speaks HTTP
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        add_local_profile(f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
+        monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+        monkeypatch.setattr("batchctl.server.autostart.is_healthy", lambda root, timeout=1.0: None)
+        result = runner.invoke(app, ["list"])
+    assert result.exit_code == 1
+    assert "does not answer as a batchctl server" in result.stderr
+    assert "Started" not in result.stderr

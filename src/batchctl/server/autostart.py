@@ -65,6 +65,15 @@ def ensure_local_server(
     root, host, port = server_root(base_url)
     if is_healthy(root):
         return False
+    if _port_open(host, port):
+        # Something listens: a busy server answers slowly, so give it longer before deciding it is
+        # not ours (starting a second one would only fail on the taken port).
+        if is_healthy(root, timeout=10.0):
+            return False
+        raise BatchctlError(
+            f"something listens on {root} but does not answer as a batchctl server",
+            hint=f"Point the profile at another port, or stop what runs on port {port}.",
+        )
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise BatchctlError(
             f"Nothing answers at {root}, and a local server can only be started on this machine.",
@@ -109,6 +118,16 @@ def ensure_local_server(
         f"The local batch server did not start on {root}.",
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
     )
+
+
+def _port_open(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _read_pid_file(data_dir: Path) -> dict | None:
