@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
+from batchctl.validation import iter_raw_lines, iter_request_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -37,7 +38,6 @@ CONTENT_FIELD_BY_ENDPOINT = {
     "/v1/completions": "text",
     "/v1/embeddings": "embedding",
 }
-_READ_BUFFER = 1 << 20
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -96,11 +96,10 @@ def scan_results(path: str | os.PathLike[str]) -> tuple[int, int]:
 def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
     """The non-blank lines of each result file in turn, as raw bytes without the line ending."""
     for path in paths:
-        with open(path, "rb", buffering=_READ_BUFFER) as f:
-            for raw in f:
-                line = raw.rstrip(b"\r\n")
-                if line.strip():
-                    yield line
+        for _, _, raw in iter_raw_lines(path, strip_bom=False):
+            line = raw.rstrip(b"\r\n")
+            if line.strip():
+                yield line
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -191,22 +190,19 @@ class _ResultIndex:
         self.duplicates = 0
         self.unreadable = 0
         for number, path in enumerate(self.paths):
-            offset = 0
-            with open(path, "rb", buffering=_READ_BUFFER) as f:
-                for raw in f:
-                    start, offset = offset, offset + len(raw)
-                    line = raw.rstrip(b"\r\n")
-                    if not line.strip():
-                        continue
-                    obj = _parse(line)
-                    cid = obj.get("custom_id") if obj else None
-                    if not isinstance(cid, str):
-                        self.unreadable += 1
-                        continue
-                    if cid in self.where:
-                        self.duplicates += 1
-                        continue
-                    self.where[cid] = (number, start, len(line))
+            for _, start, raw in iter_raw_lines(path, strip_bom=False):
+                line = raw.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                obj = _parse(line)
+                cid = obj.get("custom_id") if obj else None
+                if not isinstance(cid, str):
+                    self.unreadable += 1
+                    continue
+                if cid in self.where:
+                    self.duplicates += 1
+                    continue
+                self.where[cid] = (number, start, len(line))
         self._handles: list[IO[bytes] | None] = [None] * len(self.paths)
 
     def read(self, custom_id: str) -> bytes | None:
@@ -232,8 +228,6 @@ def iter_merged(input_path: Path, result_paths: Sequence[Path], report: MergeRep
     Output and error files are not in input order (OpenAI does not promise it); a request with no
     result gets a `missing_result` envelope, so the merged file always has one line per request.
     """
-    from batchctl.validation import iter_request_lines
-
     index = _ResultIndex(result_paths)
     used: set[str] = set()
     try:

@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
+from batchctl.validation import UTF8_BOM, iter_raw_lines, iter_request_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient, FileObject
     from batchctl.config import Settings
     from batchctl.journal import JournalEntry
     from batchctl.validation import ValidationReport
-
-_BOM = b"\xef\xbb\xbf"
-_READ_BUFFER = 1 << 20
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -49,15 +47,11 @@ def parse_metadata(items: Iterable[str]) -> dict[str, str] | None:
 def needs_normalizing(report: ValidationReport) -> bool:
     """Whether the file has blank lines or a BOM, which are dropped before upload (as the seed client does):
     the validator forgives them, servers may not."""
-    from batchctl.validation import UTF8_BOM
-
     return report.blank_lines > 0 or any(w.code == UTF8_BOM for w in report.warnings)
 
 
 def first_request(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The first request line of a file (for its url and model when validation is skipped)."""
-    from batchctl.validation import iter_request_lines
-
     for _, obj in iter_request_lines(path):
         return obj
     return None
@@ -102,10 +96,8 @@ class UploadFile:
             self._scratch = Path(tempfile.mkdtemp(prefix="batchctl-upload-"))
         target = self._scratch / self.source.name
         partial = target.with_name(target.name + ".part")
-        with open(self.path, "rb", buffering=_READ_BUFFER) as src, open(partial, "wb") as dst:
-            for n, raw in enumerate(src, 1):
-                if n == 1 and raw.startswith(_BOM):
-                    raw = raw[3:]
+        with open(partial, "wb") as dst:
+            for _, _, raw in iter_raw_lines(self.path):
                 if not raw.strip():
                     if drop_blank_lines:
                         self.blank_lines_dropped += 1

@@ -39,8 +39,8 @@ CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test"})
 # The body field that carries the input of each non-chat endpoint.
 INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/responses": "input"}
 
-_BOM = b"\xef\xbb\xbf"
-_READ_BUFFER = 1 << 20
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark: Windows editors put it first in a file
+READ_BUFFER = 1 << 20  # bytes buffered per read of a JSONL file
 # Rough token estimate: about 4 bytes of UTF-8 text per token. That is close for English, and for
 # CJK text (3 bytes a character) gives ~0.75 tokens a character, near what Qwen/GPT tokenizers do.
 _BYTES_PER_TOKEN = 4
@@ -365,51 +365,48 @@ def validate_file(
     blank_count = 0
     crlf_line = 0
 
-    with open(path, "rb", buffering=_READ_BUFFER) as f:
-        size = os.fstat(f.fileno()).st_size
-        for raw in f:
-            lines += 1
-            if lines == 1 and raw.startswith(_BOM):
-                raw = raw[3:]
-                warnings.append(
-                    Problem(1, UTF8_BOM, "line 1: the file starts with a UTF-8 byte order mark (BOM); it is ignored")
+    size = os.stat(path).st_size
+    for lines, offset, raw in iter_raw_lines(path):
+        if lines == 1 and offset:  # line 1 starts after a BOM, which iter_raw_lines stripped
+            warnings.append(
+                Problem(1, UTF8_BOM, "line 1: the file starts with a UTF-8 byte order mark (BOM); it is ignored")
+            )
+        if max_line is not None and len(raw) > max_line:
+            length = len(raw.rstrip(b"\r\n"))
+            if length > max_line:
+                v.add(
+                    lines,
+                    LINE_TOO_LARGE,
+                    f"the line is {_size_with_bytes(length)}, over {spec.name}'s limit of "
+                    f"{format_size(max_line)} per line",
                 )
-            if max_line is not None and len(raw) > max_line:
-                length = len(raw.rstrip(b"\r\n"))
-                if length > max_line:
-                    v.add(
-                        lines,
-                        LINE_TOO_LARGE,
-                        f"the line is {_size_with_bytes(length)}, over {spec.name}'s limit of "
-                        f"{format_size(max_line)} per line",
-                    )
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError as err:
-                requests += 1
-                v.add(lines, INVALID_UTF8, _bad_utf8_message(raw, err, lines == 1))
-                continue
-            try:
-                obj = loads(text)
-            except ValueError as err:
-                if text.isspace() or not text:
-                    blank_count += 1
-                    if blank_count <= _SHOWN_BLANK_LINES:
-                        blanks.append(lines)
-                    continue
-                requests += 1
-                if isinstance(err, json.JSONDecodeError):
-                    msg = f"not valid JSON: {err.msg} (column {err.colno})"
-                else:
-                    msg = f"not valid JSON: {err}"
-                if not raw.endswith(b"\n"):
-                    msg += "; the last line has no newline, so the file may be truncated"
-                v.add(lines, INVALID_JSON_LINE, msg)
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as err:
+            requests += 1
+            v.add(lines, INVALID_UTF8, _bad_utf8_message(raw, err, lines == 1))
+            continue
+        try:
+            obj = loads(text)
+        except ValueError as err:
+            if text.isspace() or not text:
+                blank_count += 1
+                if blank_count <= _SHOWN_BLANK_LINES:
+                    blanks.append(lines)
                 continue
             requests += 1
-            if not crlf_line and raw.endswith(b"\r\n"):
-                crlf_line = lines
-            check(lines, obj)
+            if isinstance(err, json.JSONDecodeError):
+                msg = f"not valid JSON: {err.msg} (column {err.colno})"
+            else:
+                msg = f"not valid JSON: {err}"
+            if not raw.endswith(b"\n"):
+                msg += "; the last line has no newline, so the file may be truncated"
+            v.add(lines, INVALID_JSON_LINE, msg)
+            continue
+        requests += 1
+        if not crlf_line and raw.endswith(b"\r\n"):
+            crlf_line = lines
+        check(lines, obj)
 
     if requests == 0:
         why = "it is empty" if lines == 0 else "it has only blank lines"
@@ -451,13 +448,28 @@ def iter_request_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict
     Line numbers match the validator's.
     """
     loads = _decode_json
-    with open(path, "rb", buffering=_READ_BUFFER) as f:
+    for n, _, raw in iter_raw_lines(path):
+        try:
+            obj = loads(raw.decode())
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+            continue
+        if type(obj) is dict:
+            yield n, obj
+
+
+def iter_raw_lines(path: str | os.PathLike[str], *, strip_bom: bool = True) -> Iterator[tuple[int, int, bytes]]:
+    """(1-based line number, byte offset, raw bytes) for each line of a file, endings included.
+
+    The one loop over JSONL files: buffered binary reads, memory flat whatever the size. A UTF-8 BOM
+    at the start of line 1 is stripped (its offset is then 3) unless `strip_bom` is False, for files
+    passed on byte for byte. `offset` is where the yielded bytes start in the file.
+    """
+    offset = 0
+    with open(path, "rb", buffering=READ_BUFFER) as f:
         for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(_BOM):
-                raw = raw[3:]
-            try:
-                obj = loads(raw.decode())
-            except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
-                continue
-            if type(obj) is dict:
-                yield n, obj
+            start = offset
+            offset += len(raw)
+            if n == 1 and strip_bom and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+                start += len(BOM)
+            yield n, start, raw
