@@ -63,6 +63,14 @@ def errors_path_for(output: Path) -> Path:
     return output.with_name(f"{stem}{ERRORS_INFIX}.jsonl")
 
 
+def resolve_targets(
+    output: Path | None, errors_output: Path | None, *, model: str | None, content_format: str | None
+) -> tuple[Path, Path]:
+    """--output (or the seed's default name) and --errors-output (or beside it)."""
+    output = output or Path(default_output_name(model, fmt=content_format or "jsonl"))
+    return output, errors_output or errors_path_for(output)
+
+
 def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
     """Refuse, before anything is downloaded, to replace existing files unless `force`."""
     if force:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -96,3 +97,28 @@ DeleteRemoteOpt = Annotated[
         "(DashScope keeps at most 10,000 files / 100 GB).",
     ),
 ]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        help="The batch's endpoint, e.g. /v1/chat/completions; every line's url must match it (default: the first line's url).",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Where to write the results (default: results_<model>_<YYYYMMDD-HHMMSS>.jsonl in the current directory).",
+        dir_okay=False,
+    ),
+]
+ErrorsOutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--errors-output",
+        help="Where to write the error file, when the batch has one (default: beside --output as <name>.errors.jsonl).",
+        dir_okay=False,
+    ),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish instead of exiting with 6.")]

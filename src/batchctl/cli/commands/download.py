@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import BatchIdArg, DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import (
+    BatchIdArg,
+    DebugOpt,
+    DeleteRemoteOpt,
+    ErrorsOutputOpt,
+    ForceOpt,
+    IntervalOpt,
+    JsonOpt,
+    OutputOpt,
+    WaitOpt,
+)
 from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 
 if TYPE_CHECKING:
@@ -23,24 +33,6 @@ EPILOG = (
     "1 error; 130 interrupted."
 )
 
-OutputOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--output",
-        "-o",
-        help="Where to write the results (default: results_<model>_<YYYYMMDD-HHMMSS>.jsonl in the current directory).",
-        dir_okay=False,
-    ),
-]
-ErrorsOutputOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--errors-output",
-        help="Where to write the error file, when the batch has one (default: beside --output as <name>.errors.jsonl).",
-        dir_okay=False,
-    ),
-]
-WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish instead of exiting with 6.")]
 MergeOpt = Annotated[
     Path | None,
     typer.Option(
@@ -93,16 +85,6 @@ def resume_command(batch_id: str, output: Path, errors_output: Path) -> str:
     if errors_output != errors_path_for(output):
         command += f" --errors-output {shlex.quote(str(errors_output))}"
     return f"Resume with: {command}"
-
-
-def resolve_targets(
-    output: Path | None, errors_output: Path | None, *, model: str | None, content_format: str | None
-) -> tuple[Path, Path]:
-    """--output (or the seed's default name) and --errors-output (or beside it)."""
-    from batchctl.results import default_output_name, errors_path_for
-
-    output = output or Path(default_output_name(model, fmt=content_format or "jsonl"))
-    return output, errors_output or errors_path_for(output)
 
 
 def not_finished_error(batch: Batch) -> BatchctlError:
@@ -194,7 +176,7 @@ def download(
 
     Example: batchctl download batch_abc123 --merge examples/chat.jsonl -o answers.jsonl
     """
-    from batchctl.results import CONTENT_FORMATS, check_overwrite
+    from batchctl.results import CONTENT_FORMATS, check_overwrite, resolve_targets
 
     state = AppState.get(ctx, json_=json_)
     if debug:  # the seed client's --debug, accepted after the command too

@@ -10,10 +10,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batchctl.cli.commands.download import ErrorsOutputOpt, OutputOpt, WaitOpt, resume_command
-from batchctl.cli.commands.validate import EndpointOpt
+from batchctl.cli.commands.download import resume_command
 from batchctl.cli.context import AppState
-from batchctl.cli.options import DebugOpt, DeleteRemoteOpt, ForceOpt, IntervalOpt, JsonOpt
+from batchctl.cli.options import (
+    DebugOpt,
+    DeleteRemoteOpt,
+    EndpointOpt,
+    ErrorsOutputOpt,
+    ForceOpt,
+    IntervalOpt,
+    JsonOpt,
+    OutputOpt,
+    WaitOpt,
+)
 from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError
 
 if TYPE_CHECKING:
@@ -126,9 +135,8 @@ def preflight(
     Order: completion window, the file (model rewrite, validation, blank lines), endpoint, result
     files (with --wait). Provider-specific checks (e.g. a New-API channel check) belong here too.
     """
-    from batchctl.cli.commands.download import resolve_targets
     from batchctl.cli.commands.validate import SHOWN_PROBLEMS, summary_line
-    from batchctl.results import check_overwrite
+    from batchctl.results import check_overwrite, resolve_targets
     from batchctl.submission import first_request, needs_normalizing
     from batchctl.validation import validate_file
 

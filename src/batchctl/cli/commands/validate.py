@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import JsonOpt
+from batchctl.cli.options import EndpointOpt, JsonOpt
 from batchctl.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
@@ -25,13 +25,6 @@ InputFileArg = Annotated[
     Path, typer.Argument(
         help="Batch input file (JSONL, one request per line).", show_default=False, dir_okay=False, metavar="FILE"
     )
-]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--endpoint",
-        help="The batch's endpoint, e.g. /v1/chat/completions; every line's url must match it (default: the first line's url).",
-    ),
 ]
 MaxProblemsOpt = Annotated[
     int | None,
