@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from batchctl.errors import ConfigError
 
@@ -23,6 +24,7 @@ LOCAL_PROFILE = "local"
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 8765
 LOCAL_BASE_URL = f"http://{LOCAL_HOST}:{LOCAL_PORT}/v1"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PROVIDER_KINDS = ("openai", "dashscope", "newapi", "local")
 
@@ -277,10 +279,9 @@ class Settings:
         return self.provider == "local"
 
 
-def _is_loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
+def is_loopback_host(host: str | None) -> bool:
+    """Whether `host` (a URL's hostname, or a --host value as typed) names this machine's loopback."""
+    return host in LOOPBACK_HOSTS
 
 
 def resolve_settings(
@@ -343,7 +344,7 @@ def resolve_settings(
         ) from exc
     url_overridden = not sources.get("base_url", "profile").startswith("profile")
     provider = chosen.provider
-    if chosen is BUILTIN_LOCAL and url_overridden and not _is_loopback(normalized_url):
+    if chosen is BUILTIN_LOCAL and url_overridden and not is_loopback_host(urlsplit(normalized_url).hostname):
         # `--base-url https://gateway.example` with nothing configured: a remote OpenAI-compatible
         # server, not our embedded one, so none of the local server's conventions apply.
         provider = "openai"

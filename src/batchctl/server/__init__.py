@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
+from batchctl.config import LOCAL_HOST, LOCAL_PORT
 
 
 def run(
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = LOCAL_HOST,
+    port: int = LOCAL_PORT,
     data_dir: Path | str | None = None,
     api_key: str | None = None,
     echo_latency: float = 0.0,

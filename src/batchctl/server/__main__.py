@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from batchctl.server import DEFAULT_HOST, DEFAULT_PORT, run
+from batchctl.config import LOCAL_HOST, LOCAL_PORT
+from batchctl.server import run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -14,8 +15,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m batchctl.server",
         description="Run the embedded OpenAI-compatible Batch server in the foreground.",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default=LOCAL_HOST, help=f"address to bind (default {LOCAL_HOST})")
+    parser.add_argument("--port", type=int, default=LOCAL_PORT, help=f"port (default {LOCAL_PORT})")
     parser.add_argument("--data-dir", type=Path, default=None, help="state directory (default <data dir>/server)")
     parser.add_argument(
         "--api-key",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import BatchctlError
 
 PID_FILE = "server.pid"
@@ -28,7 +29,7 @@ STOP_TIMEOUT = 10.0
 def server_root(base_url: str) -> tuple[str, str, int]:
     """(root URL without /v1, host, port) of a base URL such as http://127.0.0.1:8765/v1."""
     parts = urlsplit(base_url if "://" in base_url else "http://" + base_url)
-    host = parts.hostname or "127.0.0.1"
+    host = parts.hostname or LOCAL_HOST
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{parts.netloc}", host, port
 
@@ -74,7 +75,7 @@ def ensure_local_server(
             f"something listens on {root} but does not answer as a batchctl server",
             hint=f"Point the profile at another port, or stop what runs on port {port}.",
         )
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback_host(host):
         raise BatchctlError(
             f"Nothing answers at {root}, and a local server can only be started on this machine.",
             hint="Start the server there with `batchctl serve`, or point the profile at 127.0.0.1.",
@@ -84,7 +85,7 @@ def ensure_local_server(
     log_path = data_dir / LOG_FILE
     command = [
         sys.executable, "-m", "batchctl.server",
-        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir / "server"), *extra_args,
+        "--host", LOCAL_HOST, "--port", str(port), "--data-dir", str(data_dir / "server"), *extra_args,
     ]  # fmt: skip
     # The child imports the same batchctl as this process, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])

@@ -9,6 +9,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt
+from batchctl.config import LOCAL_HOST, LOCAL_PORT, is_loopback_host
 
 EPILOG = (
     "Examples: batchctl serve (foreground, Ctrl+C stops it); batchctl serve --latency 0.2 --failure-rate 0.05; "
@@ -57,8 +58,8 @@ RpmOpt = Annotated[int | None, typer.Option("--rpm", min=1, help="Cap on upstrea
 
 def serve(
     ctx: typer.Context,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 8765,
+    host: HostOpt = LOCAL_HOST,
+    port: PortOpt = LOCAL_PORT,
     data_dir: DataDirOpt = None,
     api_key: ServerKeyOpt = None,
     latency: LatencyOpt = 0.0,
@@ -119,7 +120,8 @@ def serve(
             env["BATCHCTL_SERVER_API_KEY"] = api_key
         if upstream_key:
             env["BATCHCTL_UPSTREAM_KEY"] = upstream_key
-        if host not in ("127.0.0.1", "localhost"):
+        # Not is_loopback_host: the background server binds 127.0.0.1, which ::1 does not reach.
+        if host not in (LOCAL_HOST, "localhost"):
             raise BatchctlError("--background binds 127.0.0.1 only", hint="Run `batchctl serve --host H` in the foreground.")
         if not ensure_local_server(url, home, out.info, extra_args=args, extra_env=env):
             health = is_healthy(url.removesuffix("/v1")) or {}
@@ -128,7 +130,7 @@ def serve(
 
     from batchctl.server import run
 
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+    if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
     where = data_dir or home / "server"
     engine = f"upstream {upstream}" if upstream else "the echo model"
@@ -149,7 +151,7 @@ def serve(
 
 
 def _connect_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return LOCAL_HOST if host in ("0.0.0.0", "::", "") else host
 
 
 def _server_args(
