@@ -359,16 +359,7 @@ def _run_checks(
     channel_check = None
     if settings.provider == "newapi" and settings.channel:
         say(f"Checking channel {settings.channel} …")
-        channel_check = newapi.check_channel(
-            base,
-            settings.channel,
-            access_token=settings.access_token,
-            user_id=settings.user_id,
-            model=model,
-            transport=transport,
-            timeout=timeout,
-            debug_log=debug_log,
-        )
+        channel_check = newapi.check_channel_for(settings, model, timeout=timeout, transport=transport, debug_log=debug_log)
     report.checks.append(channel_line(settings, channel_check))
     report.checks.append(clock_skew_check(next((p.date for p in probes if p.date), None), now()))
 

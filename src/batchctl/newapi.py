@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from batchctl.config import Settings
 
 # New-API's common.ChannelStatus* constants.
 STATUS_ENABLED = 1
@@ -477,6 +480,27 @@ def _models_listed(
     return response.status_code, ids, ""
 
 
+def check_channel_for(
+    settings: Settings,
+    model: str | None,
+    *,
+    timeout: float,
+    transport: Any,
+    debug_log: Callable[[str], None] | None,
+) -> ChannelCheck:
+    """`check_channel` for the gateway, pinned channel and admin credentials of resolved `settings`."""
+    return check_channel(
+        settings.base_url,
+        settings.channel,
+        access_token=settings.access_token,
+        user_id=settings.user_id,
+        model=model,
+        timeout=timeout,
+        transport=transport,
+        debug_log=debug_log,
+    )
+
+
 def preflight_channel(
     settings: Any,
     model: str | None,
@@ -504,16 +528,7 @@ def preflight_channel(
             "pin the DashScope channel with --channel ID (or in the profile)"
         )
         return None
-    check = check_channel(
-        settings.base_url,
-        settings.channel,
-        access_token=settings.access_token,
-        user_id=settings.user_id,
-        model=model,
-        timeout=timeout,
-        transport=transport,
-        debug_log=debug_log,
-    )
+    check = check_channel_for(settings, model, timeout=timeout, transport=transport, debug_log=debug_log)
     if check.checked:
         if not check.ok:
             raise check.to_error()
