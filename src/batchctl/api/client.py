@@ -357,6 +357,13 @@ class Files:
         params = {"purpose": purpose, "limit": limit, "after": after}
         return c._json(c._request("GET", f"{c.base_url}/files", params=params), FilePage)
 
+    def iter(self, *, purpose: str | None = None, limit: int | None = None) -> Iterator[FileObject]:
+        """Every file, page after page, with the stop rules of ``Batches.iter``.
+
+        ``limit`` is the page size asked for; cap the total with ``itertools.islice``.
+        """
+        return _iter_pages(lambda after: self.list(purpose=purpose, limit=limit, after=after))
+
     def delete(self, file_id: str) -> FileDeleted:
         c = self._client
         return c._json(c._request("DELETE", f"{c.base_url}/files/{_seg(file_id)}"), FileDeleted)
@@ -471,22 +478,30 @@ class Batches:
         after: str | None = None,
         extra_params: Mapping[str, Any] | None = None,
     ) -> Iterator[Batch]:
-        """Every batch, page after page, following ``has_more``/``last_id``.
+        """Every batch, page after page, following ``has_more``/``last_id`` (see ``_iter_pages``).
 
-        Stops when ``has_more`` is false, a page is empty, or the cursor would repeat (a server
-        that ignores ``after`` would otherwise loop forever). ``limit`` is the page size asked for.
+        ``limit`` is the page size asked for.
         """
-        cursor = after
-        seen: set[str] = set() if after is None else {after}
-        while True:
-            page = self.list(limit=limit, after=cursor, extra_params=extra_params)
-            yield from page.data
-            if not page.has_more or not page.data:
-                return
-            cursor = page.last_id or page.data[-1].id
-            if cursor in seen:
-                return
-            seen.add(cursor)
+        return _iter_pages(lambda cursor: self.list(limit=limit, after=cursor, extra_params=extra_params), after)
+
+
+def _iter_pages(fetch: Callable[[str | None], Any], after: str | None = None) -> Iterator[Any]:
+    """The items of page after page of a cursor-paged list; `fetch(after)` gets one page.
+
+    Stops when ``has_more`` is false, a page is empty, or the cursor would repeat (a server
+    that ignores ``after`` would otherwise loop forever).
+    """
+    cursor = after
+    seen: set[str] = set() if after is None else {after}
+    while True:
+        page = fetch(cursor)
+        yield from page.data
+        if not page.has_more or not page.data:
+            return
+        cursor = page.last_id or page.data[-1].id
+        if cursor in seen:
+            return
+        seen.add(cursor)
 
 
 def _seg(identifier: str) -> str:

@@ -45,23 +45,14 @@ def list_files(
 
     Example: batchctl files list --purpose batch
     """
+    from itertools import islice
+
     from batchctl.providers import format_size
 
     state = AppState.get(ctx, json_=json_)
     client = state.client()
-    files, after = [], None
-    while True:
-        page = client.files.list(purpose=purpose, limit=min(limit, 100) if limit else None, after=after)
-        files.extend(page.data)
-        if limit and len(files) >= limit:
-            files = files[:limit]
-            break
-        if not page.has_more or not page.data:
-            break
-        cursor = page.last_id or page.data[-1].id
-        if cursor == after:
-            break
-        after = cursor
+    pages = client.files.iter(purpose=purpose, limit=min(limit, 100) if limit else None)
+    files = list(islice(pages, limit) if limit else pages)
     if state.json:
         state.out.json(files)
         return
