@@ -6,7 +6,6 @@ Heavy things (settings resolution, httpx, the local server) are built lazily, on
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -18,29 +17,64 @@ if TYPE_CHECKING:
     from batchctl.config import Settings
 
 
-@dataclass
 class AppState:
-    profile: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    channel: str | None = None
-    json: bool = False
-    debug: bool = False
-    out: Output = field(default_factory=Output)
-    _settings: Settings | None = None
-    _clients: list[Any] = field(default_factory=list)
+    """Global options, the Output, and what is built from them on first use.
+
+    `json` and `debug` are the Output's own modes, so the two cannot disagree; `json=True` or
+    `debug=True` given here switch them on in `out`.
+    """
+
+    def __init__(
+        self,
+        profile: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        channel: str | None = None,
+        json: bool = False,
+        debug: bool = False,
+        out: Output | None = None,
+    ) -> None:
+        self.profile = profile
+        self.base_url = base_url
+        self.api_key = api_key
+        self.channel = channel
+        self.out = out if out is not None else Output()
+        if json:
+            self.json = True
+        if debug:
+            self.debug = True
+        self._settings: Settings | None = None
+        self._clients: list[Any] = []
+
+    @property
+    def json(self) -> bool:
+        return self.out.json_mode
+
+    @json.setter
+    def json(self, value: bool) -> None:
+        self.out.json_mode = value
+
+    @property
+    def debug(self) -> bool:
+        return self.out.debug_mode
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.out.debug_mode = value
 
     @classmethod
-    def get(cls, ctx: typer.Context, *, json_: bool = False) -> AppState:
-        """The state of this invocation; a command's own `--json` switches JSON mode on too."""
+    def get(cls, ctx: typer.Context, *, json_: bool = False, debug: bool = False) -> AppState:
+        """The state of this invocation; a command's own `--json` (or `--debug`, the seed client's
+        flag accepted after the command too) switches that mode on as well."""
         root = ctx.find_root()
         state = root.obj if isinstance(root.obj, AppState) else None
         if state is None:
             state = cls()
             root.obj = state
-        if json_ and not state.json:
+        if json_:
             state.json = True
-            state.out.json_mode = True
+        if debug:
+            state.debug = True
         return state
 
     def settings(self) -> Settings:

@@ -178,9 +178,7 @@ def download(
     """
     from batchctl.results import CONTENT_FORMATS, check_overwrite, resolve_targets
 
-    state = AppState.get(ctx, json_=json_)
-    if debug:  # the seed client's --debug, accepted after the command too
-        state.debug = state.out.debug_mode = True
+    state = AppState.get(ctx, json_=json_, debug=debug)
     fmt = fmt.lower()
     if fmt not in CONTENT_FORMATS:
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")

@@ -249,9 +249,7 @@ def submit(
     from batchctl.cli.commands.validate import provider_spec
     from batchctl.submission import UploadFile, create_batch, parse_metadata
 
-    state = AppState.get(ctx, json_=json_)
-    if debug:  # the seed client's --debug, accepted after the command too
-        state.debug = state.out.debug_mode = True
+    state = AppState.get(ctx, json_=json_, debug=debug)
     out = state.out
     if (file is None) == (input_file_id is None):
         raise typer.BadParameter("give either FILE or --input-file-id ID", param_hint="FILE")
