@@ -12,7 +12,6 @@ import contextlib
 import hmac
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchctl import __version__
 from batchctl.server.executors import ExecutorConfig, make_executor
 from batchctl.server.runner import BatchRunner
-from batchctl.server.store import Store
+from batchctl.server.store import Store, new_id
 from batchctl.server.uploads import UploadError, receive_upload
 
 log = logging.getLogger("batchctl.server")
@@ -194,7 +193,7 @@ class RequestIdAndAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = new_id("req_")
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -260,7 +259,7 @@ def create_app(
         return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid()})
 
     async def create_file(request: Request) -> Response:
-        file_id = "file-" + secrets.token_hex(12)
+        file_id = new_id("file-")
         files_dir = store().files_dir
         try:
             upload = await receive_upload(request, files_dir, file_id + ".upload")

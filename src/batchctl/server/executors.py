@@ -11,13 +11,13 @@ import asyncio
 import base64
 import hashlib
 import random
-import secrets
 import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
+from batchctl.server.store import new_id
 
 ECHO_MODEL = "echo"
 ECHO_DIMENSIONS = 16
@@ -43,7 +43,7 @@ class Outcome:
 
     status_code: int | None = None
     body: dict[str, Any] | None = None
-    request_id: str = field(default_factory=lambda: "req_" + secrets.token_hex(12))
+    request_id: str = field(default_factory=lambda: new_id("req_"))
     error_code: str | None = None
     error_message: str | None = None
 
@@ -129,7 +129,7 @@ def echo_chat(body: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(estimate_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
     completion_tokens = estimate_tokens(content)
     return {
-        "id": "chatcmpl-" + secrets.token_hex(12),
+        "id": new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model") or ECHO_MODEL,
@@ -159,7 +159,7 @@ def echo_completion(body: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(estimate_tokens(p) for p in prompts)
     completion_tokens = sum(estimate_tokens(c["text"]) for c in choices)
     return {
-        "id": "cmpl-" + secrets.token_hex(12),
+        "id": new_id("cmpl-"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": body.get("model") or ECHO_MODEL,
@@ -314,7 +314,7 @@ class UpstreamExecutor:
 
     @staticmethod
     def _outcome(response: Any) -> Outcome:
-        request_id = response.headers.get("x-request-id") or "req_" + secrets.token_hex(12)
+        request_id = response.headers.get("x-request-id") or new_id("req_")
         try:
             body = response.json()
         except ValueError:
