@@ -74,6 +74,15 @@ def upstream(handler, **config) -> UpstreamExecutor:
     return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
 
 
+async def execute_upstream(handler, body: dict, **config):
+    """One request through an UpstreamExecutor whose upstream is `handler`."""
+    ex = upstream(handler, **config)
+    try:
+        return await ex.execute(CHAT, body, "a")
+    finally:
+        await ex.aclose()
+
+
 def test_upstream_retries_429_then_succeeds():
     calls = []
 
@@ -84,14 +93,7 @@ def test_upstream_retries_429_then_succeeds():
         return httpx.Response(200, json={"object": "chat.completion", "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
                               headers={"x-request-id": "req_up"})
 
-    async def go():
-        ex = upstream(handler)
-        try:
-            return await ex.execute(CHAT, {"model": "m", "messages": []}, "a")
-        finally:
-            await ex.aclose()
-
-    out = run(go())
+    out = run(execute_upstream(handler, {"model": "m", "messages": []}))
     assert out.ok and out.request_id == "req_up" and out.usage() == (3, 4) and len(calls) == 3
     assert str(calls[0].url) == "http://up.test/v1/chat/completions"
     assert calls[0].headers["authorization"] == "Bearer k"
@@ -114,14 +116,7 @@ def test_upstream_unparseable_retry_after_still_retries(monkeypatch):
             return httpx.Response(503, headers={"retry-after": "soon"}, json={"error": {"message": "busy"}})
         return httpx.Response(200, json={"object": "chat.completion"})
 
-    async def go():
-        ex = upstream(handler)
-        try:
-            return await ex.execute(CHAT, {"model": "m", "messages": []}, "a")
-        finally:
-            await ex.aclose()
-
-    out = run(go())
+    out = run(execute_upstream(handler, {"model": "m", "messages": []}))
     assert out.ok and len(calls) == 2
     assert slept and 0.375 <= slept[0] <= 0.5  # the first backoff step, jittered
 
@@ -139,20 +134,13 @@ def test_upstream_failures_become_outcomes_never_exceptions():
     def not_json(request):
         return httpx.Response(200, text="<html>")
 
-    async def go(handler):
-        ex = upstream(handler, max_retries=2)
-        try:
-            return await ex.execute(CHAT, {"model": "m"}, "a")
-        finally:
-            await ex.aclose()
-
-    out = run(go(always_500))
+    out = run(execute_upstream(always_500, {"model": "m"}, max_retries=2))
     assert out.status_code == 503 and out.body["error"]["message"] == "overloaded"
-    out = run(go(bad_request))
+    out = run(execute_upstream(bad_request, {"model": "m"}, max_retries=2))
     assert out.status_code == 400 and out.body["error"]["message"] == "bad"
-    out = run(go(refuses))
+    out = run(execute_upstream(refuses, {"model": "m"}, max_retries=2))
     assert out.status_code is None and out.error_code == "upstream_unreachable"
-    out = run(go(not_json))
+    out = run(execute_upstream(not_json, {"model": "m"}, max_retries=2))
     assert out.status_code == 502 and out.body["error"]["code"] == "bad_upstream_response"
     # The echo model stays offline even with an upstream.
     assert run(go_echo()).body["choices"][0]["message"]["content"] == "echo: hi"
