@@ -33,3 +33,11 @@ def isolation(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run in a scratch directory: default result names land in the cwd."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work

@@ -23,13 +23,6 @@ FAILURE_RATE = 0.3
 FAILING = sorted(f"req-{i}" for i in range(1, N + 1) if echo_should_fail(f"req-{i}", FAILURE_RATE))
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
 
 @pytest.fixture
 def flaky(start_server, monkeypatch):

@@ -26,14 +26,6 @@ def server(start_server, monkeypatch):
     return handle
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch) -> Path:
-    """Run in a scratch directory: default result names land in the cwd."""
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
 
 def remote_files(server) -> list[dict]:
     """The files uploaded to the server (not the output/error files it made)."""
