@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from batchctl.api import errors as api
-from batchctl.cli.errors import exit_code_for
+from batchctl.cli.errors import report_exception
 from batchctl.cli.output import Output
 from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError
 
 
 def report(exc: BaseException, capsys, debug: bool = False) -> tuple[int, str]:
-    code = exit_code_for(exc, Output(), debug=debug)
+    code = report_exception(exc, Output(), debug=debug)
     captured = capsys.readouterr()
     assert captured.out == ""  # talk goes to stderr, never stdout
     return code, captured.err

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from batch_factory import create_batch
 from gateway_stub import ADMIN_KEY, gateway  # noqa: F401
 from batchctl.cli.app import app
-from batchctl.cli.commands.list_ import provider_list_params
+from batchctl.listing import ListQuery, server_params
+from batchctl.providers import get_provider
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -74,10 +75,11 @@ def test_status_filter(server, tmp_path):
     assert "No batches in status expired." in nothing.stderr
 
 
-def test_provider_list_params_hook():
-    assert provider_list_params("openai", status="failed") == {}
-    assert provider_list_params("dashscope", status="failed") == {"status": "failed"}
-    assert provider_list_params("dashscope", ds_name="nightly", create_after=None) == {"ds_name": "nightly"}
+def test_server_params_follow_the_providers_list_filters():
+    assert server_params(get_provider("openai"), ListQuery(status="failed"), {}) == {}
+    assert server_params(get_provider("dashscope"), ListQuery(status="failed"), {}) == {"status": "failed"}
+    assert server_params(get_provider("dashscope"), ListQuery(ds_name="nightly"), {}) == {"ds_name": "nightly"}
+    assert server_params(get_provider("openai"), ListQuery(ds_name="nightly"), {}) == {}
 
 
 def test_all_copes_with_pages_shorter_than_asked(gateway):

@@ -214,3 +214,18 @@ def parse_list_time(text: str):
 def format_list_time(text: str) -> str:
     """A `--create-after/--create-before` value as DashScope wants it: `yyyyMMddHHmmss`."""
     return parse_list_time(text).strftime("%Y%m%d%H%M%S")
+
+
+def spec_of(settings) -> ProviderSpec:
+    """The limits of a profile's provider with the profile's overrides (`settings`: resolved Settings).
+
+    A profile whose provider or limits are not understood is a ConfigError that says how to fix it.
+    """
+    from batchctl.errors import ConfigError
+
+    try:
+        return get_provider(settings.provider, overrides=dict(settings.limits or {}))
+    except ValueError as exc:
+        raise ConfigError(
+            f"profile {settings.profile_name!r}: {exc}", f"Fix it with: batchctl profile add {settings.profile_name} --force ..."
+        ) from None

@@ -41,10 +41,10 @@ class BatchctlGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except (Exception, KeyboardInterrupt) as exc:
-            from batchctl.cli.errors import exit_code_for
+            from batchctl.cli.errors import report_exception
 
             state = ctx.obj if isinstance(ctx.obj, AppState) else AppState()
-            raise typer.Exit(exit_code_for(exc, state.out, debug=state.debug)) from None
+            raise typer.Exit(report_exception(exc, state.out, debug=state.debug)) from None
 
 
 app = typer.Typer(
@@ -114,6 +114,7 @@ def root(
 app.command("validate", epilog=validate_cmd.EPILOG)(validate_cmd.validate)
 app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
 app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
+profile_cmd.app.command("test")(doctor_cmd.test_profile)
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
 app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
 app.command("list")(list_cmd.list_batches)

@@ -15,6 +15,7 @@ from batchctl.cli.output import Output
 if TYPE_CHECKING:
     from batchctl.api import BatchClient
     from batchctl.config import Settings
+    from batchctl.providers import ProviderSpec
 
 
 class AppState:
@@ -86,72 +87,62 @@ class AppState:
             )
         return self._settings
 
-    def client(
-        self, *, channel: Any = ..., base_url: str | None = None, settings: Settings | None = None
-    ) -> BatchClient:
-        """A BatchClient for the resolved settings; `channel` (None: no pin) and `base_url` override them.
+    def provider_spec(self) -> ProviderSpec:
+        """The limits of the active profile's provider, with the profile's overrides. No network."""
+        from batchctl.providers import spec_of
+
+        return spec_of(self.settings())
+
+    def client(self, settings: Settings | None = None) -> BatchClient:
+        """A BatchClient for `settings` (default: this command's resolved settings).
 
         For the built-in `local` provider, a background `batchctl serve` is started when nothing answers.
         """
         from batchctl.api import BatchClient
 
         settings = settings or self.settings()
-        url = base_url or settings.base_url
-        if settings.autostart and url == settings.base_url:
-            from batchctl.config import data_dir
-            from batchctl.server.autostart import ensure_local_server, is_healthy, server_root
-
-            if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
-                if not is_healthy(server_root(url)[0]):
-                    from batchctl.errors import BatchctlError
-
-                    raise BatchctlError(
-                        f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
-                        hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
-                    )
-            else:
-                ensure_local_server(url, data_dir(), notify=self.out.info)
+        if settings.autostart:
+            self._ensure_local_server(settings.base_url)
         client = BatchClient(
-            url,
+            settings.base_url,
             settings.api_key,
-            channel=settings.channel if channel is ... else channel,
+            channel=settings.channel,
             debug_log=self.out.debug if self.debug else None,
         )
         self._clients.append(client)
         return client
 
-    def client_for_batch(self, batch_id: str) -> BatchClient:
-        """A client that reaches `batch_id` the way it was submitted.
+    def _ensure_local_server(self, url: str) -> None:
+        from batchctl.config import data_dir
+        from batchctl.server.autostart import ensure_local_server, is_healthy, server_root
 
-        A batch created through a New-API channel pin must keep that pin (and server) for its whole
-        life, even after the active profile changes; the journal remembers them. Explicit choices
-        (`--profile`, `--base-url`, `--channel` or their env vars) still win.
-        """
+        if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
+            if not is_healthy(server_root(url)[0]):
+                from batchctl.errors import BatchctlError
+
+                raise BatchctlError(
+                    f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
+                    hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
+                )
+        else:
+            ensure_local_server(url, data_dir(), notify=self.out.info)
+
+    def settings_for_batch(self, batch_id: str) -> Settings:
+        """The settings that reach `batch_id` the way it was submitted (see `batchctl.routing`)."""
         from batchctl import journal
         from batchctl.config import load_config, resolve_settings
+        from batchctl.routing import settings_for_batch
 
-        entry = journal.lookup(batch_id)
-        if entry is None:
-            return self.client()
-        explicit_profile = self.profile or os.environ.get("BATCHCTL_PROFILE")
-        explicit_url = self.base_url or os.environ.get("BATCHCTL_BASE_URL")
-        explicit_channel = self.channel or os.environ.get("BATCHCTL_CHANNEL")
-        settings = self.settings()
-        if not explicit_profile and entry.profile != settings.profile_name and entry.profile in load_config().names():
-            settings = resolve_settings(
-                profile=entry.profile, base_url=self.base_url, api_key=self.api_key, channel=self.channel
-            )
-        # The journal's server and pin go only with a key meant for that server: the batch's own
-        # profile, or settings that already point at the same URL. Anything else (another profile
-        # named explicitly, the batch's profile removed) is used as it is, so a key is never sent to
-        # a server its profile does not name.
-        if explicit_url or (settings.profile_name != entry.profile and settings.base_url != entry.base_url):
-            return self.client(settings=settings)
-        return self.client(
-            settings=settings,
-            base_url=entry.base_url,
-            channel=... if explicit_channel else entry.channel,
-        )
+        def settings_of_profile(name: str) -> Settings | None:
+            if name not in load_config().names():
+                return None
+            return resolve_settings(profile=name, base_url=self.base_url, api_key=self.api_key, channel=self.channel)
+
+        return settings_for_batch(journal.lookup(batch_id), self.settings(), settings_of_profile)
+
+    def client_for_batch(self, batch_id: str) -> BatchClient:
+        """A client that reaches `batch_id` through the server and channel pin it was submitted with."""
+        return self.client(self.settings_for_batch(batch_id))
 
     def provider_for_batch(self, batch_id: str) -> str:
         """The provider kind a batch was submitted to (the journal's), else the current settings'."""

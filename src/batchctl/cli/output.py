@@ -1,6 +1,7 @@
 """The one output object: results to stdout (plain JSON under --json), talk to stderr.
 
-Commands never call print(); they hand data to `Output`, which decides how people or scripts see it.
+Commands never call print() and never ask which mode is on: they hand data to `Output` (`result`,
+`update`, `show`, `progress`, `live`, `confirm`), which decides how people or scripts see it.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from rich.console import Console
@@ -49,6 +51,95 @@ class Output:
         # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
         self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
         self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    # -- results: one call, the mode decides --------------------------------------------------------
+    def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
+        """The command's result: plain JSON of `data` under --json; for people, `human()` renders it."""
+        if self.json_mode:
+            self.json(data)
+        elif human is not None:
+            human()
+
+    def result_line(self, text: str) -> None:
+        """A line of the result for people (an id a shell captures); nothing under --json, which
+        prints the whole result once it is known."""
+        if not self.json_mode:
+            self.line(text)
+
+    def update(self, data: Any, text: str, *, to_stderr: bool = False) -> None:
+        """One change while watching: an NDJSON line under --json, else `text` as a line.
+
+        `to_stderr`: the command's result is something else (`submit --wait`), so for people the line
+        is talk, and under --json there is no line at all (stdout keeps only the result).
+        """
+        if self.json_mode:
+            if not to_stderr:
+                self.json_line(data)
+        elif to_stderr:
+            self.info(text)
+        else:
+            self.line(text)
+
+    def show(self, *renderables: Any, to_stderr: bool = False) -> None:
+        """Renderables for people only (panels, tables): nothing under --json."""
+        if self.json_mode:
+            return
+        if to_stderr:
+            for renderable in renderables:
+                self.err.print(renderable)
+        else:
+            self.print(*renderables)
+
+    def live_enabled(self, *, to_stderr: bool = False) -> bool:
+        """Whether a redrawn dashboard makes sense: people at a real terminal, not --json."""
+        return not self.json_mode and is_interactive(sys.stderr if to_stderr else sys.stdout)
+
+    def live(self, get_renderable: Callable[[], Any], *, to_stderr: bool = False):
+        """A Rich Live region redrawn from `get_renderable` (a no-op context when not `live_enabled`)."""
+        if not self.live_enabled(to_stderr=to_stderr):
+            return nullcontext()
+        from rich.live import Live
+
+        return Live(
+            console=self.err if to_stderr else self.console,
+            get_renderable=get_renderable,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+
+    @contextmanager
+    def progress(self, label: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
+        """A byte progress bar on stderr, drawn only for people at a terminal; yields `update(done, total)`."""
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+            disable=self.json_mode or not is_interactive(sys.stderr),
+        ) as bar:
+            task = bar.add_task(label, total=total)
+
+            def update(done: int, new_total: int) -> None:
+                bar.update(task, completed=done, total=new_total or None)
+
+            yield update
+
+    def confirm(self, question: str, *, refusal: str, hint: str) -> bool:
+        """Ask on stderr (stdout stays for results); off a terminal, refuse with `refusal` and `hint`."""
+        import typer
+
+        from batchctl.errors import BatchctlError
+
+        if not is_interactive(sys.stdin):
+            raise BatchctlError(refusal, hint=hint)
+        return typer.confirm(question, default=False, err=True)
 
     # -- data (stdout) -------------------------------------------------------------------------------
     def json(self, obj: Any) -> None:

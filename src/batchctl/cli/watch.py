@@ -7,14 +7,12 @@ change) under --json. Ctrl+C stops the watching only; the batches keep running o
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.output import is_interactive
 from batchctl.errors import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
@@ -24,16 +22,6 @@ EXIT_CODES_EPILOG = (
     "Exit codes with --watch/--wait: 0 every batch completed; 3 failed; 4 expired; 5 cancelled "
     "(several batches: the worst, failed > expired > cancelled); 1 error; 130 interrupted (the batch keeps running)."
 )
-
-
-def exit_code_for(batches: list[Batch]) -> int:
-    """0 if all completed, else the code of the worst final state: failed 3 > expired 4 > cancelled 5.
-
-    A batch that is not finished gives 6 (only when the caller stopped watching early).
-    """
-    from batchctl.watching import exit_code_for_statuses
-
-    return exit_code_for_statuses([b.status for b in batches])
 
 
 def resolve_interval(state: AppState, interval: float | None) -> float:
@@ -54,11 +42,10 @@ def watch_batches(
     clients: dict[str, BatchClient] | None = None,
     download_hint: bool = True,
     progress_to_stderr: bool = False,
-    quiet: bool = False,
     resume_hint: str | None = None,
 ) -> list[Batch]:
     """Watch until every batch is terminal: Rich Live dashboard on a TTY, one line per change otherwise,
-    NDJSON (one JSON object per line per change, nothing else on stdout) under state.json.
+    NDJSON (one JSON object per line per change, nothing else on stdout) under --json.
 
     Ctrl+C: stops watching only, prints how to re-attach (`batchctl status --watch ID...`) on stderr
     and raises typer.Exit(130). Returns the final Batch objects in the order given. Prints the final
@@ -66,8 +53,8 @@ def watch_batches(
     `download_hint` is False: the caller downloads them itself).
 
     Commands whose result is something else (`submit --wait`, `download --wait`) pass
-    `progress_to_stderr` so stdout keeps only their result, `quiet` under --json (no progress at all),
-    and a `resume_hint` (the command that picks up where Ctrl+C left off) instead of `status --watch`.
+    `progress_to_stderr` so stdout keeps only their result (under --json: no progress at all), and a
+    `resume_hint` (the command that picks up where Ctrl+C left off) instead of `status --watch`.
     """
     from batchctl.cli.render import BatchView, batch_panel, change_line, dashboard
     from batchctl.watching import PollSchedule, RateTracker, counts_are_live, poll_until_terminal
@@ -79,7 +66,7 @@ def watch_batches(
     # Whether counts rise live depends on where each batch runs (a DashScope batch watched under
     # another profile still has frozen counts), so ask per batch.
     live = {batch_id: counts_are_live(state.provider_for_batch(batch_id)) for batch_id in ids}
-    clients = dict(clients or {})
+    clients = dict(clients or {})  # tests inject theirs; the rest are made on first use
 
     def fetch(batch_id: str) -> Batch:
         if batch_id not in clients:
@@ -88,7 +75,7 @@ def watch_batches(
 
     views: list[BatchView | None] = [None] * len(ids)
     trackers = [RateTracker() for _ in ids]
-    live_mode = not state.json and not quiet and is_interactive(sys.stderr if progress_to_stderr else sys.stdout)
+    live_mode = out.live_enabled(to_stderr=progress_to_stderr)
     header = (
         f"Watching {len(ids)} batch{'es' if len(ids) != 1 else ''}, polling every {seconds:g} s "
         "(slower while nothing changes). Ctrl+C stops watching; the batches keep running."
@@ -100,21 +87,15 @@ def watch_batches(
         tracker.add(time.monotonic(), batch.request_counts.completed + batch.request_counts.failed)
         views[index] = BatchView(batch, live_counts=live[ids[index]], rate=tracker.rate())
         notice["text"] = ""
-        if not changed or live_mode or quiet:
-            return
-        if state.json:
-            out.json_line(batch)
-        elif progress_to_stderr:
-            out.info(change_line(batch, live_counts=live[ids[index]]))
-        else:
-            out.line(change_line(batch, live_counts=live[ids[index]]))
+        if changed and not live_mode:
+            out.update(batch, change_line(batch, live_counts=live[ids[index]]), to_stderr=progress_to_stderr)
 
     def on_wait(delay: float, failure: BaseException | None) -> None:
         if failure is None:
             return
         reason = "rate limited (HTTP 429)" if getattr(failure, "status", None) == 429 else f"{failure}"
         notice["text"] = f"{reason}; next poll in {delay:.3g} s"
-        if not live_mode and not quiet:
+        if not live_mode:
             out.warn(notice["text"])
 
     def render():
@@ -123,13 +104,7 @@ def watch_batches(
         return dashboard(shown, header=text)
 
     try:
-        if live_mode:
-            from rich.live import Live
-
-            with Live(console=out.err if progress_to_stderr else out.console, get_renderable=render, refresh_per_second=4, transient=True,
-                      redirect_stdout=False, redirect_stderr=False):
-                final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
-        else:
+        with out.live(render, to_stderr=progress_to_stderr):
             final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
     except KeyboardInterrupt:
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
@@ -137,12 +112,17 @@ def watch_batches(
         out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
-    if not state.json and not quiet:
-        for batch in final:
-            panel = batch_panel(BatchView(batch, live_counts=live.get(batch.id, True)))
-            (out.err if progress_to_stderr else out.console).print(panel)
-        for batch in final:
-            if download_hint and batch.status == "completed":
-                out.info(f"Download the results: batchctl download {batch.id}")
+    out.show(*(batch_panel(BatchView(b, live_counts=live.get(b.id, True))) for b in final), to_stderr=progress_to_stderr)
+    for batch in final:
+        if download_hint and batch.status == "completed":
+            out.info(f"Download the results: batchctl download {batch.id}")
     order = {b.id: b for b in final}
     return [order[i] for i in batch_ids]
+
+
+def wait_for_batch(state: AppState, batch_id: str, *, interval: float | None, resume_hint: str | None = None) -> Batch:
+    """Watch one batch to its end with progress on stderr (none under --json: the result is all stdout
+    gets), for commands whose result is its files; Ctrl+C says how to resume (`resume_hint`), exit 130."""
+    return watch_batches(
+        state, [batch_id], interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint
+    )[0]

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import JsonOpt
+from batchctl.cli.options import JsonOpt, complete_profile_names
+from batchctl.errors import EXIT_ERROR
 
 FullOpt = Annotated[
     bool,
@@ -24,42 +25,24 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Also check that the New-API channel serves this model."),
 ]
 
-_MARK = {"ok": "ok", "warn": "warn", "fail": "FAIL", "skip": "skip"}
-
-
-def run_doctor_command(state: AppState, *, full: bool, model: str | None) -> None:
-    """Shared by `doctor` and `profile test`: run the checks, print them, exit 1 if any failed."""
+def _run(ctx: typer.Context, *, full: bool, model: str | None, json_: bool) -> None:
+    """Run the checks, show them, exit 1 if any failed (`doctor` and `profile test`)."""
+    from batchctl.cli.reports import show_doctor
     from batchctl.doctor import run_doctor
 
+    state = AppState.get(ctx, json_=json_)
     settings = state.settings()
-    client = state.client() if (full or settings.is_local) else None  # client() autostarts the local server
     report = run_doctor(
         settings,
         full=full,
-        client=client,
+        client=state.client() if (full or settings.is_local) else None,  # client() autostarts the local server
         model=model,
-        progress=None if state.json else state.out.info,
+        progress=state.out.info,
         debug_log=state.out.debug if state.debug else None,
     )
-    if state.json:
-        state.out.json(report.to_dict())
-    else:
-        state.out.info(
-            f"Profile {report.profile} ({report.provider}) at {report.base_url}"
-            + (f", channel {report.channel}" if report.channel else "")
-        )
-        rows = []
-        for check in report.checks:
-            detail = check.detail + (f"\n→ {check.hint}" if check.hint and check.status != "ok" else "")
-            rows.append([_MARK.get(check.status, check.status), check.name, detail])
-        state.out.table(["", "check", "result"], rows)
-        failed = [c.name for c in report.checks if c.status == "fail"]
-        if failed:
-            state.out.error(f"{len(failed)} check(s) failed: {', '.join(failed)}", "Fix them as each line says, then run batchctl doctor again.")
-        else:
-            state.out.success("No failures" + (" (see the warnings above)" if any(c.status == "warn" for c in report.checks) else ""))
+    state.out.result(report, human=lambda: show_doctor(state.out, report))
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_ERROR)
 
 
 def doctor(ctx: typer.Context, full: FullOpt = False, model: ModelOpt = None, json_: JsonOpt = False) -> None:
@@ -70,4 +53,20 @@ def doctor(ctx: typer.Context, full: FullOpt = False, model: ModelOpt = None, js
 
     Example: batchctl doctor --model qwen-plus
     """
-    run_doctor_command(AppState.get(ctx, json_=json_), full=full, model=model)
+    _run(ctx, full=full, model=model, json_=json_)
+
+
+def test_profile(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names, metavar="NAME")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Also run a one-request batch that is cancelled at once (see batchctl doctor).")] = False,
+    model: ModelOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check a profile's server, as batchctl doctor does: reachability, key, routes, channel, clock.
+
+    Example: batchctl profile test work --model qwen-plus
+    """
+    if name is not None:
+        AppState.get(ctx).profile = name
+    _run(ctx, full=full, model=model, json_=json_)

@@ -8,6 +8,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt, YesOpt
+from batchctl.errors import EXIT_ERROR
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -53,14 +54,14 @@ def list_files(
     client = state.client()
     pages = client.files.iter(purpose=purpose, limit=min(limit, 100) if limit else None)
     files = list(islice(pages, limit) if limit else pages)
-    if state.json:
-        state.out.json(files)
-        return
-    state.out.table(
-        ["id", "purpose", "size", "created", "filename"],
-        [[f.id, f.purpose or "", format_size(f.bytes) if f.bytes is not None else "", _when(f.created_at), f.filename or ""] for f in files],
-        empty="No files.",
-        keep=("id",),
+    state.out.result(
+        files,
+        human=lambda: state.out.table(
+            ["id", "purpose", "size", "created", "filename"],
+            [[f.id, f.purpose or "", format_size(f.bytes) if f.bytes is not None else "", _when(f.created_at), f.filename or ""] for f in files],
+            empty="No files.",
+            keep=("id",),
+        ),
     )
 
 
@@ -72,13 +73,14 @@ def show_file(ctx: typer.Context, file_id: FileIdArg, json_: JsonOpt = False) ->
     """
     state = AppState.get(ctx, json_=json_)
     info = client_for_file(state, file_id).files.retrieve(file_id)
-    if state.json:
-        state.out.json(info)
-        return
-    for key, value in info.model_dump().items():
-        if key in ("created_at", "expires_at"):
-            value = _when(value)
-        state.out.line(f"{key:<15}{'-' if value in (None, '') else value}")
+
+    def show() -> None:
+        for key, value in info.model_dump().items():
+            if key in ("created_at", "expires_at"):
+                value = _when(value)
+            state.out.line(f"{key:<15}{'-' if value in (None, '') else value}")
+
+    state.out.result(info, human=show)
 
 
 @app.command("delete")
@@ -88,17 +90,15 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
     Example: batchctl files delete file-batch-abc123 file-batch_output-def456 --yes
     """
     from batchctl.api import APIError, NotFoundError
-    from batchctl.cli.output import is_interactive
-    from batchctl.errors import BatchctlError
 
     state = AppState.get(ctx, json_=json_)
-    if not yes:
-        if not is_interactive():
-            raise BatchctlError(
-                f"refusing to delete {len(file_ids)} file(s) without confirmation", hint="Add --yes to delete without asking."
-            )
-        if not typer.confirm(f"Delete {len(file_ids)} file(s) from {state.settings().base_url}?", default=False):
-            raise typer.Exit(1)
+    if not yes and not state.out.confirm(
+        f"Delete {len(file_ids)} file(s) from {state.settings().base_url}?",
+        refusal=f"refusing to delete {len(file_ids)} file(s) without confirmation",
+        hint="Add --yes to delete without asking.",
+    ):
+        state.out.info("Nothing deleted.")
+        raise typer.Exit(EXIT_ERROR)
     results, failed = [], 0
     for file_id in file_ids:
         try:
@@ -116,10 +116,8 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
         except APIError as exc:
             # A 501/401/connection problem will not get better for the next id: stop here.
             results.append({"id": file_id, "deleted": False, "error": str(exc)})
-            if state.json:
-                state.out.json(results)
+            state.out.result(results)
             raise
-    if state.json:
-        state.out.json(results)
+    state.out.result(results)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_ERROR)

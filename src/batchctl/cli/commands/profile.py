@@ -135,9 +135,7 @@ def add(
     if use or not config.active:
         config.active = name
     path = save_config(config)
-    if state.json:
-        out.json(profile_view(profile, active=config.active == name))
-        return
+    out.result(profile_view(profile, active=config.active == name))
     out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
     if not api_key and not api_key_env and provider != "local":
         out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
@@ -154,15 +152,15 @@ def list_profiles(ctx: typer.Context, json_: JsonOpt = False) -> None:
     profiles = dict(config.profiles)
     profiles.setdefault(LOCAL_PROFILE, BUILTIN_LOCAL)
     views = [profile_view(p, active=p.name == active) for _, p in sorted(profiles.items())]
-    if state.json:
-        state.out.json(views)
-        return
-    state.out.table(
-        ["", "name", "provider", "base URL", "API key", "channel"],
-        [
-            ["*" if v["active"] else "", v["name"], v["provider"], v["base_url"], v["api_key"] or (f"${v['api_key_env']}" if v["api_key_env"] else "-"), v["channel"] or ""]
-            for v in views
-        ],
+    state.out.result(
+        views,
+        human=lambda: state.out.table(
+            ["", "name", "provider", "base URL", "API key", "channel"],
+            [
+                ["*" if v["active"] else "", v["name"], v["provider"], v["base_url"], v["api_key"] or (f"${v['api_key_env']}" if v["api_key_env"] else "-"), v["channel"] or ""]
+                for v in views
+            ],
+        ),
     )
 
 
@@ -204,16 +202,15 @@ def show_profile(
         )
     else:
         view = profile_view(config.get(name), active=name == _active_name(config))
-    if state.json:
-        state.out.json(view)
-        return
-    for key, value in view.items():
-        if key == "sources":
-            continue
-        if value is None or value == "":
-            value = "-"
-        source = view.get("sources", {}).get(key)
-        state.out.line(f"{key:<14}{value}" + (f"  ({source})" if source else ""))
+
+    def show() -> None:
+        for key, value in view.items():
+            if key == "sources":
+                continue
+            source = view.get("sources", {}).get(key)
+            state.out.line(f"{key:<14}{'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
+
+    state.out.result(view, human=show)
 
 
 @app.command("remove")
@@ -238,23 +235,3 @@ def remove_profile(ctx: typer.Context, name: NameArg) -> None:
         config.active = None
     save_config(config)
     state.out.success(f"Removed profile {name!r}" + ("; the built-in 'local' profile is active now" if config.active is None else ""))
-
-
-@app.command("test")
-def test_profile(
-    ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names, metavar="NAME")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Also run a one-request batch that is cancelled at once (see batchctl doctor).")] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Also check that the New-API channel serves this model.")] = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Check a profile's server, as batchctl doctor does: reachability, key, routes, channel, clock.
-
-    Example: batchctl profile test work --model qwen-plus
-    """
-    from batchctl.cli.commands.doctor import run_doctor_command
-
-    state = AppState.get(ctx, json_=json_)
-    if name is not None:
-        state.profile = name
-    run_doctor_command(state, full=full, model=model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -37,18 +38,18 @@ def status(
     """
     state = AppState.get(ctx, json_=json_)
     if watch:
-        from batchctl.cli.watch import exit_code_for, watch_batches
+        from batchctl.cli.watch import watch_batches
+        from batchctl.watching import exit_code_for_statuses
 
         final = watch_batches(state, batch_ids, interval=interval)
-        code = exit_code_for(final)
+        code = exit_code_for_statuses([b.status for b in final])
         if code:
             raise typer.Exit(code)
         return
 
+    from batchctl.api import NotFoundError
     from batchctl.cli.render import BatchView, batch_panel
     from batchctl.watching import counts_are_live, rate_from_timestamps
-
-    from batchctl.api import NotFoundError
 
     batches, missing = [], []
     for batch_id in batch_ids:
@@ -58,16 +59,15 @@ def status(
             if len(batch_ids) == 1:
                 raise
             missing.append(batch_id)  # show the others, then say which were not found
-    if state.json:
-        state.out.json(batches[0] if len(batch_ids) == 1 else batches)
-    else:
-        import time
 
+    def panels() -> None:
         now = time.time()
         for batch in batches:
             live_counts = counts_are_live(state.provider_for_batch(batch.id))
             rate = rate_from_timestamps(batch, now) if live_counts else None
             state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))
+
+    state.out.result(batches[0] if len(batch_ids) == 1 else batches, human=panels)
     if missing:
         raise BatchctlError(
             f"no batch {', '.join(missing)} on this server (HTTP 404)",

@@ -3,8 +3,6 @@
 The file is read once, in binary, line by line: memory stays flat whatever its size, apart from the
 set of `custom_id`s needed to find duplicates. Each problem names its line and says what is wrong in
 words meant for people; codes follow OpenAI's batch error codes where one exists.
-
-`check_limits` is the one place where a provider's request and size limits are checked.
 """
 
 from __future__ import annotations
@@ -12,144 +10,36 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from batchctl.providers import ProviderSpec, format_size
-
-# Problem codes. OpenAI's own where it has one (invalid_json_line, missing_required_parameter,
-# invalid_value, duplicate_custom_id, mismatched_model, too_many_requests, file_too_large, empty_file).
-INVALID_UTF8 = "invalid_utf8"
-INVALID_JSON_LINE = "invalid_json_line"
-MISSING_REQUIRED_PARAMETER = "missing_required_parameter"
-INVALID_VALUE = "invalid_value"
-DUPLICATE_CUSTOM_ID = "duplicate_custom_id"
-MISMATCHED_ENDPOINT = "mismatched_endpoint"
-MISMATCHED_MODEL = "mismatched_model"
-TOO_MANY_REQUESTS = "too_many_requests"
-FILE_TOO_LARGE = "file_too_large"
-LINE_TOO_LARGE = "line_too_large"
-EMPTY_FILE = "empty_file"
-# Warning codes: accepted, but worth knowing.
-BLANK_LINES = "blank_lines"
-UTF8_BOM = "utf8_bom"
-CRLF_LINE_ENDINGS = "crlf_line_endings"
+from batchctl.validation.jsonl import BOM, decode_json, iter_raw_lines
+from batchctl.validation.report import (
+    BLANK_LINES,
+    CRLF_LINE_ENDINGS,
+    DUPLICATE_CUSTOM_ID,
+    EMPTY_FILE,
+    INVALID_JSON_LINE,
+    INVALID_UTF8,
+    INVALID_VALUE,
+    LINE_TOO_LARGE,
+    MISMATCHED_ENDPOINT,
+    MISMATCHED_MODEL,
+    MISSING_REQUIRED_PARAMETER,
+    Problem,
+    UTF8_BOM,
+    ValidationReport,
+    _size_with_bytes,
+    check_limits,
+)
 
 CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test"})
 # The body field that carries the input of each non-chat endpoint.
 INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/responses": "input"}
 
-BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark: Windows editors put it first in a file
-READ_BUFFER = 1 << 20  # bytes buffered per read of a JSONL file
 # Rough token estimate: about 4 bytes of UTF-8 text per token. That is close for English, and for
 # CJK text (3 bytes a character) gives ~0.75 tokens a character, near what Qwen/GPT tokenizers do.
 _BYTES_PER_TOKEN = 4
 _SHOWN_BLANK_LINES = 5
-
-
-def _refuse_constant(name: str) -> float:
-    # Python reads NaN/Infinity; JSON has no such values and servers (Go's encoding/json) refuse them.
-    raise ValueError(f"{name} is not a JSON value")
-
-
-# Built once: json.loads(text) with keyword arguments would build a decoder for every line.
-_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
-
-
-@dataclass
-class Problem:
-    """One thing wrong with an input file. `message` is complete, starting "line N: " when `line` is set."""
-
-    line: int | None
-    code: str
-    message: str
-    param: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"line": self.line, "code": self.code, "message": self.message, "param": self.param}
-
-
-@dataclass
-class ValidationReport:
-    """What `validate_file` found: a summary of the file, its problems and warnings."""
-
-    path: str
-    size_bytes: int
-    lines: int  # physical lines, blank ones included
-    requests: int  # non-blank lines: each is one request, valid or not
-    blank_lines: int
-    endpoint: str | None  # the batch's endpoint: the one given, else the first line's url
-    model: str | None  # the first line's body.model
-    est_input_tokens: int  # an estimate (UTF-8 bytes of prompt text / 4), not a tokenizer count
-    problems: list[Problem]  # the first `max_problems`
-    problem_count: int  # all of them
-    warnings: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.problem_count == 0
-
-    def to_dict(self) -> dict:
-        """The report object `validate --json` prints."""
-        return {
-            "path": self.path,
-            "ok": self.ok,
-            "size_bytes": self.size_bytes,
-            "lines": self.lines,
-            "requests": self.requests,
-            "blank_lines": self.blank_lines,
-            "endpoint": self.endpoint,
-            "model": self.model,
-            "est_input_tokens": self.est_input_tokens,
-            "problem_count": self.problem_count,
-            "problems_truncated": self.problem_count > len(self.problems),
-            "problems": [p.to_dict() for p in self.problems],
-            "warnings": [w.to_dict() for w in self.warnings],
-        }
-
-
-def check_limits(requests: int, size_bytes: int, spec: ProviderSpec) -> list[Problem]:
-    """Problems for a file of `requests` requests and `size_bytes` bytes over `spec`'s limits.
-
-    Each message says by how much the file is over and how many files to split it into, counting
-    both limits (a file can be under one and over the other).
-    """
-    problems: list[Problem] = []
-    over_requests = requests > spec.max_requests
-    over_size = size_bytes > spec.max_file_bytes
-    if not (over_requests or over_size):
-        return problems
-    parts = spec.parts_needed(requests, size_bytes)
-    advice = (
-        f"split it into {'at least ' if over_size else ''}{parts} files of at most "
-        f"{spec.max_requests:,} requests and {format_size(spec.max_file_bytes)} each"
-    )
-    if over_requests:
-        problems.append(
-            Problem(
-                None,
-                TOO_MANY_REQUESTS,
-                f"the file has {requests:,} requests, {requests - spec.max_requests:,} over {spec.name}'s "
-                f"limit of {spec.max_requests:,} per batch; {advice}",
-            )
-        )
-    if over_size:
-        problems.append(
-            Problem(
-                None,
-                FILE_TOO_LARGE,
-                f"the file is {_size_with_bytes(size_bytes)}, "
-                f"{format_size(size_bytes - spec.max_file_bytes)} over {spec.name}'s limit of "
-                f"{format_size(spec.max_file_bytes)} per file; {advice}",
-            )
-        )
-    return problems
-
-
-def _size_with_bytes(n: int) -> str:
-    """ "6.5 MB (6,815,744 bytes)", or just "900 bytes" when that says it all."""
-    text = format_size(n)
-    return text if text.endswith(" bytes") else f"{text} ({n:,} bytes)"
 
 
 def _describe(value: object) -> str:
@@ -358,7 +248,7 @@ def validate_file(
         )
     warnings: list[Problem] = []
     max_line = spec.max_line_bytes
-    loads = _decode_json
+    loads = decode_json
     check = v.check
     lines = requests = 0
     blanks: list[int] = []  # the first few blank line numbers, for the warning
@@ -440,36 +330,3 @@ def validate_file(
     )
 
 
-def iter_request_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict]]:
-    """(1-based line number, parsed object) for each line that holds a JSON object.
-
-    Blank lines, a UTF-8 BOM, CRLF endings and a last line without newline are handled as in
-    `validate_file`; lines that are not UTF-8 JSON objects are skipped silently, so validate first.
-    Line numbers match the validator's.
-    """
-    loads = _decode_json
-    for n, _, raw in iter_raw_lines(path):
-        try:
-            obj = loads(raw.decode())
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
-            continue
-        if type(obj) is dict:
-            yield n, obj
-
-
-def iter_raw_lines(path: str | os.PathLike[str], *, strip_bom: bool = True) -> Iterator[tuple[int, int, bytes]]:
-    """(1-based line number, byte offset, raw bytes) for each line of a file, endings included.
-
-    The one loop over JSONL files: buffered binary reads, memory flat whatever the size. A UTF-8 BOM
-    at the start of line 1 is stripped (its offset is then 3) unless `strip_bom` is False, for files
-    passed on byte for byte. `offset` is where the yielded bytes start in the file.
-    """
-    offset = 0
-    with open(path, "rb", buffering=READ_BUFFER) as f:
-        for n, raw in enumerate(f, 1):
-            start = offset
-            offset += len(raw)
-            if n == 1 and strip_bom and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-                start += len(BOM)
-            yield n, start, raw

@@ -1,0 +1,137 @@
+"""How the results of the use cases read to people: a validation report, a download, a final state.
+
+Shared by the commands that show them (`validate` and `submit`; `download` and `submit --wait`), so that
+no command module imports another. Each function takes the Output and the data; nothing here decides.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch
+    from batchctl.cli.output import Output
+    from batchctl.doctor import DoctorReport
+    from batchctl.downloading import DownloadOutcome
+    from batchctl.providers import ProviderSpec
+    from batchctl.validation import ValidationReport
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
+# -- validation ------------------------------------------------------------------------------------------
+
+
+def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec) -> None:
+    """The file at a glance, one fact per row (fits a narrow terminal)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from batchctl.providers import format_size
+    from batchctl.validation import format_tokens
+
+    blank = f" ({report.blank_lines:,} blank)" if report.blank_lines else ""
+    rows = [
+        ("File", report.path),
+        ("Lines", f"{report.lines:,}{blank}"),
+        ("Requests", f"{report.requests:,}"),
+        ("Endpoint", report.endpoint or "-"),
+        ("Model", report.model or "-"),
+        ("Size", format_size(report.size_bytes)),
+        ("Est. input tokens", format_tokens(report.est_input_tokens)),
+        ("Limits", f"{spec.name}: {spec.max_requests:,} requests, {format_size(spec.max_file_bytes)} per file"),
+    ]
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    out.print(table)
+
+
+def show_problems(out: Output, report: ValidationReport, *, limit: int) -> None:
+    """Each problem as `line N: what is wrong` (stdout), the first `limit` of them, then how many more."""
+    from batchctl.validation import problem_lines
+
+    for line in problem_lines(report, limit):
+        out.line(line)
+    for warning in report.warnings:
+        out.warn(warning.message)
+
+
+# -- downloads -------------------------------------------------------------------------------------------
+
+_SAVED_LABELS = {"output": "Output", "error": "Errors", "merged": "Merged results (input order)"}
+
+
+def show_download(out: Output, outcome: DownloadOutcome) -> None:
+    """Where each file went, what the merge found, what failed, and what was deleted on the server (stderr)."""
+    batch, result = outcome.batch, outcome.result
+    if outcome.nothing_saved:
+        out.warn(outcome.nothing_saved)
+    for saved in result.files:
+        label = _SAVED_LABELS.get(saved.kind, f"Answers ({outcome.content_format})")
+        out.success(f"{label}: {saved.path} ({_plural(saved.lines, 'row' if saved.kind == 'content' else 'line')})")
+    if not outcome.nothing_saved and not batch.output_file_id and result.merge is None and outcome.content_format is None:
+        out.info("The batch has no output file: no request succeeded.")
+    merge = result.merge
+    if merge is not None:
+        out.info(
+            f"{merge.requests:,} requests: {merge.succeeded:,} succeeded, {len(merge.failed):,} failed, "
+            f"{len(merge.missing):,} missing."
+        )
+        for label, ids in (("Failed", merge.failed), ("Missing", merge.missing)):
+            if ids:
+                shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10:,} more" if len(ids) > 10 else "")
+                out.warn(f"{label}: {shown}")
+        if merge.unexpected:
+            out.warn(f"{merge.unexpected:,} results have a custom_id that is not in the input file (left out).")
+        if merge.duplicates:
+            out.warn(f"{merge.duplicates:,} duplicate results for one custom_id were left out (the first was kept).")
+    elif result.failed_requests:
+        out.warn(f"{_plural(result.failed_requests, 'request')} failed; see the error file.")
+    if outcome.deletions is not None:
+        if not outcome.deletions:
+            out.info("--delete-remote: the batch names no files on the server.")
+        for done in outcome.deletions:
+            if done.deleted:
+                out.info(f"Deleted the remote {done.kind} file {done.file_id}" + (f" ({done.error})" if done.error else ""))
+            else:
+                out.warn(f"could not delete the remote {done.kind} file {done.file_id}: {done.error}")
+
+
+def exit_for_final_state(out: Output, batch: Batch, *, saved_files: bool) -> None:
+    """Exit 3/4/5 when the batch ended failed/expired/cancelled; return when it completed."""
+    from batchctl.watching import exit_code_for_statuses
+
+    code = exit_code_for_statuses([batch.status])
+    if code:
+        saved = "; the files above hold what it produced" if saved_files else ""
+        out.warn(f"batch {batch.id} ended {batch.status}{saved}.")
+        raise typer.Exit(code)
+
+
+# -- doctor ----------------------------------------------------------------------------------------------
+
+_MARK = {"ok": "ok", "warn": "warn", "fail": "FAIL", "skip": "skip"}
+
+
+def show_doctor(out: Output, report: DoctorReport) -> None:
+    """One row per check (ok, warn, FAIL, skip) with what to do, then the verdict (stderr)."""
+    out.info(
+        f"Profile {report.profile} ({report.provider}) at {report.base_url}"
+        + (f", channel {report.channel}" if report.channel else "")
+    )
+    rows = []
+    for check in report.checks:
+        detail = check.detail + (f"\n→ {check.hint}" if check.hint and check.status != "ok" else "")
+        rows.append([_MARK.get(check.status, check.status), check.name, detail])
+    out.table(["", "check", "result"], rows)
+    failed = [c.name for c in report.checks if c.status == "fail"]
+    if failed:
+        out.error(f"{len(failed)} check(s) failed: {', '.join(failed)}", "Fix them as each line says, then run batchctl doctor again.")
+    else:
+        out.success("No failures" + (" (see the warnings above)" if any(c.status == "warn" for c in report.checks) else ""))
