@@ -47,7 +47,6 @@ def test_dashscope_table():
     assert (spec.max_requests, spec.max_file_bytes, spec.max_line_bytes) == (50_000, 500 * MB, 6 * MB)
     assert spec.default_poll_interval == 60.0 and spec.live_counts is False
     assert "/v1/chat/ds-test" in spec.endpoints
-    assert spec.metadata_keys == ("ds_name", "ds_description")
     assert set(spec.list_filters) == {"ds_name", "status", "create_after", "create_before"}
 
 

@@ -10,19 +10,16 @@ from pathlib import Path
 import pytest
 
 from batchctl.errors import BatchctlError
+from batchctl.answers import content_field, extract_answer, write_content
+from batchctl.merging import MergeReport, iter_merged
 from batchctl.results import (
     MISSING_RESULT_CODE,
-    MergeReport,
     check_overwrite,
-    content_field,
     default_output_name,
     errors_path_for,
-    extract_answer,
-    iter_merged,
     iter_result_lines,
     scan_results,
     write_atomically,
-    write_content,
     write_lines,
 )
 
@@ -126,6 +123,17 @@ def test_merge_restores_input_order_and_reports_failed_missing_unexpected(tmp_pa
     assert (report.requests, report.succeeded, report.failed, report.missing) == (4, 2, ["b"], ["d"])
     assert report.unexpected == 1  # "zz" is not in the input
     assert report.duplicates == 1
+    assert report.unreadable == 0
+
+
+def test_merge_counts_unreadable_result_lines(tmp_path):
+    input_path = write_jsonl(tmp_path / "in.jsonl", [request("a")])
+    output = tmp_path / "out.jsonl"
+    output.write_text(json.dumps(ok_line("a")) + "\n<html>oops</html>\n" + json.dumps({"id": "no-custom-id"}) + "\n")
+    report = MergeReport()
+    merged = list(iter_merged(input_path, [output], report))
+    assert len(merged) == 1 and report.succeeded == 1
+    assert report.unreadable == 2 and report.to_dict()["unreadable"] == 2
 
 
 def test_merged_lines_are_the_servers_bytes_unchanged(tmp_path):

@@ -34,7 +34,7 @@ def test_model_rewrite_keeps_line_numbers_and_never_touches_the_source(tmp_path)
 
     with UploadFile(source) as upload:
         upload.rewrite(model="new")
-        assert upload.is_copy and upload.path.name == "in.jsonl"
+        assert upload.path != source and upload.path.name == "in.jsonl"
         copy = upload.path.read_text(encoding="utf-8").split("\n")
         assert len(copy) == len(lines) + 1  # same lines, same numbers
         assert json.loads(copy[0])["body"] == {"model": "new", "messages": [{"role": "user", "content": "é"}]}
@@ -54,7 +54,7 @@ def test_upload_file_without_changes_is_the_source(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("{}\n")
     with UploadFile(source) as upload:
-        assert upload.path == source and not upload.is_copy
+        assert upload.path == source
 
 
 def test_failed_create_names_the_uploaded_file_and_the_retry_command():

@@ -105,7 +105,7 @@ def test_rate_and_eta_from_samples():
     tracker.add(10.0, 20)
     tracker.add(20.0, 40)
     assert tracker.rate() == pytest.approx(2.0)
-    assert tracker.eta(60) == pytest.approx(30.0)
+    assert eta_seconds(60, tracker.rate()) == pytest.approx(30.0)
     tracker.add(21.0, 5)  # counts went backwards: start over rather than report a negative rate
     assert tracker.rate() is None
 

@@ -65,8 +65,6 @@ class ProviderSpec:
     window_units: str = "h"
     min_window_s: float = 86400.0
     max_window_s: float = 86400.0
-    # Metadata keys the provider gives a meaning to (empty: any key, none special).
-    metadata_keys: tuple[str, ...] = ()
     # Query parameters its `GET /batches` filters on, beyond limit/after (`batchctl list` passes them through).
     list_filters: tuple[str, ...] = ()
 
@@ -124,7 +122,6 @@ _RESPONSES = "/v1/responses"
 _DS_TEST = "/v1/chat/ds-test"  # DashScope's free test endpoint, for the `batch-test-model`
 
 _DASHSCOPE_WINDOWS = "24h to 336h in hours, or 1d to 14d in days (e.g. 24h, 72h, 7d)"
-_DASHSCOPE_METADATA = ("ds_name", "ds_description")  # shown as the task's name and description in the console
 _DASHSCOPE_LIST_FILTERS = ("ds_name", "status", "create_after", "create_before")
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -155,7 +152,6 @@ PROVIDERS: dict[str, ProviderSpec] = {
         window_units="hd",
         min_window_s=24 * 3600.0,
         max_window_s=336 * 3600.0,
-        metadata_keys=_DASHSCOPE_METADATA,
         list_filters=_DASHSCOPE_LIST_FILTERS,
     ),
     # The embedded server (`batchctl serve`): short windows such as 30s exist so expiry can be tested.

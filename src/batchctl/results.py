@@ -1,14 +1,12 @@
-"""Batch results on disk: saving output and error files, counting them, merging them back into input
-order by `custom_id`, and extracting just the answers (text, embedding) for people.
+"""Batch results on disk: where they go, saving output and error files, counting them.
 
 Nothing here knows Typer or Rich. Files are written to `<name>.part` and renamed only when complete,
-so an interrupted run never leaves a truncated result behind. Memory stays flat with file size: a
-merge keeps only an index of `custom_id -> (file, offset)`, never the results themselves.
+so an interrupted run never leaves a truncated result behind. Merging into input order lives in
+`merging`, extracting just the answers in `answers`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -20,24 +18,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
-from batchctl.validation import iter_raw_lines, iter_request_lines
+from batchctl.validation import iter_raw_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.merging import MergeReport
 
 CONTENT_FORMATS = ("jsonl", "csv")
 # The error file goes beside the output: results.jsonl -> results.errors.jsonl.
 ERRORS_INFIX = ".errors"
 # The envelope written by --merge for a request the batch returned nothing for.
 MISSING_RESULT_CODE = "missing_result"
-# What --content calls the extracted value, by endpoint.
-CONTENT_FIELD_BY_ENDPOINT = {
-    "/v1/chat/completions": "content",
-    "/v1/chat/ds-test": "content",
-    "/v1/responses": "content",
-    "/v1/completions": "text",
-    "/v1/embeddings": "embedding",
-}
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -95,7 +86,7 @@ def scan_results(path: str | os.PathLike[str]) -> tuple[int, int]:
     lines = failed = 0
     for line in iter_result_lines([Path(path)]):
         lines += 1
-        obj = _parse(line)
+        obj = parse_result(line)
         if obj is None or result_failed(obj):
             failed += 1
     return lines, failed
@@ -110,7 +101,7 @@ def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
                 yield line
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_result(line: bytes) -> dict[str, Any] | None:
     try:
         obj = json.loads(line)
     except ValueError:
@@ -152,116 +143,6 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], int], *, text: boo
     return result
 
 
-# -- merge -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class MergeReport:
-    """How the results matched the input: one entry per input request, in input order."""
-
-    requests: int = 0
-    succeeded: int = 0
-    failed: list[str] = field(default_factory=list)  # custom_ids whose result is an error
-    missing: list[str] = field(default_factory=list)  # custom_ids with no result at all
-    unexpected: int = 0  # results whose custom_id is not in the input
-    duplicates: int = 0  # results beyond the first for one custom_id (ignored)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "succeeded": self.succeeded,
-            "failed": len(self.failed),
-            "missing": len(self.missing),
-            "unexpected": self.unexpected,
-            "duplicates": self.duplicates,
-            "failed_ids": self.failed,
-            "missing_ids": self.missing,
-        }
-
-
-def missing_result(custom_id: str) -> dict[str, Any]:
-    """The envelope --merge writes for a request the batch returned no result for."""
-    return {
-        "id": None,
-        "custom_id": custom_id,
-        "response": None,
-        "error": {"code": MISSING_RESULT_CODE, "message": "the batch returned no result for this request"},
-    }
-
-
-class _ResultIndex:
-    """custom_id -> (file number, byte offset, length) over the result files; reads lines back on demand."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self.paths = list(paths)
-        self.where: dict[str, tuple[int, int, int]] = {}
-        self.duplicates = 0
-        self.unreadable = 0
-        for number, path in enumerate(self.paths):
-            for _, start, raw in iter_raw_lines(path, strip_bom=False):
-                line = raw.rstrip(b"\r\n")
-                if not line.strip():
-                    continue
-                obj = _parse(line)
-                cid = obj.get("custom_id") if obj else None
-                if not isinstance(cid, str):
-                    self.unreadable += 1
-                    continue
-                if cid in self.where:
-                    self.duplicates += 1
-                    continue
-                self.where[cid] = (number, start, len(line))
-        self._handles: list[IO[bytes] | None] = [None] * len(self.paths)
-
-    def read(self, custom_id: str) -> bytes | None:
-        spot = self.where.get(custom_id)
-        if spot is None:
-            return None
-        number, start, length = spot
-        handle = self._handles[number]
-        if handle is None:
-            handle = self._handles[number] = open(self.paths[number], "rb")
-        handle.seek(start)
-        return handle.read(length)
-
-    def close(self) -> None:
-        for handle in self._handles:
-            if handle is not None:
-                handle.close()
-
-
-def iter_merged(input_path: Path, result_paths: Sequence[Path], report: MergeReport) -> Iterator[bytes]:
-    """One result line per input request, in input order, joined by custom_id; fills `report`.
-
-    Output and error files are not in input order (OpenAI does not promise it); a request with no
-    result gets a `missing_result` envelope, so the merged file always has one line per request.
-    """
-    index = _ResultIndex(result_paths)
-    used: set[str] = set()
-    try:
-        for _, request in iter_request_lines(input_path):
-            cid = request.get("custom_id")
-            if not isinstance(cid, str):
-                continue
-            report.requests += 1
-            line = index.read(cid) if cid not in used else None
-            if line is None:
-                report.missing.append(cid)
-                line = json.dumps(missing_result(cid), ensure_ascii=False).encode()
-            else:
-                used.add(cid)
-                obj = _parse(line)
-                if obj is None or result_failed(obj):
-                    report.failed.append(cid)
-                else:
-                    report.succeeded += 1
-            yield line
-    finally:
-        index.close()
-    report.unexpected = len(index.where) - len(used)
-    report.duplicates = index.duplicates
-
-
 def write_lines(path: Path, lines: Iterable[bytes]) -> int:
     """Write `lines` (without endings) to `path` atomically, one per line; returns the count."""
 
@@ -274,113 +155,6 @@ def write_lines(path: Path, lines: Iterable[bytes]) -> int:
         return count
 
     return write_atomically(path, write)
-
-
-# -- content extraction ----------------------------------------------------------------------------
-
-
-def content_field(endpoint: str | None) -> str:
-    """The name --content gives the extracted value: content, text or embedding."""
-    return CONTENT_FIELD_BY_ENDPOINT.get(endpoint or "", "content")
-
-
-def _error_message(result: dict[str, Any]) -> str | None:
-    error = result.get("error")
-    if error:
-        if isinstance(error, dict):
-            code, message = error.get("code"), error.get("message")
-            return f"{code}: {message}" if code and message else str(message or code or error)
-        return str(error)
-    response = result.get("response")
-    if not isinstance(response, dict):
-        return "no response"
-    status = response.get("status_code")
-    if isinstance(status, int) and status >= 400:
-        body = response.get("body")
-        inner = body.get("error") if isinstance(body, dict) else None
-        message = inner.get("message") if isinstance(inner, dict) else None
-        return f"HTTP {status}: {message}" if message else f"HTTP {status}"
-    return None
-
-
-def _answer(body: Any) -> Any:
-    """The useful part of a response body: assistant text, completion text, or embedding(s)."""
-    if not isinstance(body, dict):
-        return None
-    data = body.get("data")
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "embedding" in data[0]:
-        vectors = [item.get("embedding") for item in sorted(data, key=lambda d: d.get("index", 0))]
-        return vectors[0] if len(vectors) == 1 else vectors
-    choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        first = choices[0]
-        message = first.get("message")
-        if isinstance(message, dict):
-            return message.get("content")
-        return first.get("text")
-    if isinstance(body.get("output_text"), str):
-        return body["output_text"]
-    output = body.get("output")
-    if isinstance(output, list):  # /v1/responses without the output_text convenience field
-        parts = [
-            part.get("text", "")
-            for item in output
-            if isinstance(item, dict) and item.get("type") == "message"
-            for part in item.get("content") or []
-            if isinstance(part, dict) and part.get("type") == "output_text"
-        ]
-        return "".join(parts) if parts else None
-    return None
-
-
-def extract_answer(result: dict[str, Any]) -> tuple[str | None, Any, str | None]:
-    """(custom_id, answer, error message) of one result line; the answer is None when it failed."""
-    error = _error_message(result)
-    response = result.get("response")
-    answer = None if error else _answer(response.get("body") if isinstance(response, dict) else None)
-    return result.get("custom_id"), answer, error
-
-
-def write_content(path: Path, lines: Iterable[bytes], *, fmt: str, field_name: str) -> int:
-    """Write custom_id, the answer (under `field_name`) and error of each result; returns the row count.
-
-    JSONL rows are `{"custom_id": ..., "<field>": ..., "error": ...}`; CSV has the same columns, an
-    embedding as a JSON array in its cell.
-    """
-    if fmt not in CONTENT_FORMATS:
-        raise BatchctlError(f"unknown content format {fmt!r}", f"Use one of: {', '.join(CONTENT_FORMATS)}.")
-
-    def rows() -> Iterator[tuple[str | None, Any, str | None]]:
-        for line in lines:
-            obj = _parse(line)
-            if obj is None:
-                yield None, None, "unreadable result line"
-            else:
-                yield extract_answer(obj)
-
-    if fmt == "jsonl":
-
-        def write_jsonl(handle: IO[bytes]) -> int:
-            count = 0
-            for cid, answer, error in rows():
-                row = {"custom_id": cid, field_name: answer, "error": error}
-                handle.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-                count += 1
-            return count
-
-        return write_atomically(path, write_jsonl)
-
-    def write_csv(handle: Any) -> int:
-        writer = csv.writer(handle)
-        writer.writerow(["custom_id", field_name, "error"])
-        count = 0
-        for cid, answer, error in rows():
-            cell = answer if isinstance(answer, str) or answer is None else json.dumps(answer)
-            writer.writerow([cid or "", "" if cell is None else cell, error or ""])
-            count += 1
-        return count
-
-    return write_atomically(path, write_csv, text=True)
 
 
 # -- the whole download ----------------------------------------------------------------------------
@@ -443,6 +217,9 @@ def save_results(
     The error file is always saved as the server sent it. Overwrite checks are the caller's
     (`check_overwrite`, done before anything is downloaded).
     """
+    from batchctl.answers import content_field, write_content
+    from batchctl.merging import MergeReport, iter_merged
+
     result = DownloadResult(batch.id, batch.status)
     transform = merge_input is not None or content_format is not None
     if not transform:

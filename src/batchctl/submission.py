@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,10 +82,6 @@ class UploadFile:
         self.models_rewritten = 0
         self.blank_lines_dropped = 0
         self._scratch: Path | None = None
-
-    @property
-    def is_copy(self) -> bool:
-        return self.path != self.source
 
     def rewrite(self, *, model: str | None = None, drop_blank_lines: bool = False) -> None:
         """Copy the current file, setting body.model on every request and/or dropping blank lines

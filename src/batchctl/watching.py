@@ -24,12 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_ERROR, EXIT_NOT_FINISHED, EXIT_OK
+from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_NOT_FINISHED, EXIT_OK
 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
 
-TERMINAL = frozenset(EXIT_CODE_BY_STATUS)  # the final states, each with its exit code
 BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_MULTIPLE = 4.0
 BACKOFF_SOFT_CAP = 60.0
@@ -127,10 +126,6 @@ def has_changed(previous: Batch | None, current: Batch) -> bool:
     return previous is None or fingerprint(previous) != fingerprint(current)
 
 
-def is_terminal(batch: Batch) -> bool:
-    return batch.status in TERMINAL
-
-
 @dataclass(frozen=True)
 class Progress:
     """Counts of one batch as people read them; `fraction` is None when it would be a lie."""
@@ -153,7 +148,7 @@ class Progress:
 
 def progress_of(batch: Batch, *, live_counts: bool = True) -> Progress:
     counts = batch.request_counts
-    live = live_counts or is_terminal(batch)
+    live = live_counts or batch.is_terminal
     return Progress(total=counts.total, ok=counts.completed, failed=counts.failed, live=live)
 
 
@@ -162,7 +157,7 @@ def elapsed_seconds(batch: Batch, now: float) -> float | None:
     if batch.created_at is None:
         return None
     end = next((getattr(batch, name) for name in _END_TIMESTAMPS if getattr(batch, name, None)), None)
-    if end is None and is_terminal(batch):
+    if end is None and batch.is_terminal:
         end = now
     return max(0.0, float((end if end is not None else now) - batch.created_at))
 
@@ -197,9 +192,6 @@ class RateTracker:
         """Requests per second over the window, None until two samples apart in time show progress."""
         return rate_from_samples(list(self.samples))
 
-    def eta(self, remaining: int) -> float | None:
-        return eta_seconds(remaining, self.rate())
-
 
 def rate_from_samples(samples: Sequence[tuple[float, int]]) -> float | None:
     if len(samples) < 2:
@@ -230,14 +222,12 @@ def eta_seconds(remaining: int, rate: float | None) -> float | None:
 
 def exit_code_for_statuses(statuses: Sequence[str]) -> int:
     """0 when every batch completed; else the code of the worst final state (failed 3 > expired 4 >
-    cancelled 5); 6 if one is not finished; 1 for a final state this tool does not know."""
+    cancelled 5); 6 if one is not finished (or in a state this tool does not know)."""
     codes = set(statuses)
     for status in EXIT_PRECEDENCE:
         if status in codes:
             return EXIT_CODE_BY_STATUS[status]
-    if codes - TERMINAL:
-        return EXIT_NOT_FINISHED
-    return EXIT_OK if codes <= {"completed"} else EXIT_ERROR
+    return EXIT_OK if codes <= {"completed"} else EXIT_NOT_FINISHED
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -296,7 +286,7 @@ def poll_until_terminal(
     delay = schedule.interval
     failures = 0
     wait: tuple[float, BaseException | None] | None = None  # the first poll happens at once
-    while wait is None or not all(b is not None and is_terminal(b) for b in latest):
+    while wait is None or not all(b is not None and b.is_terminal for b in latest):
         if wait is not None:
             if on_wait:
                 on_wait(*wait)
@@ -305,7 +295,7 @@ def poll_until_terminal(
         failure: BaseException | None = None
         for index, batch_id in enumerate(batch_ids):
             previous = latest[index]
-            if previous is not None and is_terminal(previous):
+            if previous is not None and previous.is_terminal:
                 continue
             try:
                 current = fetch(batch_id)

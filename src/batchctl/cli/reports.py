@@ -91,6 +91,8 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
             out.warn(f"{merge.unexpected:,} results have a custom_id that is not in the input file (left out).")
         if merge.duplicates:
             out.warn(f"{merge.duplicates:,} duplicate results for one custom_id were left out (the first was kept).")
+        if merge.unreadable:
+            out.warn(f"{merge.unreadable:,} result lines are not JSON objects with a custom_id (left out).")
     elif result.failed_requests:
         out.warn(f"{_plural(result.failed_requests, 'request')} failed; see the error file.")
     if outcome.deletions is not None:

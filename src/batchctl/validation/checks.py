@@ -12,7 +12,7 @@ import math
 import os
 
 from batchctl.providers import ProviderSpec, format_size
-from batchctl.validation.jsonl import BOM, decode_json, iter_raw_lines
+from batchctl.validation.jsonl import decode_json, iter_raw_lines
 from batchctl.validation.report import (
     BLANK_LINES,
     CRLF_LINE_ENDINGS,
