@@ -121,9 +121,6 @@ class Step:
     detail: str | None
 
 
-STEP_COLUMNS = tuple(f.name for f in fields(Step))
-
-
 def submission_options(
     *,
     input_sha256: str,

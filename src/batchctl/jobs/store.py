@@ -19,7 +19,7 @@ from batchctl.config import data_dir
 from batchctl.jobs import JOB_PREFIX, new_job_id
 from batchctl.jobs.db import connect, write_transaction
 from batchctl.jobs.migrations import LEGACY_FILENAME, import_legacy_journal, migrate
-from batchctl.jobs.records import (  # noqa: F401 (JournalEntry, JobExists, Ambiguous: for callers)
+from batchctl.jobs.records import (
     BATCH_COLUMNS,
     JOB_COLUMNS,
     JOB_JSON_COLUMNS,
@@ -54,6 +54,10 @@ def journal_path() -> Path:
 
 def _assignments(changes: Mapping[str, Any]) -> str:
     return ", ".join(f"{column} = :{column}" for column in changes)
+
+
+def _insert(table: str, values: Mapping[str, Any]) -> str:
+    return f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(':' + c for c in values)})"
 
 
 class Journal:
@@ -91,7 +95,7 @@ class Journal:
         """Remember a batch; a record for a known batch id replaces it (the last record wins)."""
         values = {c: getattr(entry, c) for c in BATCH_COLUMNS}
         self.conn.execute(
-            f"INSERT INTO batches ({', '.join(values)}) VALUES ({', '.join(':' + c for c in values)}) "
+            _insert("batches", values) + " "
             f"ON CONFLICT (batch_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in BATCH_COLUMNS[1:])}",
             values,
         )
@@ -170,9 +174,7 @@ class Journal:
             existing = self.find_job(job.options_key) if state in LIVE_JOB_STATES else None
             if existing is not None:
                 raise JobExists(existing)
-            self.conn.execute(
-                f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join(':' + c for c in values)})", values
-            )
+            self.conn.execute(_insert("jobs", values), values)
         return job
 
     def get_job(self, job_id: str) -> Job | None:
@@ -224,6 +226,7 @@ class Journal:
         path: str | None = None,
         retry_of: int | None = None,
     ) -> Part:
+        """Plan part `index` of a job (step `planned`); `retry_of` for a part that retries another's failures."""
         part = Part(
             job_id=job_id,
             index=index,
@@ -237,7 +240,7 @@ class Journal:
             updated_at=time.time(),
         )
         values = dict(zip(PART_COLUMNS, (getattr(part, f) for f in _PART_FIELDS)))
-        self.conn.execute(f"INSERT INTO parts ({', '.join(values)}) VALUES ({', '.join(':' + c for c in values)})", values)
+        self.conn.execute(_insert("parts", values), values)
         return part
 
     def add_parts(self, job_id: str, plans: Iterable[Any], *, first_index: int = 0) -> list[Part]:
