@@ -3,16 +3,9 @@
 Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
-from batchctl.api._secrets import mask_secret
-from batchctl.api._secrets import Redactor
-from batchctl.api.client import (
-    USER_AGENT,
-    BatchClient,
-    ContentStream,
-    bearer_token,
-    debug_event_hooks,
-    normalize_base_url,
-)
+from batchctl.api._base_client import probe_health
+from batchctl.api._secrets import Redactor, mask_secret
+from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url
 from batchctl.api.errors import (
     APIConnectionError,
     APIError,
@@ -71,6 +64,7 @@ __all__ = [
     "NotImplementedByServerError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RawResponse",
     "RequestCounts",
     "RequestLine",
     "ResultError",
@@ -80,9 +74,8 @@ __all__ = [
     "USER_AGENT",
     "UnprocessableEntityError",
     "Redactor",
-    "bearer_token",
-    "debug_event_hooks",
     "mask_secret",
     "normalize_base_url",
+    "probe_health",
     "raise_for_gateway_failure",
 ]

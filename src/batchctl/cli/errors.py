@@ -34,7 +34,7 @@ def _api_error_message(exc: Exception) -> tuple[str, str | None]:
             f"permission denied (HTTP 403): {message}{suffix}",
             "The key is valid but may not use this resource (a New-API channel pin needs an admin key).",
         )
-    from batchctl.newapi import batch_api_route
+    from batchctl.urls import batch_api_route
 
     route = batch_api_route(getattr(exc, "url", None))
     if isinstance(exc, api.NotImplementedByServerError) or getattr(exc, "code", None) == "api_not_implemented":

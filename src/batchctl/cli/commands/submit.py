@@ -176,7 +176,7 @@ def preflight(
         )
 
     if check_channel:
-        from batchctl.newapi import preflight_channel
+        from batchctl.submission import preflight_channel
 
         preflight_channel(
             state.settings(),
