@@ -34,10 +34,6 @@ from batchctl.api.models import (
     FileObject,
     FilePage,
     RequestCounts,
-    RequestLine,
-    ResultError,
-    ResultLine,
-    ResultResponse,
 )
 
 __all__ = [
@@ -66,10 +62,6 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RequestCounts",
-    "RequestLine",
-    "ResultError",
-    "ResultLine",
-    "ResultResponse",
     "TERMINAL_STATUSES",
     "USER_AGENT",
     "UnprocessableEntityError",
