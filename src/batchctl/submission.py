@@ -1,5 +1,6 @@
-"""The steps of submitting a batch, without the CLI: prepare the file to upload (model rewrite, blank
-lines dropped), upload it, create the batch, remember it in the journal.
+"""The steps of submitting a batch, without the CLI: check a New-API channel first (`preflight_channel`, at
+the end), prepare the file to upload (model rewrite, blank lines dropped), upload it, create the batch,
+remember it in the journal.
 
 The user's file is never modified: every change is made in a private temporary copy, deleted when
 the upload is over. Creating a batch is the one step that must not happen twice, so its failure is
@@ -14,7 +15,6 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

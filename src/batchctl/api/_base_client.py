@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -84,7 +84,7 @@ class BaseClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -151,7 +151,7 @@ class BaseClient:
             except httpx.TransportError as exc:
                 if response is not None:
                     response.close()
-                self._log(f"HTTP {method} {request.url} -> {type(exc).__name__}: {exc} ({_ms(started)} ms)")
+                self._log_failure(request, exc, started)
                 if retries_done < self.max_retries and should_retry_exception(exc, creates=creates):
                     self._pause(retries_done, None)
                     retries_done += 1
@@ -213,7 +213,7 @@ class BaseClient:
                 if len(content) > max_body:
                     break
         except httpx.HTTPError as exc:
-            self._log(f"HTTP {method} {request.url} -> {type(exc).__name__}: {exc} ({_ms(started)} ms)", redact)
+            self._log_failure(request, exc, started, redact)
             return RawResponse(
                 method=method,
                 url=str(request.url),
@@ -298,6 +298,11 @@ class BaseClient:
             return
         for line in (redact or self._redact)(text).splitlines() or [""]:
             self._debug_log(line)
+
+    def _log_failure(
+        self, request: httpx.Request, exc: Exception, started: float, redact: Callable[[str], str] | None = None
+    ) -> None:
+        self._log(f"HTTP {request.method} {request.url} -> {type(exc).__name__}: {exc} ({_ms(started)} ms)", redact)
 
     def _log_exchange(
         self, response: httpx.Response, started: float, *, body: bool | bytes, redact: Callable[[str], str] | None = None

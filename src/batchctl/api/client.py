@@ -27,9 +27,6 @@ class BatchClient(BaseClient):
             f"channel={self.channel!r})"
         )
 
-    def __enter__(self) -> BatchClient:
-        return self
-
     @cached_property
     def files(self) -> Files:
         return Files(self)
