@@ -116,7 +116,7 @@ def test_channel_suffix_and_user_agent_on_every_call(tmp_path):
     client.files.retrieve("file-1")
     client.files.list(purpose="batch")
     b"".join(client.files.content("file-1"))
-    client.files.content("file-1", path=tmp_path / "out.jsonl")
+    client.files.download_to("file-1", tmp_path / "out.jsonl")
     client.files.delete("file-1")
     client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions")
     client.batches.retrieve("batch_1")

@@ -92,7 +92,7 @@ def test_content_to_path_is_atomic_on_mid_stream_error(tmp_path):
 
     client = make_client(handler, max_retries=0)
     with pytest.raises(APIConnectionError):
-        client.files.content("file-out", path=target)
+        client.files.download_to("file-out", target)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -101,7 +101,7 @@ def test_content_error_keeps_existing_file_untouched(tmp_path):
     target.write_bytes(b"previous results\n")
     client = make_client(lambda request: httpx.Response(404, json={"error": {"message": "No such file"}}))
     with pytest.raises(NotFoundError):
-        client.files.content("file-gone", path=target)
+        client.files.download_to("file-gone", target)
     assert target.read_bytes() == b"previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
@@ -112,7 +112,7 @@ def test_content_interrupted_by_the_user_leaves_no_part(tmp_path):
 
     client = make_client(handler)
     with pytest.raises(KeyboardInterrupt):
-        client.files.content("file-out", path=tmp_path / "out.jsonl")
+        client.files.download_to("file-out", tmp_path / "out.jsonl")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -130,7 +130,7 @@ def test_content_restarts_after_a_dropped_connection(tmp_path):
     target = tmp_path / "out.jsonl"
     progress = []
     client = make_client(handler)
-    assert client.files.content("file-out", path=target, progress=lambda r, t: progress.append(r)) == 14
+    assert client.files.download_to("file-out", target, progress=lambda r, t: progress.append(r)) == 14
     assert target.read_bytes() == b"line 1\nline 2\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
     assert len(requests) == 2 and progress[-1] == 14
@@ -223,11 +223,11 @@ def test_round_trip_over_real_sockets(tiny_server, tmp_path):
         assert (uploaded.bytes, uploaded.filename, uploaded.purpose) == (len(data), "in.jsonl", "batch")
         target = tmp_path / "out" / "copy.jsonl"
         target.parent.mkdir()
-        assert client.files.content(uploaded.id, path=target) == len(data)
+        assert client.files.download_to(uploaded.id, target) == len(data)
         assert hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest()
         assert not Path(str(target) + ".part").exists()
         with pytest.raises(NotFoundError) as info:
-            client.files.content("file-404", path=tmp_path / "missing.jsonl")
+            client.files.download_to("file-404", tmp_path / "missing.jsonl")
         assert info.value.request_id == "req_tiny"
         assert not (tmp_path / "missing.jsonl").exists() and not (tmp_path / "missing.jsonl.part").exists()
     assert TinyFilesAPI.authorizations == ["Bearer sk-real-socket-key1-3"] * 3

@@ -9,13 +9,12 @@ import pytest
 from batchctl.api import (
     TERMINAL_STATUSES,
     Batch,
+    BatchErrorItem,
     BatchPage,
     FileDeleted,
     FileObject,
     FilePage,
     RequestCounts,
-    RequestLine,
-    ResultLine,
 )
 
 # DashScope compatible-mode, "创建Batch任务" response example.
@@ -227,19 +226,21 @@ def test_file_object_and_pages():
     assert deleted.deleted is True
 
 
-def test_request_and_result_lines_from_the_seeds():
-    request = RequestLine.model_validate_json(DASHSCOPE_INPUT_LINE)
-    assert request.custom_id == "request-1" and request.method == "POST"
-    assert request.body["model"] == "qwen-turbo"
-    result = ResultLine.model_validate_json(DASHSCOPE_OUTPUT_LINE)
-    assert result.custom_id == "request-2" and result.error is None
-    assert result.response is not None
-    assert result.response.status_code == 200 and result.response.request_id == "req_c187b3"
-    assert result.response.body["choices"][0]["message"]["content"] == "2 + 2 equals 4."
+def test_seed_lines_read_by_what_reads_them(tmp_path):
+    # Input lines are checked by validation and result lines read by results, as plain JSON (no models).
+    from batchctl.providers import PROVIDERS
+    from batchctl.answers import extract_answer
+    from batchctl.validation import validate_file
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(DASHSCOPE_INPUT_LINE + "\n")
+    assert validate_file(source, spec=PROVIDERS["dashscope"]).ok
+    assert extract_answer(json.loads(DASHSCOPE_OUTPUT_LINE)) == ("request-2", "2 + 2 equals 4.", None)
 
 
 def test_error_result_line_with_numeric_code():
-    result = ResultLine.model_validate(
-        {"id": "batch_req_1", "custom_id": "r1", "response": None, "error": {"code": 400, "message": "bad"}}
-    )
-    assert result.error is not None and result.error.code == "400" and result.response is None
+    from batchctl.answers import extract_answer
+
+    line = {"id": "batch_req_1", "custom_id": "r1", "response": None, "error": {"code": 400, "message": "bad"}}
+    assert extract_answer(line) == ("r1", None, "400: bad")
+    assert BatchErrorItem.model_validate({"code": 400, "message": "bad"}).code == "400"

@@ -11,7 +11,7 @@ import pytest
 from gateway_stub import ADMIN_KEY, ADMIN_TOKEN, USER_KEY, USER_TOKEN, gateway  # noqa: F401
 from typer.testing import CliRunner
 
-from batchctl import journal, newapi
+from batchctl import journal, newapi, urls
 from batchctl.cli.app import app
 
 PINNED = f"Bearer {ADMIN_KEY}-7"
@@ -63,7 +63,7 @@ def submitted_id(output: str) -> str:
     ],
 )
 def test_gateway_root_drops_v1(base_url, root):
-    assert newapi.gateway_root(base_url) == root
+    assert urls.gateway_root(base_url) == root
 
 
 def test_parse_channel_models_and_mapping():

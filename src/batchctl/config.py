@@ -333,7 +333,7 @@ def resolve_settings(
             if sources.get(key) == f"profile {OPENAI_PROFILE}" and env.get(env_name):
                 sources[key] = f"env {env_name}"
 
-    from batchctl.api import normalize_base_url
+    from batchctl.urls import normalize_base_url
 
     try:
         normalized_url = normalize_base_url(resolved_url)

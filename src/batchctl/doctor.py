@@ -4,8 +4,8 @@ Checks: reachability, whether the key is accepted, which Batch API routes are se
 content; batches: list, create, retrieve, cancel), the New-API channel check, and clock skew from the
 `Date` header. Route probes have no side effects: list calls ask for one item, create calls are sent
 deliberately empty (a server that serves the route answers 400/422 and creates nothing), retrieve and
-cancel use an id that cannot exist. Only `full=True` runs a tiny real batch (upload one request, create,
-retrieve, cancel, download the input back, delete it) to prove the whole round trip.
+cancel use an id that cannot exist. Only `full=True` runs a tiny real batch (`doctor_round_trip`) to prove
+the whole round trip.
 
 `classify_route`, `key_check`, `clock_skew_check` decide; `probe` and `run_doctor` do the HTTP.
 """
@@ -104,7 +104,7 @@ def route_missing(p: Probe) -> bool:
 def classify_route(name: str, p: Probe, *, kind: str) -> CheckResult:
     """What a probe says about a route. `kind`: "list", "create" (sent empty), "item" (an id that cannot exist)
     or "real" (a real object: only 2xx means served)."""
-    from batchctl.newapi import batch_api_route
+    from batchctl.urls import batch_api_route
 
     what = p.label
     if p.error:
@@ -235,38 +235,22 @@ def channel_line(settings: Settings, check: Any | None) -> CheckResult:
 # -- doing (HTTP) ----------------------------------------------------------------------------------------
 
 
-def _auth_header(settings: Settings) -> dict[str, str]:
-    from batchctl.api import bearer_token
-
-    token = bearer_token(settings.api_key, settings.channel)
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def probe(http: Any, method: str, base_url: str, path: str, **kwargs: Any) -> Probe:
-    """Send one request and summarise the answer; the body of a 2xx is read only as far as needed."""
-    import httpx
-
+def probe(client: BatchClient, method: str, path: str, **kwargs: Any) -> Probe:
+    """Send one request (`client.request_raw`, never raising) and summarise the answer."""
     from batchctl.api.errors import parse_error_body
 
-    result = Probe(method=method, path=f"{_path_of(base_url)}{path}")
-    started = time.monotonic()
-    try:
-        with http.stream(method, f"{base_url}{path}", **kwargs) as response:
-            result.status = response.status_code
-            result.date = response.headers.get("date")
-            if response.is_error:
-                body = response.read()
-                try:
-                    json.loads(body or b"null")
-                    result.json_body = bool(body.strip())
-                except ValueError:
-                    result.json_body = False
-                fields = parse_error_body(body, status=response.status_code, url=str(response.request.url))
-                result.message = str(fields.get("message") or "")
-                result.code = fields.get("code")
-    except httpx.HTTPError as exc:
-        result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    result.elapsed_ms = round((time.monotonic() - started) * 1000)
+    raw = client.request_raw(method, path, **kwargs)
+    result = Probe(method=method, path=f"{_path_of(client.base_url)}{path}", elapsed_ms=raw.elapsed_ms)
+    result.status, result.date, result.error = raw.status, raw.headers.get("date"), raw.error
+    if raw.is_error and not raw.error:
+        try:
+            json.loads(raw.content or b"null")
+            result.json_body = bool(raw.content.strip())
+        except ValueError:
+            result.json_body = False
+        fields = parse_error_body(raw.content, status=raw.status or 0, url=raw.url)
+        result.message = str(fields.get("message") or "")
+        result.code = fields.get("code")
     return result
 
 
@@ -276,18 +260,13 @@ def _path_of(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
-def _first_id(http: Any, base_url: str, path: str) -> str | None:
+def _first_id(client: BatchClient, path: str) -> str | None:
     """The id of the first item a list route returns (to probe a real object), if any."""
-    import httpx
-
-    try:
-        response = http.get(f"{base_url}{path}", params={"limit": 1})
-        if response.is_success:
-            data = response.json().get("data") or []
-            if data and isinstance(data[0], dict) and data[0].get("id"):
-                return str(data[0]["id"])
-    except (httpx.HTTPError, ValueError, AttributeError):
-        pass
+    raw = client.request_raw("GET", path, params={"limit": 1})
+    payload = raw.json() if raw.ok else None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
+        return str(data[0]["id"])
     return None
 
 
@@ -304,22 +283,19 @@ def _run_checks(
     debug_log: Callable[[str], None] | None = None,
 ) -> DoctorReport:
     """Run every check for `settings`; `client` is needed only for `full` (the real round trip)."""
-    import httpx
-
     from batchctl import newapi
+    from batchctl.api import BatchClient
 
     report = DoctorReport(settings.profile_name, settings.provider, settings.base_url, settings.channel)
     base = settings.base_url
     say = progress or (lambda _text: None)
-    headers = {"Accept": "application/json", **_auth_header(settings)}
-    from batchctl.api import debug_event_hooks
-
-    hooks = debug_event_hooks(debug_log, [settings.api_key, settings.access_token, *_auth_header(settings).values()])
-    with httpx.Client(
-        timeout=timeout, transport=transport, headers=headers, follow_redirects=True, event_hooks=hooks
-    ) as http:
+    # Probes are sent once each: a retry would only blur what the server does.
+    with BatchClient(
+        base, settings.api_key, channel=settings.channel, timeout=timeout, max_retries=0,
+        debug_log=debug_log, transport=transport,
+    ) as http:  # fmt: skip
         say(f"Probing {base} …")
-        files_list = probe(http, "GET", base, "/files", params={"limit": 1})
+        files_list = probe(http, "GET", "/files", params={"limit": 1})
         if files_list.error:
             report.checks.append(
                 CheckResult("reachable", FAIL, f"no answer from {base}: {files_list.error}", "Check the base URL (batchctl profile show) and that the server is running.")
@@ -327,25 +303,17 @@ def _run_checks(
             return report
         report.checks.append(CheckResult("reachable", OK, f"{base} answered in {files_list.elapsed_ms} ms"))
 
-        batches_list = probe(http, "GET", base, "/batches", params={"limit": 1})
-        real_batch = _first_id(http, base, "/batches") if batches_list.status == 200 else None
-        real_file = _first_id(http, base, "/files") if files_list.status == 200 else None
+        batches_list = probe(http, "GET", "/batches", params={"limit": 1})
+        real_batch = _first_id(http, "/batches") if batches_list.status == 200 else None
+        real_file = _first_id(http, "/files") if files_list.status == 200 else None
         route_probes = [
             ("files: list", files_list, "list"),
-            ("files: upload", probe(http, "POST", base, "/files", files={"purpose": (None, "batch")}), "create"),
-            (
-                "files: content",
-                probe(http, "GET", base, f"/files/{real_file or PROBE_FILE_ID}/content"),
-                "real" if real_file else "item",
-            ),
+            ("files: upload", probe(http, "POST", "/files", files={"purpose": (None, "batch")}), "create"),
+            ("files: content", probe(http, "GET", f"/files/{real_file or PROBE_FILE_ID}/content"), "real" if real_file else "item"),
             ("batches: list", batches_list, "list"),
-            ("batches: create", probe(http, "POST", base, "/batches", json={}), "create"),
-            (
-                "batches: retrieve",
-                probe(http, "GET", base, f"/batches/{real_batch or PROBE_BATCH_ID}"),
-                "real" if real_batch else "item",
-            ),
-            ("batches: cancel", probe(http, "POST", base, f"/batches/{PROBE_BATCH_ID}/cancel"), "item"),
+            ("batches: create", probe(http, "POST", "/batches", json={}), "create"),
+            ("batches: retrieve", probe(http, "GET", f"/batches/{real_batch or PROBE_BATCH_ID}"), "real" if real_batch else "item"),
+            ("batches: cancel", probe(http, "POST", f"/batches/{PROBE_BATCH_ID}/cancel"), "item"),
         ]
     probes = [p for _, p, _ in route_probes]
     report.checks.append(key_check(settings, probes))
@@ -370,69 +338,10 @@ def _run_checks(
             report.checks.append(CheckResult("round trip", SKIP, "not run: fix the failures above first"))
         else:
             say("Running a one-request batch (uploaded, created, cancelled, deleted) …")
+            from batchctl.doctor_round_trip import round_trip
+
             report.checks.append(round_trip(client, settings))
     return report
-
-
-def _round_trip_request(provider: str) -> tuple[str, dict[str, Any]]:
-    """The one request of the `--full` batch: DashScope's free test model where there is one."""
-    if provider in ("dashscope", "newapi"):
-        return "/v1/chat/ds-test", {"model": "batch-test-model", "messages": [{"role": "user", "content": "ping"}]}
-    return "/v1/chat/completions", {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
-
-
-def round_trip(client: BatchClient, settings: Settings) -> CheckResult:
-    """Upload one request, create a batch, retrieve it, cancel it, download the input back, then delete
-    every file the batch left on the server (the input, and any output/error file if it finished first)."""
-    import os
-    import tempfile
-
-    from batchctl.api import APIError
-    from batchctl.remote_cleanup import delete_remote_files, remote_files_of
-
-    endpoint, body = _round_trip_request(settings.provider)
-    line = json.dumps({"custom_id": "batchctl-doctor", "method": "POST", "url": endpoint, "body": body}) + "\n"
-    fd, path = tempfile.mkstemp(prefix="batchctl-doctor-", suffix=".jsonl")
-    done: list[str] = []
-    leftovers: list[tuple[str, str]] = []
-    step = "upload"
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(line)
-        uploaded = client.files.create(path=path)
-        leftovers = [("input", uploaded.id)]
-        done.append("upload")
-        step = "create"
-        batch = client.batches.create(input_file_id=uploaded.id, endpoint=endpoint, completion_window="24h")
-        done.append("create")
-        step = "retrieve"
-        batch = client.batches.retrieve(batch.id)
-        done.append("retrieve")
-        step = "cancel"
-        if not batch.is_terminal:
-            batch = client.batches.cancel(batch.id)
-        done.append("cancel")
-        step = "content"
-        data = b"".join(client.files.content(uploaded.id))
-        if data.strip() != line.strip().encode():
-            return CheckResult("round trip", WARN, f"{', '.join(done)} worked, but the downloaded input differs from the upload")
-        done.append("content")
-        step = "retrieve"
-        leftovers = remote_files_of(client.batches.retrieve(batch.id), input_file_id=uploaded.id)
-    except APIError as exc:
-        return CheckResult(
-            "round trip",
-            FAIL,
-            f"{step} failed after {', '.join(done) or 'nothing'}: {exc}",
-            "See the route lines above; run with --debug for the HTTP exchanges.",
-        )
-    finally:
-        os.unlink(path)
-        deletions = delete_remote_files(client, leftovers) if leftovers else []
-    kept = [d.file_id for d in deletions if not d.deleted]
-    if kept:
-        return CheckResult("round trip", WARN, f"{', '.join(done)} worked, but could not delete {', '.join(kept)}", "Delete them: batchctl files delete ID --yes")
-    return CheckResult("round trip", OK, f"{', '.join(done)}, delete all worked (batch cancelled, {len(deletions)} file(s) deleted)")
 
 
 def run_doctor(settings: Settings, **kwargs: Any) -> DoctorReport:
@@ -441,10 +350,10 @@ def run_doctor(settings: Settings, **kwargs: Any) -> DoctorReport:
     A gateway may echo the token it rejected in its error message; the report is printed and
     `--json`-dumped, so every detail and hint goes through the same masking as the API client's errors.
     """
-    from batchctl.api import Redactor, bearer_token
+    from batchctl.api import Redactor
 
     report = _run_checks(settings, **kwargs)
-    redact = Redactor([settings.api_key, settings.access_token, bearer_token(settings.api_key, settings.channel)])
+    redact = Redactor.for_key(settings.api_key, settings.channel, [settings.access_token])
     for check in report.checks:
         check.detail = redact(check.detail)
         check.hint = redact(check.hint) if check.hint else check.hint

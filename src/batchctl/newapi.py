@@ -1,13 +1,11 @@
-"""New-API gateway specifics: the gateway root, channel details (`GET /api/channel/{id}`) and the channel check.
+"""New-API channels: what a channel is (`ChannelInfo`), whether it can take a batch, and the channel check.
 
 A New-API gateway pins a request to a channel when the key carries a `-<channel id>` suffix (see
 `BatchClient(channel=...)`). Before uploading, `submit` asks the gateway's admin API whether that channel
-exists, is enabled and serves the batch's model, as the seed client does. The admin API wants a dashboard
-access token (not the `sk-` key) plus the user id in `New-Api-User`, and often answers HTTP 200 with
-`{"success": false, "message": ...}` when it refuses: that is a failure too.
+exists, is enabled and serves the batch's model, as the seed client does.
 
-Pure functions (`gateway_root`, `parse_channel`, `evaluate_channel`) are separate from the one that does
-HTTP (`fetch_channel`); `check_channel` combines them and never raises for an expected failure.
+`parse_channel` and `evaluate_channel` are pure; the HTTP is the API layer's (`client.newapi.channel`), whose
+errors `fetch_channel` names as problems; `check_channel` combines them and never raises for an expected failure.
 """
 
 from __future__ import annotations
@@ -16,7 +14,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+
+from batchctl.errors import BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.config import Settings
@@ -51,33 +50,6 @@ ACCESS_TOKEN_HINT = (
     "batchctl profile add NAME --preset newapi --access-token TOKEN --user-id ID --force "
     "(New-API: Personal settings -> Generate access token; the user id is shown there too)."
 )
-
-
-def gateway_root(base_url: str) -> str:
-    """The gateway's root: the base URL without its `/v1` (`http://gw:3000/v1` -> `http://gw:3000`)."""
-    parts = urlsplit(base_url.strip())
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[: -len("/v1")]
-    return urlunsplit((parts.scheme, parts.netloc, path, "", "")).rstrip("/")
-
-
-def batch_api_route(url: str | None) -> str | None:
-    """The Batch API collection a URL or path belongs to, named as people know it.
-
-    `http://gw/v1/files/file-1/content` -> `/v1/files`; `.../compatible-mode/v1/batches?limit=1` ->
-    `/v1/batches`; anything else -> None. Used to say which route a gateway does not relay.
-    """
-    if not url:
-        return None
-    path = urlsplit(url).path.rstrip("/")
-    for collection in ("/files", "/batches"):
-        at = path.find(collection + "/")
-        if path.endswith(collection) or at >= 0:
-            end = at + len(collection) if at >= 0 else len(path)
-            prefix = path[:end]
-            return "/v1" + collection if "/v1" in prefix else prefix
-    return None
 
 
 def channel_type_name(channel_type: int | None) -> str:
@@ -244,10 +216,8 @@ class ChannelCheck:
             "channel": self.channel.to_dict() if self.channel else None,
         }
 
-    def to_error(self):
+    def to_error(self) -> BatchctlError:
         """A BatchctlError for a failed check (for commands that stop on it)."""
-        from batchctl.errors import BatchctlError
-
         hint = self.hint
         if self.problem not in (PROBLEM_NO_TOKEN, PROBLEM_UNREACHABLE, PROBLEM_BAD_RESPONSE):
             hint = (hint + " " if hint else "") + "To skip this check: --no-check."
@@ -284,24 +254,21 @@ def evaluate_channel(info: ChannelInfo, channel_id: str, model: str | None) -> C
     return check
 
 
-class ChannelLookupError(Exception):
+class ChannelLookupError(BatchctlError):
     """Asking the gateway about a channel failed; `problem` says how (one of the PROBLEM_* names)."""
 
     def __init__(self, problem: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, hint)
         self.problem = problem
-        self.message = message
-        self.hint = hint
+
+
+_MISSING_HINT = "Check the channel id in the New-API dashboard (Channels), and the profile's --channel."
 
 
 def _refusal(message: str, status: int, channel_id: str) -> ChannelLookupError:
     lowered = message.lower()
     if "not found" in lowered or "record not found" in lowered:
-        return ChannelLookupError(
-            PROBLEM_MISSING,
-            f"channel {channel_id} does not exist on this gateway ({message})",
-            "Check the channel id in the New-API dashboard (Channels), and the profile's --channel.",
-        )
+        return ChannelLookupError(PROBLEM_MISSING, f"channel {channel_id} does not exist on this gateway ({message})", _MISSING_HINT)
     # New-API's admin auth answers 401 for a missing/invalid token or user id, and HTTP 200 with
     # "无权进行此操作，权限不足" ("insufficient permission") for a user who is not an admin.
     if status == 403 or "权限不足" in message or "permission" in lowered or "admin" in lowered:
@@ -334,57 +301,32 @@ def fetch_channel(
     transport: Any = None,
     debug_log: Callable[[str], None] | None = None,
 ) -> ChannelInfo:
-    """`GET {root}/api/channel/{id}`; raises ChannelLookupError for every way that can fail."""
-    import httpx
+    """`GET {root}/api/channel/{id}` (`client.newapi.channel`); raises ChannelLookupError for every way that can fail."""
+    from batchctl.api import APIConnectionError, APIResponseValidationError, APIStatusError, BatchClient, NotFoundError
 
-    from batchctl.api import Redactor, debug_event_hooks, mask_secret
-
-    url = f"{gateway_root(base_url)}/api/channel/{channel_id}"
-    headers = {"Authorization": access_token, "Accept": "application/json"}
-    if user_id:
-        headers["New-Api-User"] = str(user_id)
-    try:
-        hooks = debug_event_hooks(debug_log, [access_token])
-        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True, event_hooks=hooks) as http:
-            response = http.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        text = str(exc).replace(access_token, mask_secret(access_token))
-        raise ChannelLookupError(
-            PROBLEM_UNREACHABLE,
-            f"could not reach {url}: {text or type(exc).__name__}",
-            "Check the profile's base URL and that the gateway is running.",
-        ) from exc
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    message = ""
-    if isinstance(payload, dict):
-        # A gateway may echo the token it refused: never print it.
-        message = Redactor([access_token])(str(payload.get("message") or payload.get("error") or "").strip())
-    if response.status_code == 404:
-        raise ChannelLookupError(
-            PROBLEM_MISSING,
-            f"channel {channel_id} does not exist on this gateway (HTTP 404)" + (f": {message}" if message else ""),
-            "Check the channel id in the New-API dashboard (Channels), and the profile's --channel.",
-        )
-    if response.status_code >= 400:
-        return_message = message or Redactor([access_token])(" ".join(response.text.split())[:200]) or response.reason_phrase
-        raise _refusal(return_message, response.status_code, channel_id)
-    if not isinstance(payload, dict):
-        raise ChannelLookupError(
-            PROBLEM_BAD_RESPONSE,
-            f"{url} did not answer with JSON (HTTP {response.status_code}); is this a New-API gateway?",
-            "Check the profile's base URL; channel checks only work with New-API.",
-        )
-    if payload.get("success") is False:
-        raise _refusal(message or "no message", response.status_code, channel_id)
-    data = payload.get("data")
+    with BatchClient(base_url, timeout=timeout, max_retries=0, debug_log=debug_log, transport=transport) as client:
+        try:
+            data = client.newapi.channel(channel_id, access_token=access_token, user_id=user_id)
+        except APIConnectionError as exc:
+            raise ChannelLookupError(
+                PROBLEM_UNREACHABLE, exc.message, "Check the profile's base URL and that the gateway is running."
+            ) from exc
+        except NotFoundError as exc:
+            said = f": {exc.message}" if exc.message else ""
+            raise ChannelLookupError(
+                PROBLEM_MISSING, f"channel {channel_id} does not exist on this gateway (HTTP 404){said}", _MISSING_HINT
+            ) from exc
+        except APIResponseValidationError as exc:
+            raise ChannelLookupError(
+                PROBLEM_BAD_RESPONSE, exc.message, "Check the profile's base URL; channel checks only work with New-API."
+            ) from exc
+        except APIStatusError as exc:
+            raise _refusal(exc.message, exc.status or 0, channel_id) from exc
     if not isinstance(data, dict) or not data:
         raise ChannelLookupError(
             PROBLEM_MISSING,
             f"channel {channel_id} does not exist on this gateway (the answer has no channel data)",
-            "Check the channel id in the New-API dashboard (Channels), and the profile's --channel.",
+            _MISSING_HINT,
         )
     return parse_channel(data)
 
@@ -402,82 +344,38 @@ def check_channel(
 ) -> ChannelCheck:
     """Check that `channel_id` exists on the gateway, is enabled and serves `model`; never raises for that."""
     channel_id = str(channel_id or "")
-    if not channel_id:
-        return ChannelCheck(
-            channel_id="",
-            model=model,
-            problem=PROBLEM_MISSING,
-            message="no channel to check: the profile pins no New-API channel",
-            hint="Add one: batchctl profile add NAME --preset newapi --channel ID --force, or pass --channel ID.",
-        )
-    if not channel_id.isdigit():
-        return ChannelCheck(
-            channel_id=channel_id,
-            model=model,
-            problem=PROBLEM_MISSING,
-            message=f"channel id {channel_id!r} is not a number; the gateway answers 400 to such a pin",
-            hint="Use the numeric id shown in the New-API dashboard (Channels).",
-        )
-    if not access_token:
-        return ChannelCheck(
-            channel_id=channel_id,
-            model=model,
-            problem=PROBLEM_NO_TOKEN,
-            message=(
-                f"could not check channel {channel_id}: the profile has no New-API access token, so whether it "
-                "exists, is enabled and serves the model is unknown"
-            ),
-            hint=ACCESS_TOKEN_HINT,
-        )
     try:
+        _askable(channel_id, access_token)
         info = fetch_channel(
-            base_url,
-            channel_id,
-            access_token=access_token,
-            user_id=user_id,
-            timeout=timeout,
-            transport=transport,
-            debug_log=debug_log,
-        )
+            base_url, channel_id, access_token=access_token or "", user_id=user_id,
+            timeout=timeout, transport=transport, debug_log=debug_log,
+        )  # fmt: skip
     except ChannelLookupError as exc:
         return ChannelCheck(channel_id=channel_id, model=model, problem=exc.problem, message=exc.message, hint=exc.hint)
     return evaluate_channel(info, channel_id, model)
 
 
-# -- submit's pre-flight ---------------------------------------------------------------------------------
-
-
-def _models_listed(
-    settings: Any, *, timeout: float, transport: Any, debug_log: Callable[[str], None] | None = None
-) -> tuple[int | None, list[str], str]:
-    """`GET {base}/models` with the pinned key: (status, model ids, error message). The weaker check."""
-    import httpx
-
-    from batchctl.api import Redactor, bearer_token, debug_event_hooks
-
-    token = bearer_token(settings.api_key, settings.channel)
-    redact = Redactor([settings.api_key, token])
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        hooks = debug_event_hooks(debug_log, [settings.api_key, token])
-        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=True, event_hooks=hooks) as http:
-            response = http.get(f"{settings.base_url}/models", headers=headers)
-    except httpx.HTTPError:
-        return None, [], ""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if response.is_error:
-        from batchctl.api.errors import parse_error_body
-
-        fields = parse_error_body(response.content, status=response.status_code, url=str(response.request.url))
-        return response.status_code, [], redact(str(fields.get("message") or ""))
-    data = payload.get("data") if isinstance(payload, dict) else None
-    ids = [str(m.get("id")) for m in data or [] if isinstance(m, dict) and m.get("id")]
-    return response.status_code, ids, ""
+def _askable(channel_id: str, access_token: str | None) -> None:
+    """Raise ChannelLookupError when there is nothing to ask: no channel, a non-numeric one, no access token."""
+    if not channel_id:
+        raise ChannelLookupError(
+            PROBLEM_MISSING,
+            "no channel to check: the profile pins no New-API channel",
+            "Add one: batchctl profile add NAME --preset newapi --channel ID --force, or pass --channel ID.",
+        )
+    if not channel_id.isdigit():
+        raise ChannelLookupError(
+            PROBLEM_MISSING,
+            f"channel id {channel_id!r} is not a number; the gateway answers 400 to such a pin",
+            "Use the numeric id shown in the New-API dashboard (Channels).",
+        )
+    if not access_token:
+        raise ChannelLookupError(
+            PROBLEM_NO_TOKEN,
+            f"could not check channel {channel_id}: the profile has no New-API access token, so whether it "
+            "exists, is enabled and serves the model is unknown",
+            ACCESS_TOKEN_HINT,
+        )
 
 
 def check_channel_for(
@@ -490,66 +388,6 @@ def check_channel_for(
 ) -> ChannelCheck:
     """`check_channel` for the gateway, pinned channel and admin credentials of resolved `settings`."""
     return check_channel(
-        settings.base_url,
-        settings.channel,
-        access_token=settings.access_token,
-        user_id=settings.user_id,
-        model=model,
-        timeout=timeout,
-        transport=transport,
-        debug_log=debug_log,
-    )
-
-
-def preflight_channel(
-    settings: Any,
-    model: str | None,
-    *,
-    info: Callable[[str], None],
-    warn: Callable[[str], None],
-    timeout: float = 15.0,
-    transport: Any = None,
-    debug_log: Callable[[str], None] | None = None,
-) -> ChannelCheck | None:
-    """`submit`'s channel check for a `newapi` profile, before anything is uploaded.
-
-    With an access token: the full check (exists, enabled, serves `model`); a failure raises a
-    BatchctlError. Without one: says what could not be checked, then asks `/v1/models` with the pinned
-    key -- a 401/403 there would fail the upload too, so it stops; a model it does not list is a warning.
-    Returns the check (None for other providers or when nothing was pinned).
-    """
-    from batchctl.errors import BatchctlError
-
-    if settings.provider != "newapi":
-        return None
-    if not settings.channel:
-        warn(
-            "no New-API channel pinned: the gateway cannot route file uploads and batch calls by model; "
-            "pin the DashScope channel with --channel ID (or in the profile)"
-        )
-        return None
-    check = check_channel_for(settings, model, timeout=timeout, transport=transport, debug_log=debug_log)
-    if check.checked:
-        if not check.ok:
-            raise check.to_error()
-        info(f"Channel check: {check.message}")
-        for line in check.summary_lines():
-            info(f"  {line}")
-        for warning in check.warnings:
-            warn(warning)
-        return check
-    warn(check.message + "; carrying on (add --access-token and --user-id to the profile for the full check)")
-    status, ids, message = _models_listed(settings, timeout=timeout, transport=transport, debug_log=debug_log)
-    if status in (401, 403):
-        what = "the key" if status == 401 else f"the pin to channel {settings.channel}"
-        raise BatchctlError(
-            f"the gateway refused {what} (HTTP {status}): {message}",
-            "Only admin users may pin a channel, and the channel must be enabled; check the key and --channel."
-            if status == 403
-            else "Check the key: batchctl profile show, --api-key or BATCHCTL_API_KEY.",
-        )
-    if status == 200 and model and ids and model not in ids:
-        warn(f"the gateway's /v1/models does not list {model!r} for this key; the batch may fail to route")
-    elif status == 200 and model and model in ids:
-        info(f"Weaker check: the gateway lists {model!r} (channel {settings.channel} itself was not checked)")
-    return check
+        settings.base_url, settings.channel, access_token=settings.access_token, user_id=settings.user_id,
+        model=model, timeout=timeout, transport=transport, debug_log=debug_log,
+    )  # fmt: skip

@@ -239,7 +239,7 @@ def save_results(
         raw: list[Path] = []
         if batch.output_file_id:
             raw_output = Path(scratch) / "output.jsonl"
-            client.files.content(batch.output_file_id, path=raw_output)
+            client.files.download_to(batch.output_file_id, raw_output)
             raw.append(raw_output)
             result.failed_requests += scan_results(raw_output)[1]
         if batch.error_file_id:
@@ -265,6 +265,6 @@ def save_results(
 
 def _download(client: BatchClient, kind: str, file_id: str, path: Path) -> SavedFile:
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = client.files.content(file_id, path=path)
+    size = client.files.download_to(file_id, path)
     lines, failed = scan_results(path)
     return SavedFile(kind, path, lines, int(size), file_id, failed)

@@ -1,5 +1,6 @@
-"""The steps of submitting a batch, without the CLI: prepare the file to upload (model rewrite, blank
-lines dropped), upload it, create the batch, remember it in the journal.
+"""The steps of submitting a batch, without the CLI: check a New-API channel first (`preflight_channel`, at
+the end), prepare the file to upload (model rewrite, blank lines dropped), upload it, create the batch,
+remember it in the journal.
 
 The user's file is never modified: every change is made in a private temporary copy, deleted when
 the upload is over. Creating a batch is the one step that must not happen twice, so its failure is
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient, FileObject
     from batchctl.config import Settings
     from batchctl.journal import JournalEntry
+    from batchctl.newapi import ChannelCheck
     from batchctl.validation import ValidationReport
 
 ProgressCallback = Callable[[int, int], None]
@@ -136,14 +139,8 @@ def retry_command(file_id: str, endpoint: str, completion_window: str, metadata:
     if completion_window != "24h":
         parts += ["--completion-window", completion_window]
     for key, value in (metadata or {}).items():
-        parts += ["--metadata", _shell_quote(f"{key}={value}")]
+        parts += ["--metadata", shlex.quote(f"{key}={value}")]
     return " ".join(parts)
-
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def create_batch(
@@ -204,3 +201,82 @@ def record_submission(
     )
     journal.record(entry)
     return entry
+
+
+# -- the New-API channel check before anything is uploaded ------------------------------------------
+
+
+def preflight_channel(
+    settings: Any,
+    model: str | None,
+    *,
+    info: Callable[[str], None],
+    warn: Callable[[str], None],
+    timeout: float = 15.0,
+    transport: Any = None,
+    debug_log: Callable[[str], None] | None = None,
+) -> ChannelCheck | None:
+    """`submit`'s channel check for a `newapi` profile, before anything is uploaded.
+
+    With an access token: the full check (exists, enabled, serves `model`); a failure raises a
+    BatchctlError. Without one: says what could not be checked, then asks `/v1/models` with the pinned
+    key -- a 401/403 there would fail the upload too, so it stops; a model it does not list is a warning.
+    Returns the check (None for other providers or when nothing was pinned).
+    """
+    from batchctl.newapi import check_channel_for
+
+    if settings.provider != "newapi":
+        return None
+    if not settings.channel:
+        warn(
+            "no New-API channel pinned: the gateway cannot route file uploads and batch calls by model; "
+            "pin the DashScope channel with --channel ID (or in the profile)"
+        )
+        return None
+    check = check_channel_for(settings, model, timeout=timeout, transport=transport, debug_log=debug_log)
+    if check.checked:
+        if not check.ok:
+            raise check.to_error()
+        info(f"Channel check: {check.message}")
+        for line in check.summary_lines():
+            info(f"  {line}")
+        for warning in check.warnings:
+            warn(warning)
+        return check
+    warn(check.message + "; carrying on (add --access-token and --user-id to the profile for the full check)")
+    status, ids, message = _models_listed(settings, timeout=timeout, transport=transport, debug_log=debug_log)
+    if status in (401, 403):
+        what = "the key" if status == 401 else f"the pin to channel {settings.channel}"
+        raise BatchctlError(
+            f"the gateway refused {what} (HTTP {status}): {message}",
+            "Only admin users may pin a channel, and the channel must be enabled; check the key and --channel."
+            if status == 403
+            else "Check the key: batchctl profile show, --api-key or BATCHCTL_API_KEY.",
+        )
+    if status == 200 and model and ids and model not in ids:
+        warn(f"the gateway's /v1/models does not list {model!r} for this key; the batch may fail to route")
+    elif status == 200 and model and model in ids:
+        info(f"Weaker check: the gateway lists {model!r} (channel {settings.channel} itself was not checked)")
+    return check
+
+
+def _models_listed(
+    settings: Any, *, timeout: float, transport: Any, debug_log: Callable[[str], None] | None = None
+) -> tuple[int | None, list[str], str]:
+    """`GET {base}/models` with the pinned key, sent once: (status, model ids, error message). The weaker check.
+
+    Status None when no (usable) answer came: the check then says nothing.
+    """
+    from batchctl.api import APIError, APIStatusError, BatchClient
+
+    client = BatchClient(
+        settings.base_url, settings.api_key, channel=settings.channel,
+        timeout=timeout, max_retries=0, debug_log=debug_log, transport=transport,
+    )  # fmt: skip
+    with client:
+        try:
+            return 200, client.newapi.models(), ""
+        except APIStatusError as exc:
+            return exc.status, [], exc.message
+        except APIError:
+            return None, [], ""

@@ -91,7 +91,7 @@ def preflight(
     Order: completion window, the file (model rewrite, validation, blank lines), endpoint, the New-API
     channel, result files (with wait).
     """
-    from batchctl.newapi import preflight_channel
+    from batchctl.submission import preflight_channel
     from batchctl.submission import first_request, needs_normalizing
     from batchctl.validation import SHOWN_PROBLEMS, summary_line, validate_file
 

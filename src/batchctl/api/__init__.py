@@ -3,16 +3,9 @@
 Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
-from batchctl.api._secrets import mask_secret
-from batchctl.api._secrets import Redactor
-from batchctl.api.client import (
-    USER_AGENT,
-    BatchClient,
-    ContentStream,
-    bearer_token,
-    debug_event_hooks,
-    normalize_base_url,
-)
+from batchctl.api._base_client import probe_health
+from batchctl.api._secrets import Redactor, mask_secret
+from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url
 from batchctl.api.errors import (
     APIConnectionError,
     APIError,
@@ -41,10 +34,6 @@ from batchctl.api.models import (
     FileObject,
     FilePage,
     RequestCounts,
-    RequestLine,
-    ResultError,
-    ResultLine,
-    ResultResponse,
 )
 
 __all__ = [
@@ -71,18 +60,14 @@ __all__ = [
     "NotImplementedByServerError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RawResponse",
     "RequestCounts",
-    "RequestLine",
-    "ResultError",
-    "ResultLine",
-    "ResultResponse",
     "TERMINAL_STATUSES",
     "USER_AGENT",
     "UnprocessableEntityError",
     "Redactor",
-    "bearer_token",
-    "debug_event_hooks",
     "mask_secret",
     "normalize_base_url",
+    "probe_health",
     "raise_for_gateway_failure",
 ]

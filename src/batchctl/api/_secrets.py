@@ -22,8 +22,20 @@ def mask_secret(secret: str | None) -> str:
     return "****"
 
 
+def _bearer_token(api_key: str | None, channel: str | None = None) -> str | None:
+    """The token after `Bearer `: the key, suffixed `-<channel>` to pin a New-API channel."""
+    if not api_key:
+        return None
+    return f"{api_key}-{channel}" if channel else api_key
+
+
 class Redactor:
     """Replaces every occurrence of the given secrets in a text by their masked form."""
+
+    @classmethod
+    def for_key(cls, api_key: str | None, channel: str | None = None, others: Iterable[str | None] = ()) -> Redactor:
+        """Masks a key, the `<key>-<channel>` token it is sent as (whole), and any ``others``."""
+        return cls([api_key, _bearer_token(api_key, channel), *others])
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         # Longest first, so a key that embeds another (``<key>-<channel>``) is masked whole.

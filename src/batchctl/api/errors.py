@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -41,12 +42,9 @@ class APIError(Exception):
 
     ``status`` is the HTTP status (None when no response arrived), ``code`` the provider's
     error code if it gave one, ``request_id`` the id to quote when asking the provider for help.
-    ``url`` is the request's URL when known (the CLI names the route a gateway does not serve).
+    ``url`` is the request's URL when known (the CLI names the route a gateway does not serve);
+    ``headers`` the response's headers, when there was a response.
     """
-
-    url: str | None = None
-    # Seconds the server asked to wait (Retry-After / retry-after-ms on a 429 or 503), when it said.
-    retry_after: float | None = None
 
     def __init__(
         self,
@@ -58,6 +56,9 @@ class APIError(Exception):
         type: str | None = None,
         param: str | None = None,
         body: Any = None,
+        url: str | None = None,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -67,6 +68,10 @@ class APIError(Exception):
         self.type = type
         self.param = param
         self.body = body
+        self.url = url
+        # Seconds the server asked to wait (Retry-After / retry-after-ms on a 429 or 503), when it said.
+        self.retry_after = retry_after
+        self.headers = headers
 
     def __str__(self) -> str:
         details = []
@@ -248,16 +253,13 @@ def error_for_status(
 ) -> APIStatusError:
     """Build (not raise) the exception for an error response."""
     fields = parse_error_body(content, status=status, url=url)
-    header_id = request_id_from_headers(headers) if headers is not None else None
-    if header_id:
-        fields["request_id"] = header_id
-    error = error_class_for_status(status)(status=status, **fields)
-    error.url = url
+    retry_after = None
     if headers is not None:
         from batchctl.api.retry import parse_retry_after
 
-        error.retry_after = parse_retry_after(headers)
-    return error
+        fields["request_id"] = request_id_from_headers(headers) or fields.get("request_id")
+        retry_after = parse_retry_after(headers)
+    return error_class_for_status(status)(status=status, url=url, retry_after=retry_after, headers=headers, **fields)
 
 
 def raise_for_gateway_failure(payload: Any, *, status: int = 200, request_id: str | None = None) -> None:

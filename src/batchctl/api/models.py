@@ -1,4 +1,4 @@
-"""Pydantic models of what Batch APIs send and take: batches, files, list pages, request and result lines.
+"""Pydantic models of what Batch APIs send: batches, files, list pages.
 
 Every model allows extra fields (providers add their own) and every field a provider might leave
 out defaults to None, so an unfamiliar but sane response parses instead of crashing the CLI.
@@ -23,10 +23,6 @@ __all__ = [
     "FileObject",
     "FilePage",
     "RequestCounts",
-    "RequestLine",
-    "ResultError",
-    "ResultLine",
-    "ResultResponse",
 ]
 
 # The statuses OpenAI and DashScope document; `Batch.status` is a plain str so others still parse.
@@ -194,32 +190,3 @@ class FileDeleted(_Model):
     id: str
     object: str | None = "file"
     deleted: bool = False
-
-
-class RequestLine(_Model):
-    """One line of a batch input file."""
-
-    custom_id: str
-    method: str = "POST"
-    url: str
-    body: dict[str, Any] = Field(default_factory=dict)
-
-
-class ResultResponse(_Model):
-    status_code: int | None = None
-    request_id: str | None = None
-    body: Any = None
-
-
-class ResultError(_Model):
-    code: Code = None
-    message: str | None = None
-
-
-class ResultLine(_Model):
-    """One line of a batch output or error file."""
-
-    id: str | None = None
-    custom_id: str | None = None
-    response: ResultResponse | None = None
-    error: ResultError | None = None

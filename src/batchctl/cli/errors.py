@@ -33,7 +33,7 @@ def _is_collection(url: str | None) -> bool:
 
 def _route_not_relayed(exc: Any) -> tuple[str, str | None] | None:
     from batchctl.api.errors import NotImplementedByServerError
-    from batchctl.newapi import batch_api_route  # moves to batchctl.urls
+    from batchctl.urls import batch_api_route
 
     if not (isinstance(exc, NotImplementedByServerError) or exc.code == "api_not_implemented"):
         return None
@@ -46,7 +46,7 @@ def _route_not_relayed(exc: Any) -> tuple[str, str | None] | None:
 
 
 def _route_not_served(exc: Any) -> tuple[str, str | None] | None:
-    from batchctl.newapi import batch_api_route  # moves to batchctl.urls
+    from batchctl.urls import batch_api_route
 
     route = batch_api_route(exc.url)
     if not (route and _is_collection(exc.url)):

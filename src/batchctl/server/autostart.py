@@ -1,8 +1,8 @@
 """Starting, finding and stopping a background local server (pid and log in the batchctl data dir).
 
 Used by the CLI when the `local` profile is active and nothing answers on its URL, and by
-`batchctl serve --status/--stop`. Stdlib and httpx only; the server itself runs in a detached
-`python -m batchctl.server` process so it outlives the command that started it.
+`batchctl serve --status/--stop`. Stdlib only (the health probe is the API layer's); the server itself
+runs in a detached `python -m batchctl.server` process so it outlives the command that started it.
 """
 
 from __future__ import annotations
@@ -36,16 +36,9 @@ def server_root(base_url: str) -> tuple[str, str, int]:
 
 def is_healthy(root: str, timeout: float = 1.0) -> dict | None:
     """The /health answer of a server at `root`, or None when nothing (healthy) answers."""
-    import httpx
+    from batchctl.api import probe_health
 
-    try:
-        response = httpx.get(root + "/health", timeout=timeout)
-        if response.status_code == 200:
-            body = response.json()
-            return body if isinstance(body, dict) and body.get("status") == "ok" else None
-    except (httpx.HTTPError, ValueError):
-        return None
-    return None
+    return probe_health(root, timeout)
 
 
 def ensure_local_server(

@@ -23,7 +23,7 @@ def _mask(secret: str | None) -> str | None:
 
 def profile_view(profile, *, active: bool) -> dict:
     """What people and scripts see of a profile: the resolved URL, secrets masked."""
-    from batchctl.api import normalize_base_url
+    from batchctl.urls import normalize_base_url
 
     return {
         "name": profile.name,
@@ -96,7 +96,7 @@ def add(
         provider = provider or preset_provider
     if not base_url:
         raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
-    from batchctl.api import normalize_base_url
+    from batchctl.urls import normalize_base_url
 
     try:
         normalize_base_url(base_url)

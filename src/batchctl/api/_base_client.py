@@ -1,0 +1,356 @@
+"""The HTTP machinery under every resource: transport, auth, retries, the debug log, JSON parsing.
+
+Resources (`resources/`) say which route to call and what comes back; this decides how it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pydantic
+
+from batchctl import __version__
+from batchctl.api._multipart import MultipartFileUpload
+from batchctl.api._response import RawResponse
+from batchctl.api._secrets import Redactor, _bearer_token
+from batchctl.api.errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    error_for_status,
+    raise_for_gateway_failure,
+    request_id_from_headers,
+)
+from batchctl.api.retry import retry_delay, should_retry_exception, should_retry_status
+from batchctl.urls import normalize_base_url
+
+USER_AGENT = f"batchctl/{__version__}"
+DEBUG_BODY_LIMIT = 4096
+# Enough of any answer a probe judges (an error body, a one-item list), without pulling a whole file.
+RAW_BODY_LIMIT = 64 * 1024
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+DebugLog = Callable[[str], None]
+
+
+class BaseClient:
+    """One httpx connection pool with the key, channel pin, retry policy and debug log of a profile.
+
+    ``channel`` pins a New-API channel: the key is sent as ``Bearer <key>-<channel>``.
+    ``debug_log`` receives one line of text at a time describing each HTTP exchange, secrets masked.
+    ``transport`` is handed to httpx (tests pass an ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        channel: str | int | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int = 2,
+        debug_log: DebugLog | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url)
+        self._api_key = api_key or None
+        self.channel = str(channel) if channel not in (None, "") else None
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self._debug_log = debug_log
+        self._secrets = (self._api_key, self._bearer_token)
+        self._redact = Redactor(self._secrets)
+        # Injectable for tests, which must not really wait.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._random: Callable[[], float] = random.random
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    @property
+    def _bearer_token(self) -> str | None:
+        return _bearer_token(self._api_key, self.channel)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _build_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json_body: Any = None,
+        upload: MultipartFileUpload | None = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Request:
+        sent: dict[str, str] = {}
+        token = self._bearer_token
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        limits = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
+        if upload is not None:
+            sent.update(upload.headers)
+            # A plain iterable, so httpx streams it; iter() reopens the file each attempt.
+            return self._http.build_request(method, url, params=query, headers=sent, content=upload, timeout=limits)
+        return self._http.build_request(
+            method, url, params=query, headers=sent, json=json_body, files=files, timeout=limits
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        upload: MultipartFileUpload | None = None,
+        creates: bool = False,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response (read, or still open when ``stream``), else raise.
+
+        ``creates`` marks requests whose repetition could create a second object; see
+        ``batchctl.api.retry`` for when they are re-sent.
+        """
+        retries_done = 0
+        while True:
+            request = self._build_request(method, url, params=params, json_body=json_body, upload=upload)
+            if json_body is not None:
+                self._log(f"> {method} {request.url} {json.dumps(json_body, ensure_ascii=False)}")
+            started = time.monotonic()
+            response: httpx.Response | None = None
+            try:
+                response = self._http.send(request, stream=True)
+                if not stream or response.is_error:
+                    response.read()
+            except httpx.TransportError as exc:
+                if response is not None:
+                    response.close()
+                self._log_failure(request, exc, started)
+                if retries_done < self.max_retries and should_retry_exception(exc, creates=creates):
+                    self._pause(retries_done, None)
+                    retries_done += 1
+                    continue
+                error = self._transport_error(exc, request)
+                # Only a failure after the request may have left says "check first"; a refused
+                # connection reached nobody.
+                if creates and not should_retry_exception(exc, creates=True) and should_retry_exception(exc, creates=False):
+                    error.message += "; not re-sent, because the server may have received it: check before trying again"
+                raise error from exc
+
+            self._log_exchange(response, started, body=not stream or response.is_error)
+            if not response.is_error:
+                return response
+            if retries_done < self.max_retries and should_retry_status(
+                response.status_code, response.headers, creates=creates
+            ):
+                response.close()
+                self._pause(retries_done, response.headers)
+                retries_done += 1
+                continue
+            response.close()
+            raise error_for_status(
+                response.status_code,
+                self._redact(response.text),
+                url=str(request.url),
+                headers=response.headers,
+            )
+
+    def request_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        timeout: float | None = None,
+        max_body: int = RAW_BODY_LIMIT,
+    ) -> RawResponse:
+        """Send once and report what happened, never raising for a status or a lost connection.
+
+        ``path`` is relative to ``base_url`` unless it is a whole URL. ``headers`` add to (or replace)
+        the client's, e.g. another ``Authorization``; ``secrets`` are masked in the log and the error
+        text like the key is. At most ``max_body`` bytes of the body are read.
+        """
+        url = path if "://" in path else f"{self.base_url}{path}"
+        redact = Redactor([*self._secrets, *secrets])
+        request = self._build_request(method, url, params=params, json_body=json, files=files, headers=headers, timeout=timeout)
+        started = time.monotonic()
+        response: httpx.Response | None = None
+        content = b""
+        try:
+            response = self._http.send(request, stream=True)
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > max_body:
+                    break
+        except httpx.HTTPError as exc:
+            self._log_failure(request, exc, started, redact)
+            return RawResponse(
+                method=method,
+                url=str(request.url),
+                status=response.status_code if response is not None else None,
+                headers=response.headers if response is not None else {},
+                elapsed_ms=_ms(started),
+                error_type=type(exc).__name__,
+                error_detail=redact(str(exc)),
+                timed_out=isinstance(exc, httpx.TimeoutException),
+            )
+        finally:
+            if response is not None:
+                response.close()
+        self._log_exchange(response, started, body=content, redact=redact)
+        return RawResponse(
+            method=method,
+            url=str(request.url),
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=response.headers,
+            content=content[:max_body],
+            truncated=len(content) > max_body,
+            elapsed_ms=_ms(started),
+        )
+
+    def _pause(self, retries_done: int, headers: httpx.Headers | None) -> None:
+        delay = retry_delay(retries_done, headers, random=self._random)
+        self._log(f"retrying in {delay:.2f} s (retry {retries_done + 1} of {self.max_retries})")
+        self._sleep(delay)
+
+    def _transport_error(self, exc: Exception, request: httpx.Request) -> APIConnectionError:
+        detail = self._redact(str(exc)) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"request to {request.url} timed out ({detail})", url=str(request.url))
+        return APIConnectionError(f"could not reach {request.url}: {detail}", url=str(request.url))
+
+    def _download_error(self, exc: Exception, url: str) -> APIConnectionError:
+        detail = self._redact(str(exc)) or type(exc).__name__
+        cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+        return cls(f"Download from {url} broke off: {detail}", url=url)
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    def _payload(self, response: httpx.Response) -> Any:
+        """The JSON body of a 2xx answer; a body that is not JSON raises APIResponseValidationError."""
+        request = response.request
+        try:
+            return response.json()
+        except ValueError:
+            snippet = " ".join(response.text.split())[:200]
+            raise APIResponseValidationError(
+                f"Expected JSON from {request.method} {request.url}, got: {self._redact(snippet) or '(empty body)'}",
+                status=response.status_code,
+                request_id=request_id_from_headers(response.headers),
+                url=str(request.url),
+            ) from None
+
+    def _json(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
+        request = response.request
+        request_id = request_id_from_headers(response.headers)
+        payload = self._payload(response)
+        if isinstance(payload, dict) and "object" not in payload:
+            raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
+        try:
+            return model.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise APIResponseValidationError(
+                f"Unexpected response from {request.method} {request.url}: {where}: {first['msg']} "
+                f"(expected a {model.__name__})",
+                status=response.status_code,
+                request_id=request_id,
+                body=payload,
+                url=str(request.url),
+            ) from None
+
+    # -- debug log -------------------------------------------------------------------------------
+
+    def _log(self, text: str, redact: Callable[[str], str] | None = None) -> None:
+        if self._debug_log is None:
+            return
+        for line in (redact or self._redact)(text).splitlines() or [""]:
+            self._debug_log(line)
+
+    def _log_failure(
+        self, request: httpx.Request, exc: Exception, started: float, redact: Callable[[str], str] | None = None
+    ) -> None:
+        self._log(f"HTTP {request.method} {request.url} -> {type(exc).__name__}: {exc} ({_ms(started)} ms)", redact)
+
+    def _log_exchange(
+        self, response: httpx.Response, started: float, *, body: bool | bytes, redact: Callable[[str], str] | None = None
+    ) -> None:
+        """`HTTP GET <url> -> 200 OK (12 ms, request id req_…)`, then the body (``True``: the response's, read)."""
+        if self._debug_log is None:
+            return
+        request_id = request_id_from_headers(response.headers)
+        self._log(
+            f"HTTP {response.request.method} {response.request.url} -> {response.status_code} {response.reason_phrase} "
+            f"({_ms(started)} ms{', request id ' + request_id if request_id else ''})",
+            redact,
+        )
+        if body is True:
+            self._log(_body_for_log(response.text), redact)
+        elif body is not False:
+            self._log(_body_for_log(body.decode("utf-8", "replace")), redact)
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _body_for_log(text: str) -> str:
+    try:
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        pass
+    if len(text) > DEBUG_BODY_LIMIT:
+        text = f"{text[:DEBUG_BODY_LIMIT]}\n… ({len(text) - DEBUG_BODY_LIMIT} more characters)"
+    return text
+
+
+def _seg(identifier: str) -> str:
+    """An id as one path segment (ids are opaque; never let one add path components)."""
+    if not identifier:
+        raise ValueError("an id is required")
+    return quote(str(identifier), safe="")
+
+
+def probe_health(root: str, timeout: float = 1.0, *, transport: httpx.BaseTransport | None = None) -> dict | None:
+    """The `/health` answer of a batchctl server at `root` (no `/v1`), or None when nothing healthy answers."""
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}) as http:
+            response = http.get(root + "/health")
+            if response.status_code == 200:
+                body = response.json()
+                return body if isinstance(body, dict) and body.get("status") == "ok" else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return None

@@ -1,0 +1,49 @@
+"""URL helpers shared by the config, the API layer and the CLI: the API root, a gateway's root, a Batch route.
+
+Plain string work (no httpx, no pydantic), so the config and error printing can use it without the API layer.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+
+def normalize_base_url(base_url: str) -> str:
+    """The API root including its version path, without a trailing slash.
+
+    ``https://api.openai.com/v1/`` -> ``https://api.openai.com/v1``; a bare host such as
+    ``http://localhost:3000`` gets ``/v1`` (New-API and the local server serve the API there).
+    """
+    text = (base_url or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base URL {text!r} must start with http:// or https:// and name a host")
+    path = parts.path.rstrip("/") or "/v1"
+    return f"{parts.scheme.lower()}://{parts.netloc}{path}"
+
+
+def gateway_root(base_url: str) -> str:
+    """The gateway's root: the base URL without its `/v1` (`http://gw:3000/v1` -> `http://gw:3000`)."""
+    parts = urlsplit(base_url.strip())
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")]
+    return urlunsplit((parts.scheme, parts.netloc, path, "", "")).rstrip("/")
+
+
+def batch_api_route(url: str | None) -> str | None:
+    """The Batch API collection a URL or path belongs to, named as people know it.
+
+    `http://gw/v1/files/file-1/content` -> `/v1/files`; `.../compatible-mode/v1/batches?limit=1` ->
+    `/v1/batches`; anything else -> None. Used to say which route a gateway does not relay.
+    """
+    if not url:
+        return None
+    path = urlsplit(url).path.rstrip("/")
+    for collection in ("/files", "/batches"):
+        at = path.find(collection + "/")
+        if path.endswith(collection) or at >= 0:
+            end = at + len(collection) if at >= 0 else len(path)
+            prefix = path[:end]
+            return "/v1" + collection if "/v1" in prefix else prefix
+    return None
