@@ -23,7 +23,7 @@ from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
 from batchctl.cli.commands import validate as validate_cmd
 from batchctl.cli.context import AppState
-from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt
+from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt, QuietOpt
 from batchctl.cli.output import Output
 
 EXIT_CODES_HELP = (
@@ -32,8 +32,64 @@ EXIT_CODES_HELP = (
 )
 
 
+# Root options that are not global settings: they act at once, so they stay where they are.
+_NOT_HOISTED = frozenset({"--version", "-V", "--help", "-h", "--install-completion", "--show-completion"})
+
+
+def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """`batchctl list -p work` as `batchctl -p work list`: global options typed after the command
+    move before it, so they work in either position with one definition.
+
+    An option the command itself defines (`profile add --base-url`) is the command's and stays put;
+    everything after `--` is left alone.
+    """
+    options = {
+        name: param for param in group.params if getattr(param, "opts", None) for name in (*param.opts, *param.secondary_opts)
+    }
+    options = {name: param for name, param in options.items() if name not in _NOT_HOISTED}
+
+    def takes_value(token: str) -> bool:
+        param = options.get(token.split("=", 1)[0])
+        return param is not None and not param.is_flag and "=" not in token
+
+    # Past the root's own options to the command name, then down through sub-groups to the leaf.
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        i += 2 if takes_value(args[i]) else 1
+    command, start, own = group, i, set()
+    while start < len(args) and hasattr(command, "get_command"):
+        sub = command.get_command(ctx, args[start])
+        if sub is None:
+            return args
+        command, start = sub, start + 1
+        own |= {name for param in sub.params for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))}
+    if start == i:
+        return args
+    moved: list[str] = []
+    kept: list[str] = []
+    j = start
+    while j < len(args):
+        token = args[j]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            kept += args[j:]
+            break
+        if name in options and name not in own:
+            width = 2 if takes_value(token) else 1
+            moved += args[j : j + width]
+            j += width
+            continue
+        kept.append(token)
+        j += 1
+    return args[:i] + moved + args[i:start] + kept
+
+
 class BatchctlGroup(TyperGroup):
-    """Routes every exception raised by a command through the one error map (`cli/errors.py`)."""
+    """Takes global options in any position, and routes every exception raised by a command through
+    the one error map (`cli/errors.py`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -77,13 +133,14 @@ def root(
     api_key: ApiKeyOpt = None,
     channel: ChannelOpt = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", help="Show the version and exit.", callback=_version_callback, is_eager=True),
     ] = False,
 ) -> None:
-    """Global options apply to every command."""
+    """Global options apply to every command, typed before or after it."""
 
     def flag_only(name: str, value: str | None) -> str | None:
         # Typer fills options from their env vars too; config.resolve_settings reads the env itself,
@@ -104,7 +161,7 @@ def root(
         channel=channel,
         json=json_,
         debug=debug,
-        out=Output(json_mode=json_, debug=debug),
+        out=Output(json_mode=json_, debug=debug, quiet=quiet),
     )
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -56,8 +56,9 @@ ChannelOpt = Annotated[
     str | None,
     typer.Option(
         "--channel",
+        "--channel_id",
         metavar="ID",
-        help="New-API channel id to pin every request to. [env var: BATCHCTL_CHANNEL]",
+        help="New-API channel id to pin every request to (--channel_id as in the seed script). [env var: BATCHCTL_CHANNEL]",
         envvar="BATCHCTL_CHANNEL",
         show_envvar=False,
     ),
@@ -65,6 +66,14 @@ ChannelOpt = Annotated[
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print plain JSON for scripts instead of tables."),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print only ids, one per line (submit, list, status), and no progress or notes; warnings and errors still show.",
+    ),
 ]
 DebugOpt = Annotated[
     bool,
@@ -121,4 +130,4 @@ ErrorsOutputOpt = Annotated[
         dir_okay=False,
     ),
 ]
-WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish instead of exiting with 6.")]
+WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish (and download its results) before exiting.")]

@@ -34,7 +34,7 @@ def cancel(
     Example: batchctl cancel batch_abc123 --yes --wait
     """
     from batchctl.cancelling import cancel_batches
-    from batchctl.cli.errors import report_exception
+    from batchctl.cli.errors import describe
 
     state = AppState.get(ctx, json_=json_)
     out = state.out
@@ -52,7 +52,8 @@ def cancel(
     cancelled = [o.batch for o in outcomes if o.batch is not None]
     for outcome in outcomes:
         if outcome.error is not None:
-            report_exception(outcome.error, out, debug=state.debug)  # the others are still cancelled
+            message, hint, _ = describe(outcome.error)
+            out.error(message, hint)  # and the others are still cancelled
         else:
             out.success(f"{outcome.batch.id}: {outcome.batch.status}")
 

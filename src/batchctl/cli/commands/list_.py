@@ -43,6 +43,7 @@ def list_batches(
     """List batches, newest first: id, status, created, endpoint, counts, model or description.
 
     Without --all one page is shown and, when there are more, the command for the next one.
+    With --quiet only the ids, one per line: batchctl list -q --status failed | xargs batchctl download
 
     Example: batchctl list --all --status in_progress
     """
@@ -71,6 +72,6 @@ def list_batches(
         else:
             out.info(f"No batches in status {status}." if status else "No batches.")
 
-    out.result(listing.batches, human=show)
+    out.result(listing.batches, human=show, ids=[b.id for b in listing.batches])
     if listing.next_after:
         out.info(f"More batches: batchctl list --after {listing.next_after}" + (f" --status {status}" if status else "") + "  (or --all)")
