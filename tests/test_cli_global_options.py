@@ -89,3 +89,28 @@ def test_json_error_is_also_a_json_object_on_stdout():
 def test_wait_help_matches_what_submit_does():
     result = runner.invoke(app, ["submit", "--help"])
     assert "instead of exiting with 6" not in result.stdout
+
+
+def test_profile_show_says_where_the_profile_in_use_comes_from():
+    assert runner.invoke(app, ["profile", "add", "a", "--base-url", "http://a", "--api-key", "sk-a-0001"]).exit_code == 0
+    assert runner.invoke(app, ["profile", "add", "b", "--base-url", "http://b", "--api-key", "sk-b-0002", "--no-use"]).exit_code == 0
+    picked = runner.invoke(app, ["profile", "show", "-p", "b"])
+    assert picked.exit_code == 0, picked.output
+    assert "in_use        yes (from -p/--profile)" in picked.stdout
+    assert json.loads(runner.invoke(app, ["profile", "show", "--json"]).stdout)["in_use"] == "profile use"
+
+
+def test_an_unset_key_env_var_is_named_before_anything_is_sent(monkeypatch, tmp_path):
+    monkeypatch.delenv("MY_GATEWAY_KEY", raising=False)
+    added = runner.invoke(app, ["profile", "add", "gw", "--base-url", "http://127.0.0.1:9", "--api-key-env", "MY_GATEWAY_KEY"])
+    assert added.exit_code == 0, added.output
+    assert "Warning: MY_GATEWAY_KEY is not set" in added.stderr
+    assert "MY_GATEWAY_KEY (not set)" in runner.invoke(app, ["profile", "show", "gw"]).stdout
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": []}}\n')
+    for args in (["list"], ["status", "batch_x"], ["submit", str(source), "--no-validate"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.splitlines()[0] == "Error: MY_GATEWAY_KEY is not set (profile gw reads its key from it)"
+    monkeypatch.setenv("MY_GATEWAY_KEY", "sk-from-env-9999")
+    assert json.loads(runner.invoke(app, ["profile", "show", "gw", "--json"]).stdout)["api_key_env_set"] is True

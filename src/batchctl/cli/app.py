@@ -84,9 +84,44 @@ def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
     return args[:i] + moved + args[i:start] + kept
 
 
+# What a value is, in words, where an option does not name it itself (help shows `--host HOST`, not `<str>`).
+_PLACEHOLDERS = {
+    "--base-url": "URL", "--upstream": "URL", "--api-key": "KEY", "--upstream-key": "KEY", "--api-key-env": "VAR",
+    "--access-token": "TOKEN", "--user-id": "ID", "--channel": "ID", "--after": "BATCH_ID", "--create-after": "TIME",
+    "--create-before": "TIME", "--ds-name": "NAME", "--max-file-mb": "MB", "--max-line-mb": "MB",
+    "--poll-interval": "SECONDS", "--latency": "SECONDS", "--timeout": "SECONDS", "--failure-rate": "SHARE",
+}  # fmt: skip
+_PLACEHOLDER_BY_TYPE = {int: "N", float: "NUMBER"}
+
+
+def name_placeholders(command: Any) -> None:
+    """Give every option value and argument of `command` (and its sub-commands) a placeholder in words."""
+    for param in command.params:
+        if param.param_type_name == "argument":
+            # `BATCH_ID...` in usage and help, as people write it: no `{BATCH_ID}`, no `<list[str]>` beside it.
+            shown = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+            param._rich_display_name = lambda shown=shown: shown
+            param._usage_display_name = lambda shown=shown, required=param.required: shown if required else f"[{shown}]"
+            param.display_type = lambda ctx: ""
+        elif param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            long_name = max(param.opts, key=len)
+            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            param.metavar = (
+                _PLACEHOLDERS.get(long_name)
+                or _PLACEHOLDER_BY_TYPE.get(annotation)
+                or long_name.lstrip("-").replace("-", "_").upper()
+            )
+    for sub in getattr(command, "commands", {}).values():
+        name_placeholders(sub)
+
+
 class BatchctlGroup(TyperGroup):
-    """Takes global options in any position, and routes every exception raised by a command through
-    the one error map (`cli/errors.py`)."""
+    """Takes global options in any position, routes every exception raised by a command through the one
+    error map (`cli/errors.py`), and names every value in help in words."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_placeholders(self)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,37 @@ def complete_profile_names(incomplete: str) -> list[str]:
         return []
     return [name for name in names if name.startswith(incomplete)]
 
+
+def complete_choices(choices: Callable[[], Iterable[str]]) -> Callable[[str], list[str]]:
+    """Shell completion from a fixed set of values, read when completing (so importing stays cheap)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [choice for choice in choices() if choice.startswith(incomplete)]
+
+    return complete
+
+
+def _presets() -> Iterable[str]:
+    from batchctl.config import PRESETS
+
+    return PRESETS
+
+
+def _provider_kinds() -> Iterable[str]:
+    from batchctl.config import PROVIDER_KINDS
+
+    return PROVIDER_KINDS
+
+
+def _batch_statuses() -> Iterable[str]:
+    from batchctl.api.models import BATCH_STATUSES
+
+    return BATCH_STATUSES
+
+
+complete_presets = complete_choices(_presets)
+complete_provider_kinds = complete_choices(_provider_kinds)
+complete_batch_statuses = complete_choices(_batch_statuses)
 
 ProfileOpt = Annotated[
     str | None,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import JsonOpt
+from batchctl.cli.options import JsonOpt, complete_batch_statuses
 
 
 def list_batches(
@@ -24,7 +24,9 @@ def list_batches(
     ] = False,
     status: Annotated[
         str | None,
-        typer.Option("--status", "-s", help="Only batches in this status, e.g. in_progress, completed, failed."),
+        typer.Option(
+            "--status", "-s", help="Only batches in this status, e.g. in_progress, completed, failed.", autocompletion=complete_batch_statuses
+        ),
     ] = None,
     ds_name: Annotated[
         str | None,
