@@ -166,6 +166,10 @@ class Output:
             else:
                 self.console.print(renderable, **kwargs)
 
+    def print_fitted(self, build: Callable[[int | None], Any]) -> None:
+        """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`)."""
+        self.print(build(self.console.width if self.console.is_terminal else None))
+
     def _print_table(self, table: Table) -> None:
         """On a terminal a table fits the screen; piped into a file it is never cut to 80 columns."""
         if self.console.is_terminal:

@@ -70,7 +70,7 @@ def list_batches(
 
     def show() -> None:
         if listing.batches:
-            out.print(list_table(listing.batches))
+            out.print_fitted(lambda width: list_table(listing.batches, width=width))
         else:
             out.info(f"No batches in status {status}." if status else "No batches.")
 
