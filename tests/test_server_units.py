@@ -14,15 +14,16 @@ import pytest
 
 from batchctl.errors import BatchctlError
 from batchctl.server import autostart
-from batchctl.server.app import APIError, check_create_batch
+from batchctl.server.batches import check_create_batch
+from batchctl.server.config import ServerConfig
 from batchctl.server.executors import (
     EchoExecutor,
-    ExecutorConfig,
     RateLimiter,
     UpstreamExecutor,
     echo_should_fail,
     echo_vector,
 )
+from batchctl.server.wire import OpenAIErrorResponse
 from server_fixture import free_port
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
 
@@ -42,7 +43,7 @@ def test_echo_failures_are_deterministic_and_near_the_rate():
 
 
 def test_echo_chat_embeddings_and_limits():
-    echo = EchoExecutor(ExecutorConfig())
+    echo = EchoExecutor(ServerConfig())
     body = {"model": "qwen-plus", "messages": [{"role": "system", "content": "be brief"},
                                                {"role": "user", "content": [{"type": "text", "text": "hi there"}]}]}
     out = run(echo.execute(CHAT, body, "a"))
@@ -70,7 +71,7 @@ def test_rate_limiter_spaces_requests():
 
 
 def upstream(handler, **config) -> UpstreamExecutor:
-    cfg = ExecutorConfig(upstream="http://up.test/v1", upstream_key="k", **config)
+    cfg = ServerConfig(upstream="http://up.test/v1", upstream_key="k", **config)
     return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
 
 
@@ -166,7 +167,7 @@ async def go_echo():
     ],
 )
 def test_check_create_batch_rejects(body, param):
-    with pytest.raises(APIError) as err:
+    with pytest.raises(OpenAIErrorResponse) as err:
         check_create_batch(body)
     assert err.value.status == 400 and err.value.param == param
 
@@ -296,7 +297,7 @@ def test_an_internal_error_fails_the_batch_instead_of_hanging(tmp_path):
             raise OSError(28, "No space left on device")
 
         store.add_results = disk_full  # type: ignore[method-assign]
-        runner = BatchRunner(store, EchoExecutor(ExecutorConfig()))
+        runner = BatchRunner(store, EchoExecutor(ServerConfig()))
         await runner._run(batch["id"])
         return store.get_batch(batch["id"])
 
