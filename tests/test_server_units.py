@@ -304,3 +304,32 @@ def test_an_internal_error_fails_the_batch_instead_of_hanging(tmp_path):
     batch = run(go())
     assert batch["status"] == "failed" and batch["failed_at"]
     assert "No space left on device" in json.loads(batch["errors"])["data"][0]["message"]
+
+
+# -- ServerConfig ------------------------------------------------------------------------------
+
+
+def test_server_config_round_trips_through_argv_and_env(monkeypatch):
+    config = ServerConfig(
+        host="0.0.0.0", port=9999, data_dir=Path("/srv/batches"), api_key="sk-server", latency=0.5, failure_rate=0.25,
+        upstream="http://up.test/v1", upstream_key="sk-up", concurrency=3, max_retries=1, rpm=60, timeout=5.0,
+        log_level="info",
+    )  # fmt: skip
+    argv = config.to_argv()
+    # Secrets travel in the environment, never on a command line that `ps` shows.
+    assert not any("sk-" in arg for arg in argv)
+    assert config.secret_env() == {"BATCHCTL_SERVER_API_KEY": "sk-server", "BATCHCTL_UPSTREAM_KEY": "sk-up"}
+    for name, value in config.secret_env().items():
+        monkeypatch.setenv(name, value)
+    assert ServerConfig.from_argv(argv) == config
+
+
+def test_server_config_defaults_and_checks(monkeypatch):
+    monkeypatch.delenv("BATCHCTL_SERVER_API_KEY", raising=False)
+    monkeypatch.delenv("BATCHCTL_UPSTREAM_KEY", raising=False)
+    assert ServerConfig.from_argv([]) == ServerConfig()
+    assert ServerConfig().secret_env() == {}
+    assert ServerConfig(data_dir=Path("/x")).state_dir() == Path("/x")
+    for bad in (["--failure-rate", "1.5"], ["--concurrency", "0"], ["--log-level", "loud"]):
+        with pytest.raises(SystemExit):
+            ServerConfig.from_argv(bad)
