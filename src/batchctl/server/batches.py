@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from batchctl.server.runner import BatchRunner
 from batchctl.server.store import CANCELLABLE_STATUSES, CANCELLED_STATUSES, Store
-from batchctl.server.wire import OpenAIErrorResponse, int_param, not_found, page
+from batchctl.server.wire import OpenAIErrorResponse, found, int_param, not_found, page
 
 
 def batch_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +60,9 @@ def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] 
                 400, f"Missing required parameter: '{name}'.", code="missing_required_parameter", param=name
             )
         if not isinstance(body[name], str):
-            raise OpenAIErrorResponse(400, f"Invalid type for '{name}': expected a string.", code="invalid_type", param=name)
+            raise OpenAIErrorResponse(
+                400, f"Invalid type for '{name}': expected a string.", code="invalid_type", param=name
+            )
     endpoint = body["endpoint"]
     if endpoint not in spec.endpoints:
         raise OpenAIErrorResponse(
@@ -94,13 +96,6 @@ def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] 
     return body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata
 
 
-def get_batch_row(store: Store, batch_id: str) -> dict[str, Any]:
-    row = store.get_batch(batch_id)
-    if row is None:
-        raise not_found("batch", batch_id, "batch_id")
-    return row
-
-
 async def create_batch(request: Request) -> Response:
     store: Store = request.app.state.store
     try:
@@ -127,7 +122,8 @@ async def create_batch(request: Request) -> Response:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    return JSONResponse(batch_object(get_batch_row(request.app.state.store, request.path_params["batch_id"])))
+    batch_id = request.path_params["batch_id"]
+    return JSONResponse(batch_object(found(request.app.state.store.get_batch(batch_id), "batch", batch_id)))
 
 
 async def list_batches(request: Request) -> Response:
@@ -139,7 +135,8 @@ async def list_batches(request: Request) -> Response:
 
 async def cancel_batch(request: Request) -> Response:
     runner: BatchRunner = request.app.state.runner
-    row = get_batch_row(request.app.state.store, request.path_params["batch_id"])
+    batch_id = request.path_params["batch_id"]
+    row = found(request.app.state.store.get_batch(batch_id), "batch", batch_id)
     if row["status"] in CANCELLED_STATUSES:
         return JSONResponse(batch_object(row))
     if row["status"] not in CANCELLABLE_STATUSES:

@@ -75,7 +75,8 @@ class ServerConfig:
 
     def secret_env(self) -> dict[str, str]:
         """The environment variables that carry the secrets `to_argv` leaves out."""
-        return {f.metadata["env"]: getattr(self, f.name) for f in fields(self) if f.metadata["env"] and getattr(self, f.name)}
+        secrets = [f for f in fields(self) if f.metadata["env"]]
+        return {f.metadata["env"]: getattr(self, f.name) for f in secrets if getattr(self, f.name)}
 
     @classmethod
     def from_argv(cls, argv: list[str] | None = None) -> ServerConfig:
@@ -102,8 +103,9 @@ def argument_parser() -> argparse.ArgumentParser:
         default = os.environ.get(f.metadata["env"]) if f.metadata["env"] else f.default
         kind = types.get(f.name) or (type(f.default) if f.default is not None else str)
         parser.add_argument(
-            _flag(f.name), dest=f.name, type=kind, default=default, choices=f.metadata["choices"], help=f.metadata["help"]
-        )
+            _flag(f.name), dest=f.name, type=kind, default=default, choices=f.metadata["choices"],
+            help=f.metadata["help"],
+        )  # fmt: skip
     return parser
 
 

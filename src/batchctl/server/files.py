@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from batchctl.server.store import Store, new_id
 from batchctl.server.uploads import UploadError, receive_upload
-from batchctl.server.wire import OpenAIErrorResponse, int_param, not_found, page
+from batchctl.server.wire import OpenAIErrorResponse, found, int_param, page
 
 FILE_PURPOSES = ("batch",)
 
@@ -29,13 +29,6 @@ def file_object(row: dict[str, Any]) -> dict[str, Any]:
         "status_details": None,
         "expires_at": None,
     }
-
-
-def get_file_row(store: Store, file_id: str) -> dict[str, Any]:
-    row = store.get_file(file_id)
-    if row is None:
-        raise not_found("file", file_id, "file_id")
-    return row
 
 
 async def create_file(request: Request) -> Response:
@@ -85,11 +78,13 @@ async def list_files(request: Request) -> Response:
 
 
 async def retrieve_file(request: Request) -> Response:
-    return JSONResponse(file_object(get_file_row(request.app.state.store, request.path_params["file_id"])))
+    file_id = request.path_params["file_id"]
+    return JSONResponse(file_object(found(request.app.state.store.get_file(file_id), "file", file_id)))
 
 
 async def file_content(request: Request) -> Response:
-    row = get_file_row(request.app.state.store, request.path_params["file_id"])
+    file_id = request.path_params["file_id"]
+    row = found(request.app.state.store.get_file(file_id), "file", file_id)
     if not Path(row["path"]).exists():
         raise OpenAIErrorResponse(404, f"The content of file '{row['id']}' is missing on disk.", code="not_found")
     return FileResponse(row["path"], media_type="application/octet-stream", filename=row["filename"])
@@ -98,7 +93,7 @@ async def file_content(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     store: Store = request.app.state.store
     file_id = request.path_params["file_id"]
-    get_file_row(store, file_id)
+    found(store.get_file(file_id), "file", file_id)
     store.delete_file(file_id)
     return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 

@@ -35,6 +35,13 @@ def not_found(kind: str, object_id: str, param: str) -> OpenAIErrorResponse:
     return OpenAIErrorResponse(404, f"No {kind} found with id '{object_id}'.", code="not_found", param=param)
 
 
+def found(row: dict[str, Any] | None, kind: str, object_id: str) -> dict[str, Any]:
+    """`row`, or -- when there is none -- OpenAI's 404 for the `{kind}_id` of a route."""
+    if row is None:
+        raise not_found(kind, object_id, f"{kind}_id")
+    return row
+
+
 def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     return {
         "object": "list",

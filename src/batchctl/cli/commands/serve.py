@@ -94,8 +94,8 @@ def serve(
     home = batchctl_data_dir()
     url = f"http://{_connect_host(host)}:{port}/v1"
     config = ServerConfig(
-        host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency, failure_rate=failure_rate,
-        upstream=upstream, upstream_key=upstream_key, concurrency=concurrency, rpm=rpm,
+        host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
+        failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, concurrency=concurrency, rpm=rpm,
     )  # fmt: skip
 
     if status:
