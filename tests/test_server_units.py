@@ -333,3 +333,53 @@ def test_server_config_defaults_and_checks(monkeypatch):
     for bad in (["--failure-rate", "1.5"], ["--concurrency", "0"], ["--log-level", "loud"]):
         with pytest.raises(SystemExit):
             ServerConfig.from_argv(bad)
+
+
+# -- multipart uploads -------------------------------------------------------------------------
+
+
+class FakeUploadRequest:
+    """What `receive_upload` reads of a Starlette request: the content type and the body's chunks."""
+
+    def __init__(self, *chunks: bytes | Exception) -> None:
+        self.headers = {"content-type": "multipart/form-data; boundary=b"}
+        self.chunks = chunks
+
+    async def stream(self):
+        for chunk in self.chunks:
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+
+
+def form_part(disposition: str, content: bytes) -> bytes:
+    return b"--b\r\nContent-Disposition: form-data" + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
+
+
+FILE_PART = form_part('; name="file"; filename="in.jsonl"', b'{"custom_id": "a"}\n')
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ((FILE_PART + form_part("", b"x") + b"--b--\r\n",), 'no Content-Disposition "name"'),
+        ((FILE_PART + form_part('; name="purpose"', b"x" * 70_000),), "too large"),
+        ((FILE_PART[:-10], ConnectionResetError("client went away")), "Could not read the multipart body"),
+    ],
+)
+def test_a_broken_upload_leaves_no_file_behind(tmp_path, chunks, message):
+    from batchctl.server.uploads import UploadError, receive_upload
+
+    with pytest.raises(UploadError, match=message):
+        run(receive_upload(FakeUploadRequest(*chunks), tmp_path, "file-x.upload"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_keeps_its_fields_and_file(tmp_path):
+    from batchctl.server.uploads import receive_upload
+
+    body = FILE_PART + form_part('; name="purpose"', b"batch") + b"--b--\r\n"
+    upload = run(receive_upload(FakeUploadRequest(body[:50], body[50:]), tmp_path, "file-x.upload"))
+    assert upload.fields == {"purpose": "batch"} and upload.filename == "in.jsonl"
+    assert upload.file_path == tmp_path / "file-x.upload"
+    assert upload.file_path.read_bytes() == b'{"custom_id": "a"}\n'
