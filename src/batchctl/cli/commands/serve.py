@@ -10,6 +10,7 @@ import typer
 from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt
 from batchctl.config import LOCAL_HOST, LOCAL_PORT, is_loopback_host
+from batchctl.errors import EXIT_ERROR
 
 EPILOG = (
     "Examples: batchctl serve (foreground, Ctrl+C stops it); batchctl serve --latency 0.2 --failure-rate 0.05; "
@@ -100,14 +101,16 @@ def serve(
 
     if status:
         info = _status(home, url)
-        if state.json:
-            out.json(info)
-        elif info["running"]:
-            pid = f" (pid {info['pid']}" + (f", log {info['log']})" if info.get("log") else ")")
-            out.success(f"A local batch server answers on {info['url']}{pid}")
-        else:
-            out.info(f"No local batch server answers on {url}.")
-        raise typer.Exit(0 if info["running"] else 1)
+
+        def show() -> None:
+            if info["running"]:
+                pid = f" (pid {info['pid']}" + (f", log {info['log']})" if info.get("log") else ")")
+                out.success(f"A local batch server answers on {info['url']}{pid}")
+            else:
+                out.info(f"No local batch server answers on {url}.")
+
+        out.result(info, human=show)
+        raise typer.Exit(0 if info["running"] else EXIT_ERROR)
 
     if stop:
         from batchctl.server.autostart import server_status, stop_background_server
