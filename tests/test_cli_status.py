@@ -163,31 +163,26 @@ def test_status_of_an_unknown_batch_is_one_error_line(server):
 
 
 def test_watch_waits_out_a_429(monkeypatch):
-    """A server that rate-limits: the watcher waits at least Retry-After before asking again."""
+    """A server that rate-limits: the watcher waits at least Retry-After before asking again, then goes
+    back to its interval (pauses recorded by an injected sleep, so a slow machine cannot fail this)."""
     from batchctl.api import BatchClient
     from batchctl.cli.context import AppState
     from batchctl.cli.watch import watch_batches
 
-    seen: list[float] = []
     answers = [
-        httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "0.5"}),
+        httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "7"}),
         httpx.Response(200, json={"id": "batch_x", "status": "in_progress", "request_counts": {"total": 2}}),
         httpx.Response(200, json={"id": "batch_x", "status": "completed",
                                   "request_counts": {"total": 2, "completed": 2}}),
-    ]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(time.monotonic())
-        return answers.pop(0)
-
+    ]  # fmt: skip
+    pauses: list[float] = []
     monkeypatch.setenv("BATCHCTL_BASE_URL", "http://gateway.invalid/v1")
-    client = BatchClient("http://gateway.invalid/v1", max_retries=0, transport=httpx.MockTransport(handler))
+    client = BatchClient("http://gateway.invalid/v1", max_retries=0, transport=httpx.MockTransport(lambda r: answers.pop(0)))
     state = AppState(json=True)
-    state.out.json_mode = True
-    final = watch_batches(state, ["batch_x"], interval=0.1, clients={"batch_x": client})
+    final = watch_batches(state, ["batch_x"], interval=0.1, clients={"batch_x": client}, sleep=pauses.append)
     assert [b.status for b in final] == ["completed"]
-    assert seen[1] - seen[0] >= 0.5
-    assert seen[2] - seen[1] < 0.5
+    assert pauses[0] >= 7  # the 429's Retry-After
+    assert pauses[1] < 1  # then the 0.1 s interval (grown a little while nothing changed, not 7 s)
 
 
 # -- real processes -------------------------------------------------------------------------------

@@ -60,14 +60,22 @@ def test_echo_chat_embeddings_and_limits():
 
 
 def test_rate_limiter_spaces_requests():
-    async def five() -> float:
-        limiter = RateLimiter(rpm=1200)  # one every 50 ms
-        start = time.monotonic()
+    """Five starts at 1,200 rpm are 50 ms apart, evenly; measured on an injected clock, not waited for."""
+    now = [100.0]
+    starts: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def five() -> None:
+        limiter = RateLimiter(rpm=1200, clock=lambda: now[0], sleep=fake_sleep)
         for _ in range(5):
             await limiter.wait()
-        return time.monotonic() - start
+            starts.append(now[0])
 
-    assert 0.19 <= run(five()) < 0.5
+    run(five())
+    assert [round(t - 100.0, 6) for t in starts] == [0.0, 0.05, 0.1, 0.15, 0.2]
+    assert RateLimiter(rpm=None).interval == 0.0  # no cap: never waits
 
 
 def upstream(handler, **config) -> UpstreamExecutor:

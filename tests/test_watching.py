@@ -273,3 +273,15 @@ def test_dashboard_for_many_batches_is_a_table():
     for i in range(3):
         assert f"batch_{i}" in text
         assert f"{10 * i}/100 (ok {10 * i}, failed 0)" in text
+
+
+def test_a_servers_line_number_is_said_once():
+    from batchctl.api.models import BatchErrorItem
+    from batchctl.cli.render import error_line
+
+    item = BatchErrorItem(code="invalid_json_line", line=1, message="line 1: not valid JSON")
+    assert error_line(item) == "line 1: [invalid_json_line] not valid JSON"
+    other = BatchErrorItem(code="too_many_requests", line=None, message="the file has 60,000 requests")
+    assert error_line(other) == "[too_many_requests] the file has 60,000 requests"
+    plain = BatchErrorItem(code="x", line=4, message="bad url", param="url")
+    assert error_line(plain) == "line 4: [x] bad url (url)"

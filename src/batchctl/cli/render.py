@@ -155,7 +155,7 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         grid.add_row("metadata", Text("\n".join(f"{k}: {v}" for k, v in batch.metadata.items())))
     errors = batch.errors.data if batch.errors else []
     if errors:
-        lines = [_error_line(item) for item in errors[:MAX_ERRORS_SHOWN]]
+        lines = [error_line(item) for item in errors[:MAX_ERRORS_SHOWN]]
         if len(errors) > MAX_ERRORS_SHOWN:
             lines.append(f"... and {len(errors) - MAX_ERRORS_SHOWN} more (see --json)")
         grid.add_row(Text("errors", style="bold red"), Text("\n".join(lines), style="red"))
@@ -168,11 +168,16 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     )
 
 
-def _error_line(item: Any) -> str:
+def error_line(item: Any) -> str:
+    """`line 3: [invalid_json_line] not valid JSON (body)`: the line number once, even when the
+    server's message starts with it too (ours does, as OpenAI's validator does)."""
     where = f"line {item.line}: " if item.line is not None else ""
+    message = item.message or ""
+    if where and message.startswith(where):
+        message = message[len(where):]
     code = f"[{item.code}] " if item.code else ""
     param = f" ({item.param})" if item.param else ""
-    return f"{where}{code}{item.message or ''}{param}"
+    return f"{where}{code}{message}{param}"
 
 
 def _label(progress: Progress) -> str:

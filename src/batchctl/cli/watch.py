@@ -8,6 +8,7 @@ change) under --json. Ctrl+C stops the watching only; the batches keep running o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -40,6 +41,7 @@ def watch_batches(
     *,
     interval: float | None = None,
     clients: dict[str, BatchClient] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
     download_hint: bool = True,
     progress_to_stderr: bool = False,
     resume_hint: str | None = None,
@@ -105,7 +107,7 @@ def watch_batches(
 
     try:
         with out.live(render, to_stderr=progress_to_stderr):
-            final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
+            final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait, sleep=sleep)
     except KeyboardInterrupt:
         if live_mode:  # the live region is transient: leave its last frame on screen, not a blank
             out.show(render(), to_stderr=progress_to_stderr)

@@ -14,6 +14,7 @@ import random
 import struct
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
@@ -226,20 +227,28 @@ class EchoExecutor:
 class RateLimiter:
     """Spaces request starts so that at most `rpm` begin in any minute (evenly, no bursts)."""
 
-    def __init__(self, rpm: int | None) -> None:
+    def __init__(
+        self,
+        rpm: int | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.interval = 60.0 / rpm if rpm else 0.0
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._clock = clock  # injectable: tests check the spacing without waiting for it
+        self._sleep = sleep
 
     async def wait(self) -> None:
         if not self.interval:
             return
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
 
 class UpstreamExecutor:
