@@ -115,13 +115,18 @@ def _created_parts(journal: Journal, job: Job) -> list[Part]:
 
 
 def download_job(
-    journal: Journal, job: Job, client: BatchClient, request: DownloadRequest, *, wait_for_all: WaitForAll | None = None
+    journal: Journal, job: Job, client_for: Callable[[str], BatchClient], request: DownloadRequest, *,
+    wait_for_all: WaitForAll | None = None,
 ) -> DownloadOutcome:
-    """`batchctl download JOB`: one output and one error file for the whole job (waiting first with `wait_for_all`)."""
+    """`batchctl download JOB`: one output and one error file for the whole job (waiting first with `wait_for_all`).
+
+    `client_for(batch_id)` reaches the job's batches (all on the server and channel the job was submitted to).
+    """
     from batchctl.jobs.view import aggregate, note_batches
 
     parts = _created_parts(journal, job)
     ids = [p.batch_id for p in parts if p.batch_id]
+    client = client_for(ids[0])
     batches = [client.batches.retrieve(batch_id) for batch_id in ids]
     output, errors_output = _targets(job.model or next((b.model for b in batches if b.model), None), request)
     if not all(b.is_terminal for b in batches):
@@ -159,7 +164,7 @@ def wait_and_download(
     assert output is not None and errors_output is not None
     kill_point("watch")
     wait_for_all(ids, resume_job_command(outcome.result_id, output, errors_output))
-    outcome.download = download_job(journal, outcome.job, client, request.download)
+    outcome.download = download_job(journal, outcome.job, lambda _: client, request.download)
     outcome.job = journal.get_job(outcome.job.id) or outcome.job
     outcome.parts = journal.parts(outcome.job.id)
     batch = outcome.download.batch

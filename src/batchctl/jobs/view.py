@@ -176,3 +176,24 @@ def load_view(journal: Journal, job: Job, client_for: Callable[[str], BatchClien
     view.parts = journal.parts(job.id)
     view.total = aggregate(view.job, view.batches)
     return view
+
+
+def list_jobs(journal: Journal) -> list[JobView]:
+    """Every job the journal knows, newest first, with its parts as last seen (no network)."""
+    return [JobView(job, journal.parts(job.id)) for job in journal.jobs()]
+
+
+def watch_job(
+    journal: Journal, job: Job, client_for: Callable[[str], BatchClient], watch: Callable[[list[str]], Sequence[Batch]]
+) -> JobView:
+    """Watch every part of a job to its end (`watch(batch_ids)`), then the job with its aggregate."""
+    view = JobView(job, journal.parts(job.id))
+    if not view.batch_ids:
+        from batchctl.errors import BatchctlError
+
+        raise BatchctlError(f"{job.id} has no batch yet", f"Finish submitting it: run the same submit again ({job.input_path}).")
+    view.batches = list(watch(view.batch_ids))
+    view.job = note_batches(journal, job, view.batches)
+    view.parts = journal.parts(job.id)
+    view.total = aggregate(view.job, view.batches)
+    return view
