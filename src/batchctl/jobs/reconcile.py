@@ -65,7 +65,7 @@ def cannot_list(job: Job, part: Part, exc: Exception) -> CannotReconcile:
     sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(part.updated_at or time.time()))
     status = getattr(exc, "status", None)
     return CannotReconcile(
-        f"part {part.index + 1} of {job.id}: a create was sent at {sent} and no answer was recorded, and "
+        f"part {part.index + 1} of {job.id}: the create sent at {sent} got no usable answer, and "
         f"{job.base_url} cannot list batches (HTTP {status}), so batchctl cannot know whether that batch exists",
         f"Look for a batch with metadata {TAG_JOB}={job.id}, {TAG_PART}={part.index} in the provider's console. "
         f"If there is none, submit again as a new job (batchctl submit FILE --new) or drop this one "

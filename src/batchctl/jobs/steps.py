@@ -153,9 +153,9 @@ def reconcile_part(ctx: PartContext, part: Part) -> Part | None:
     """Before creating again: the part's batch if the server has one tagged for it (adopted), else None."""
     found = find_tagged(ctx.client, ctx.job, part)
     if found is None:
-        ctx.reporter.info(f"{ctx.label(part)}: the server has no batch from the create sent last time; creating it now")
+        ctx.reporter.info(f"{ctx.label(part)}: the server lists no batch tagged for it, so the earlier create made none")
         return None
-    ctx.reporter.info(f"{ctx.label(part)}: found {found.id} on the server from the create sent last time; adopting it")
+    ctx.reporter.info(f"{ctx.label(part)}: found {found.id} on the server, tagged for it by the earlier create; adopting it")
     return adopt(ctx, part, found, "reconciled")
 
 
