@@ -143,3 +143,18 @@ def test_cancel_a_running_job_cancels_every_part(start_server, in_tmp):
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 3
     assert all(b["status"] in ("cancelling", "cancelled") for b in server_batches(server))
+
+
+def test_ids_complete_from_the_journal_newest_first(small, in_tmp):
+    from batchctl.cli.options import complete_ids, complete_job_ids
+
+    assert complete_ids("") == []  # no journal yet: nothing, and no error
+    first = invoke("submit", str(write_requests(in_tmp / "one.jsonl", 5))).stdout.strip()
+    job_id = invoke("submit", str(write_requests(in_tmp / "two.jsonl", 60))).stdout.strip()
+    with Journal.open() as journal:
+        steps = [s.name for s in journal.steps(job_id)]
+    assert steps[0] == "split" and steps.count("upload") == steps.count("create") == 2  # each intent recorded
+    jobs = complete_job_ids("job_")
+    assert [value for value, _ in jobs][0] == job_id and dict(jobs)[job_id] == "two.jsonl"
+    batches = dict(complete_ids("batch_"))
+    assert batches[first] == "one.jsonl" and len(batches) == 3

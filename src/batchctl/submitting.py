@@ -146,17 +146,11 @@ def preflight(
 
 
 def _upload(client: BatchClient, upload: UploadFile, display: str, reporter: Reporter, plan: SubmitPlan) -> str:
-    from batchctl.submission import upload_input
+    from batchctl.submission import describe_changes, upload_input
 
     with reporter.progress(f"Uploading {display}", upload.path.stat().st_size) as update:
         uploaded = upload_input(client, upload.path, progress=update)
-    changed = []
-    if upload.models_rewritten:
-        changed.append(f"model set to {plan.model} on {upload.models_rewritten:,} lines")
-    if upload.blank_lines_dropped:
-        n = upload.blank_lines_dropped
-        changed.append(f"{n:,} blank line{'s' if n != 1 else ''} left out")
-    reporter.success(f"Uploaded {display} as {uploaded.id}" + (f" ({'; '.join(changed)})" if changed else ""))
+    reporter.success(f"Uploaded {display} as {uploaded.id}" + describe_changes(upload, plan.model))
     return uploaded.id
 
 

@@ -200,7 +200,7 @@ def show_jobs(out: Output, views) -> None:
         done = sum(p.completed or 0 for p in parts)
         failed = sum(p.failed or 0 for p in parts)
         total = sum((p.total or p.request_count) for p in parts)
-        statuses = sorted({p.status or p.step for p in parts})
+        statuses = sorted({p.status or p.step for p in parts} - {view.job.state})
         rows.append([
             view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, len(parts),
             view.job.state + (f" ({', '.join(statuses)})" if statuses else ""), _counts(done, failed, total),

@@ -143,7 +143,9 @@ def download_job(
         kill_point("watch")
         batches = wait_for_all(ids, resume_job_command(job.id if len(ids) > 1 else ids[0], output, errors_output))
     note_batches(journal, job, batches)
+    step = journal.begin_step(job.id, "download", detail=str(output))
     outcome = save_job_results(client, job, parts, batches, request, output=output, errors_output=errors_output)
+    journal.finish_step(step, detail=f"{len(outcome.result.files)} files")
     if outcome.result.files:
         for batch_id in ids:
             journal.update_batch(batch_id, output_path=str(output.resolve()))

@@ -85,7 +85,7 @@ def _needs_cleaning(ctx: PartContext, part: Part) -> bool:
 
 def upload_part(ctx: PartContext, part: Part) -> Part:
     """Upload the part (again, when a previous upload was cut off) and record its file id."""
-    from batchctl.submission import UploadFile, upload_input
+    from batchctl.submission import UploadFile, describe_changes, upload_input
 
     if part.step == "uploading":
         ctx.reporter.warn(f"{ctx.label(part)}: the last upload was cut off before it was recorded; uploading it again")
@@ -101,16 +101,11 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
             upload.rewrite(drop_blank_lines=True)
         with ctx.reporter.progress(f"Uploading {ctx.label(part)}", upload.path.stat().st_size) as update:
             uploaded = upload_input(ctx.client, upload.path, progress=update)
-        changed = []
-        if upload.models_rewritten:
-            changed.append(f"model set to {ctx.job.model} on {upload.models_rewritten:,} lines")
-        if upload.blank_lines_dropped:
-            n = upload.blank_lines_dropped
-            changed.append(f"{n:,} blank line{'s' if n != 1 else ''} left out")
+        changed = describe_changes(upload, ctx.job.model)
     kill_point("upload-sent")
     done = ctx.journal.finish_step(step, detail=uploaded.id, part_changes={"step": "uploaded", "file_id": uploaded.id})
     what = ctx.input_path.name if ctx.count == 1 else f"{ctx.label(part)} (lines {part.first_line:,}-{part.last_line:,})"
-    ctx.reporter.success(f"Uploaded {what} as {uploaded.id}" + (f" ({'; '.join(changed)})" if changed else ""))
+    ctx.reporter.success(f"Uploaded {what} as {uploaded.id}{changed}")
     kill_point("upload")
     return reload(ctx.journal, done.job_id, part.index)
 

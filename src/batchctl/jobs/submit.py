@@ -212,7 +212,9 @@ def _drive(
         job = journal.get_job(job.id) or job
         parts = journal.parts(job.id)
         if not parts:
+            step = journal.begin_step(job.id, "split", detail=f"{len(split.parts)} parts")
             parts = journal.add_parts(job.id, split.parts)
+            journal.finish_step(step)
             journal.update_job(job.id, state="submitting")
             kill_point("split")
         if len(parts) > 1 and not attached:

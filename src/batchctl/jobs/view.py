@@ -64,8 +64,8 @@ def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
         model=job.model or next((b.model for b in batches if b.model), None),
         completion_window=job.completion_window,
         status=status,
-        output_file_id=",".join(outputs) or None,
-        error_file_id=",".join(errors) or None,
+        output_file_id=_files(outputs),
+        error_file_id=_files(errors),
         created_at=first("created_at"),
         in_progress_at=first("in_progress_at"),
         expires_at=first("expires_at"),
@@ -77,6 +77,11 @@ def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
         request_counts=RequestCounts(total=total("total"), completed=total("completed"), failed=total("failed")),
         metadata=job.metadata or None,
     )
+
+
+def _files(ids: list[str]) -> str | None:
+    """One part's file id, or how many parts have one (each part's own id is in its row)."""
+    return ids[0] if len(ids) == 1 else f"{len(ids)} files, one per part" if ids else None
 
 
 @dataclass
