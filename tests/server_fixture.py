@@ -1,7 +1,7 @@
 """Fixtures that start a real local Batch server (`python -m batchctl.server`) on 127.0.0.1.
 
 Registered as a pytest plugin by tests/conftest.py. Each server is a subprocess on a free port with
-its own data dir; all are killed when the test ends.
+its own data dir; all are killed when the test ends (stopped with SIGTERM under `--cov`).
 
     def test_something(start_server):
         server = start_server(latency=0.05, failure_rate=0.1)   # -> ServerHandle, already healthy
@@ -153,8 +153,11 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
         return handle.start()
 
     yield start
+    # SIGKILL is quickest, but under `--cov` (coverage's subprocess patch sets COVERAGE_PROCESS_CONFIG)
+    # a server must exit through SIGTERM to write its coverage data (docs/testing.md).
+    measuring = "COVERAGE_PROCESS_CONFIG" in os.environ
     for handle in handles:
-        handle.kill()
+        handle.stop() if measuring else handle.kill()
 
 
 @pytest.fixture

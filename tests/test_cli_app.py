@@ -78,3 +78,38 @@ def test_unknown_command_is_a_usage_error():
 def test_cli_reference_is_up_to_date():
     result = run_python(str(ROOT / "scripts" / "gen_cli_docs.py"), "--check")
     assert result.returncode == 0, result.stderr + "\nRun: python scripts/gen_cli_docs.py"
+
+
+def complete(shell: str, line: str) -> str:
+    """What the shell completion of `line` offers, asked the way bash or zsh asks (Typer's env vars)."""
+    words = line.split(" ")
+    env = {"_BATCHCTL_COMPLETE": f"complete_{shell}"}
+    if shell == "bash":
+        env.update(COMP_WORDS=line, COMP_CWORD=str(len(words) - 1))
+    else:
+        env.update(_TYPER_COMPLETE_ARGS=line)
+    result = subprocess.run(
+        [sys.executable, "-c", "from batchctl.cli.app import main; main()"],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_fixed_choices_complete_in_bash_and_zsh():
+    assert complete("bash", "batchctl list --status c").split() == ["completed", "cancelling", "cancelled"]
+    assert complete("bash", "batchctl profile add x --provider d").split() == ["dashscope"]
+    zsh = complete("zsh", "batchctl profile add x --preset dash")
+    assert '"dashscope"' in zsh and '"dashscope-intl"' in zsh and '"openai"' not in zsh
+
+
+def test_help_names_every_value_in_words():
+    import re
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from gen_cli_docs import render
+
+    text = render()
+    assert not re.findall(r"<(?:str|int|float|list|path|bool)[^>]*>|\{[A-Z_]+\}", text)
+    assert "Usage: batchctl status [OPTIONS] BATCH_ID..." in text
+    assert "--after BATCH_ID" in text and "--port N" in text

@@ -118,7 +118,7 @@ def test_content_extracts_answers_as_jsonl_and_csv(flaky, tmp_path, in_tmp):
     as_csv = runner.invoke(app, ["download", batch_id, "--content", "--format", "csv"])
     assert as_csv.exit_code == 0, as_csv.output
     [table] = list(in_tmp.glob("results_echo_*.csv"))
-    with table.open(newline="", encoding="utf-8") as f:
+    with table.open(newline="", encoding="utf-8-sig") as f:
         records = list(csv.DictReader(f))
     assert len(records) == N
     answers = {r["custom_id"]: r["content"] for r in records if not r["error"]}

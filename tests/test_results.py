@@ -184,7 +184,8 @@ def test_write_content_jsonl_and_csv(tmp_path):
 
     target = tmp_path / "answers.csv"
     assert write_content(target, lines, fmt="csv", field_name="content") == 2
-    with target.open(newline="", encoding="utf-8") as f:
+    assert target.read_bytes().startswith(b"\xef\xbb\xbfcustom_id,")  # UTF-8 BOM: Excel reads it as UTF-8
+    with target.open(newline="", encoding="utf-8-sig") as f:
         table = list(csv.reader(f))
     assert table == [["custom_id", "content", "error"], ["a", 'say "hi",\nthen bye', ""], ["b", "", "HTTP 500: boom"]]
 
@@ -193,5 +194,5 @@ def test_write_content_csv_puts_embeddings_as_json(tmp_path):
     line = json.dumps({"custom_id": "e", "response": {"status_code": 200, "body": {"data": [{"embedding": [0.5, 1]}]}}})
     target = tmp_path / "e.csv"
     write_content(target, [line.encode()], fmt="csv", field_name="embedding")
-    with target.open(newline="") as f:
+    with target.open(newline="", encoding="utf-8-sig") as f:
         assert list(csv.reader(f))[1] == ["e", "[0.5, 1]", ""]

@@ -14,15 +14,16 @@ import pytest
 
 from batchctl.errors import BatchctlError
 from batchctl.server import autostart
-from batchctl.server.app import APIError, check_create_batch
+from batchctl.server.batches import check_create_batch
+from batchctl.server.config import ServerConfig
 from batchctl.server.executors import (
     EchoExecutor,
-    ExecutorConfig,
     RateLimiter,
     UpstreamExecutor,
     echo_should_fail,
     echo_vector,
 )
+from batchctl.server.wire import OpenAIErrorResponse
 from server_fixture import free_port
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
 
@@ -42,7 +43,7 @@ def test_echo_failures_are_deterministic_and_near_the_rate():
 
 
 def test_echo_chat_embeddings_and_limits():
-    echo = EchoExecutor(ExecutorConfig())
+    echo = EchoExecutor(ServerConfig())
     body = {"model": "qwen-plus", "messages": [{"role": "system", "content": "be brief"},
                                                {"role": "user", "content": [{"type": "text", "text": "hi there"}]}]}
     out = run(echo.execute(CHAT, body, "a"))
@@ -70,7 +71,7 @@ def test_rate_limiter_spaces_requests():
 
 
 def upstream(handler, **config) -> UpstreamExecutor:
-    cfg = ExecutorConfig(upstream="http://up.test/v1", upstream_key="k", **config)
+    cfg = ServerConfig(upstream="http://up.test/v1", upstream_key="k", **config)
     return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
 
 
@@ -166,7 +167,7 @@ async def go_echo():
     ],
 )
 def test_check_create_batch_rejects(body, param):
-    with pytest.raises(APIError) as err:
+    with pytest.raises(OpenAIErrorResponse) as err:
         check_create_batch(body)
     assert err.value.status == 400 and err.value.param == param
 
@@ -296,10 +297,89 @@ def test_an_internal_error_fails_the_batch_instead_of_hanging(tmp_path):
             raise OSError(28, "No space left on device")
 
         store.add_results = disk_full  # type: ignore[method-assign]
-        runner = BatchRunner(store, EchoExecutor(ExecutorConfig()))
+        runner = BatchRunner(store, EchoExecutor(ServerConfig()))
         await runner._run(batch["id"])
         return store.get_batch(batch["id"])
 
     batch = run(go())
     assert batch["status"] == "failed" and batch["failed_at"]
     assert "No space left on device" in json.loads(batch["errors"])["data"][0]["message"]
+
+
+# -- ServerConfig ------------------------------------------------------------------------------
+
+
+def test_server_config_round_trips_through_argv_and_env(monkeypatch):
+    config = ServerConfig(
+        host="0.0.0.0", port=9999, data_dir=Path("/srv/batches"), api_key="sk-server", latency=0.5, failure_rate=0.25,
+        upstream="http://up.test/v1", upstream_key="sk-up", concurrency=3, max_retries=1, rpm=60, timeout=5.0,
+        log_level="info",
+    )  # fmt: skip
+    argv = config.to_argv()
+    # Secrets travel in the environment, never on a command line that `ps` shows.
+    assert not any("sk-" in arg for arg in argv)
+    assert config.secret_env() == {"BATCHCTL_SERVER_API_KEY": "sk-server", "BATCHCTL_UPSTREAM_KEY": "sk-up"}
+    for name, value in config.secret_env().items():
+        monkeypatch.setenv(name, value)
+    assert ServerConfig.from_argv(argv) == config
+
+
+def test_server_config_defaults_and_checks(monkeypatch):
+    monkeypatch.delenv("BATCHCTL_SERVER_API_KEY", raising=False)
+    monkeypatch.delenv("BATCHCTL_UPSTREAM_KEY", raising=False)
+    assert ServerConfig.from_argv([]) == ServerConfig()
+    assert ServerConfig().secret_env() == {}
+    assert ServerConfig(data_dir=Path("/x")).state_dir() == Path("/x")
+    for bad in (["--failure-rate", "1.5"], ["--concurrency", "0"], ["--log-level", "loud"]):
+        with pytest.raises(SystemExit):
+            ServerConfig.from_argv(bad)
+
+
+# -- multipart uploads -------------------------------------------------------------------------
+
+
+class FakeUploadRequest:
+    """What `receive_upload` reads of a Starlette request: the content type and the body's chunks."""
+
+    def __init__(self, *chunks: bytes | Exception) -> None:
+        self.headers = {"content-type": "multipart/form-data; boundary=b"}
+        self.chunks = chunks
+
+    async def stream(self):
+        for chunk in self.chunks:
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+
+
+def form_part(disposition: str, content: bytes) -> bytes:
+    return b"--b\r\nContent-Disposition: form-data" + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
+
+
+FILE_PART = form_part('; name="file"; filename="in.jsonl"', b'{"custom_id": "a"}\n')
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ((FILE_PART + form_part("", b"x") + b"--b--\r\n",), 'no Content-Disposition "name"'),
+        ((FILE_PART + form_part('; name="purpose"', b"x" * 70_000),), "too large"),
+        ((FILE_PART[:-10], ConnectionResetError("client went away")), "Could not read the multipart body"),
+    ],
+)
+def test_a_broken_upload_leaves_no_file_behind(tmp_path, chunks, message):
+    from batchctl.server.uploads import UploadError, receive_upload
+
+    with pytest.raises(UploadError, match=message):
+        run(receive_upload(FakeUploadRequest(*chunks), tmp_path, "file-x.upload"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_keeps_its_fields_and_file(tmp_path):
+    from batchctl.server.uploads import receive_upload
+
+    body = FILE_PART + form_part('; name="purpose"', b"batch") + b"--b--\r\n"
+    upload = run(receive_upload(FakeUploadRequest(body[:50], body[50:]), tmp_path, "file-x.upload"))
+    assert upload.fields == {"purpose": "batch"} and upload.filename == "in.jsonl"
+    assert upload.file_path == tmp_path / "file-x.upload"
+    assert upload.file_path.read_bytes() == b'{"custom_id": "a"}\n'

@@ -114,6 +114,9 @@ def write_content(path: Path, lines: Iterable[bytes], *, fmt: str, field_name: s
         return write_atomically(path, write_jsonl)
 
     def write_csv(handle: Any) -> int:
+        # A byte order mark first: Excel then reads the file as UTF-8 (Chinese text and all), and
+        # csv readers that open it as utf-8-sig never see it.
+        handle.write("\ufeff")
         writer = csv.writer(handle)
         writer.writerow(["custom_id", field_name, "error"])
         count = 0

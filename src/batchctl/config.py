@@ -270,6 +270,8 @@ class Settings:
     user_id: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> "flag" | "env NAME" | "profile NAME"
+    # The env var the profile reads its key from, when that variable is not set (and no key came otherwise).
+    missing_key_env: str | None = None
     # Start a background `batchctl serve` when nothing answers: only for a `local` profile's own URL,
     # never for a URL given by flag or env var (that names somebody else's server).
     autostart: bool = False
@@ -361,4 +363,5 @@ def resolve_settings(
         user_id=chosen.user_id,
         limits=dict(chosen.limits),
         sources=sources,
+        missing_key_env=chosen.api_key_env if not resolved_key and chosen.api_key_env and not env.get(chosen.api_key_env) else None,
     )

@@ -24,7 +24,7 @@ from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
 from batchctl.cli.commands import validate as validate_cmd
 from batchctl.cli.context import AppState
-from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt
+from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt, QuietOpt
 from batchctl.cli.output import Output
 
 EXIT_CODES_HELP = (
@@ -33,8 +33,99 @@ EXIT_CODES_HELP = (
 )
 
 
+# Root options that are not global settings: they act at once, so they stay where they are.
+_NOT_HOISTED = frozenset({"--version", "-V", "--help", "-h", "--install-completion", "--show-completion"})
+
+
+def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """`batchctl list -p work` as `batchctl -p work list`: global options typed after the command
+    move before it, so they work in either position with one definition.
+
+    An option the command itself defines (`profile add --base-url`) is the command's and stays put;
+    everything after `--` is left alone.
+    """
+    options = {
+        name: param for param in group.params if getattr(param, "opts", None) for name in (*param.opts, *param.secondary_opts)
+    }
+    options = {name: param for name, param in options.items() if name not in _NOT_HOISTED}
+
+    def takes_value(token: str) -> bool:
+        param = options.get(token.split("=", 1)[0])
+        return param is not None and not param.is_flag and "=" not in token
+
+    # Past the root's own options to the command name, then down through sub-groups to the leaf.
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        i += 2 if takes_value(args[i]) else 1
+    command, start, own = group, i, set()
+    while start < len(args) and hasattr(command, "get_command"):
+        sub = command.get_command(ctx, args[start])
+        if sub is None:
+            return args
+        command, start = sub, start + 1
+        own |= {name for param in sub.params for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))}
+    if start == i:
+        return args
+    moved: list[str] = []
+    kept: list[str] = []
+    j = start
+    while j < len(args):
+        token = args[j]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            kept += args[j:]
+            break
+        if name in options and name not in own:
+            width = 2 if takes_value(token) else 1
+            moved += args[j : j + width]
+            j += width
+            continue
+        kept.append(token)
+        j += 1
+    return args[:i] + moved + args[i:start] + kept
+
+
+# What a value is, in words, where an option does not name it itself (help shows `--host HOST`, not `<str>`).
+_PLACEHOLDERS = {
+    "--base-url": "URL", "--upstream": "URL", "--api-key": "KEY", "--upstream-key": "KEY", "--api-key-env": "VAR",
+    "--access-token": "TOKEN", "--user-id": "ID", "--channel": "ID", "--after": "BATCH_ID", "--create-after": "TIME",
+    "--create-before": "TIME", "--ds-name": "NAME", "--max-file-mb": "MB", "--max-line-mb": "MB",
+    "--poll-interval": "SECONDS", "--latency": "SECONDS", "--timeout": "SECONDS", "--failure-rate": "SHARE",
+}  # fmt: skip
+_PLACEHOLDER_BY_TYPE = {int: "N", float: "NUMBER"}
+
+
+def name_placeholders(command: Any) -> None:
+    """Give every option value and argument of `command` (and its sub-commands) a placeholder in words."""
+    for param in command.params:
+        if param.param_type_name == "argument":
+            # `BATCH_ID...` in usage and help, as people write it: no `{BATCH_ID}`, no `<list[str]>` beside it.
+            shown = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+            param._rich_display_name = lambda shown=shown: shown
+            param._usage_display_name = lambda shown=shown, required=param.required: shown if required else f"[{shown}]"
+            param.display_type = lambda ctx: ""
+        elif param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            long_name = max(param.opts, key=len)
+            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            param.metavar = (
+                _PLACEHOLDERS.get(long_name)
+                or _PLACEHOLDER_BY_TYPE.get(annotation)
+                or long_name.lstrip("-").replace("-", "_").upper()
+            )
+    for sub in getattr(command, "commands", {}).values():
+        name_placeholders(sub)
+
+
 class BatchctlGroup(TyperGroup):
-    """Routes every exception raised by a command through the one error map (`cli/errors.py`)."""
+    """Takes global options in any position, routes every exception raised by a command through the one
+    error map (`cli/errors.py`), and names every value in help in words."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        name_placeholders(self)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -78,13 +169,14 @@ def root(
     api_key: ApiKeyOpt = None,
     channel: ChannelOpt = None,
     json_: JsonOpt = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", help="Show the version and exit.", callback=_version_callback, is_eager=True),
     ] = False,
 ) -> None:
-    """Global options apply to every command."""
+    """Global options apply to every command, typed before or after it."""
 
     def flag_only(name: str, value: str | None) -> str | None:
         # Typer fills options from their env vars too; config.resolve_settings reads the env itself,
@@ -105,7 +197,7 @@ def root(
         channel=channel,
         json=json_,
         debug=debug,
-        out=Output(json_mode=json_, debug=debug),
+        out=Output(json_mode=json_, debug=debug, quiet=quiet),
     )
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -104,6 +104,13 @@ class AppState:
         from batchctl.api import BatchClient
 
         settings = settings or self.settings()
+        if settings.missing_key_env:
+            from batchctl.errors import ConfigError
+
+            raise ConfigError(
+                f"{settings.missing_key_env} is not set (profile {settings.profile_name} reads its key from it)",
+                f"Set it (export {settings.missing_key_env}=...), or give a key: --api-key, BATCHCTL_API_KEY.",
+            )
         if settings.autostart:
             self._ensure_local_server(settings.base_url)
         client = BatchClient(

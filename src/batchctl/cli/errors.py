@@ -121,12 +121,19 @@ def describe(exc: BaseException, *, debug: bool = False) -> tuple[str, str | Non
 
 
 def report_exception(exc: BaseException, out: Output, *, debug: bool) -> int:
-    """Report `exc` on stderr (one `Error:` line and a hint) and return the exit code it maps to."""
+    """Report `exc` on stderr (one `Error:` line and a hint) and return the exit code it maps to.
+
+    Under --json the same goes to stdout as `{"error": {"message", "hint", "exit_code"}}`, so a
+    script that reads stdout learns why there is no result (unless a result was printed already).
+    """
     if isinstance(exc, KeyboardInterrupt):
+        message, hint, code = "interrupted", None, EXIT_INTERRUPTED
         out.info("Interrupted.")
-        return EXIT_INTERRUPTED
-    if debug:
-        out.info("".join(traceback.format_exception(exc)))
-    message, hint, code = describe(exc, debug=debug)
-    out.error(message, hint)
+    else:
+        if debug:
+            out.info("".join(traceback.format_exception(exc)))
+        message, hint, code = describe(exc, debug=debug)
+        out.error(message, hint)
+    if not out.printed_json:
+        out.result({"error": {"message": message, "hint": hint, "exit_code": code}})
     return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,37 @@ def complete_profile_names(incomplete: str) -> list[str]:
         return []
     return [name for name in names if name.startswith(incomplete)]
 
+
+def complete_choices(choices: Callable[[], Iterable[str]]) -> Callable[[str], list[str]]:
+    """Shell completion from a fixed set of values, read when completing (so importing stays cheap)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [choice for choice in choices() if choice.startswith(incomplete)]
+
+    return complete
+
+
+def _presets() -> Iterable[str]:
+    from batchctl.config import PRESETS
+
+    return PRESETS
+
+
+def _provider_kinds() -> Iterable[str]:
+    from batchctl.config import PROVIDER_KINDS
+
+    return PROVIDER_KINDS
+
+
+def _batch_statuses() -> Iterable[str]:
+    from batchctl.api.models import BATCH_STATUSES
+
+    return BATCH_STATUSES
+
+
+complete_presets = complete_choices(_presets)
+complete_provider_kinds = complete_choices(_provider_kinds)
+complete_batch_statuses = complete_choices(_batch_statuses)
 
 ProfileOpt = Annotated[
     str | None,
@@ -56,8 +88,9 @@ ChannelOpt = Annotated[
     str | None,
     typer.Option(
         "--channel",
+        "--channel_id",
         metavar="ID",
-        help="New-API channel id to pin every request to. [env var: BATCHCTL_CHANNEL]",
+        help="New-API channel id to pin every request to (--channel_id as in the seed script). [env var: BATCHCTL_CHANNEL]",
         envvar="BATCHCTL_CHANNEL",
         show_envvar=False,
     ),
@@ -65,6 +98,14 @@ ChannelOpt = Annotated[
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print plain JSON for scripts instead of tables."),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print only ids, one per line (submit, list, status), and no progress or notes; warnings and errors still show.",
+    ),
 ]
 DebugOpt = Annotated[
     bool,
@@ -104,12 +145,12 @@ def journal_ids(incomplete: str, *, batches: bool) -> list[tuple[str, str]]:
 
 BatchIdArg = Annotated[
     str,
-    typer.Argument(help="Batch id (batch_abc123) or job id (job_…).", show_default=False, metavar="ID",
+    typer.Argument(help="Batch id (batch_abc123) or job id (job_…).", show_default=False, metavar="BATCH_ID",
                    autocompletion=complete_ids),  # fmt: skip
 ]
 BatchIdsArg = Annotated[
     list[str],
-    typer.Argument(help="One or more batch ids or job ids.", show_default=False, metavar="ID",
+    typer.Argument(help="One or more batch ids or job ids.", show_default=False, metavar="BATCH_ID",
                    autocompletion=complete_ids),  # fmt: skip
 ]
 IntervalOpt = Annotated[
@@ -156,4 +197,4 @@ ErrorsOutputOpt = Annotated[
         dir_okay=False,
     ),
 ]
-WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish instead of exiting with 6.")]
+WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Wait for the batch to finish (and download its results) before exiting.")]

@@ -45,24 +45,30 @@ def is_interactive(stream: Any = None) -> bool:
 class Output:
     """Data to stdout, messages to stderr; `json_mode` turns data into plain JSON for scripts."""
 
-    def __init__(self, *, json_mode: bool = False, debug: bool = False) -> None:
+    def __init__(self, *, json_mode: bool = False, debug: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.debug_mode = debug
+        self.quiet_mode = quiet
+        self.printed_json = False  # stdout holds one JSON document: an error after a result adds none
         # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
         self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
         self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
     # -- results: one call, the mode decides --------------------------------------------------------
-    def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
-        """The command's result: plain JSON of `data` under --json; for people, `human()` renders it."""
+    def result(self, data: Any, human: Callable[[], None] | None = None, *, ids: Iterable[str] | None = None) -> None:
+        """The command's result: plain JSON of `data` under --json; under --quiet the `ids`, one per
+        line (for `xargs` and `$(...)`); for people, `human()` renders it."""
         if self.json_mode:
             self.json(data)
+        elif self.quiet_mode and ids is not None:
+            for identifier in ids:
+                self.line(identifier)
         elif human is not None:
             human()
 
     def result_line(self, text: str) -> None:
-        """A line of the result for people (an id a shell captures); nothing under --json, which
-        prints the whole result once it is known."""
+        """A line of the result for people (an id a shell captures) as soon as it is known; nothing
+        under --json, which prints the whole result at the end."""
         if not self.json_mode:
             self.line(text)
 
@@ -96,7 +102,7 @@ class Output:
 
     def live(self, get_renderable: Callable[[], Any], *, to_stderr: bool = False):
         """A Rich Live region redrawn from `get_renderable` (a no-op context when not `live_enabled`)."""
-        if not self.live_enabled(to_stderr=to_stderr):
+        if not self.live_enabled(to_stderr=to_stderr) or self.quiet_mode:
             return nullcontext()
         from rich.live import Live
 
@@ -117,12 +123,12 @@ class Output:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            DownloadColumn(binary_units=True),  # MiB, as format_size and the provider limits count
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             console=self.err,
             transient=True,
-            disable=self.json_mode or not is_interactive(sys.stderr),
+            disable=self.json_mode or self.quiet_mode or not is_interactive(sys.stderr),
         ) as bar:
             task = bar.add_task(label, total=total)
 
@@ -144,6 +150,7 @@ class Output:
     # -- data (stdout) -------------------------------------------------------------------------------
     def json(self, obj: Any) -> None:
         """Plain, indented JSON of the object: never Rich-highlighted, `[]` for an empty list."""
+        self.printed_json = True
         sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
@@ -158,6 +165,10 @@ class Output:
                 self._print_table(renderable)
             else:
                 self.console.print(renderable, **kwargs)
+
+    def print_fitted(self, build: Callable[[int | None], Any]) -> None:
+        """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`)."""
+        self.print(build(self.console.width if self.console.is_terminal else None))
 
     def _print_table(self, table: Table) -> None:
         """On a terminal a table fits the screen; piped into a file it is never cut to 80 columns."""
@@ -206,10 +217,12 @@ class Output:
 
     # -- talk (stderr) -------------------------------------------------------------------------------
     def info(self, message: str) -> None:
-        self.err.print(message, markup=False, highlight=False)
+        if not self.quiet_mode:
+            self.err.print(message, markup=False, highlight=False)
 
     def success(self, message: str) -> None:
-        self.err.print(f"[green]✓[/green] {escape(message)}")
+        if not self.quiet_mode:
+            self.err.print(f"[green]✓[/green] {escape(message)}")
 
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]Warning:[/yellow] {escape(message)}")

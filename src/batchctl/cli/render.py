@@ -107,19 +107,11 @@ class BatchView:
     rate: float | None = None  # requests per second, None until it can be measured
 
 
-def _progress_row(progress: Progress, *, width: int = 50) -> RenderableType:
-    if not progress.live:
-        return Text(NO_LIVE_COUNTS, style="italic")
-    fraction = progress.fraction
-    bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
-    label = f" {progress.done}/{progress.total}" + (f"  {fraction:.0%}" if fraction is not None else "")
-    grid = Table.grid()
-    grid.add_row(bar, Text(label))
-    return grid
+def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) -> Panel:
+    """Everything about one batch: status, progress, counts, timing, phases, files, metadata, errors.
 
-
-def batch_panel(view: BatchView, *, now: float | None = None) -> Panel:
-    """Everything about one batch: status, progress, counts, timing, phases, files, metadata, errors."""
+    The progress bar shrinks to fit `width` (the panel's frame, the labels and the count take the rest).
+    """
     now = time.time() if now is None else now
     batch = view.batch
     progress = progress_of(batch, live_counts=view.live_counts)
@@ -128,7 +120,7 @@ def batch_panel(view: BatchView, *, now: float | None = None) -> Panel:
     grid.add_column()
 
     grid.add_row("status", status_text(batch.status))
-    grid.add_row("progress", _progress_row(progress))
+    grid.add_row("progress", _progress_row(progress, width=max(_BAR_MIN, min(50, width - 30))))
     if progress.live:
         counts = Text.assemble(("ok ", "dim"), (str(progress.ok), "green"), ("   failed ", "dim"),
                                (str(progress.failed), "red" if progress.failed else ""))
@@ -183,27 +175,86 @@ def _error_line(item: Any) -> str:
     return f"{where}{code}{item.message or ''}{param}"
 
 
-def batches_table(views: Sequence[BatchView], *, now: float | None = None) -> Table:
-    """One row per batch: the dashboard for many batches at once."""
+def _label(progress: Progress) -> str:
+    fraction = progress.fraction
+    return f" {progress.done}/{progress.total}" + (f"  {fraction:.0%}" if fraction is not None else "")
+
+
+def _progress_row(progress: Progress, *, width: int = 50) -> RenderableType:
+    if not progress.live:
+        return Text(NO_LIVE_COUNTS, style="italic")
+    bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
+    grid = Table.grid()
+    grid.add_row(bar, Text(_label(progress)))
+    return grid
+
+
+# Columns of the many-batches table that give way on a narrow terminal, least needed first.
+_DROPPABLE = ("requests", "elapsed", "ETA")
+_BAR_MIN, _BAR_MAX = 6, 24
+
+
+def batches_table(views: Sequence[BatchView], *, now: float | None = None, width: int = 200) -> Table:
+    """One row per batch: the dashboard for many batches at once, fitted to `width` columns.
+
+    Ids and statuses are never cut; the requests, elapsed and ETA columns drop (in that order) and the
+    bar shrinks until the rest fits.
+    """
     now = time.time() if now is None else now
-    table = Table(expand=True, header_style="bold")
-    id_width = max((len(view.batch.id) for view in views), default=5)
-    for column in ("batch", "status", "progress", "requests", "elapsed", "ETA"):
-        # Ids are copied by people: never wrapped; the progress bar gives way instead.
-        table.add_column(column, no_wrap=True, min_width=id_width if column == "batch" else None)
+    rows = []
     for view in views:
         batch = view.batch
         progress = progress_of(batch, live_counts=view.live_counts)
         eta = None if batch.is_terminal else eta_seconds(progress.total - progress.done, view.rate)
-        table.add_row(
-            batch.id,
-            status_text(batch.status),
-            _progress_row(progress, width=24),
-            counts_text(progress) if progress.live else "-",
-            format_duration(elapsed_seconds(batch, now)),
-            format_duration(eta) if progress.live and not batch.is_terminal else "-",
-        )
+        rows.append({
+            "batch": batch.id,
+            "status": batch.status,
+            "progress": progress,
+            "requests": counts_text(progress) if progress.live else "-",
+            "elapsed": format_duration(elapsed_seconds(batch, now)),
+            "ETA": format_duration(eta) if progress.live and not batch.is_terminal else "-",
+        })  # fmt: skip
+
+    def widest(column: str) -> int:
+        cells = [len(row[column]) if isinstance(row[column], str) else _progress_width(row[column]) for row in rows]
+        return max([len(column), *cells])
+
+    columns = ["batch", "status", "progress", "requests", "elapsed", "ETA"]
+    widths = {column: widest(column) for column in columns if column != "progress"}
+    label_width = max((len(_label(row["progress"])) for row in rows if row["progress"].live), default=len(NO_LIVE_COUNTS))
+    label_width = max(label_width, max((len(NO_LIVE_COUNTS) for row in rows if not row["progress"].live), default=0) - _BAR_MIN)
+
+    def room_for_bar(shown: list[str]) -> int:
+        others = sum(widths[c] for c in shown if c != "progress")
+        return width - others - label_width - 3 * (len(shown) - 1)  # a space of padding, a rule, a space
+
+    for column in _DROPPABLE:
+        if room_for_bar(columns) >= _BAR_MIN:
+            break
+        columns.remove(column)
+    bar = max(_BAR_MIN, min(_BAR_MAX, room_for_bar(columns)))
+
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True, min_width=widths.get(column))
+    for row in rows:
+        cells = {**row, "status": status_text(row["status"]), "progress": _progress_row(row["progress"], width=bar)}
+        table.add_row(*(cells[column] for column in columns))
     return table
+
+
+def _progress_width(progress: Progress) -> int:
+    return _BAR_MIN + len(_label(progress)) if progress.live else len(NO_LIVE_COUNTS)
+
+
+class _Fitted:
+    """A renderable that is built for the width it is drawn at (a Live redraw after a resize refits)."""
+
+    def __init__(self, build: Any) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.build(options.max_width)
 
 
 def dashboard(views: Sequence[BatchView], *, header: str, now: float | None = None) -> RenderableType:
@@ -211,9 +262,9 @@ def dashboard(views: Sequence[BatchView], *, header: str, now: float | None = No
     now = time.time() if now is None else now
     body: list[RenderableType] = [Text(header, style="dim")]
     if len(views) > 2:
-        body.append(batches_table(views, now=now))
+        body.append(_Fitted(lambda width: batches_table(views, now=now, width=width)))
     else:
-        body.extend(batch_panel(view, now=now) for view in views)
+        body.extend(_Fitted(lambda width, view=view: batch_panel(view, now=now, width=width)) for view in views)
     return Group(*body)
 
 
@@ -240,22 +291,29 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
     ]
 
 
-def list_table(batches: Sequence[Batch], *, now: float | None = None) -> Table:
-    """`batchctl list`: ids never folded (people copy them), the rest wraps as the terminal allows."""
+def list_table(batches: Sequence[Batch], *, now: float | None = None, width: int | None = None) -> Table:
+    """`batchctl list`: ids, statuses and counts are never cut (people copy ids).
+
+    With room (or `width` None: a pipe, as wide as the data), one column each for created, endpoint and
+    model; on a narrower terminal those go under the id as a folded second line instead of being cut.
+    """
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     rows = [list_row(batch, now=now) for batch in batches]
 
     def widest(index: int) -> int:
-        return max((len(str(row[index])) for row in rows), default=0)
+        return max((max(len(part) for part in str(row[index]).split("\n")) for row in rows), default=0)
 
-    # ids, statuses and counts are never cut (people copy ids); on a narrow terminal (80 columns, or a
-    # pipe) the columns to their right give way with "…" instead of folding every cell.
-    table.add_column("id", no_wrap=True, min_width=widest(0))
+    full = sum(widest(i) for i in range(6)) + 3 * 5 + 2
+    if width is None or width >= full:
+        for index, column in enumerate(("id", "status", "done", "created", "endpoint", "model / description")):
+            table.add_column(column, no_wrap=True, min_width=max(widest(index), len(column)))
+        for row in rows:
+            table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+        return table
+    table.add_column("id", overflow="fold", min_width=widest(0))
     table.add_column("status", no_wrap=True, min_width=widest(1))
     table.add_column("done", no_wrap=True, min_width=widest(2))
-    table.add_column("created", no_wrap=True, overflow="ellipsis", min_width=10)
-    table.add_column("endpoint", no_wrap=True, overflow="ellipsis", min_width=6)
-    table.add_column("model / description", no_wrap=True, overflow="ellipsis", min_width=6)
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+        details = " · ".join(str(part) for part in (row[3].split("\n")[0], row[4], row[5]) if part)
+        table.add_row(Text.assemble(row[0], "\n", (details, "dim")), row[1], Text(str(row[2])))
     return table

@@ -107,6 +107,8 @@ def watch_batches(
         with out.live(render, to_stderr=progress_to_stderr):
             final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait)
     except KeyboardInterrupt:
+        if live_mode:  # the live region is transient: leave its last frame on screen, not a blank
+            out.show(render(), to_stderr=progress_to_stderr)
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
         out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
         out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import BatchctlError
+from batchctl.server.config import ServerConfig
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
@@ -46,15 +48,14 @@ def ensure_local_server(
     data_dir: Path,
     notify: Callable[[str], None],
     *,
-    extra_args: Sequence[str] = (),
-    extra_env: Mapping[str, str] | None = None,
+    config: ServerConfig | None = None,
 ) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
 
     The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
-    `data_dir/server.log`. `extra_args` go to `python -m batchctl.server` (a later `--data-dir` wins);
-    secrets belong in `extra_env` (BATCHCTL_SERVER_API_KEY, BATCHCTL_UPSTREAM_KEY), not on a command
-    line that `ps` shows. Raises BatchctlError, naming the log, if it does not come up in ~10 s.
+    `data_dir/server.log`. `config` sets the rest (its own `data_dir` wins; host and port come from
+    `base_url`); its secrets go in the environment, not on a command line that `ps` shows. Raises
+    BatchctlError, naming the log, if it does not come up in ~10 s.
     """
     root, host, port = server_root(base_url)
     if is_healthy(root):
@@ -76,16 +77,15 @@ def ensure_local_server(
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / LOG_FILE
-    command = [
-        sys.executable, "-m", "batchctl.server",
-        "--host", LOCAL_HOST, "--port", str(port), "--data-dir", str(data_dir / "server"), *extra_args,
-    ]  # fmt: skip
+    config = config or ServerConfig()
+    config = replace(config, host=LOCAL_HOST, port=port, data_dir=config.data_dir or data_dir / "server")
+    command = [sys.executable, "-m", "batchctl.server", *config.to_argv()]
     # The child imports the same batchctl as this process, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])
     # The background server outlives this command: it gets none of the client's own secrets.
     env = {k: v for k, v in os.environ.items() if k not in ("BATCHCTL_API_KEY", "OPENAI_API_KEY")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env.update(extra_env or {})
+    env.update(config.secret_env())
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command,

@@ -17,24 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
+from batchctl.server.config import ServerConfig
 from batchctl.server.store import new_id
 
 ECHO_MODEL = "echo"
 ECHO_DIMENSIONS = 16
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """How the server executes requests; `upstream=None` means the built-in echo model."""
-
-    echo_latency: float = 0.0  # seconds per request
-    failure_rate: float = 0.0  # 0..1, which requests fail is decided by `echo_should_fail`
-    upstream: str | None = None  # e.g. "http://127.0.0.1:8000/v1"
-    upstream_key: str | None = None
-    concurrency: int = 8
-    rpm: int | None = None  # requests per minute cap on the upstream
-    max_retries: int = 4
-    timeout: float = 600.0
 
 
 @dataclass
@@ -71,7 +58,8 @@ class Executor(Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_executor(config: ExecutorConfig) -> Executor:
+def make_executor(config: ServerConfig) -> Executor:
+    """The upstream executor when the config names one, else the built-in echo model."""
     if config.upstream:
         return UpstreamExecutor(config)
     return EchoExecutor(config)
@@ -203,15 +191,15 @@ ECHO_HANDLERS = {
 
 
 class EchoExecutor:
-    """The offline model: answers every request from its own body, after `echo_latency` seconds."""
+    """The offline model: answers every request from its own body, after `latency` seconds."""
 
-    def __init__(self, config: ExecutorConfig) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.concurrency = max(1, config.concurrency)
 
     async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
-        if self.config.echo_latency > 0:
-            await asyncio.sleep(self.config.echo_latency)
+        if self.config.latency > 0:
+            await asyncio.sleep(self.config.latency)
         if echo_should_fail(custom_id, self.config.failure_rate):
             return Outcome(
                 500,
@@ -261,7 +249,7 @@ class UpstreamExecutor:
     can list it beside the upstream's models.
     """
 
-    def __init__(self, config: ExecutorConfig, *, transport: Any = None) -> None:
+    def __init__(self, config: ServerConfig, *, transport: Any = None) -> None:
         import httpx
 
         self.config = config

@@ -25,7 +25,7 @@ from typing import Any
 
 from batchctl.results import write_atomically
 from batchctl.server.executors import Executor, Outcome
-from batchctl.server.store import ResultRow, Store, iter_results, new_id
+from batchctl.server.store import CANCELLABLE_STATUSES, ResultRow, Store, iter_results, new_id
 
 log = logging.getLogger("batchctl.server")
 
@@ -77,7 +77,7 @@ class BatchRunner:
 
     def cancel(self, batch_id: str) -> dict[str, Any] | None:
         """Ask a batch to stop; the caller has checked it may be cancelled. Returns the batch."""
-        self.store.transition(batch_id, "cancelling", only_from=("validating", "in_progress"))
+        self.store.transition(batch_id, "cancelling", only_from=CANCELLABLE_STATUSES)
         event = self.wakeups.get(batch_id)
         if event is not None:
             event.set()

@@ -64,7 +64,11 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 
+# Batch statuses, OpenAI's. Active: a runner owns the batch (and resumes it after a restart).
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
+CANCELLABLE_STATUSES = ("validating", "in_progress")
+# Cancelling these again answers the batch as it is, like OpenAI.
+CANCELLED_STATUSES = ("cancelling", "cancelled")
 TIMESTAMP_FIELDS = (
     "in_progress_at",
     "expires_at",

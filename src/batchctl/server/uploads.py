@@ -25,7 +25,6 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
     file_path: Path | None = None  # the received file part, in `dest_dir` (the caller renames it)
     filename: str | None = None
-    file_field: str | None = None
 
 
 async def receive_upload(request: Any, dest_dir: Path, tmp_name: str) -> Upload:
@@ -79,7 +78,6 @@ async def receive_upload(request: Any, dest_dir: Path, tmp_name: str) -> Upload:
             state["out"] = None
             upload.file_path = tmp_path
             upload.filename = state["filename"]
-            upload.file_field = state["name"]
         else:
             upload.fields[state["name"]] = state["buf"].decode("utf-8", "replace")
 

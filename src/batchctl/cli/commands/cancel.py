@@ -34,7 +34,7 @@ def cancel(
     Example: batchctl cancel batch_abc123 --yes --wait
     """
     from batchctl.cancelling import cancel_batches
-    from batchctl.cli.errors import report_exception
+    from batchctl.cli.errors import describe
 
     from batchctl.cancelling import AlreadyFinished
 
@@ -62,7 +62,8 @@ def cancel(
         outcomes = [o for o in outcomes if o not in done]
     for outcome in outcomes:
         if outcome.error is not None:
-            report_exception(outcome.error, out, debug=state.debug)  # the others are still cancelled
+            message, hint, _ = describe(outcome.error)
+            out.error(message, hint)  # and the others are still cancelled
         else:
             out.success(f"{outcome.batch.id}: {outcome.batch.status}")
 

@@ -47,7 +47,12 @@ ContentOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[
-    str, typer.Option("--format", help="Format of the --content file: jsonl or csv.", case_sensitive=False)
+    str,
+    typer.Option(
+        "--format",
+        help="Format of the --content file: jsonl or csv (UTF-8 with a byte order mark, so Excel shows Chinese text right).",
+        case_sensitive=False,
+    ),
 ]
 
 

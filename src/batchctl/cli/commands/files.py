@@ -89,7 +89,7 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
 
     Example: batchctl files delete file-batch-abc123 file-batch_output-def456 --yes
     """
-    from batchctl.api import APIError, NotFoundError
+    from batchctl.api import NotFoundError
 
     state = AppState.get(ctx, json_=json_)
     if not yes and not state.out.confirm(
@@ -100,6 +100,7 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
         state.out.info("Nothing deleted.")
         raise typer.Exit(EXIT_ERROR)
     results, failed = [], 0
+    # Any other API error (a 501, a 401, no connection) will not get better for the next id: it stops here.
     for file_id in file_ids:
         try:
             deleted = client_for_file(state, file_id).files.delete(file_id)
@@ -113,11 +114,6 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
             failed += 1
             results.append({"id": file_id, "deleted": False, "error": f"not found: {exc.message}"})
             state.out.warn(f"{file_id}: not found (already deleted, or on another server)")
-        except APIError as exc:
-            # A 501/401/connection problem will not get better for the next id: stop here.
-            results.append({"id": file_id, "deleted": False, "error": str(exc)})
-            state.out.result(results)
-            raise
     state.out.result(results)
     if failed:
         raise typer.Exit(EXIT_ERROR)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import JsonOpt
+from batchctl.cli.options import JsonOpt, complete_batch_statuses
 
 
 def list_batches(
@@ -24,7 +24,9 @@ def list_batches(
     ] = False,
     status: Annotated[
         str | None,
-        typer.Option("--status", "-s", help="Only batches in this status, e.g. in_progress, completed, failed."),
+        typer.Option(
+            "--status", "-s", help="Only batches in this status, e.g. in_progress, completed, failed.", autocompletion=complete_batch_statuses
+        ),
     ] = None,
     ds_name: Annotated[
         str | None,
@@ -43,6 +45,7 @@ def list_batches(
     """List batches, newest first: id, status, created, endpoint, counts, model or description.
 
     Without --all one page is shown and, when there are more, the command for the next one.
+    With --quiet only the ids, one per line: batchctl list -q --status failed | xargs batchctl download
 
     Example: batchctl list --all --status in_progress
     """
@@ -67,10 +70,10 @@ def list_batches(
 
     def show() -> None:
         if listing.batches:
-            out.print(list_table(listing.batches))
+            out.print_fitted(lambda width: list_table(listing.batches, width=width))
         else:
             out.info(f"No batches in status {status}." if status else "No batches.")
 
-    out.result(listing.batches, human=show)
+    out.result(listing.batches, human=show, ids=[b.id for b in listing.batches])
     if listing.next_after:
         out.info(f"More batches: batchctl list --after {listing.next_after}" + (f" --status {status}" if status else "") + "  (or --all)")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import JsonOpt, complete_profile_names
+from batchctl.cli.options import JsonOpt, complete_presets, complete_profile_names, complete_provider_kinds
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -32,12 +33,17 @@ def profile_view(profile, *, active: bool) -> dict:
         "base_url": normalize_base_url(profile.base_url),
         "api_key": _mask(profile.api_key),
         "api_key_env": profile.api_key_env,
+        "api_key_env_set": bool(os.environ.get(profile.api_key_env)) if profile.api_key_env else None,
         "channel": profile.channel,
         "poll_interval": profile.poll_interval,
         "access_token": _mask(profile.access_token),
         "user_id": profile.user_id,
         "limits": dict(profile.limits) or None,
     }
+
+
+# Where the profile in use was chosen, as people name it (Settings.sources["profile"] -> words).
+_IN_USE_FROM = {"flag": "-p/--profile", "env BATCHCTL_PROFILE": "BATCHCTL_PROFILE", "config": "profile use", "default": "the default"}
 
 
 def _active_name(config) -> str:
@@ -56,11 +62,16 @@ def add(
     preset: Annotated[
         str | None,
         typer.Option(
-            "--preset", help="Fill in base URL and provider: openai, dashscope, dashscope-intl, newapi, local."
+            "--preset",
+            help="Fill in base URL and provider: openai, dashscope, dashscope-intl, newapi, local.",
+            autocompletion=complete_presets,
         ),
     ] = None,
     provider: Annotated[
-        str | None, typer.Option("--provider", help="Provider kind: openai, dashscope, newapi, local (selects limits).")
+        str | None,
+        typer.Option(
+            "--provider", help="Provider kind: openai, dashscope, newapi, local (selects limits).", autocompletion=complete_provider_kinds
+        ),
     ] = None,
     api_key: Annotated[
         str | None, typer.Option("--api-key", help="API key to store (prompted, hidden, when omitted on a terminal).")
@@ -82,7 +93,10 @@ def add(
     use: Annotated[bool, typer.Option("--use/--no-use", help="Make it the active profile.")] = True,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing profile of that name.")] = False,
 ) -> None:
-    """Add a profile. Example: batchctl profile add work --preset openai --api-key-env OPENAI_API_KEY"""
+    """Add a profile (or replace one with --force); it becomes the active one unless --no-use.
+
+    Example: batchctl profile add work --preset openai --api-key-env OPENAI_API_KEY
+    """
     from batchctl.config import PRESETS, PROVIDER_KINDS, Profile, load_config, save_config
     from batchctl.errors import BatchctlError
 
@@ -137,13 +151,18 @@ def add(
     path = save_config(config)
     out.result(profile_view(profile, active=config.active == name))
     out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
+    if api_key_env and not os.environ.get(api_key_env) and not api_key:
+        out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
     if not api_key and not api_key_env and provider != "local":
         out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
 
 
 @app.command("list")
 def list_profiles(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """List profiles; the active one is marked with *, keys are masked."""
+    """List profiles; the active one is marked with *, keys are masked.
+
+    Example: batchctl profile list --json
+    """
     from batchctl.config import BUILTIN_LOCAL, LOCAL_PROFILE, load_config
 
     state = AppState.get(ctx, json_=json_)
@@ -166,7 +185,10 @@ def list_profiles(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 @app.command("use")
 def use_profile(ctx: typer.Context, name: NameArg) -> None:
-    """Make NAME the active profile."""
+    """Make NAME the active profile (a -p NAME or BATCHCTL_PROFILE still wins for one command).
+
+    Example: batchctl profile use bailian
+    """
     from batchctl.config import load_config, save_config
 
     state = AppState.get(ctx)
@@ -183,7 +205,10 @@ def show_profile(
     name: Annotated[str | None, typer.Argument(help="Profile name (default: the one in use).", autocompletion=complete_profile_names, metavar="NAME")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Show a profile with its resolved base URL (keys masked) and, for the one in use, where each value comes from."""
+    """Show a profile with its resolved base URL (keys masked) and, for the one in use, where each value comes from.
+
+    Example: batchctl profile show -p work
+    """
     from batchctl.api import mask_secret
     from batchctl.config import load_config
 
@@ -198,6 +223,7 @@ def show_profile(
             provider=settings.provider,
             api_key=mask_secret(settings.api_key) if settings.api_key else None,
             channel=settings.channel,
+            in_use=_IN_USE_FROM.get(settings.sources.get("profile", ""), settings.sources.get("profile")),
             sources=dict(settings.sources),
         )
     else:
@@ -205,8 +231,12 @@ def show_profile(
 
     def show() -> None:
         for key, value in view.items():
-            if key == "sources":
+            if key in ("sources", "api_key_env_set"):
                 continue
+            if key == "in_use":
+                value = f"yes (from {value})"
+            elif key == "api_key_env" and value and not view["api_key_env_set"]:
+                value = f"{value} (not set)"
             source = view.get("sources", {}).get(key)
             state.out.line(f"{key:<14}{'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
 
@@ -215,7 +245,10 @@ def show_profile(
 
 @app.command("remove")
 def remove_profile(ctx: typer.Context, name: NameArg) -> None:
-    """Remove the profile NAME."""
+    """Remove the profile NAME (its batches stay on the server; the journal still knows them).
+
+    Example: batchctl profile remove old-gateway
+    """
     from batchctl.config import load_config, save_config
     from batchctl.errors import BatchctlError
 

@@ -81,8 +81,11 @@ def serve(
 
     Example: batchctl serve --port 8765 --latency 0.1
     """
+    from dataclasses import replace
+
     from batchctl.config import data_dir as batchctl_data_dir
     from batchctl.errors import BatchctlError
+    from batchctl.server.config import ServerConfig
 
     state = AppState.get(ctx, json_=json_)
     out = state.out
@@ -90,6 +93,10 @@ def serve(
         raise BatchctlError("choose one of --status, --stop and --background", exit_code=2)
     home = batchctl_data_dir()
     url = f"http://{_connect_host(host)}:{port}/v1"
+    config = ServerConfig(
+        host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
+        failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, concurrency=concurrency, rpm=rpm,
+    )  # fmt: skip
 
     if status:
         info = _status(home, url)
@@ -115,15 +122,10 @@ def serve(
     if background:
         from batchctl.server.autostart import ensure_local_server, is_healthy
 
-        args, env = _server_args(data_dir, latency, failure_rate, upstream, concurrency, rpm), {}
-        if api_key:
-            env["BATCHCTL_SERVER_API_KEY"] = api_key
-        if upstream_key:
-            env["BATCHCTL_UPSTREAM_KEY"] = upstream_key
         # Not is_loopback_host: the background server binds 127.0.0.1, which ::1 does not reach.
         if host not in (LOCAL_HOST, "localhost"):
             raise BatchctlError("--background binds 127.0.0.1 only", hint="Run `batchctl serve --host H` in the foreground.")
-        if not ensure_local_server(url, home, out.info, extra_args=args, extra_env=env):
+        if not ensure_local_server(url, home, out.info, config=config):
             health = is_healthy(url.removesuffix("/v1")) or {}
             out.info(f"A local batch server already answers on {url} (pid {health.get('pid', '?')}).")
         return
@@ -132,39 +134,17 @@ def serve(
 
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
-    where = data_dir or home / "server"
+    if state.debug:
+        config = replace(config, log_level="info")  # and uvicorn's access log
     engine = f"upstream {upstream}" if upstream else "the echo model"
-    out.info(f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {where}). Ctrl+C stops it.")
-    run(
-        host=host,
-        port=port,
-        data_dir=where,
-        api_key=api_key,
-        echo_latency=latency,
-        failure_rate=failure_rate,
-        upstream=upstream,
-        upstream_key=upstream_key,
-        concurrency=concurrency,
-        rpm=rpm,
-        log_level="info" if state.debug else "warning",
+    out.info(
+        f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {config.data_dir}). Ctrl+C stops it."
     )
+    run(config)
 
 
 def _connect_host(host: str) -> str:
     return LOCAL_HOST if host in ("0.0.0.0", "::", "") else host
-
-
-def _server_args(
-    data_dir: Path | None, latency: float, failure_rate: float, upstream: str | None, concurrency: int, rpm: int | None
-) -> list[str]:
-    args = ["--latency", str(latency), "--failure-rate", str(failure_rate), "--concurrency", str(concurrency)]
-    if data_dir is not None:
-        args += ["--data-dir", str(data_dir)]
-    if upstream:
-        args += ["--upstream", upstream]
-    if rpm:
-        args += ["--rpm", str(rpm)]
-    return args
 
 
 def _status(home: Path, url: str) -> dict:

@@ -9,7 +9,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import EndpointOpt, JsonOpt
-from batchctl.errors import EXIT_ERROR, BatchctlError
+from batchctl.errors import EXIT_ERROR
 from batchctl.validation.report import SHOWN_PROBLEMS
 
 JSON_PROBLEMS = 1000  # kept in the --json report unless --max-problems says otherwise
@@ -68,7 +68,7 @@ def validate(
     out.result(data, human=show)
     if not report.ok:
         more = " (--max-problems N shows more of them)" if report.problem_count > shown else ""
-        raise BatchctlError(
-            invalid_error_message(report), f"Fix the lines listed above{more}, then run batchctl validate again.", EXIT_ERROR
-        )
+        # The report is the result (on stdout, JSON too); the error line only says so.
+        out.error(invalid_error_message(report), f"Fix the lines listed above{more}, then run batchctl validate again.")
+        raise typer.Exit(EXIT_ERROR)
     out.success(f"{file} is valid for {spec.name}.")

@@ -1,0 +1,157 @@
+"""The /v1/batches routes of the local server: create (checking the body like OpenAI), list, retrieve and cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from batchctl.server.runner import BatchRunner
+from batchctl.server.store import CANCELLABLE_STATUSES, CANCELLED_STATUSES, Store
+from batchctl.server.wire import OpenAIErrorResponse, found, int_param, not_found, page
+
+
+def batch_object(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "batch",
+        "endpoint": row["endpoint"],
+        "model": row["model"],
+        "errors": json.loads(row["errors"]) if row["errors"] else None,
+        "input_file_id": row["input_file_id"],
+        "completion_window": row["completion_window"],
+        "status": row["status"],
+        "output_file_id": row["output_file_id"],
+        "error_file_id": row["error_file_id"],
+        "created_at": row["created_at"],
+        "in_progress_at": row["in_progress_at"],
+        "expires_at": row["expires_at"],
+        "finalizing_at": row["finalizing_at"],
+        "completed_at": row["completed_at"],
+        "failed_at": row["failed_at"],
+        "expired_at": row["expired_at"],
+        "cancelling_at": row["cancelling_at"],
+        "cancelled_at": row["cancelled_at"],
+        "request_counts": {"total": row["total"], "completed": row["completed"], "failed": row["failed"]},
+        "usage": {
+            "input_tokens": row["input_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": row["output_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": row["input_tokens"] + row["output_tokens"],
+        },
+        "metadata": json.loads(row["metadata"]) if row["metadata"] else None,
+    }
+
+
+def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] | None]:
+    """(input_file_id, endpoint, completion_window, window seconds, metadata) of a create-batch body."""
+    from batchctl.providers import get_provider, parse_window
+
+    spec = get_provider("local")  # the endpoints and windows this server serves
+    if not isinstance(body, dict):
+        raise OpenAIErrorResponse(400, "The request body must be a JSON object.")
+    for name in ("input_file_id", "endpoint", "completion_window"):
+        if name not in body:
+            raise OpenAIErrorResponse(
+                400, f"Missing required parameter: '{name}'.", code="missing_required_parameter", param=name
+            )
+        if not isinstance(body[name], str):
+            raise OpenAIErrorResponse(
+                400, f"Invalid type for '{name}': expected a string.", code="invalid_type", param=name
+            )
+    endpoint = body["endpoint"]
+    if endpoint not in spec.endpoints:
+        raise OpenAIErrorResponse(
+            400,
+            f"Invalid value for 'endpoint': '{endpoint}'. Supported endpoints are {', '.join(spec.endpoints)}.",
+            code="invalid_value",
+            param="endpoint",
+        )
+    window = body["completion_window"]
+    problem = spec.check_completion_window(window)
+    if problem is not None:
+        raise OpenAIErrorResponse(
+            400, problem[0].upper() + problem[1:] + ".", code="invalid_value", param="completion_window"
+        )
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+        ):
+            raise OpenAIErrorResponse(
+                400,
+                "Invalid 'metadata': expected an object of at most 16 string keys (64 chars) and string values"
+                " (512 chars).",
+                code="invalid_value",
+                param="metadata",
+            )
+        if len(metadata) > 16:
+            raise OpenAIErrorResponse(
+                400, "Invalid 'metadata': at most 16 keys are allowed.", code="invalid_value", param="metadata"
+            )
+    return body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata
+
+
+async def create_batch(request: Request) -> Response:
+    store: Store = request.app.state.store
+    try:
+        body = await request.json()
+    except ValueError:
+        raise OpenAIErrorResponse(400, "The request body is not valid JSON.") from None
+    input_file_id, endpoint, window, seconds, metadata = check_create_batch(body)
+    file = store.get_file(input_file_id)
+    if file is None:
+        raise not_found("file", input_file_id, "input_file_id")
+    if file["purpose"] != "batch":
+        raise OpenAIErrorResponse(
+            400,
+            f"File '{input_file_id}' has purpose '{file['purpose']}'; a batch needs a file uploaded with purpose 'batch'.",
+            code="invalid_value",
+            param="input_file_id",
+        )
+    row = store.create_batch(
+        endpoint=endpoint, input_file_id=input_file_id, completion_window=window, window_seconds=seconds,
+        metadata=metadata,
+    )  # fmt: skip
+    request.app.state.runner.start(row["id"])
+    return JSONResponse(batch_object(row))
+
+
+async def retrieve_batch(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    return JSONResponse(batch_object(found(request.app.state.store.get_batch(batch_id), "batch", batch_id)))
+
+
+async def list_batches(request: Request) -> Response:
+    q = request.query_params
+    limit = int_param(q.get("limit"), "limit", default=20, low=1, high=100)
+    rows, more = request.app.state.store.list_batches(limit=limit, after=q.get("after") or None)
+    return JSONResponse(page([batch_object(r) for r in rows], more))
+
+
+async def cancel_batch(request: Request) -> Response:
+    runner: BatchRunner = request.app.state.runner
+    batch_id = request.path_params["batch_id"]
+    row = found(request.app.state.store.get_batch(batch_id), "batch", batch_id)
+    if row["status"] in CANCELLED_STATUSES:
+        return JSONResponse(batch_object(row))
+    if row["status"] not in CANCELLABLE_STATUSES:
+        raise OpenAIErrorResponse(
+            409,
+            f"Cannot cancel a batch with status '{row['status']}': only a validating or in_progress batch can be"
+            " cancelled.",
+            code="batch_not_cancellable",
+        )
+    return JSONResponse(batch_object(runner.cancel(row["id"])))  # type: ignore[arg-type]
+
+
+ROUTES = [
+    Route("/v1/batches", create_batch, methods=["POST"]),
+    Route("/v1/batches", list_batches, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+]

@@ -1,0 +1,113 @@
+"""`ServerConfig`: everything the local server is started with, in one shape from the command line to the executors.
+
+The `python -m batchctl.server` options are built from its fields, so `to_argv()` and `from_argv()`
+agree by construction. Stdlib only: the CLI and the autostart import it without the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from batchctl.config import LOCAL_HOST, LOCAL_PORT
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _option(default: Any, help: str, *, env: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A field that is also a `python -m batchctl.server` option.
+
+    A field with `env` is a secret: it is read from that variable and handed to a background server
+    in its environment, never on a command line that `ps` shows.
+    """
+    return field(default=default, metadata={"help": help, "env": env, "choices": choices})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the local server listens, where it keeps its state and how it executes requests."""
+
+    host: str = _option(LOCAL_HOST, f"address to bind (default {LOCAL_HOST})")
+    port: int = _option(LOCAL_PORT, f"port (default {LOCAL_PORT})")
+    data_dir: Path | None = _option(None, "state directory (default <data dir>/server)")
+    api_key: str | None = _option(
+        None, "require 'Authorization: Bearer KEY' (env BATCHCTL_SERVER_API_KEY)", env="BATCHCTL_SERVER_API_KEY"
+    )
+    latency: float = _option(0.0, "seconds per request of the echo model")
+    failure_rate: float = _option(0.0, "share of echo requests that fail (0..1)")
+    upstream: str | None = _option(None, "forward requests to this OpenAI-compatible base URL")  # e.g. vLLM's /v1
+    upstream_key: str | None = _option(
+        None, "key for --upstream (env BATCHCTL_UPSTREAM_KEY)", env="BATCHCTL_UPSTREAM_KEY"
+    )
+    concurrency: int = _option(8, "requests in flight at once (default 8)")
+    max_retries: int = _option(4, "retries of an upstream 429/5xx (default 4)")
+    rpm: int | None = _option(None, "cap on upstream requests per minute")
+    timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
+    log_level: str = _option("warning", "uvicorn's log level (default warning)", choices=LOG_LEVELS)
+
+    def state_dir(self) -> Path:
+        """`data_dir`, or `<batchctl data dir>/server` when none was given."""
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        from batchctl.config import data_dir
+
+        return data_dir() / "server"
+
+    def problem(self) -> str | None:
+        """What makes this configuration unusable, or None."""
+        if not 0.0 <= self.failure_rate <= 1.0:
+            return "--failure-rate must be between 0 and 1"
+        if self.concurrency < 1:
+            return "--concurrency must be at least 1"
+        return None
+
+    def to_argv(self) -> list[str]:
+        """The `python -m batchctl.server` options that rebuild this configuration, secrets excepted."""
+        argv: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and not f.metadata["env"]:
+                argv += [_flag(f.name), str(value)]
+        return argv
+
+    def secret_env(self) -> dict[str, str]:
+        """The environment variables that carry the secrets `to_argv` leaves out."""
+        secrets = [f for f in fields(self) if f.metadata["env"]]
+        return {f.metadata["env"]: getattr(self, f.name) for f in secrets if getattr(self, f.name)}
+
+    @classmethod
+    def from_argv(cls, argv: list[str] | None = None) -> ServerConfig:
+        """Parse `python -m batchctl.server` options (secrets default to their environment variables)."""
+        parser = argument_parser()
+        args = vars(parser.parse_args(argv))
+        config = cls(**args)
+        problem = config.problem()
+        if problem:
+            parser.error(problem)
+        return config
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m batchctl.server",
+        description="Run the embedded OpenAI-compatible Batch server in the foreground.",
+    )
+    # Field annotations are strings (postponed evaluation): the type of an option follows its default,
+    # except the few whose default is None.
+    types = {"data_dir": Path, "rpm": int}
+    for f in fields(ServerConfig):
+        assert f.default is not MISSING
+        default = os.environ.get(f.metadata["env"]) if f.metadata["env"] else f.default
+        kind = types.get(f.name) or (type(f.default) if f.default is not None else str)
+        parser.add_argument(
+            _flag(f.name), dest=f.name, type=kind, default=default, choices=f.metadata["choices"],
+            help=f.metadata["help"],
+        )  # fmt: skip
+    return parser
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
