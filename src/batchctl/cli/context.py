@@ -49,6 +49,7 @@ class AppState:
         self._settings: Settings | None = None
         self._clients: list[Any] = []
         self._journal: Journal | None = None
+        self._routes: dict[tuple[Any, ...], BatchClient] = {}  # client_for_batch's clients, by route
 
     @property
     def json(self) -> bool:
@@ -175,8 +176,15 @@ class AppState:
         return settings_for_batch(self.journal().lookup_batch(batch_id), self.settings(), settings_of_profile)
 
     def client_for_batch(self, batch_id: str) -> BatchClient:
-        """A client that reaches `batch_id` through the server and channel pin it was submitted with."""
-        return self.client(self.settings_for_batch(batch_id))
+        """A client that reaches `batch_id` through the server and channel pin it was submitted with.
+
+        Batches reached the same way share one client (a job's parts all do).
+        """
+        settings = self.settings_for_batch(batch_id)
+        route = (settings.base_url, settings.api_key, settings.channel)
+        if route not in self._routes:
+            self._routes[route] = self.client(settings)
+        return self._routes[route]
 
     def provider_for_batch(self, batch_id: str) -> str:
         """The provider kind a batch was submitted to (the journal's), else the current settings'."""
@@ -187,6 +195,7 @@ class AppState:
         for client in self._clients:
             client.close()
         self._clients.clear()
+        self._routes.clear()
         if self._journal is not None:
             self._journal.close()
             self._journal = None
