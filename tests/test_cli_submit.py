@@ -77,7 +77,9 @@ def test_submit_without_wait_prints_the_id_and_the_watch_command(server, in_tmp)
     assert batch_id.startswith("batch_")
     assert f"batchctl status --watch {batch_id}" in result.stderr
     batch = httpx.get(f"{server.base_url}/batches/{batch_id}").json()
-    assert batch["metadata"] == {"project": "eval", "run": "1"}
+    tags = {k: batch["metadata"].pop(k) for k in ("batchctl_job", "batchctl_part", "batchctl_token")}
+    assert batch["metadata"] == {"project": "eval", "run": "1"}  # the user's, beside the job's tags
+    assert tags["batchctl_job"].startswith("job_") and tags["batchctl_part"] == "0"
     assert batch["endpoint"] == "/v1/chat/completions" and batch["completion_window"] == "24h"
     assert journal.lookup(batch_id).input_file_id == batch["input_file_id"]
 

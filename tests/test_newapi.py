@@ -161,7 +161,7 @@ def test_channel_suffix_on_every_call_of_a_batch(gateway, input_file, tmp_path, 
     batch_id = submitted_id(submitted.stdout)
     assert run("status", batch_id).exit_code == 0
     assert run("list").exit_code == 0
-    second = run("submit", str(input_file))
+    second = run("submit", str(input_file), "--new")  # the same input again would attach to the first job
     assert second.exit_code == 0, second.output
     assert run("cancel", submitted_id(second.stdout), "--yes").exit_code == 0
     download = run("download", batch_id, "-o", str(tmp_path / "again.jsonl"))

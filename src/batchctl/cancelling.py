@@ -21,8 +21,12 @@ class CancelOutcome:
     error: BatchctlError | None = None
 
 
+class AlreadyFinished(BatchctlError):
+    """The batch ended before it could be cancelled."""
+
+
 def _already_finished(batch: Batch) -> BatchctlError:
-    return BatchctlError(
+    return AlreadyFinished(
         f"{batch.id} has already finished ({batch.status}); there is nothing to cancel",
         hint=f"See it with: batchctl status {batch.id}",
     )

@@ -121,6 +121,17 @@ class UploadFile:
         self.close()
 
 
+def describe_changes(upload: UploadFile, model: str | None) -> str:
+    """What the upload changed in the user's file, as " (model set to m on 3 lines; 1 blank line left out)"."""
+    changed = []
+    if upload.models_rewritten:
+        changed.append(f"model set to {model} on {upload.models_rewritten:,} lines")
+    if upload.blank_lines_dropped:
+        n = upload.blank_lines_dropped
+        changed.append(f"{n:,} blank line{'s' if n != 1 else ''} left out")
+    return f" ({'; '.join(changed)})" if changed else ""
+
+
 def upload_input(client: BatchClient, path: Path, *, progress: ProgressCallback | None = None) -> FileObject:
     """Upload a batch input file, streamed from disk; `progress(bytes_sent, total)` as it goes."""
     return client.files.create(path=path, purpose="batch", progress=progress)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
     from batchctl.config import Settings
     from batchctl.downloading import Cleanup, DownloadOutcome, WaitFor
+    from batchctl.jobs.store import Journal
+    from batchctl.jobs.submit import JobOutcome, WaitForAll
     from batchctl.providers import ProviderSpec
     from batchctl.reporting import Reporter
     from batchctl.submission import UploadFile
@@ -40,6 +42,8 @@ class SubmitRequest:
     wait: bool = False
     download: DownloadRequest = field(default_factory=DownloadRequest)
     cleanup: bool = False
+    split: bool = True  # False: refuse a file over the limits instead of making a job of several batches
+    new: bool = False  # True: a new job even when the same submission has one already
 
 
 @dataclass
@@ -142,17 +146,11 @@ def preflight(
 
 
 def _upload(client: BatchClient, upload: UploadFile, display: str, reporter: Reporter, plan: SubmitPlan) -> str:
-    from batchctl.submission import upload_input
+    from batchctl.submission import describe_changes, upload_input
 
     with reporter.progress(f"Uploading {display}", upload.path.stat().st_size) as update:
         uploaded = upload_input(client, upload.path, progress=update)
-    changed = []
-    if upload.models_rewritten:
-        changed.append(f"model set to {plan.model} on {upload.models_rewritten:,} lines")
-    if upload.blank_lines_dropped:
-        n = upload.blank_lines_dropped
-        changed.append(f"{n:,} blank line{'s' if n != 1 else ''} left out")
-    reporter.success(f"Uploaded {display} as {uploaded.id}" + (f" ({'; '.join(changed)})" if changed else ""))
+    reporter.success(f"Uploaded {display} as {uploaded.id}" + describe_changes(upload, plan.model))
     return uploaded.id
 
 
@@ -187,14 +185,27 @@ def submit_batch(
     on_created: Callable[[Batch], None] | None = None,
     wait_for: WaitFor | None = None,
     debug_log: Callable[[str], None] | None = None,
-) -> SubmitOutcome:
+    journal: Journal | None = None,
+    on_id: Callable[[str], None] | None = None,
+    wait_for_all: WaitForAll | None = None,
+) -> SubmitOutcome | JobOutcome:
     """Check, upload, create the batch once and remember it; with `request.wait`, `wait_for` it, then
     download its results and (with `cleanup`) delete the input after a fully successful run.
 
+    A FILE with a `journal` is a job (`batchctl.jobs.submit`): split within the limits, resumable,
+    attached to when submitted again; `on_id` gets the id to print, `wait_for_all` watches its batches.
     `client_factory` is called once the checks have passed (it may start the local server);
     `on_created(batch)` runs as soon as the batch exists.
     """
     from batchctl.submission import UploadFile, record_submission
+
+    if request.file is not None and journal is not None:
+        from batchctl.jobs.submit import submit_job
+
+        return submit_job(
+            request, settings=settings, spec=spec, client_factory=client_factory, reporter=reporter,
+            journal=journal, on_id=on_id, wait_for_all=wait_for_all, debug_log=debug_log,
+        )  # fmt: skip
 
     with UploadFile(request.file) if request.file is not None else nullcontext() as upload:
         plan = preflight(request, settings, spec, upload, reporter, debug_log=debug_log)

@@ -16,6 +16,7 @@ from batchctl.cli.commands import cancel as cancel_cmd
 from batchctl.cli.commands import doctor as doctor_cmd
 from batchctl.cli.commands import download as download_cmd
 from batchctl.cli.commands import files as files_cmd
+from batchctl.cli.commands import jobs as jobs_cmd
 from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import profile as profile_cmd
 from batchctl.cli.commands import serve as serve_cmd
@@ -212,6 +213,7 @@ app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
 app.command("list")(list_cmd.list_batches)
 app.command("cancel", epilog=cancel_cmd.EPILOG)(cancel_cmd.cancel)
 app.add_typer(files_cmd.app, name="files", help="List, show and delete files stored on the server.")
+app.add_typer(jobs_cmd.app, name="jobs", help="Jobs from the local journal (no network): list, show, forget.")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("serve", epilog=serve_cmd.EPILOG)(serve_cmd.serve)
 

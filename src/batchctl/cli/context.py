@@ -15,6 +15,8 @@ from batchctl.cli.output import Output
 if TYPE_CHECKING:
     from batchctl.api import BatchClient
     from batchctl.config import Settings
+    from batchctl.jobs.records import Job
+    from batchctl.jobs.store import Journal
     from batchctl.providers import ProviderSpec
 
 
@@ -46,6 +48,8 @@ class AppState:
             self.debug = True
         self._settings: Settings | None = None
         self._clients: list[Any] = []
+        self._journal: Journal | None = None
+        self._routes: dict[tuple[Any, ...], BatchClient] = {}  # client_for_batch's clients, by route
 
     @property
     def json(self) -> bool:
@@ -134,9 +138,33 @@ class AppState:
         else:
             ensure_local_server(url, data_dir(), notify=self.out.info)
 
+    def journal(self) -> Journal:
+        """The journal, opened once for this command (closed in `close`)."""
+        if self._journal is None:
+            from batchctl.jobs.store import Journal
+
+            self._journal = Journal.open()
+        return self._journal
+
+    def find_job(self, id_or_batch: str) -> Job | None:
+        """The job a `job_…` id (or a unique prefix of one) names; None for anything else (a batch id)."""
+        from batchctl.jobs import JOB_PREFIX
+
+        if not id_or_batch.startswith(JOB_PREFIX):
+            return None
+        found = self.journal().resolve(id_or_batch)
+        return found if not hasattr(found, "batch_id") else None  # type: ignore[return-value]
+
+    def expand_ids(self, ids: list[str]) -> list[str]:
+        """Batch ids with each job id replaced by its parts' batch ids."""
+        expanded: list[str] = []
+        for item in ids:
+            job = self.find_job(item)
+            expanded += [p.batch_id for p in self.journal().parts(job.id) if p.batch_id] if job else [item]
+        return expanded
+
     def settings_for_batch(self, batch_id: str) -> Settings:
         """The settings that reach `batch_id` the way it was submitted (see `batchctl.routing`)."""
-        from batchctl import journal
         from batchctl.config import load_config, resolve_settings
         from batchctl.routing import settings_for_batch
 
@@ -145,20 +173,29 @@ class AppState:
                 return None
             return resolve_settings(profile=name, base_url=self.base_url, api_key=self.api_key, channel=self.channel)
 
-        return settings_for_batch(journal.lookup(batch_id), self.settings(), settings_of_profile)
+        return settings_for_batch(self.journal().lookup_batch(batch_id), self.settings(), settings_of_profile)
 
     def client_for_batch(self, batch_id: str) -> BatchClient:
-        """A client that reaches `batch_id` through the server and channel pin it was submitted with."""
-        return self.client(self.settings_for_batch(batch_id))
+        """A client that reaches `batch_id` through the server and channel pin it was submitted with.
+
+        Batches reached the same way share one client (a job's parts all do).
+        """
+        settings = self.settings_for_batch(batch_id)
+        route = (settings.base_url, settings.api_key, settings.channel)
+        if route not in self._routes:
+            self._routes[route] = self.client(settings)
+        return self._routes[route]
 
     def provider_for_batch(self, batch_id: str) -> str:
         """The provider kind a batch was submitted to (the journal's), else the current settings'."""
-        from batchctl import journal
-
-        entry = journal.lookup(batch_id)
+        entry = self.journal().lookup_batch(batch_id)
         return entry.provider if entry is not None else self.settings().provider
 
     def close(self) -> None:
         for client in self._clients:
             client.close()
         self._clients.clear()
+        self._routes.clear()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None

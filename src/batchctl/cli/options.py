@@ -116,8 +116,43 @@ DebugOpt = Annotated[
         show_envvar=False,
     ),
 ]
-BatchIdArg = Annotated[str, typer.Argument(help="Batch id, e.g. batch_abc123.", show_default=False, metavar="BATCH_ID")]
-BatchIdsArg = Annotated[list[str], typer.Argument(help="One or more batch ids.", show_default=False, metavar="BATCH_ID")]
+def complete_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion for job and batch ids: from the journal, newest first; the help is the input file's name."""
+    return journal_ids(incomplete, batches=True)
+
+
+def complete_job_ids(incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion for job ids only."""
+    return journal_ids(incomplete, batches=False)
+
+
+def journal_ids(incomplete: str, *, batches: bool) -> list[tuple[str, str]]:
+    import os
+
+    try:
+        from batchctl.jobs.store import Journal, journal_path
+
+        if not journal_path().exists():
+            return []
+        with Journal.open() as journal:
+            found = [(job.id, os.path.basename(job.input_path)) for job in journal.jobs()]
+            if batches:
+                found += [(b.batch_id, os.path.basename(b.input_path or "")) for b in journal.batches()]
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    return [(value, help_) for value, help_ in found if value.startswith(incomplete)]
+
+
+BatchIdArg = Annotated[
+    str,
+    typer.Argument(help="Batch id (batch_abc123) or job id (job_…).", show_default=False, metavar="BATCH_ID",
+                   autocompletion=complete_ids),  # fmt: skip
+]
+BatchIdsArg = Annotated[
+    list[str],
+    typer.Argument(help="One or more batch ids or job ids.", show_default=False, metavar="BATCH_ID",
+                   autocompletion=complete_ids),  # fmt: skip
+]
 IntervalOpt = Annotated[
     float | None,
     typer.Option(

@@ -137,3 +137,73 @@ def show_doctor(out: Output, report: DoctorReport) -> None:
         out.error(f"{len(failed)} check(s) failed: {', '.join(failed)}", "Fix them as each line says, then run batchctl doctor again.")
     else:
         out.success("No failures" + (" (see the warnings above)" if any(c.status == "warn" for c in report.checks) else ""))
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _counts(done: int | None, failed: int | None, total: int | None) -> str:
+    if total is None:
+        return "-"
+    return f"{done or 0:,}/{total:,}" + (f" ({failed:,} failed)" if failed else "")
+
+
+def show_job(out: Output, view, *, live_counts: bool = True) -> None:
+    """A job: the aggregate panel (combined bar, ETA) when its batches were fetched, then a row per part."""
+    import time
+    from pathlib import Path
+
+    from batchctl.cli.render import BatchView, batch_panel
+    from batchctl.watching import rate_from_timestamps
+
+    job = view.job
+    out.info(
+        f"{job.id}: {Path(job.input_path).name} ({_plural(job.input_lines, 'request')}), profile {job.profile}, "
+        f"created {_when(job.created_at)}, {job.state}"
+    )
+    if view.total is not None:
+        now = time.time()
+        rate = rate_from_timestamps(view.total, now) if live_counts else None
+        out.print(batch_panel(BatchView(view.total, live_counts=live_counts, rate=rate), now=now))
+    rows = []
+    for part in view.to_dict()["parts"]:
+        counts = part["request_counts"]
+        rows.append([
+            part["part"] + 1, f"{part['first_line']:,}-{part['last_line']:,}", part["batch_id"] or "-",
+            part["status"] or part["step"], _counts(counts["completed"], counts["failed"], counts["total"] or part["requests"]),
+        ])  # fmt: skip
+    out.table(["part", "lines", "batch", "status", "done"], rows, keep=("batch",))
+
+
+def job_line(view) -> str:
+    """One line for a job (the end of `status JOB --watch` when piped)."""
+    total = view.total
+    if total is None:
+        return f"{view.job.id}  {view.job.state}"
+    counts = total.request_counts
+    return f"{view.job.id}  {total.status}  {_counts(counts.completed, counts.failed, counts.total)}  {len(view.parts)} parts"
+
+
+def show_jobs(out: Output, views) -> None:
+    """`batchctl jobs`: one row per job from the journal (no network)."""
+    from pathlib import Path
+
+    rows = []
+    for view in views:
+        parts = view.parts
+        done = sum(p.completed or 0 for p in parts)
+        failed = sum(p.failed or 0 for p in parts)
+        total = sum((p.total or p.request_count) for p in parts)
+        statuses = sorted({p.status or p.step for p in parts} - {view.job.state})
+        rows.append([
+            view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, len(parts),
+            view.job.state + (f" ({', '.join(statuses)})" if statuses else ""), _counts(done, failed, total),
+        ])  # fmt: skip
+    out.table(["job", "created", "profile", "input", "parts", "state", "done"], rows, keep=("job",),
+              empty="No jobs in the journal yet: batchctl submit FILE makes one.")  # fmt: skip

@@ -27,7 +27,7 @@ def cancel(
     interval: IntervalOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Cancel batches. Requests already finished are kept (and billed); the rest are dropped.
+    """Cancel batches (a job id: every active batch of the job). Requests already finished are kept (and billed); the rest are dropped.
 
     Asks for confirmation unless --yes; when not on a terminal it refuses without --yes.
 
@@ -36,10 +36,15 @@ def cancel(
     from batchctl.cancelling import cancel_batches
     from batchctl.cli.errors import describe
 
+    from batchctl.cancelling import AlreadyFinished
+
     state = AppState.get(ctx, json_=json_)
     out = state.out
-    ids = list(dict.fromkeys(batch_ids))
+    jobs = [item for item in batch_ids if state.find_job(item) is not None]
+    ids = list(dict.fromkeys(state.expand_ids(batch_ids)))  # a job: every one of its batches
     what = ids[0] if len(ids) == 1 else f"{len(ids)} batches ({', '.join(ids)})"
+    if jobs:
+        what = f"{', '.join(jobs)} ({len(ids)} batch{'es' if len(ids) != 1 else ''})"
     if not yes and not out.confirm(
         f"Cancel {what}? Finished requests are kept; the rest are dropped",
         refusal="refusing to cancel without confirmation: this is not a terminal",
@@ -50,6 +55,11 @@ def cancel(
 
     outcomes = cancel_batches(ids, state.client_for_batch)
     cancelled = [o.batch for o in outcomes if o.batch is not None]
+    if jobs:  # a job's parts that had already ended are not failures of `cancel JOB`
+        done = [o for o in outcomes if isinstance(o.error, AlreadyFinished)]
+        for outcome in done:
+            out.info(f"{outcome.batch_id}: already finished, nothing to cancel")
+        outcomes = [o for o in outcomes if o not in done]
     for outcome in outcomes:
         if outcome.error is not None:
             message, hint, _ = describe(outcome.error)

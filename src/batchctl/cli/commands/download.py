@@ -71,7 +71,9 @@ def download(
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Download the results of a batch: the output file and the error file (when there is one).
+    """Download the results of a batch or job: the output file and the error file (when there is one).
+
+    A job (job_…) gets one output and one error file for all its batches, in part order (--merge: input order).
 
     Each file streams to disk as <name>.part and is renamed when complete; existing files are not
     overwritten without --force. --merge INPUT restores input order; --content keeps only answers.
@@ -101,7 +103,18 @@ def download(
     def wait_for(batch_id: str, resume_hint: str):
         return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint)
 
-    outcome = download_results(state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None)
+    job = state.find_job(batch_id)
+    if job is not None:  # one output and one error file for all its batches
+        from batchctl.cli.watch import watch_batches
+        from batchctl.jobs.download import download_job
+
+        def wait_for_all(ids: list[str], resume_hint: str):
+            return watch_batches(state, ids, interval=interval, download_hint=False, progress_to_stderr=True,
+                                 resume_hint=resume_hint)  # fmt: skip
+
+        outcome = download_job(state.journal(), job, state.client_for_batch, request, wait_for_all=wait_for_all if wait else None)
+    else:
+        outcome = download_results(state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None)
     show_download(state.out, outcome)
     state.out.result(outcome)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))

@@ -37,6 +37,11 @@ def status(
     Example: batchctl status batch_abc123 --watch --interval 5
     """
     state = AppState.get(ctx, json_=json_)
+    job = state.find_job(batch_ids[0]) if len(batch_ids) == 1 else None
+    if job is not None:
+        _job_status(state, job, watch=watch, interval=interval)
+        return
+    batch_ids = state.expand_ids(batch_ids)  # a job among several ids stands for its batches
     if watch:
         from batchctl.cli.watch import watch_batches
         from batchctl.watching import exit_code_for_statuses
@@ -73,3 +78,28 @@ def status(
             f"no batch {', '.join(missing)} on this server (HTTP 404)",
             "Check the id, and that the profile points at the server that created it.",
         )
+
+
+def _job_status(state: AppState, job, *, watch: bool, interval: float | None) -> None:
+    """`status JOB`: the aggregate over its parts (a combined bar, ETA) and each part; --watch ends with it."""
+    from batchctl.cli.reports import job_line, show_job
+    from batchctl.jobs.view import load_view, watch_job
+    from batchctl.watching import counts_are_live, exit_code_for_statuses
+
+    live = counts_are_live(job.provider)
+    if not watch:
+        view = load_view(state.journal(), job, state.client_for_batch)
+        state.out.result(view, human=lambda: show_job(state.out, view, live_counts=live))
+        return
+    from batchctl.cli.watch import watch_batches
+
+    view = watch_job(
+        state.journal(), job, state.client_for_batch,
+        lambda ids: watch_batches(state, ids, interval=interval, download_hint=False),
+    )  # fmt: skip
+    state.out.update(view, job_line(view))
+    if view.total is not None and view.total.status == "completed":
+        state.out.info(f"Download the results: batchctl download {job.id}")
+    code = exit_code_for_statuses([b.status for b in view.batches])
+    if code:
+        raise typer.Exit(code)

@@ -73,6 +73,14 @@ CleanupOpt = Annotated[
         "--cleanup", help="With --wait: delete FILE after a fully successful run (completed, all saved, no failed request)."
     ),
 ]
+NoSplitOpt = Annotated[
+    bool,
+    typer.Option("--no-split", help="Refuse a file over the profile's limits instead of submitting it as a job of several batches."),
+]
+NewOpt = Annotated[
+    bool,
+    typer.Option("--new", help="Submit as a new job even if the same input was already submitted with the same options."),
+]
 
 
 def submit(
@@ -91,19 +99,23 @@ def submit(
     cleanup: CleanupOpt = False,
     delete_remote: DeleteRemoteOpt = False,
     no_check: NoCheckOpt = False,
+    no_split: NoSplitOpt = False,
+    new: NewOpt = False,
     force: ForceOpt = False,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Validate a Batch input file, upload it and create the batch; print its id and how to watch it.
 
-    Invalid files are refused with every problem listed, and nothing is uploaded. With --wait, watch
-    the batch to the end and download the results (output, and errors beside it).
+    Invalid files are refused with every problem listed, and nothing is uploaded. A file over the
+    profile's limits becomes a job (job_…) of several batches; the same submission again attaches to
+    its job (or resumes it after a crash) instead of uploading again. With --wait, watch the batches
+    to the end and download the results (output, and errors beside it).
 
     Example: batchctl submit examples/chat.jsonl --model qwen-plus --wait --cleanup
     """
     from batchctl.cli.reports import exit_for_final_state, show_download
-    from batchctl.cli.watch import wait_for_batch
+    from batchctl.cli.watch import wait_for_batch, watch_batches
     from batchctl.downloading import DownloadRequest
     from batchctl.submission import parse_metadata
     from batchctl.submitting import SubmitRequest, submit_batch
@@ -139,6 +151,8 @@ def submit(
         wait=wait,
         download=DownloadRequest(output=output, errors_output=errors_output, force=force, delete_remote=delete_remote),
         cleanup=cleanup,
+        split=not no_split,
+        new=new,
     )
     outcome = submit_batch(
         request,
@@ -149,6 +163,11 @@ def submit(
         on_created=lambda batch: out.result_line(batch.id),  # the id, as soon as it exists
         wait_for=lambda batch_id, resume_hint: wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint),
         debug_log=out.debug if state.debug else None,
+        journal=state.journal(),
+        on_id=out.result_line,
+        wait_for_all=lambda ids, resume_hint: watch_batches(
+            state, ids, interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint
+        ),
     )
     if outcome.download is not None:
         show_download(out, outcome.download)
@@ -158,5 +177,5 @@ def submit(
         else:
             out.info(f"Kept the input file {outcome.cleanup.path}: {outcome.cleanup.reason}.")
     out.result(outcome)
-    if outcome.final is not None and outcome.download is not None:
-        exit_for_final_state(out, outcome.final, saved_files=bool(outcome.download.result.files))
+    if outcome.download is not None:
+        exit_for_final_state(out, outcome.download.batch, saved_files=bool(outcome.download.result.files))

@@ -1,0 +1,75 @@
+"""`batchctl jobs`: the jobs in the local journal (no network): list them, show one, forget one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from batchctl.cli.context import AppState
+from batchctl.cli.options import JsonOpt, complete_job_ids
+
+JobIdArg = Annotated[
+    str,
+    typer.Argument(help="Job id (job_…), or a unique start of one.", show_default=False, metavar="JOB_ID",
+                   autocompletion=complete_job_ids),  # fmt: skip
+]
+
+app = typer.Typer(
+    help="Jobs (one input file submitted as one or more batches) from the local journal; no network.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def list_jobs(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List the jobs in the journal, newest first: id, created, profile, input, parts, last known state, counts.
+
+    Example: batchctl jobs --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from batchctl.cli.reports import show_jobs
+    from batchctl.jobs.view import list_jobs as jobs_of
+
+    state = AppState.get(ctx, json_=json_)
+    views = jobs_of(state.journal())
+    state.out.result(views, human=lambda: show_jobs(state.out, views))
+
+
+@app.command("show")
+def show(ctx: typer.Context, job_id: JobIdArg, json_: JsonOpt = False) -> None:
+    """Show one job as the journal knows it: input, options, and each part's lines, file, batch and last state.
+
+    Example: batchctl jobs show job_3f2a
+    """
+    from batchctl.cli.reports import show_job
+    from batchctl.jobs.view import load_view
+
+    state = AppState.get(ctx, json_=json_)
+    view = load_view(state.journal(), _job(state, job_id))
+    state.out.result(view, human=lambda: show_job(state.out, view))
+
+
+@app.command("forget")
+def forget(ctx: typer.Context, job_id: JobIdArg, json_: JsonOpt = False) -> None:
+    """Forget a job: hidden from `jobs`, and the same input can be submitted again as a new job.
+
+    Its batches keep running and stay reachable by their batch ids. Example: batchctl jobs forget job_3f2a
+    """
+    state = AppState.get(ctx, json_=json_)
+    job = _job(state, job_id)
+    state.journal().forget_job(job.id)
+    state.out.success(f"Forgot {job.id}; its batches keep their ids: batchctl list shows them.")
+    state.out.result({"job_id": job.id, "forgotten": True})
+
+
+def _job(state: AppState, job_id: str):
+    from batchctl.errors import BatchctlError
+
+    job = state.find_job(job_id if job_id.startswith("job_") else "job_" + job_id)
+    if job is None:
+        raise BatchctlError(f"{job_id!r} is not a job id", "Job ids start with job_; batchctl jobs lists them.")
+    return job

@@ -1,0 +1,176 @@
+"""A job's results as one output file and one error file: its parts' files concatenated in part order,
+or (`--merge INPUT`) every request's result in input order across all parts.
+
+A one-part job is saved exactly as a single batch is (`downloading.save_finished`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchctl.downloading import DownloadOutcome, DownloadRequest, not_finished_error, save_finished
+from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
+from batchctl.jobs.steps import kill_point
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient
+    from batchctl.jobs.records import Job, Part
+    from batchctl.jobs.store import Journal
+    from batchctl.jobs.submit import JobOutcome, WaitForAll
+    from batchctl.submitting import SubmitRequest
+
+
+def resume_job_command(job_id: str, output: Path, errors_output: Path) -> str:
+    from batchctl.downloading import resume_command
+
+    return resume_command(job_id, output, errors_output)
+
+
+def save_job_results(
+    client: BatchClient, job: Job, parts: Sequence[Part], batches: Sequence[Batch], request: DownloadRequest, *,
+    output: Path, errors_output: Path,
+) -> DownloadOutcome:
+    """Save finished parts' files as the job's one output and one error file (plus --delete-remote per part)."""
+    from batchctl.answers import content_field, write_content
+    from batchctl.jobs.view import aggregate
+    from batchctl.merging import MergeReport, iter_merged
+    from batchctl.results import DownloadResult, SavedFile, iter_result_lines, scan_results, write_lines
+
+    if len(batches) == 1:
+        return save_finished(client, batches[0], request, output=output, errors_output=errors_output,
+                             input_file_id=parts[0].file_id)  # fmt: skip
+    total = aggregate(job, batches)
+    outcome = DownloadOutcome(total, DownloadResult(job.id, total.status), content_format=request.content_format)
+    outputs = [b.output_file_id for b in batches if b.output_file_id]
+    errors = [b.error_file_id for b in batches if b.error_file_id]
+    if not outputs and not errors and request.merge_input is None:
+        outcome.nothing_saved = f"job {job.id} is {total.status} and none of its batches has an output or error file"
+        return outcome
+    result = outcome.result
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
+        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl") for n, fid in enumerate(outputs)]
+        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl") for n, fid in enumerate(errors)]
+        kill_point("download")
+        for path in raw_out:
+            result.failed_requests += scan_results(path)[1]
+        if raw_err:
+            count = write_lines(errors_output, iter_result_lines(raw_err))
+            result.files.append(SavedFile("error", errors_output, count, errors_output.stat().st_size, ",".join(errors)))
+            result.failed_requests += count
+        lines: Iterable[bytes]
+        if request.merge_input is not None:
+            result.merge = MergeReport()
+            lines = iter_merged(request.merge_input, raw_out + raw_err, result.merge)
+            kind = "merged"
+        else:
+            lines = iter_result_lines(raw_out)
+            kind = "output"
+        if request.content_format is not None:
+            count = write_content(output, lines, fmt=request.content_format, field_name=content_field(job.endpoint))
+            kind = "content"
+        elif raw_out or request.merge_input is not None:
+            count = write_lines(output, lines)
+        else:
+            count = None
+        if count is not None:
+            result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, ",".join(outputs) or None))
+    if request.delete_remote:
+        from batchctl.remote_cleanup import delete_remote_files, remote_files_of
+
+        outcome.deletions = []
+        for part, batch in zip(parts, batches):
+            targets = remote_files_of(batch, input_file_id=part.file_id)
+            outcome.deletions += delete_remote_files(client, targets) if targets else []
+    return outcome
+
+
+def _fetch(client: BatchClient, file_id: str, path: Path) -> Path:
+    client.files.download_to(file_id, path)
+    return path
+
+
+def _targets(model: str | None, request: DownloadRequest) -> tuple[Path, Path]:
+    from batchctl.results import check_overwrite, resolve_targets
+
+    output, errors_output = resolve_targets(request.output, request.errors_output, model=model,
+                                            content_format=request.content_format)  # fmt: skip
+    check_overwrite([output, errors_output], force=request.force)
+    return output, errors_output
+
+
+def _created_parts(journal: Journal, job: Job) -> list[Part]:
+    parts = journal.parts(job.id)
+    missing = [p.index + 1 for p in parts if not p.batch_id]
+    if missing or not parts:
+        raise BatchctlError(
+            f"{job.id} is not fully submitted: part{'s' if len(missing) != 1 else ''} "
+            f"{', '.join(map(str, missing))} ha{'ve' if len(missing) != 1 else 's'} no batch yet",
+            f"Finish it by running the same submit again (input {job.input_path}).",
+        )
+    return parts
+
+
+def download_job(
+    journal: Journal, job: Job, client_for: Callable[[str], BatchClient], request: DownloadRequest, *,
+    wait_for_all: WaitForAll | None = None,
+) -> DownloadOutcome:
+    """`batchctl download JOB`: one output and one error file for the whole job (waiting first with `wait_for_all`).
+
+    `client_for(batch_id)` reaches the job's batches (all on the server and channel the job was submitted to).
+    """
+    from batchctl.jobs.view import aggregate, note_batches
+
+    parts = _created_parts(journal, job)
+    ids = [p.batch_id for p in parts if p.batch_id]
+    client = client_for(ids[0])
+    batches = [client.batches.retrieve(batch_id) for batch_id in ids]
+    output, errors_output = _targets(job.model or next((b.model for b in batches if b.model), None), request)
+    if not all(b.is_terminal for b in batches):
+        if wait_for_all is None:
+            if len(batches) == 1:
+                raise not_finished_error(batches[0])
+            total = aggregate(job, batches)
+            raise BatchctlError(
+                f"job {job.id} is {total.status} ({total.request_counts.completed:,}/{total.request_counts.total:,} "
+                "requests done), not finished yet: nothing to download",
+                f"Wait for it: batchctl download {job.id} --wait (or watch it: batchctl status --watch {job.id}).",
+                EXIT_NOT_FINISHED,
+            )
+        kill_point("watch")
+        batches = wait_for_all(ids, resume_job_command(job.id if len(ids) > 1 else ids[0], output, errors_output))
+    note_batches(journal, job, batches)
+    step = journal.begin_step(job.id, "download", detail=str(output))
+    outcome = save_job_results(client, job, parts, batches, request, output=output, errors_output=errors_output)
+    journal.finish_step(step, detail=f"{len(outcome.result.files)} files")
+    if outcome.result.files:
+        for batch_id in ids:
+            journal.update_batch(batch_id, output_path=str(output.resolve()))
+    return outcome
+
+
+def wait_and_download(
+    outcome: JobOutcome, request: SubmitRequest, journal: Journal, client_factory: Callable[[], BatchClient],
+    wait_for_all: WaitForAll,
+) -> None:
+    """`submit --wait`: watch every part to its end, then save the job's results; `--cleanup` after a full success."""
+    from batchctl.downloading import clean_up_input
+    from batchctl.jobs.view import aggregate
+
+    client = client_factory()
+    ids = outcome.batch_ids
+    output, errors_output = request.download.output, request.download.errors_output
+    assert output is not None and errors_output is not None
+    kill_point("watch")
+    wait_for_all(ids, resume_job_command(outcome.result_id, output, errors_output))
+    outcome.download = download_job(journal, outcome.job, lambda _: client, request.download)
+    outcome.job = journal.get_job(outcome.job.id) or outcome.job
+    outcome.parts = journal.parts(outcome.job.id)
+    batch = outcome.download.batch
+    outcome.final = [batch] if len(outcome.parts) == 1 else None
+    outcome.total = batch if len(outcome.parts) > 1 else aggregate(outcome.job, [batch])
+    if request.cleanup and request.file is not None:
+        outcome.cleanup = clean_up_input(request.file, outcome.download)

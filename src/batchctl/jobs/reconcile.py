@@ -1,0 +1,73 @@
+"""Reconciling with the server before a part's batch is created (again).
+
+Every batch a job creates carries metadata tags: `batchctl_job`, `batchctl_part` and a per-attempt
+`batchctl_token`. When the journal shows a create that was sent but never answered (a crash, a 5xx, a
+timeout), the server's batch list is searched for those tags: a batch found is adopted, so a part never
+gets two batches. A provider that cannot list batches cannot be asked: that is said, not guessed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from batchctl.errors import BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient
+    from batchctl.jobs.records import Job, Part
+
+TAG_JOB = "batchctl_job"
+TAG_PART = "batchctl_part"
+TAG_TOKEN = "batchctl_token"
+# Batches listed newest first: stop this long before the job began (clocks of client and server differ).
+CLOCK_SLACK_S = 3600
+
+
+def tags(job: Job, part: Part, token: str) -> dict[str, str]:
+    """The user's metadata with the job's tags merged in (the tags win)."""
+    return {**(job.metadata or {}), TAG_JOB: job.id, TAG_PART: str(part.index), TAG_TOKEN: token}
+
+
+class CannotReconcile(BatchctlError):
+    """The server cannot list batches, so whether a sent create made a batch cannot be known."""
+
+
+def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
+    """The server's batch for this job's part (any attempt's token; the current one preferred), or None.
+
+    Raises CannotReconcile when the server does not list batches (HTTP 404/405/501).
+    """
+    from batchctl.api import errors as api
+
+    since = job.created_at - CLOCK_SLACK_S
+    found: list[Batch] = []
+    try:
+        for batch in client.batches.iter(limit=100):
+            meta = batch.metadata or {}
+            if meta.get(TAG_JOB) == job.id and str(meta.get(TAG_PART)) == str(part.index):
+                found.append(batch)
+            if batch.created_at is not None and batch.created_at < since:
+                break
+    except (api.NotFoundError, api.NotImplementedByServerError) as exc:
+        raise cannot_list(job, part, exc) from None
+    except api.APIStatusError as exc:
+        if exc.status == 405:
+            raise cannot_list(job, part, exc) from None
+        raise
+    if not found:
+        return None
+    found.sort(key=lambda b: ((b.metadata or {}).get(TAG_TOKEN) != part.token, b.created_at or 0))
+    return found[0]
+
+
+def cannot_list(job: Job, part: Part, exc: Exception) -> CannotReconcile:
+    sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(part.updated_at or time.time()))
+    status = getattr(exc, "status", None)
+    return CannotReconcile(
+        f"part {part.index + 1} of {job.id}: the create sent at {sent} got no usable answer, and "
+        f"{job.base_url} cannot list batches (HTTP {status}), so batchctl cannot know whether that batch exists",
+        f"Look for a batch with metadata {TAG_JOB}={job.id}, {TAG_PART}={part.index} in the provider's console. "
+        f"If there is none, submit again as a new job (batchctl submit FILE --new) or drop this one "
+        f"(batchctl jobs forget {job.id}); if there is one, its batch id works with every command.",
+    )

@@ -1,0 +1,160 @@
+"""Jobs end to end against a real local server: a 230-request file with a 50-request limit is a job of
+5 batches; status, download (--merge), cancel and `jobs` take the job id; a re-run attaches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from batch_factory import write_requests
+from batchctl.cli.app import app
+from batchctl.jobs.store import Journal
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture
+def small(start_server):
+    """A server and an active profile `small` pointing at it with a 50-request limit."""
+    handle = start_server(latency=0.0)
+    result = runner.invoke(app, ["profile", "add", "small", "--preset", "local", "--base-url", handle.base_url,
+                                 "--max-requests", "50", "--poll-interval", "0.1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return handle
+
+
+def server_batches(server) -> list[dict]:
+    return httpx.get(server.base_url + "/batches", params={"limit": 100}).json()["data"]
+
+
+def uploads(server) -> list[dict]:
+    return [f for f in httpx.get(server.base_url + "/files").json()["data"] if f["purpose"] == "batch"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_a_file_over_the_limit_is_a_job_of_parts_downloaded_in_input_order(small, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 230)
+    result = invoke("submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl")
+    assert result.exit_code == 0, result.output
+    job_id = result.stdout.splitlines()[0].strip()
+    assert job_id.startswith("job_")
+    assert f"input has 230 requests: 5 batches of ≤ 50 ({job_id})" in result.stderr
+    batches = server_batches(small)
+    assert len(batches) == 5 and {b["metadata"]["batchctl_job"] for b in batches} == {job_id}
+    assert sorted(b["request_counts"]["total"] for b in batches) == [30, 50, 50, 50, 50]
+    lines = (in_tmp / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 230  # the parts' outputs, concatenated in part order
+    assert {json.loads(line)["custom_id"] for line in lines[:50]} == {f"req-{i}" for i in range(1, 51)}
+
+    merged = invoke("download", job_id, "--merge", str(source), "-o", "merged.jsonl")
+    assert merged.exit_code == 0, merged.output
+    ids = [json.loads(line)["custom_id"] for line in (in_tmp / "merged.jsonl").read_text().splitlines()]
+    assert ids == [f"req-{i}" for i in range(1, 231)]
+
+    content = invoke("--json", "download", job_id, "--content", "-o", "answers.jsonl")
+    assert content.exit_code == 0, content.output
+    assert json.loads(content.stdout)["files"][0]["lines"] == 230
+
+    with Journal.open() as journal:
+        job = journal.get_job(job_id)
+        parts = journal.parts(job_id)
+    assert job.state == "completed" and job.input_lines == 230 and job.input_sha256
+    assert [(p.first_line, p.last_line) for p in parts] == [(1, 50), (51, 100), (101, 150), (151, 200), (201, 230)]
+    assert all(p.step == "created" and p.status == "completed" and p.file_id for p in parts)
+
+    # The same submission again attaches: nothing uploaded, no new batch.
+    before = len(uploads(small))
+    again = invoke("submit", str(source))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == job_id
+    assert f"already submitted as {job_id} on " in again.stderr and "--new to submit again" in again.stderr
+    assert len(uploads(small)) == before and len(server_batches(small)) == 5
+
+
+def test_status_jobs_and_json(small, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 120)
+    submitted = invoke("--json", "submit", str(source))
+    assert submitted.exit_code == 0, submitted.output
+    data = json.loads(submitted.stdout)
+    job_id = data["job_id"]
+    assert data["object"] == "job" and [p["requests"] for p in data["parts"]] == [50, 50, 20]
+    assert all(p["batch_id"].startswith("batch_") for p in data["parts"])
+
+    watched = invoke("status", job_id, "--watch", "--json", "--interval", "0.1")
+    assert watched.exit_code == 0, watched.output
+    last = json.loads(watched.stdout.strip().splitlines()[-1])  # NDJSON: the aggregate comes last
+    assert last["job_id"] == job_id and last["aggregate"]["status"] == "completed"
+    assert last["aggregate"]["request_counts"] == {"total": 120, "completed": 120, "failed": 0}
+    assert [p["status"] for p in last["parts"]] == ["completed"] * 3
+
+    shown = invoke("status", job_id[:10])  # a unique prefix works too
+    assert shown.exit_code == 0, shown.output
+    assert "120/120" in shown.stdout and data["parts"][2]["batch_id"] in shown.stdout
+
+    listed = invoke("jobs", "--json")
+    assert [j["job_id"] for j in json.loads(listed.stdout)] == [job_id]
+    table = invoke("jobs")
+    assert job_id in table.stdout and "chat.jsonl" in table.stdout and "120/120" in table.stdout
+    detail = invoke("jobs", "show", job_id, "--json")
+    assert json.loads(detail.stdout)["parts"][0]["first_line"] == 1
+
+    cancelled = invoke("cancel", job_id, "--yes")  # every part has finished: nothing to cancel, no failure
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "already finished" in cancelled.stderr
+
+    forgotten = invoke("jobs", "forget", job_id)
+    assert forgotten.exit_code == 0 and job_id not in invoke("jobs").stdout
+    again = invoke("submit", str(source))  # forgotten: submitted again as a new job
+    assert again.exit_code == 0 and again.stdout.strip() != job_id
+
+
+def test_one_part_job_keeps_the_batch_id_and_no_split_refuses(small, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 20)
+    result = invoke("--json", "submit", str(source))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["id"].startswith("batch_") and data["job_id"].startswith("job_") and data["object"] == "batch"
+    status = invoke("status", data["job_id"], "--json")
+    assert json.loads(status.stdout)["parts"][0]["batch_id"] == data["id"]
+
+    big = write_requests(in_tmp / "big.jsonl", 51)
+    refused = invoke("submit", str(big), "--no-split")
+    assert refused.exit_code == 1
+    assert "51 requests, 1 over" in refused.stderr and "nothing was uploaded" in refused.stderr
+    new = invoke("submit", str(source), "--new")
+    assert new.exit_code == 0 and new.stdout.strip() != data["id"]
+    assert len(server_batches(small)) == 2
+
+
+def test_cancel_a_running_job_cancels_every_part(start_server, in_tmp):
+    server = start_server(latency=0.2, extra_args=["--concurrency", "1"])
+    assert invoke("profile", "add", "slow", "--preset", "local", "--base-url", server.base_url,
+                  "--max-requests", "10").exit_code == 0  # fmt: skip
+    job_id = invoke("submit", str(write_requests(in_tmp / "chat.jsonl", 30))).stdout.strip()
+    result = invoke("cancel", job_id, "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 3
+    assert all(b["status"] in ("cancelling", "cancelled") for b in server_batches(server))
+
+
+def test_ids_complete_from_the_journal_newest_first(small, in_tmp):
+    from batchctl.cli.options import complete_ids, complete_job_ids
+
+    assert complete_ids("") == []  # no journal yet: nothing, and no error
+    first = invoke("submit", str(write_requests(in_tmp / "one.jsonl", 5))).stdout.strip()
+    job_id = invoke("submit", str(write_requests(in_tmp / "two.jsonl", 60))).stdout.strip()
+    with Journal.open() as journal:
+        steps = [s.name for s in journal.steps(job_id)]
+    assert steps[0] == "split" and steps.count("upload") == steps.count("create") == 2  # each intent recorded
+    jobs = complete_job_ids("job_")
+    assert [value for value, _ in jobs][0] == job_id and dict(jobs)[job_id] == "two.jsonl"
+    batches = dict(complete_ids("batch_"))
+    assert batches[first] == "one.jsonl" and len(batches) == 3

@@ -1,0 +1,206 @@
+"""Crash safety of `submit FILE`: kill -9 after each step, then the same command again, leaves exactly one
+batch per part and a complete job; a create answered 500 after the batch was made is reconciled, not
+repeated; concurrent submits keep each other's journal records."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from batch_factory import write_requests
+from server_fixture import ServerHandle, _child_env, free_port
+from batchctl.cli.app import app
+from batchctl.jobs.store import Journal
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One server for the module: each test has its own journal and tells its batches apart by job tag."""
+    handle = ServerHandle(port=free_port(), data_dir=tmp_path_factory.mktemp("server") / "data", args=[])
+    handle.start()
+    yield handle
+    handle.kill()
+
+
+def use_profile(base_url: str, max_requests: int = 20) -> None:
+    result = runner.invoke(app, ["profile", "add", "t", "--preset", "local", "--base-url", base_url,
+                                 "--max-requests", str(max_requests), "--poll-interval", "0.1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def batches_of(server_url: str, job_id: str) -> list[dict]:
+    data = httpx.get(server_url + "/batches", params={"limit": 100}).json()["data"]
+    return [b for b in data if (b.get("metadata") or {}).get("batchctl_job") == job_id]
+
+
+def batchctl(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "batchctl", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**_child_env(None), **env}, timeout=60)  # fmt: skip
+
+
+def inputs_on(server) -> list[dict]:
+    return [f for f in httpx.get(server.base_url + "/files").json()["data"] if f["purpose"] == "batch"]
+
+
+def only_job() -> tuple:
+    with Journal.open() as journal:
+        jobs = journal.jobs()
+        assert len(jobs) == 1, jobs
+        return journal.get_job(jobs[0].id), journal.parts(jobs[0].id), journal.batches(job_id=jobs[0].id)
+
+
+KILL_POINTS = ["split", "upload-sent", "upload:2", "create-sent", "create-sent:3", "create", "watch", "download"]
+
+
+@pytest.mark.parametrize("kill_after", KILL_POINTS)
+def test_kill_9_after_any_step_then_rerun_gives_one_batch_per_part(shared_server, in_tmp, kill_after):
+    use_profile(shared_server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 50)  # 3 parts of <= 20
+    command = ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"]
+    killed = batchctl(command, in_tmp, BATCHCTL_TEST_KILL_AFTER=kill_after)
+    assert killed.returncode == -9, killed.stderr
+    assert not (in_tmp / "out.jsonl").exists() and not list(in_tmp.glob("*.part"))
+
+    again = runner.invoke(app, command)
+    assert again.exit_code == 0, again.output
+    job, parts, records = only_job()
+    assert "resuming" in again.stderr or "attaching" in again.stderr
+    if kill_after == "create-sent":
+        assert "found batch_" in again.stderr and "adopting it" in again.stderr
+    if kill_after == "upload-sent":
+        assert "uploading it again" in again.stderr
+    on_server = batches_of(shared_server.base_url, job.id)
+    assert sorted(int(b["metadata"]["batchctl_part"]) for b in on_server) == [0, 1, 2]  # one per part
+    assert sorted(p.batch_id for p in parts) == sorted(b["id"] for b in on_server) == sorted(r.batch_id for r in records)
+    assert job.state == "completed" and all(p.status == "completed" for p in parts)
+    assert len((in_tmp / "out.jsonl").read_text().splitlines()) == 50
+    assert not list((Path(os.environ["BATCHCTL_DATA_DIR"]) / "jobs" / job.id).glob("part-*"))  # slices removed
+
+
+def test_rerun_of_a_completed_submit_uploads_nothing(shared_server, in_tmp):
+    use_profile(shared_server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 30)
+    first = runner.invoke(app, ["submit", str(source)])
+    assert first.exit_code == 0, first.output
+    files = inputs_on(shared_server)
+    second = runner.invoke(app, ["submit", str(source), "--metadata", "x=1"])  # other options: a new job
+    third = runner.invoke(app, ["--debug", "submit", str(source)])
+    assert second.exit_code == third.exit_code == 0
+    assert third.stdout.strip() == first.stdout.strip()
+    assert "POST" not in third.stderr  # attached: no upload, no create
+    assert len(inputs_on(shared_server)) == len(files) + 2  # the new job's 2 parts, nothing for the third run
+
+
+# -- a fault proxy: the create reaches the server, the answer is a 500 --------------------------------
+
+
+class FaultProxy:
+    """Forwards to `upstream`; answers the first POST /v1/batches with 500 after forwarding it.
+
+    `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list).
+    """
+
+    def __init__(self, upstream: str, list_status: int | None = None) -> None:
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.upstream = upstream.rstrip("/").removesuffix("/v1")  # the request path carries /v1
+        self.failed_creates = 0
+        self.list_status = list_status
+
+        async def forward(request):
+            path = request.url.path
+            if request.method == "GET" and path == "/v1/batches" and self.list_status:
+                return Response('{"error": {"message": "no such route"}}', self.list_status)
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.request(request.method, self.upstream + path, params=request.query_params,
+                                              content=await request.body(), headers=headers)  # fmt: skip
+            if request.method == "POST" and path == "/v1/batches" and self.failed_creates == 0:
+                self.failed_creates += 1
+                return Response('{"error": {"message": "upstream hiccup"}}', 500, media_type="application/json")
+            keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type",)}
+            return Response(answer.content, answer.status_code, headers=keep)
+
+        app_ = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_create_answered_500_after_the_batch_was_made_is_adopted_not_repeated(shared_server, in_tmp):
+    with FaultProxy(shared_server.base_url) as proxy:
+        use_profile(proxy.base_url)
+        source = write_requests(in_tmp / "chat.jsonl", 30)
+        first = runner.invoke(app, ["submit", str(source)])
+        assert first.exit_code == 0, first.output
+        assert proxy.failed_creates == 1
+        assert "HTTP 500" in first.stderr and "found batch_" in first.stderr
+        again = runner.invoke(app, ["submit", str(source)])
+        assert again.exit_code == 0, again.output
+    job, parts, _ = only_job()
+    assert sorted(int(b["metadata"]["batchctl_part"]) for b in batches_of(shared_server.base_url, job.id)) == [0, 1]
+
+
+def test_without_a_batch_list_the_error_says_what_cannot_be_known(shared_server, in_tmp):
+    with FaultProxy(shared_server.base_url, list_status=404) as proxy:
+        use_profile(proxy.base_url)
+        source = write_requests(in_tmp / "chat.jsonl", 10)
+        first = runner.invoke(app, ["submit", str(source)])
+        assert first.exit_code == 1
+        text = " ".join(first.stderr.split())
+        assert "cannot list batches (HTTP 404)" in text and "cannot know whether that batch exists" in text
+        assert "--new" in text and "batchctl jobs forget job_" in text
+        again = runner.invoke(app, ["submit", str(source)])  # still unknown: still refused, never a second create
+        assert again.exit_code == 1 and "cannot know" in " ".join(again.stderr.split())
+    job, parts, _ = only_job()
+    assert len(batches_of(shared_server.base_url, job.id)) == 1 and parts[0].step == "creating"
+
+
+def test_ten_concurrent_submits_keep_every_record(shared_server, in_tmp):
+    use_profile(shared_server.base_url, max_requests=10)
+    sources = [write_requests(in_tmp / f"in-{n}.jsonl", 11 + n) for n in range(7)]
+    sources += [sources[0]] * 3  # the same submission three more times: one job, one batch per part
+    procs = [subprocess.Popen([sys.executable, "-m", "batchctl", "submit", str(s)], cwd=in_tmp, env=_child_env(None),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in sources]  # fmt: skip
+    results = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _, _ in results), results
+    assert len({out.strip() for _, out, _ in results[:1] + results[7:]}) == 1
+    with Journal.open() as journal:
+        jobs = journal.jobs()
+        assert len(jobs) == 7
+        for job in jobs:
+            parts = journal.parts(job.id)
+            assert len(parts) == 2 and all(p.batch_id for p in parts)
+            assert len(journal.batches(job_id=job.id)) == 2
+            assert len(batches_of(shared_server.base_url, job.id)) == 2
