@@ -9,7 +9,6 @@ never came is reconciled with the server first. One process at a time drives a j
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -238,17 +237,4 @@ def _drive(
                 EXIT_INTERRUPTED,
             ) from None
     outcome.job, outcome.parts = job, journal.parts(job.id)
-    return outcome
-    from batchctl.jobs.download import resume_job_command, wait_and_download
-
-    try:
-        wait_and_download(outcome, request, journal, client_factory, wait_for_all)
-    except KeyboardInterrupt:
-        # Between steps (the watcher handles its own Ctrl+C): the batches run on; say how to go on.
-        output, errors_output = request.download.output, request.download.errors_output
-        assert output is not None and errors_output is not None
-        raise BatchctlError(
-            f"stopped; {outcome.result_id} keeps running on the server",
-            resume_job_command(outcome.result_id, output, errors_output), EXIT_INTERRUPTED,
-        ) from None
     return outcome
