@@ -34,6 +34,15 @@ class DownloadRequest:
     force: bool = False
     delete_remote: bool = False
 
+    def check(self) -> None:
+        """Refuse at once what would fail only after the wait and the download: a --merge input that is
+        missing or not a file (the same words as any other unreadable input)."""
+        if self.merge_input is not None:
+            if not self.merge_input.exists():
+                raise FileNotFoundError(2, "No such file or directory", str(self.merge_input))
+            if self.merge_input.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(self.merge_input))
+
 
 @dataclass
 class DownloadOutcome:

@@ -20,7 +20,15 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from batchctl.watching import PHASE_TIMESTAMPS, Progress, elapsed_seconds, eta_seconds, format_duration, progress_of
+from batchctl.watching import (
+    PHASE_TIMESTAMPS,
+    Progress,
+    elapsed_seconds,
+    eta_seconds,
+    format_duration,
+    nothing_succeeded,
+    progress_of,
+)
 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
@@ -119,7 +127,11 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
 
-    grid.add_row("status", status_text(batch.status))
+    if nothing_succeeded(batch):
+        status = Text.assemble(status_text(batch.status), (f" — 0 of {batch.request_counts.total:,} succeeded", "bold red"))
+    else:
+        status = status_text(batch.status)
+    grid.add_row("status", status)
     grid.add_row("progress", _progress_row(progress, width=max(_BAR_MIN, min(50, width - 30))))
     if progress.live:
         counts = Text.assemble(("ok ", "dim"), (str(progress.ok), "green"), ("   failed ", "dim"),
