@@ -114,7 +114,9 @@ def download(
 
         outcome = download_job(state.journal(), job, state.client_for_batch, request, wait_for_all=wait_for_all if wait else None)
     else:
-        outcome = download_results(state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None)
+        outcome = download_results(
+            state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
+        )
     show_download(state.out, outcome)
     state.out.result(outcome)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
