@@ -44,6 +44,8 @@ class SubmitRequest:
     cleanup: bool = False
     split: bool = True  # False: refuse a file over the limits instead of making a job of several batches
     new: bool = False  # True: a new job even when the same submission has one already
+    prepare: Any = None  # a preparing.PrepareRequest: FILE is a table of rows to turn into requests first
+    job_options: dict[str, Any] | None = None  # more to record in the job's options (the prepare settings)
 
 
 @dataclass
@@ -202,6 +204,15 @@ def submit_batch(
     """
     from batchctl.submission import UploadFile, record_submission
 
+    if request.prepare is not None:  # submit DATA --template: the requests are prepared into a temporary file
+        from batchctl.preparing import prepared_input
+
+        with prepared_input(request, spec, reporter):
+            return submit_batch(
+                request, settings=settings, spec=spec, client_factory=client_factory, reporter=reporter,
+                on_created=on_created, wait_for=wait_for, debug_log=debug_log, journal=journal, on_id=on_id,
+                wait_for_all=wait_for_all,
+            )  # fmt: skip
     if request.file is not None and journal is not None:
         from batchctl.jobs.submit import submit_job
 

@@ -18,6 +18,7 @@ from batchctl.cli.commands import download as download_cmd
 from batchctl.cli.commands import files as files_cmd
 from batchctl.cli.commands import jobs as jobs_cmd
 from batchctl.cli.commands import list_ as list_cmd
+from batchctl.cli.commands import prepare as prepare_cmd
 from batchctl.cli.commands import profile as profile_cmd
 from batchctl.cli.commands import serve as serve_cmd
 from batchctl.cli.commands import status as status_cmd
@@ -85,6 +86,26 @@ def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
     return args[:i] + moved + args[i:start] + kept
 
 
+def fill_optional_values(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """`download B --join -o x.csv` as `download B --join "" -o x.csv`: an option whose placeholder is in
+    brackets (`--join [DATA]`) may be given without its value, which then reads as ""."""
+    command, names = group, set()
+    for token in args:
+        sub = command.get_command(ctx, token) if hasattr(command, "get_command") and not token.startswith("-") else None
+        if sub is not None:
+            command = sub
+            names = {o for p in sub.params if (getattr(p, "metavar", None) or "").startswith("[") for o in getattr(p, "opts", ())}
+    if not names:
+        return args
+    filled: list[str] = []
+    for n, token in enumerate(args):
+        filled.append(token)
+        following = args[n + 1] if n + 1 < len(args) else None
+        if token in names and (following is None or (following.startswith("-") and len(following) > 1)):
+            filled.append("")
+    return filled
+
+
 # What a value is, in words, where an option does not name it itself (help shows `--host HOST`, not `<str>`).
 _PLACEHOLDERS = {
     "--base-url": "URL", "--upstream": "URL", "--api-key": "KEY", "--upstream-key": "KEY", "--api-key-env": "VAR",
@@ -125,7 +146,7 @@ class BatchctlGroup(TyperGroup):
         name_placeholders(self)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
+        return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -205,6 +226,7 @@ def root(
 
 # -- command registration: every command of batchctl is listed here ------------------------------------
 app.command("validate", epilog=validate_cmd.EPILOG)(validate_cmd.validate)
+app.command("prepare", epilog=prepare_cmd.EPILOG)(prepare_cmd.prepare)
 app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
 app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
 profile_cmd.app.command("test")(doctor_cmd.test_profile)

@@ -64,7 +64,7 @@ def show_problems(out: Output, report: ValidationReport, *, limit: int) -> None:
 
 # -- downloads -------------------------------------------------------------------------------------------
 
-_SAVED_LABELS = {"output": "Output", "error": "Errors", "merged": "Merged results (input order)"}
+_SAVED_LABELS = {"output": "Output", "error": "Errors", "merged": "Merged results (input order)", "joined": "Rows with answers"}
 
 
 def show_download(out: Output, outcome: DownloadOutcome) -> None:
@@ -74,7 +74,7 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
         out.warn(outcome.nothing_saved)
     for saved in result.files:
         label = _SAVED_LABELS.get(saved.kind, f"Answers ({outcome.content_format})")
-        out.success(f"{label}: {saved.path} ({_plural(saved.lines, 'row' if saved.kind == 'content' else 'line')})")
+        out.success(f"{label}: {saved.path} ({_plural(saved.lines, 'row' if saved.kind in ('content', 'joined') else 'line')})")
     if not outcome.nothing_saved and not batch.output_file_id and result.merge is None and outcome.content_format is None:
         out.info("The batch has no output file: no request succeeded.")
     merge = result.merge

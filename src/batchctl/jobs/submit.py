@@ -123,6 +123,7 @@ def open_job(
         metadata=request.metadata, max_requests=spec.max_requests, max_file_bytes=spec.max_file_bytes,
         max_line_bytes=spec.max_line_bytes,
     )  # fmt: skip
+    options.update(request.job_options or {})  # e.g. what `submit DATA --template` prepared the input from
     key = options_key(options)
     if request.new:
         earlier = journal.find_job(key)

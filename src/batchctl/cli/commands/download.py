@@ -45,12 +45,31 @@ ContentOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--format",
-        help="Format of the --content file: jsonl or csv (UTF-8 with a byte order mark, so Excel shows Chinese text right).",
+        help="Format of the --content file: jsonl (default) or csv (UTF-8 with a byte order mark, so Excel shows "
+        "Chinese text right); of the --join file: csv, jsonl or parquet (default: by the --output extension).",
         case_sensitive=False,
     ),
+]
+JoinOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--join", metavar="[DATA]",
+        help="Write DATA's rows in their order with answer, finish_reason, prompt_tokens, completion_tokens, error "
+        "and batch_id added (-o answers.csv|.jsonl|.parquet). Without DATA: the file of `submit DATA --template`.",
+    ),
+]  # fmt: skip
+JoinIdColumnOpt = Annotated[
+    str | None, typer.Option("--id-column", metavar="COL", help="With --join: the column the custom_ids came from (as given to prepare).")
+]
+JoinDelimiterOpt = Annotated[str | None, typer.Option("--delimiter", metavar="CHAR", help="With --join: DATA's CSV delimiter.")]
+PrefixOpt = Annotated[
+    str, typer.Option("--prefix", metavar="TEXT", help="With --join: put TEXT before the added column names (when DATA has an answer column).")
+]
+ParseJsonOpt = Annotated[
+    bool, typer.Option("--parse-json", help="With --join: parse each answer as JSON (automatic for --json-schema jobs).")
 ]
 
 
@@ -64,7 +83,12 @@ def download(
     interval: IntervalOpt = None,
     merge: MergeOpt = None,
     content: ContentOpt = False,
-    fmt: FormatOpt = "jsonl",
+    fmt: FormatOpt = None,
+    join: JoinOpt = None,
+    id_column: JoinIdColumnOpt = None,
+    delimiter: JoinDelimiterOpt = None,
+    prefix: PrefixOpt = "",
+    parse_json: ParseJsonOpt = False,
     delete_remote: DeleteRemoteOpt = False,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
@@ -84,11 +108,12 @@ def download(
     from batchctl.results import CONTENT_FORMATS
 
     state = AppState.get(ctx, json_=json_, debug=debug)
-    fmt = fmt.lower()
-    if fmt not in CONTENT_FORMATS:
+    join_request = _join_request(join, output, fmt, id_column, delimiter, prefix, parse_json, force, merge, content)
+    fmt = (fmt or "jsonl").lower()
+    if fmt not in CONTENT_FORMATS and join_request is None:
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")
-    if fmt != "jsonl" and not content:
-        raise typer.BadParameter("--format applies to --content only", param_hint="--format")
+    if fmt != "jsonl" and not content and join_request is None:
+        raise typer.BadParameter("--format applies to --content and --join only", param_hint="--format")
     request = DownloadRequest(
         output=output,
         errors_output=errors_output,
@@ -102,15 +127,21 @@ def download(
     def wait_for(batch_id: str, resume_hint: str):
         return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint)
 
+    def wait_for_all(ids: list[str], resume_hint: str):
+        from batchctl.cli.watch import watch_batches
+
+        return watch_batches(state, ids, interval=interval, download_hint=False, progress_to_stderr=True,
+                             resume_hint=resume_hint)  # fmt: skip
+
     [batch_id] = state.resolve_ids([batch_id])
     job = state.find_job(batch_id)
-    if job is not None:  # one output and one error file for all its batches
-        from batchctl.cli.watch import watch_batches
-        from batchctl.jobs.download import download_job
+    if join_request is not None:  # DATA's rows with their answers
+        from batchctl.joining import join_results
 
-        def wait_for_all(ids: list[str], resume_hint: str):
-            return watch_batches(state, ids, interval=interval, download_hint=False, progress_to_stderr=True,
-                                 resume_hint=resume_hint)  # fmt: skip
+        outcome = join_results(state.journal(), batch_id, job, state.client_for_batch, join_request,
+                               wait_for_all=wait_for_all if wait else None)  # fmt: skip
+    elif job is not None:  # one output and one error file for all its batches
+        from batchctl.jobs.download import download_job
 
         outcome = download_job(state.journal(), job, state.client_for_batch, request, wait_for_all=wait_for_all if wait else None)
     else:
@@ -120,3 +151,20 @@ def download(
     show_download(state.out, outcome)
     state.out.result(outcome)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
+
+
+def _join_request(join, output, fmt, id_column, delimiter, prefix, parse_json, force, merge, content):  # noqa: ANN001, ANN202
+    """The --join options as a JoinRequest (None without --join); the other join options need it."""
+    from batchctl.cli.prepare_options import delimiter_value
+    from batchctl.joining import JoinRequest
+
+    if join is None:
+        for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json)):
+            if given:
+                raise typer.BadParameter(f"{name} applies to --join only", param_hint=name)
+        return None
+    if merge is not None or content:
+        raise typer.BadParameter("--join writes the rows with their answers: leave out --merge and --content", param_hint="--join")
+    return JoinRequest(data=Path(join) if join else None, output=output, fmt=fmt, id_column=id_column,
+                       delimiter=delimiter_value(delimiter), prefix=prefix, parse_json=True if parse_json else None,
+                       force=force)  # fmt: skip

@@ -19,6 +19,18 @@ from batchctl.cli.options import (
     OutputOpt,
     WaitOpt,
 )
+from batchctl.cli.prepare_options import (
+    AllowEmptyOpt,
+    BodyExtraOpt,
+    DataFormatOpt,
+    DelimiterOpt,
+    IdColumnOpt,
+    JsonSchemaOpt,
+    MaxTokensOpt,
+    SystemOpt,
+    TemperatureOpt,
+    TemplateOpt,
+)
 
 EPILOG = (
     "Exit codes: 0 submitted (with --wait: completed); 1 invalid input or an error (nothing is uploaded "
@@ -30,7 +42,7 @@ EPILOG = (
 InputFileArg = Annotated[
     Path | None,
     typer.Argument(
-        help="Batch input file (JSONL). Omit it with --input-file-id.",
+        help="Batch input file (JSONL); with --template, a table of rows (CSV/TSV, JSONL, Parquet). Omit it with --input-file-id.",
         show_default=False,
         metavar="FILE",
     ),
@@ -100,6 +112,16 @@ def submit(
     no_split: NoSplitOpt = False,
     new: NewOpt = False,
     force: ForceOpt = False,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = None,
+    json_schema: JsonSchemaOpt = None,
+    id_column: IdColumnOpt = None,
+    body_extra: BodyExtraOpt = None,
+    delimiter: DelimiterOpt = None,
+    allow_empty: AllowEmptyOpt = False,
+    data_format: DataFormatOpt = None,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -110,9 +132,13 @@ def submit(
     its job (or resumes it after a crash) instead of uploading again. With --wait, watch the batches
     to the end and download the results (output, and errors beside it).
 
+    With --template, FILE is a table: each row becomes a request (as `batchctl prepare` makes them, in a
+    temporary file), and the job records the table so `download JOB --join` needs no arguments.
+
     Example: batchctl submit examples/chat.jsonl --model qwen-plus --wait --cleanup
     """
     from batchctl.cli.reports import exit_for_final_state, show_download
+    from batchctl.cli.prepare_options import prepare_request
     from batchctl.cli.watch import wait_for_batch, watch_batches
     from batchctl.downloading import DownloadRequest
     from batchctl.submission import parse_metadata
@@ -151,6 +177,11 @@ def submit(
         cleanup=cleanup,
         split=not no_split,
         new=new,
+        prepare=prepare_request(
+            file, template=template, model=model, endpoint=endpoint, system=system, max_tokens=max_tokens,
+            temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
+            delimiter=delimiter, allow_empty=allow_empty, data_format=data_format,
+        ) if template is not None and file is not None else None,  # fmt: skip
     )
     outcome = submit_batch(
         request,

@@ -1,0 +1,100 @@
+"""The options `prepare` and `submit DATA --template` share, and the one place they become a PrepareRequest.
+
+TEXT|@FILE values are read here: `@prompt.txt` means the file's text (UTF-8), anything else is the text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from batchctl.errors import BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.preparing import PrepareRequest
+
+TemplateOpt = Annotated[
+    str | None,
+    typer.Option("--template", "-t", metavar="TEXT|@FILE",
+                 help="The prompt for each row, with {column} placeholders ({{ and }} are literal braces); @FILE reads it from a file."),
+]  # fmt: skip
+SystemOpt = Annotated[
+    str | None, typer.Option("--system", metavar="TEXT|@FILE", help="A system prompt (placeholders allowed); @FILE reads it from a file.")
+]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", min=1, help="max_tokens of each request.")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="temperature of each request.")]
+JsonSchemaOpt = Annotated[
+    str | None,
+    typer.Option("--json-schema", metavar="@FILE",
+                 help="Ask for JSON following this schema (response_format json_schema); --join then parses each answer."),
+]  # fmt: skip
+IdColumnOpt = Annotated[
+    str | None,
+    typer.Option("--id-column", metavar="COL", help="Take each request's custom_id from this column (unique); default row-1, row-2, ..."),
+]
+BodyExtraOpt = Annotated[
+    str | None, typer.Option("--body-extra", metavar="@FILE.json", help="JSON object of more body fields for every request.")
+]
+DelimiterOpt = Annotated[
+    str | None, typer.Option("--delimiter", metavar="CHAR", help="The CSV delimiter (default: tab for .tsv, else comma); \\t for tab.")
+]
+AllowEmptyOpt = Annotated[bool, typer.Option("--allow-empty", help="Accept empty cells in the placeholders' columns.")]
+DataFormatOpt = Annotated[
+    str | None, typer.Option("--data-format", metavar="FORMAT", help="Read DATA as csv, tsv, jsonl or parquet (default: by its extension).")
+]
+
+
+def text_or_file(value: str | None, option: str) -> str | None:
+    """TEXT, or the contents of FILE for @FILE."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise BatchctlError(f"{option} {value}: cannot read {path}: {exc.strerror or exc}", "Check the path after the @.") from None
+
+
+def json_file(value: str | None, option: str) -> dict[str, Any] | None:
+    """The JSON object in @FILE (or given inline)."""
+    text = text_or_file(value, option)
+    if text is None:
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise BatchctlError(f"{option} {value}: not valid JSON: {exc}", "Give a file holding one JSON object: @FILE.json.") from None
+    if not isinstance(obj, dict):
+        raise BatchctlError(f"{option} {value}: expected a JSON object", "Give a file holding one JSON object: @FILE.json.")
+    return obj
+
+
+def delimiter_value(value: str | None) -> str | None:
+    return "\t" if value in ("\\t", "tab", "TAB") else value
+
+
+def prepare_request(
+    data: Path, *, template: str, model: str | None, endpoint: str | None = None, system: str | None = None,
+    max_tokens: int | None = None, temperature: float | None = None, json_schema: str | None = None,
+    id_column: str | None = None, body_extra: str | None = None, delimiter: str | None = None,
+    allow_empty: bool = False, data_format: str | None = None, output: Path | None = None, force: bool = False,
+) -> PrepareRequest:
+    """The options as a PrepareRequest: templates parsed, @FILEs read, the endpoint named."""
+    from batchctl.prepare import PrepareSpec, Template
+    from batchctl.prepare.requests import endpoint_path
+    from batchctl.preparing import PrepareRequest
+
+    if not model:
+        raise typer.BadParameter("--template needs --model (the model every request goes to)", param_hint="--model")
+    system_text = text_or_file(system, "--system")
+    spec = PrepareSpec(
+        template=Template.parse(text_or_file(template, "--template") or "", "--template"),
+        model=model, endpoint=endpoint_path(endpoint),
+        system=Template.parse(system_text, "--system") if system_text else None,
+        max_tokens=max_tokens, temperature=temperature, json_schema=json_file(json_schema, "--json-schema"),
+        body_extra=json_file(body_extra, "--body-extra") or {}, id_column=id_column, allow_empty=allow_empty,
+    )  # fmt: skip
+    return PrepareRequest(data, spec, output=output, fmt=data_format, delimiter=delimiter_value(delimiter), force=force)

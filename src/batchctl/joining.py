@@ -1,0 +1,121 @@
+"""The join use case (`download BATCH|JOB --join [DATA]`): DATA's rows in their original order, each
+with its answer, finish reason, token counts, error and batch id, as CSV, JSONL or Parquet.
+
+For a job made by `submit DATA --template` the data file, its format and delimiter, the id column and
+whether a JSON schema was asked for are read from the journal; given options win over recorded ones.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient
+    from batchctl.downloading import DownloadOutcome
+    from batchctl.jobs.records import Job
+    from batchctl.jobs.store import Journal
+    from batchctl.jobs.submit import WaitForAll
+
+
+@dataclass
+class JoinRequest:
+    """--join: the data (None: the job's recorded file), how to read it, and where the joined table goes."""
+
+    data: Path | None = None
+    output: Path | None = None  # None: <DATA stem>.answers<DATA's extension>
+    fmt: str | None = None  # the output's format; None: by its extension
+    id_column: str | None = None
+    delimiter: str | None = None
+    prefix: str = ""
+    parse_json: bool | None = None  # None: as recorded (--json-schema was used)
+    force: bool = False
+
+
+def _recorded(journal: Journal, target: str, job: Job | None) -> tuple[Job | None, dict[str, Any]]:
+    """The job behind `target` (a job, or a batch that is one of a job's parts) and its prepare settings."""
+    if job is None:
+        entry = journal.lookup_batch(target)
+        job = journal.get_job(entry.job_id) if entry is not None and entry.job_id else None
+    prepared = (job.options or {}).get("prepare") if job is not None else None
+    return job, prepared if isinstance(prepared, dict) else {}
+
+
+def _batch_ids(journal: Journal, target: str, job: Job | None) -> list[str]:
+    if job is None or not target.startswith("job_"):
+        return [target]
+    parts = journal.parts(job.id)
+    if not parts or any(not p.batch_id for p in parts):
+        raise BatchctlError(f"{job.id} is not fully submitted yet", f"Finish it by running the same submit again (input {job.input_path}).")
+    return [p.batch_id for p in parts if p.batch_id]
+
+
+def join_results(
+    journal: Journal, target: str, job: Job | None, client_for: Callable[[str], BatchClient], request: JoinRequest, *,
+    wait_for_all: WaitForAll | None = None,
+) -> DownloadOutcome:
+    """Fetch the results of `target` (a batch id, or `job` when it names one; waiting with `wait_for_all`)
+    and write DATA's rows joined with them."""
+    from batchctl.downloading import DownloadOutcome, not_finished_error
+    from batchctl.jobs.view import aggregate
+    from batchctl.merging import MergeReport
+    from batchctl.prepare import open_rows
+    from batchctl.prepare.join import JoinSettings, added_columns, joined_rows, output_format, write_joined
+    from batchctl.results import DownloadResult, SavedFile, check_overwrite
+
+    owner, recorded = _recorded(journal, target, job)
+    data = request.data or (Path(recorded["data"]) if recorded.get("data") else None)
+    if data is None:
+        raise BatchctlError(f"--join needs the data file: {target} was not submitted from one with --template",
+                            f"Name it: batchctl download {target} --join DATA.")  # fmt: skip
+    same_data = request.data is None or str(data.resolve()) == recorded.get("data")
+    delimiter = request.delimiter or (recorded.get("delimiter") if same_data else None)
+    source = open_rows(data, fmt=recorded.get("format") if same_data else None, delimiter=delimiter)
+    settings = JoinSettings(
+        id_column=request.id_column or recorded.get("id_column"), prefix=request.prefix,
+        parse_json=request.parse_json if request.parse_json is not None else bool(recorded.get("json_schema")),
+    )  # fmt: skip
+    if settings.id_column is not None and settings.id_column not in source.columns:
+        raise BatchctlError(f"--id-column {settings.id_column!r} is not a column of {data.name}; its columns are: "
+                            f"{', '.join(source.columns)}", "Name the column the requests were prepared with.")  # fmt: skip
+    output = request.output or Path(f"{data.stem}.answers{data.suffix or '.csv'}")
+    fmt = output_format(output, request.fmt)
+    added = added_columns(source.columns, request.prefix)
+    check_overwrite([output], force=request.force)
+
+    ids = _batch_ids(journal, target, job)
+    client = client_for(ids[0])
+    batches = [client.batches.retrieve(batch_id) for batch_id in ids]
+    if not all(b.is_terminal for b in batches):
+        if wait_for_all is None:
+            if len(batches) == 1:
+                raise not_finished_error(batches[0])
+            raise BatchctlError(f"{target} has not finished yet: nothing to join",
+                                f"Wait for it: batchctl download {target} --join --wait.", EXIT_NOT_FINISHED)  # fmt: skip
+        batches = wait_for_all(ids, f"Resume with: batchctl download {target} --join --wait")
+    total: Batch = batches[0] if len(batches) == 1 or owner is None else aggregate(owner, batches)
+    report = MergeReport()
+    outcome = DownloadOutcome(total, DownloadResult(total.id, total.status, merge=report), content_format=fmt)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-join-") as scratch:
+        paths, owners = [], []
+        for batch in batches:
+            for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
+                if file_id:
+                    path = Path(scratch) / f"{kind}-{len(paths)}.jsonl"
+                    client.files.download_to(file_id, path)
+                    paths.append(path)
+                    owners.append(batch.id)
+        rows = joined_rows(source, paths, owners, settings, report)
+        count = write_joined(output, fmt, source.columns, added, rows, delimiter="\t" if output.suffix.lower() == ".tsv" else ",")
+    outcome.result.files.append(SavedFile("joined", output, count, output.stat().st_size))
+    outcome.result.failed_requests = len(report.failed)
+    if count and not report.succeeded and report.missing and len(report.missing) == count and settings.id_column is None:
+        outcome.nothing_saved = (f"no row of {data.name} matched a result by row number: if the requests were "
+                                 "prepared with --id-column, pass the same --id-column")  # fmt: skip
+    return outcome

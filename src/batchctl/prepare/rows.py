@@ -1,0 +1,157 @@
+"""Streaming readers for tables: CSV/TSV (quotes, embedded delimiters and newlines, a BOM, any
+delimiter), JSONL (one object a line) and Parquet (pyarrow's `iter_batches`, when installed).
+
+Every reader yields `(row number, row)` one row at a time, so memory stays flat whatever the file's
+size. Row numbers count data rows from 1 (the header is not a row; blank CSV lines and blank JSONL
+lines are skipped and not counted), the same way for `prepare` and for the join, so `row-N` ids match.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchctl.errors import BatchctlError
+
+FORMATS = ("csv", "jsonl", "parquet")
+_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
+PARQUET_BATCH_ROWS = 4096
+PARQUET_HINT = "Install the Parquet extra: pip install 'batchctl[parquet]' (it brings pyarrow)."
+
+
+def format_of(path: Path, forced: str | None = None) -> str:
+    """csv, jsonl or parquet: `forced`, else by the file's extension (anything unknown reads as CSV)."""
+    if forced:
+        fmt = forced.lower()
+        if fmt == "tsv":
+            return "csv"
+        if fmt not in FORMATS:
+            raise BatchctlError(f"unknown format {forced!r}", f"Use one of: {', '.join(FORMATS)}.")
+        return fmt
+    return _BY_SUFFIX.get(path.suffix.lower(), "csv")
+
+
+def default_delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+
+
+def require_pyarrow(what: str) -> Any:
+    """pyarrow.parquet, or a clear error naming the extra to install."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise BatchctlError(f"{what} needs pyarrow, which is not installed", PARQUET_HINT) from None
+    return pq
+
+
+def cell_text(value: Any) -> str:
+    """A cell as template text: strings as they are, None as empty, numbers and booleans as JSON spells
+    them, lists and objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, bool)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@dataclass
+class RowSource:
+    """A table opened for reading: its path, format, delimiter and columns (read from the header)."""
+
+    path: Path
+    fmt: str
+    delimiter: str = ","
+    columns: list[str] = field(default_factory=list)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(row number, {column: value}) for every data row, in file order."""
+        if self.fmt == "csv":
+            return self._csv_rows()
+        if self.fmt == "jsonl":
+            return self._jsonl_rows()
+        return self._parquet_rows()
+
+    def _csv_reader(self, handle: Any) -> Any:
+        csv.field_size_limit(sys.maxsize)
+        return csv.reader(handle, delimiter=self.delimiter)
+
+    def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        columns = self.columns
+        width = len(columns)
+        with open(self.path, encoding="utf-8-sig", newline="") as handle:
+            reader = self._csv_reader(handle)
+            next(reader, None)  # the header
+            n = 0
+            for cells in reader:
+                if not cells or (len(cells) == 1 and not cells[0]):
+                    continue  # a blank line
+                n += 1
+                if len(cells) < width:
+                    cells += [""] * (width - len(cells))
+                yield n, dict(zip(columns, cells))
+
+    def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        with open(self.path, encoding="utf-8-sig") as handle:
+            n = 0
+            for lineno, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    raise BatchctlError(f"{self.path.name}: line {lineno} is not valid JSON: {exc}",
+                                        "Each line of a JSONL file must be one JSON object.") from None  # fmt: skip
+                if not isinstance(obj, dict):
+                    raise BatchctlError(f"{self.path.name}: line {lineno} is not a JSON object",
+                                        "Each line of a JSONL file must be one JSON object.")  # fmt: skip
+                n += 1
+                yield n, obj
+
+    def _parquet_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        pq = require_pyarrow(f"reading {self.path.name} (Parquet)")
+        n = 0
+        for batch in pq.ParquetFile(self.path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+
+
+def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = None) -> RowSource:
+    """Open `path` as a table and read its columns: the CSV header, the keys of JSONL lines (in order of
+    first appearance over the first 1,000 rows), the Parquet schema."""
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    source = RowSource(path, format_of(path, fmt), delimiter or default_delimiter(path))
+    if source.fmt == "csv":
+        if len(source.delimiter) != 1:
+            raise BatchctlError(f"the delimiter must be one character, not {source.delimiter!r}", "Pass e.g. --delimiter ';'.")
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(source._csv_reader(handle), None)
+        if not header:
+            raise BatchctlError(f"{path.name} is empty: it has no header row", "The first row must name the columns.")
+        source.columns = [name.strip() for name in header]
+    elif source.fmt == "jsonl":
+        seen: dict[str, None] = {}
+        for n, row in source.rows():
+            seen.update(dict.fromkeys(row))
+            if n >= 1000:
+                break
+        source.columns = list(seen)
+    else:
+        pq = require_pyarrow(f"reading {path.name} (Parquet)")
+        source.columns = list(pq.ParquetFile(path).schema_arrow.names)
+    duplicated = sorted({c for c in source.columns if source.columns.count(c) > 1})
+    if duplicated:
+        raise BatchctlError(f"{path.name}: column {', '.join(map(repr, duplicated))} appears more than once in the header",
+                            "Give every column its own name.")  # fmt: skip
+    return source

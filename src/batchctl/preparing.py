@@ -1,0 +1,157 @@
+"""The prepare use case: a table of rows and a prompt template -> a Batch input file, one request per row.
+
+`prepare_requests` backs `batchctl prepare`; `prepared_input` backs `submit DATA --template` (prepare
+into a temporary file in the data dir, submit it as a job that records the data file and template, so
+`download JOB --join` needs no arguments). Everything that can refuse (an unknown column, an endpoint
+the provider lacks) is checked before a row is read; the output is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from batchctl.errors import BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.prepare import PrepareSpec, RowSource
+    from batchctl.providers import ProviderSpec
+    from batchctl.reporting import Reporter
+    from batchctl.submitting import SubmitRequest
+    from batchctl.validation import ValidationReport
+
+BYTES_PER_TOKEN = 4  # the estimate `validate` gives: UTF-8 bytes of prompt text / 4
+
+
+@dataclass
+class PrepareRequest:
+    """What to read (DATA, its format and delimiter), how to build each request, and where to write."""
+
+    data: Path
+    spec: PrepareSpec
+    output: Path | None = None  # None: <DATA stem>.requests.jsonl in the current directory
+    fmt: str | None = None  # None: by DATA's extension
+    delimiter: str | None = None  # None: tab for .tsv, else comma
+    force: bool = False
+
+    def recorded(self, source: RowSource) -> dict[str, Any]:
+        """The settings a job keeps for the join: the data file, how it was read, and the spec."""
+        return {"data": str(self.data.resolve()), "format": source.fmt, "delimiter": source.delimiter,
+                **self.spec.recorded()}  # fmt: skip
+
+
+@dataclass
+class PrepareOutcome:
+    data: Path
+    output: Path
+    report: ValidationReport  # the summary `validate` would give (it is valid by construction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": str(self.data), "output": str(self.output), **self.report.to_dict()}
+
+
+def open_checked(request: PrepareRequest, provider: ProviderSpec) -> RowSource:
+    """Open DATA and refuse, before any row is read, what would fail: unknown columns, a bad endpoint."""
+    from batchctl.prepare import open_rows
+
+    spec = request.spec
+    spec.check()
+    if spec.endpoint not in provider.endpoints:
+        raise BatchctlError(f"{provider.name} does not support {spec.endpoint}",
+                            f"Use an endpoint it supports: {', '.join(provider.endpoints)}.")  # fmt: skip
+    source = open_rows(request.data, fmt=request.fmt, delimiter=request.delimiter)
+    spec.template.check_columns(source.columns, request.data.name)
+    if spec.system is not None:
+        spec.system.check_columns(source.columns, request.data.name)
+    if spec.id_column is not None and spec.id_column not in source.columns:
+        raise BatchctlError(
+            f"--id-column {spec.id_column!r} is not a column of {request.data.name}; its columns are: "
+            f"{', '.join(source.columns)}; nothing was written",
+            "Name one of its columns, or drop --id-column to number the rows (row-1, row-2, ...).",
+        )
+    return source
+
+
+def _write(source: RowSource, spec: PrepareSpec, handle: IO[bytes], counts: list[int]) -> int:
+    """Write one request line per row; counts = [rows, prompt bytes]. Ids from a column must be unique."""
+    seen: dict[str, int] | None = {} if spec.id_column is not None else None
+    rows = text_bytes = 0
+    write = handle.write
+    for n, row in source.rows():
+        cid, line, size = spec.line(row, n)
+        if seen is not None:
+            if not cid:
+                raise BatchctlError(f"row {n}: the id column {spec.id_column!r} is empty; nothing was written",
+                                    "Every row needs an id, or drop --id-column to number the rows.")  # fmt: skip
+            first = seen.setdefault(cid, n)
+            if first != n:
+                raise BatchctlError(
+                    f"rows {first} and {n} have the same {spec.id_column} {cid!r}: --id-column must be unique; nothing was written",
+                    "Make the ids unique, or drop --id-column to number the rows (row-1, row-2, ...).",
+                )
+        write(line.encode())
+        write(b"\n")
+        rows += 1
+        text_bytes += size
+    counts[:] = [rows, text_bytes]
+    return rows
+
+
+def write_prepared(request: PrepareRequest, source: RowSource, output: Path) -> ValidationReport:
+    from batchctl.results import write_atomically
+    from batchctl.validation import ValidationReport
+
+    counts = [0, 0]
+    rows = write_atomically(output, lambda handle: _write(source, request.spec, handle, counts))
+    if rows == 0:
+        output.unlink(missing_ok=True)
+        raise BatchctlError(f"{request.data.name} has no data rows: nothing to prepare", "Add rows under the header.")
+    return ValidationReport(
+        path=str(output), size_bytes=output.stat().st_size, lines=rows, requests=rows, blank_lines=0,
+        endpoint=request.spec.endpoint, model=request.spec.model,
+        est_input_tokens=math.ceil(counts[1] / BYTES_PER_TOKEN), problems=[], problem_count=0,
+    )  # fmt: skip
+
+
+def default_output(data: Path) -> Path:
+    return Path(f"{data.stem}.requests.jsonl")
+
+
+def prepare_requests(request: PrepareRequest, provider: ProviderSpec) -> PrepareOutcome:
+    """`batchctl prepare`: one request line per row of DATA, checked up front, written atomically."""
+    from batchctl.results import check_overwrite
+
+    output = request.output or default_output(request.data)
+    source = open_checked(request, provider)
+    check_overwrite([output], force=request.force)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return PrepareOutcome(request.data, output, write_prepared(request, source, output))
+
+
+@contextmanager
+def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Reporter) -> Iterator[None]:
+    """`submit DATA --template`: prepare DATA into a temporary file in the data dir and point `request`
+    at it (the job then records the data file and template); the file goes when the submit ends."""
+    from batchctl.config import data_dir
+
+    prepare: PrepareRequest = request.prepare
+    source = open_checked(prepare, provider)
+    base = data_dir() / "prepared"
+    base.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=base))
+    try:
+        path = scratch / f"{prepare.data.stem}.requests.jsonl"
+        report = write_prepared(prepare, source, path)
+        reporter.info(f"Prepared {report.requests:,} requests from {prepare.data} ({source.fmt})")
+        request.file, request.prepare = path, None
+        request.endpoint = prepare.spec.endpoint
+        request.job_options = {"prepare": prepare.recorded(source)}
+        yield
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""prepare's pieces without a server: the row readers, templates, request bodies per endpoint, the
+checks that refuse before writing, and the join of result lines back to rows (failed and missing too)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.errors import BatchctlError
+from batchctl.merging import MergeReport
+from batchctl.prepare import PrepareSpec, Template, open_rows
+from batchctl.prepare.join import JoinSettings, added_columns, joined_rows, output_format, write_joined
+from batchctl.preparing import PrepareRequest, prepare_requests
+from batchctl.providers import get_provider
+from batchctl.validation import validate_file
+
+runner = CliRunner()
+LOCAL = get_provider("local")
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
+
+
+def spec(template: str = "Q: {text}", **kwargs) -> PrepareSpec:
+    return PrepareSpec(template=Template.parse(template), model="echo", **kwargs)
+
+
+def table(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_csv_rows_quotes_newlines_bom_delimiters_and_blank_lines(tmp_path):
+    data = table(tmp_path / "d.csv", '\ufeffid;text\n1;"a; b ""c""\nd"\n\n2;你好\n')
+    source = open_rows(data, delimiter=";")
+    assert source.columns == ["id", "text"]
+    assert list(source.rows()) == [(1, {"id": "1", "text": 'a; b "c"\nd'}), (2, {"id": "2", "text": "你好"})]
+    tsv = table(tmp_path / "d.tsv", "a\tb\nx,y\tz\n")
+    assert list(open_rows(tsv).rows()) == [(1, {"a": "x,y", "b": "z"})]
+    jsonl = table(tmp_path / "d.jsonl", '{"a": 1, "b": {"k": [1]}}\n\n{"a": null, "c": true}\n')
+    source = open_rows(jsonl)
+    assert source.columns == ["a", "b", "c"] and [n for n, _ in source.rows()] == [1, 2]
+
+
+@pytest.mark.skipif(HAS_PYARROW, reason="pyarrow is installed: the missing-extra message cannot show")
+def test_parquet_without_pyarrow_says_which_extra_to_install(tmp_path):
+    # pyarrow is an optional extra (batchctl[parquet]), not in dev: where it is absent, the message is tested.
+    with pytest.raises(BatchctlError) as err:
+        open_rows(table(tmp_path / "d.parquet", "not really parquet"))
+    assert "needs pyarrow" in err.value.message and "batchctl[parquet]" in err.value.hint
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow (the parquet extra) is not installed")
+def test_parquet_rows_round_trip(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "你好"]}), tmp_path / "d.parquet")
+    source = open_rows(tmp_path / "d.parquet")
+    assert source.columns == ["id", "text"] and [r["text"] for _, r in source.rows()] == ["x", "你好"]
+
+
+def test_templates_escape_braces_and_refuse_unknown_columns_and_specs():
+    template = Template.parse("{{literal}} {first name}: {text}")
+    assert template.columns == ["first name", "text"]
+    assert template.render({"first name": "Li", "text": "hi"}, 1) == "{literal} Li: hi"
+    with pytest.raises(BatchctlError) as err:
+        template.check_columns(["text", "name"], "d.csv")
+    assert "'first name', not in d.csv; its columns are: text, name" in err.value.message
+    for bad in ("{x:>10}", "{x!r}", "unclosed {", "{}"):
+        with pytest.raises(BatchctlError):
+            Template.parse(bad)
+    with pytest.raises(BatchctlError, match="row 3: column 'text'"):
+        template.render({"first name": "Li", "text": ""}, 3)
+    assert template.render({"first name": "Li", "text": ""}, 3, allow_empty=True) == "{literal} Li: "
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"])
+def test_bodies_per_endpoint_pass_validate(tmp_path, endpoint):
+    data = table(tmp_path / "d.csv", "id,text\nk1,hello\nk2,world\n")
+    extra = {} if endpoint == "/v1/embeddings" else {"system": Template.parse("Be {text}."), "max_tokens": 5,
+                                                      "temperature": 0.2, "json_schema": {"type": "object"}}  # fmt: skip
+    request = PrepareRequest(data, spec(endpoint=endpoint, id_column="id", body_extra={"user": "u"}, **extra),
+                             output=tmp_path / "r.jsonl")  # fmt: skip
+    openai = get_provider("openai")  # local has no /v1/responses
+    outcome = prepare_requests(request, openai)
+    report = validate_file(tmp_path / "r.jsonl", spec=openai)
+    assert report.ok and report.requests == 2 and outcome.report.est_input_tokens == report.est_input_tokens
+    first = lines(tmp_path / "r.jsonl")[0]
+    assert first["custom_id"] == "k1" and first["url"] == endpoint and first["body"]["user"] == "u"
+    body = first["body"]
+    if endpoint == "/v1/chat/completions":
+        assert body["messages"] == [{"role": "system", "content": "Be hello."}, {"role": "user", "content": "Q: hello"}]
+        assert body["response_format"] == {"type": "json_schema",
+                                           "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True}}  # fmt: skip
+        assert body["max_tokens"] == 5 and body["temperature"] == 0.2
+    elif endpoint == "/v1/responses":
+        assert body["input"] == "Q: hello" and body["instructions"] == "Be hello." and body["max_output_tokens"] == 5
+        assert body["text"]["format"]["type"] == "json_schema"
+    else:
+        assert body == {"model": "echo", "input": "Q: hello", "user": "u"}
+
+
+def test_refusals_write_nothing(tmp_path):
+    data = table(tmp_path / "d.csv", "id,text\na,x\nb,\na,z\n")
+    out = tmp_path / "r.jsonl"
+    cases = [
+        (spec("{nope}"), "names column 'nope'"),
+        (spec(id_column="missing"), "--id-column 'missing' is not a column"),
+        (spec(), "row 2: column 'text'"),
+        (spec(id_column="id", allow_empty=True), "rows 1 and 3 have the same id 'a'"),
+        (spec(endpoint="/v1/embeddings", max_tokens=3), "cannot be used with embeddings"),
+        (spec(body_extra={"messages": []}), "--body-extra may not set messages"),
+    ]
+    for case, message in cases:
+        with pytest.raises(BatchctlError) as err:
+            prepare_requests(PrepareRequest(data, case, output=out), LOCAL)
+        assert message in err.value.message
+        assert not out.exists() and not list(tmp_path.glob("*.part"))
+    prepare_requests(PrepareRequest(data, spec(allow_empty=True), output=out), LOCAL)
+    assert [r["custom_id"] for r in lines(out)] == ["row-1", "row-2", "row-3"]
+
+
+def result(cid: str, answer: str | None = None, *, status: int = 200, error: dict | None = None) -> str:
+    if error is not None:
+        return json.dumps({"custom_id": cid, "response": None, "error": error})
+    body = ({"choices": [{"message": {"content": answer}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+            if status == 200 else {"error": {"code": "bad_request", "message": "too long"}})  # fmt: skip
+    return json.dumps({"custom_id": cid, "response": {"status_code": status, "body": body}})
+
+
+def test_join_keeps_every_row_in_order_with_failures_and_missing(tmp_path):
+    data = table(tmp_path / "d.csv", "text,n\n\"a,1\",1\nb\n\"c\nd\",3\ne,4\n")
+    outs = tmp_path / "out.jsonl"
+    outs.write_text("\n".join([result("row-3", '{"k": 1}'), result("row-1", "A")]) + "\n")
+    errs = tmp_path / "err.jsonl"
+    errs.write_text(result("row-2", status=400) + "\n" + result("row-9", error={"code": "x", "message": "y"}) + "\n")
+    source = open_rows(data)
+    report = MergeReport()
+    rows = joined_rows(source, [outs, errs], ["batch_1", "batch_2"], JoinSettings(parse_json=True), report)
+    count = write_joined(tmp_path / "j.jsonl", "jsonl", source.columns, added_columns(source.columns, ""), rows)
+    got = lines(tmp_path / "j.jsonl")
+    assert count == 4 and [r["text"] for r in got] == ["a,1", "b", "c\nd", "e"] and got[1]["n"] == ""
+    assert got[0] | {} == {"text": "a,1", "n": "1", "answer": "A", "finish_reason": "stop", "prompt_tokens": 3,
+                           "completion_tokens": 2, "error": None, "batch_id": "batch_1"}  # fmt: skip
+    assert got[1]["answer"] is None and got[1]["error"] == "bad_request: too long" and got[1]["batch_id"] == "batch_2"
+    assert got[2]["answer"] == {"k": 1}  # parsed JSON (a --json-schema job)
+    assert got[3]["error"].startswith("missing_result:") and got[3]["batch_id"] is None
+    assert (report.requests, report.succeeded, report.failed, report.missing, report.unexpected) == (4, 2, ["row-2"], ["row-4"], 1)
+
+    report = MergeReport()
+    rows = joined_rows(open_rows(data), [outs, errs], ["b1", "b2"], JoinSettings(), report)
+    write_joined(tmp_path / "j.csv", "csv", source.columns, added_columns(source.columns, ""), rows)
+    with open(tmp_path / "j.csv", encoding="utf-8-sig", newline="") as handle:
+        got = list(csv.DictReader(handle))
+    assert got[2]["text"] == "c\nd" and got[2]["answer"] == '{"k": 1}' and got[1]["answer"] == ""
+
+
+def test_join_output_names_and_formats():
+    with pytest.raises(BatchctlError, match="already has column 'answer'"):
+        added_columns(["id", "answer"], "")
+    assert added_columns(["answer"], "llm_")[0] == "llm_answer"
+    assert output_format(Path("a.CSV"), None) == "csv" and output_format(Path("a.txt"), "parquet") == "parquet"
+    with pytest.raises(BatchctlError, match="cannot tell the format"):
+        output_format(Path("a.xlsx"), None)
+
+
+def test_prepare_command_json_and_refusal(in_tmp):
+    table(in_tmp / "d.csv", "text\nhi\n")
+    ok = runner.invoke(app, ["--json", "prepare", "d.csv", "-t", "{text}", "-m", "echo"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.stdout)
+    assert data["output"] == "d.requests.jsonl" and data["requests"] == 1 and data["ok"] is True
+    (in_tmp / "p.txt").write_text("Say {text}", encoding="utf-8")
+    again = runner.invoke(app, ["prepare", "d.csv", "-t", "@p.txt", "-m", "echo"])
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    refused = runner.invoke(app, ["prepare", "d.csv", "-t", "{txt}", "-m", "echo", "-o", "x.jsonl"])
+    assert refused.exit_code == 1 and "its columns are: text" in refused.stderr and not (in_tmp / "x.jsonl").exists()
+    assert runner.invoke(app, ["prepare", "d.csv", "-t", "{text}"]).exit_code == 2  # --model is required
