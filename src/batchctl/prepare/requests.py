@@ -104,7 +104,8 @@ class PrepareSpec:
         if self.temperature is not None:
             body["temperature"] = self.temperature
         body.update(self.body_extra)
-        size = len(text.encode()) + (len(system.encode()) if system else 0)
+        # The text `validate` counts for its estimate: the messages for chat, `input` elsewhere.
+        size = len(text.encode()) + (len(system.encode()) if system and "messages" in body else 0)
         return body, size
 
     def line(self, row: Mapping[str, Any], n: int) -> tuple[str, str, int]:
