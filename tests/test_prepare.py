@@ -179,6 +179,9 @@ def test_prepare_command_json_and_refusal(in_tmp):
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert data["output"] == "d.requests.jsonl" and data["requests"] == 1 and data["ok"] is True
+    from test_json_shapes import has
+
+    has(data, "Prepare report")  # the keys docs/json.md lists
     (in_tmp / "p.txt").write_text("Say {text}", encoding="utf-8")
     again = runner.invoke(app, ["prepare", "d.csv", "-t", "@p.txt", "-m", "echo"])
     assert again.exit_code == 1 and "already exists" in again.stderr
