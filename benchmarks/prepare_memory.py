@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from split_memory import mib, run  # the subprocess runner and RSS units (this folder is on sys.path)
 
 ANCHOR = r"""
 import csv, json, resource, sys, time
@@ -61,18 +61,6 @@ def write_csv(path: Path, size: int) -> tuple[int, int]:
             rows += len(chunk)
             written = handle.tell()
     return path.stat().st_size, rows
-
-
-def run(code: str, *args: object) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"a benchmark subprocess failed:\n{done.stderr}")
-    return json.loads(done.stdout)
-
-
-def mib(kib: int) -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024
 
 
 def main() -> int:

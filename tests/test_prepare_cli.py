@@ -98,10 +98,14 @@ def test_csv_prepare_submit_join_gives_the_rows_back_in_order_with_answers(small
     assert first["sku"] == "S0001" and first["llm_answer"] == first["answer"]
 
 
-def test_submit_data_with_a_template_in_one_step_and_join_without_arguments(small, in_tmp):
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_submit_data_with_a_template_in_one_step_and_join_without_arguments(small, in_tmp, kind):
     rows = [{"q": f"问题 {i}, \"quoted\"\nline two"} for i in range(1, 31)]
-    data = in_tmp / "questions.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    data = in_tmp / f"questions.{kind}"
+    if kind == "csv":
+        write_csv(data, rows)
+    else:
+        data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     schema = in_tmp / "schema.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}))
     submitted = invoke("submit", str(data), "--template", "{q}", "--model", "echo", "--system", "Be brief.",

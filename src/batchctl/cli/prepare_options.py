@@ -77,7 +77,7 @@ def delimiter_value(value: str | None) -> str | None:
 
 
 def prepare_request(
-    data: Path, *, template: str, model: str | None, endpoint: str | None = None, system: str | None = None,
+    data: Path | None, *, template: str, model: str | None, endpoint: str | None = None, system: str | None = None,
     max_tokens: int | None = None, temperature: float | None = None, json_schema: str | None = None,
     id_column: str | None = None, body_extra: str | None = None, delimiter: str | None = None,
     allow_empty: bool = False, data_format: str | None = None, output: Path | None = None, force: bool = False,
@@ -87,6 +87,8 @@ def prepare_request(
     from batchctl.prepare.requests import endpoint_path
     from batchctl.preparing import PrepareRequest
 
+    if data is None:
+        raise typer.BadParameter("--template needs DATA, the table of rows (not --input-file-id)", param_hint="--template")
     if not model:
         raise typer.BadParameter("--template needs --model (the model every request goes to)", param_hint="--model")
     system_text = text_or_file(system, "--system")
