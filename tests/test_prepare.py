@@ -63,9 +63,15 @@ def test_parquet_rows_round_trip(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "你好"]}), tmp_path / "d.parquet")
+    pq.write_table(pa.table({"id": ["a", "b"], "n": [1, 2], "text": ["x", "你好"]}), tmp_path / "d.parquet")
     source = open_rows(tmp_path / "d.parquet")
-    assert source.columns == ["id", "text"] and [r["text"] for _, r in source.rows()] == ["x", "你好"]
+    assert source.columns == ["id", "n", "text"] and [r["text"] for _, r in source.rows()] == ["x", "你好"]
+    (tmp_path / "out.jsonl").write_text(result("row-2", "B") + "\n")
+    rows = joined_rows(source, [tmp_path / "out.jsonl"], ["b1"], JoinSettings(), MergeReport())
+    write_joined(tmp_path / "j.parquet", "parquet", source.columns, added_columns(source.columns, ""), rows,
+                 arrow_schema=source.arrow_schema)  # fmt: skip
+    got = pq.read_table(tmp_path / "j.parquet").to_pylist()
+    assert [(r["id"], r["n"], r["answer"], r["prompt_tokens"]) for r in got] == [("a", 1, None, None), ("b", 2, "B", 3)]
 
 
 def test_templates_escape_braces_and_refuse_unknown_columns_and_specs():

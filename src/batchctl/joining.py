@@ -112,7 +112,8 @@ def join_results(
                     paths.append(path)
                     owners.append(batch.id)
         rows = joined_rows(source, paths, owners, settings, report)
-        count = write_joined(output, fmt, source.columns, added, rows, delimiter="\t" if output.suffix.lower() == ".tsv" else ",")
+        count = write_joined(output, fmt, source.columns, added, rows, arrow_schema=source.arrow_schema,
+                             delimiter="\t" if output.suffix.lower() == ".tsv" else ",")  # fmt: skip
     outcome.result.files.append(SavedFile("joined", output, count, output.stat().st_size))
     outcome.result.failed_requests = len(report.failed)
     if count and not report.succeeded and report.missing and len(report.missing) == count and settings.id_column is None:

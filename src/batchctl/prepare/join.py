@@ -131,8 +131,11 @@ def _text(value: Any) -> str:
 
 
 def write_joined(path: Path, fmt: str, columns: Sequence[str], added: Sequence[str],
-                 rows: Iterator[tuple[dict[str, Any], tuple[Any, ...]]], *, delimiter: str = ",") -> int:  # fmt: skip
-    """Write the joined rows to `path` atomically as csv (with a BOM), jsonl or parquet; returns the count."""
+                 rows: Iterator[tuple[dict[str, Any], tuple[Any, ...]]], *, delimiter: str = ",",
+                 arrow_schema: Any = None) -> int:  # fmt: skip
+    """Write the joined rows to `path` atomically as csv (with a BOM), jsonl or parquet; returns the count.
+
+    Parquet keeps the data columns' types when DATA was Parquet (`arrow_schema`); else they are text."""
     if fmt == "csv":
 
         def write_csv(handle: Any) -> int:
@@ -156,15 +159,16 @@ def write_joined(path: Path, fmt: str, columns: Sequence[str], added: Sequence[s
             return count
 
         return write_atomically(path, write_jsonl)
-    return _write_parquet(path, columns, added, rows)
+    return _write_parquet(path, columns, added, rows, arrow_schema)
 
 
 def _write_parquet(path: Path, columns: Sequence[str], added: Sequence[str],
-                   rows: Iterator[tuple[dict[str, Any], tuple[Any, ...]]]) -> int:  # fmt: skip
+                   rows: Iterator[tuple[dict[str, Any], tuple[Any, ...]]], arrow_schema: Any) -> int:  # fmt: skip
     pq = require_pyarrow(f"writing {path.name} (Parquet)")
     import pyarrow as pa
 
-    schema_fields = [(name, pa.string()) for name in columns]
+    typed = arrow_schema is not None
+    schema_fields = [arrow_schema.field(name) if typed else (name, pa.string()) for name in columns]
     kinds = {"prompt_tokens": pa.int64(), "completion_tokens": pa.int64()}
     schema_fields += [(name, kinds.get(base, pa.string())) for name, base in zip(added, ADDED)]
     schema = pa.schema(schema_fields)
@@ -174,7 +178,7 @@ def _write_parquet(path: Path, columns: Sequence[str], added: Sequence[str],
         with pq.ParquetWriter(handle, schema) as writer:
             chunk: list[dict[str, Any]] = []
             for row, values in rows:
-                record = {c: None if row.get(c) is None else cell_text(row.get(c)) for c in columns}
+                record = {c: row.get(c) if typed or row.get(c) is None else cell_text(row.get(c)) for c in columns}
                 for name, base, value in zip(added, ADDED, values):
                     record[name] = value if base in kinds or value is None else _text(value)
                 chunk.append(record)

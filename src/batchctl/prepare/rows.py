@@ -70,6 +70,7 @@ class RowSource:
     fmt: str
     delimiter: str = ","
     columns: list[str] = field(default_factory=list)
+    arrow_schema: Any = None  # Parquet: the table's pyarrow schema (a joined Parquet file keeps its types)
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(row number, {column: value}) for every data row, in file order."""
@@ -149,7 +150,8 @@ def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = Non
         source.columns = list(seen)
     else:
         pq = require_pyarrow(f"reading {path.name} (Parquet)")
-        source.columns = list(pq.ParquetFile(path).schema_arrow.names)
+        source.arrow_schema = pq.ParquetFile(path).schema_arrow
+        source.columns = list(source.arrow_schema.names)
     duplicated = sorted({c for c in source.columns if source.columns.count(c) > 1})
     if duplicated:
         raise BatchctlError(f"{path.name}: column {', '.join(map(repr, duplicated))} appears more than once in the header",
