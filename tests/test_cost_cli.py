@@ -54,7 +54,7 @@ def test_profile_prices_override_and_extend(tmp_path):
     assert table.confirm_above == 25.0 and table.overridden_by == "work"
     assert table.lookup("gpt-4o").input == 2.0 and table.lookup("gpt-4o").output == 10.0  # the rest kept
     mine = table.lookup("my-model")
-    assert (mine.currency, mine.batch_discount, mine.as_of) == ("EUR", 0.4, "profile")
+    assert (mine.currency, mine.batch_discount, mine.as_of) == ("EUR", 0.4, "profile work")
     assert mine.cost(1_000_000, 1_000_000) == pytest.approx(4.0 * 0.6)
     assert price_table("other", config_file=config).lookup("gpt-4o").input == 2.5
     assert price_table(None).prices is BUILTIN_PRICES
@@ -75,6 +75,8 @@ def test_bad_price_entries_are_config_errors(tmp_path, entry):
 def test_format_money():
     assert format_money(1.5, "USD") == "$1.50"
     assert format_money(0.0123, "CNY") == "¥0.0123"
+    assert format_money(0.7, "USD") == "$0.70"
+    assert format_money(0.000456, "USD") == "$0.000456"
     assert format_money(0.00001, "USD") == "< $0.0001"
     assert format_money(3, "EUR") == "3.00 EUR"
     assert format_money(None, "USD") == "unknown"

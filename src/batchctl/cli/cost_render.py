@@ -88,8 +88,6 @@ def show_failures(out: Output, summary: FailureSummary | None) -> None:
     """Failed count by code and HTTP status, the top messages with an example id, and the next step."""
     if summary is None or not summary.failed and not summary.no_success:
         return
-    from rich.markup import escape
-
     if summary.no_success:
         out.line(f"Problem: none of {summary.lines:,} requests succeeded.")
     out.line(f"Failed: {summary.failed:,} of {summary.lines:,} requests")
@@ -102,7 +100,7 @@ def show_failures(out: Output, summary: FailureSummary | None) -> None:
         out.line(f"  “{item['message']}” ×{item['count']:,}{example}")
     step = summary.next_step()
     if step:
-        out.err.print(f"Next: {escape(step)}")
+        out.info(f"Next: {step}")
 
 
 def show_bill(out: Output, bill: Bill) -> None:

@@ -9,6 +9,7 @@ shows that date. Tiered prices (by prompt length) use the first tier; cached inp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -116,7 +117,9 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
-def parse_overrides(table: Mapping[str, object], *, where: str = "[prices]") -> tuple[dict[str, Price], float | None]:
+def parse_overrides(
+    table: Mapping[str, object], *, where: str = "[prices]", label: str = "config"
+) -> tuple[dict[str, Price], float | None]:
     """Prices from a profile's `prices` table: `MODEL = {input = .., output = .., currency = ..}`
     (any of these, plus `batch_discount`, `as_of`, `source`), and the `confirm_above` threshold.
     A model in the built-in table keeps the fields an override leaves out."""
@@ -142,7 +145,7 @@ def parse_overrides(table: Mapping[str, object], *, where: str = "[prices]") -> 
         if not _number(discount) or discount > 1:  # type: ignore[operator]
             raise ConfigError(f"{where}: batch_discount of {model!r} must be between 0 and 1 (0.5 is 50 %)")
         fields = {k: entry[k] for k in ("input", "output", "currency", "batch_discount", "as_of", "source") if k in entry}
-        fields.setdefault("as_of", "profile")
+        fields.setdefault("as_of", label)  # shown as "prices of profile NAME"
         fields.setdefault("source", where)
         if base is not None:
             prices[model] = replace(base, **fields)  # type: ignore[arg-type]
@@ -163,7 +166,8 @@ def price_table(profile: str | None = None, *, config_file: Path | None = None) 
     table = getattr(chosen, "prices", None) if chosen is not None else None
     if not table:
         return PriceTable(BUILTIN_PRICES)
-    overrides, confirm = parse_overrides(table, where=f"[profiles.{profile}.prices] in {config.path}")
+    where = f"[profiles.{profile}.prices] in {config.path}"
+    overrides, confirm = parse_overrides(table, where=where, label=f"profile {profile}")
     return PriceTable({**BUILTIN_PRICES, **overrides}, confirm_above=confirm, overridden_by=profile)
 
 
@@ -173,6 +177,10 @@ def format_money(amount: float | None, currency: str) -> str:
         return "unknown"
     if 0 < amount < 0.0001:
         return "< " + format_money(0.0001, currency)
-    digits = 2 if amount >= 1 or amount == 0 else 4
+    if amount >= 1 or amount == 0:
+        number = f"{amount:,.2f}"
+    else:  # three significant digits, at least two decimals: 0.70, 0.0123, 0.000456
+        number = f"{amount:.{2 - math.floor(math.log10(amount))}f}".rstrip("0")
+        number += "0" * max(0, 2 - len(number.split(".")[1]))
     symbol = {"USD": "$", "CNY": "¥"}.get(currency)
-    return f"{symbol}{amount:,.{digits}f}" if symbol else f"{amount:,.{digits}f} {currency}"
+    return f"{symbol}{number}" if symbol else f"{number} {currency}"
