@@ -122,50 +122,50 @@ def test_usage_shows_zero_successes_as_a_problem(tmp_path):
     assert data["problem"] == "no request succeeded" and data["failures"]["no_success"] is True
 
 
-@pytest.mark.e2e
-def test_usage_of_a_batch_id_streams_its_files(start_server, monkeypatch, tmp_path, in_tmp):
+FAILING = sorted(f"req-{i}" for i in range(1, 21) if echo_should_fail(f"req-{i}", 0.3))
+
+
+@pytest.fixture
+def finished_batch(start_server, tmp_path):
+    """(server, batch): 20 requests on a server that fails some of them (by custom_id), finished."""
     server = start_server(latency=0.0, failure_rate=0.3)
-    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
     batch_id = create_batch(server.base_url, tmp_path, 20)
     with BatchClient(server.base_url) as client:
         for _ in range(200):
             batch = client.batches.retrieve(batch_id)
             if batch.is_terminal:
-                break
+                return server, batch
             time.sleep(0.05)
-    failing = [f"req-{i}" for i in range(1, 21) if echo_should_fail(f"req-{i}", 0.3)]
-    result = runner.invoke(app, ["usage", batch_id, "--json"])
+    raise AssertionError("the batch did not finish")
+
+
+@pytest.mark.e2e
+def test_usage_of_a_batch_id_streams_its_files(finished_batch, monkeypatch, in_tmp):
+    server, batch = finished_batch
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    result = runner.invoke(app, ["usage", batch.id, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["batches"][0]["id"] == batch_id
-    assert data["failures"]["failed"] == len(failing)
-    assert data["usage"]["total_tokens"] > 0
-    if batch.usage is not None:
-        assert data["usage"]["source"] == "batch object"
-        assert data["usage"]["input_tokens"] == batch.usage.input_tokens
+    assert data["batches"][0]["id"] == batch.id
+    assert data["failures"]["failed"] == len(FAILING)
+    assert data["usage"]["source"] == "batch object"  # the local server reports usage, as OpenAI does
+    assert data["usage"]["input_tokens"] == batch.usage.input_tokens > 0
     assert data["usage"]["unknown_models"] == ["echo"] and data["usage"]["cost"] is None
     assert not list(in_tmp.iterdir())  # nothing saved
 
 
 @pytest.mark.e2e
-def test_status_and_download_wiring_against_a_server(start_server, tmp_path):
+def test_status_and_download_wiring_against_a_server(finished_batch, tmp_path):
     """The calls the lead wires into `status` (failures_for_batch) and `download` (bill_for_download)."""
     from batchctl.cost.bill import bill_for_download, failures_for_batch
     from batchctl.results import save_results
 
-    server = start_server(latency=0.0, failure_rate=0.3)
-    batch_id = create_batch(server.base_url, tmp_path, 20)
-    failing = sorted(f"req-{i}" for i in range(1, 21) if echo_should_fail(f"req-{i}", 0.3))
+    server, batch = finished_batch
     with BatchClient(server.base_url) as client:
-        for _ in range(200):
-            batch = client.batches.retrieve(batch_id)
-            if batch.is_terminal:
-                break
-            time.sleep(0.05)
         summary = failures_for_batch(client, batch)
-        assert summary is not None and summary.failed == len(failing) and summary.succeeded == 20 - len(failing)
-        assert summary.batch_ids == [batch_id]
+        assert summary is not None and summary.failed == len(FAILING) and summary.succeeded == 20 - len(FAILING)
+        assert summary.batch_ids == [batch.id]
         saved = save_results(client, batch, output=tmp_path / "r.jsonl", errors_output=tmp_path / "r.errors.jsonl")
     bill = bill_for_download(saved, batch)
-    assert bill.failures.failed == len(failing) and bill.usage.total("total_tokens") > 0
-    assert bill.to_dict()["failures"]["top_messages"][0]["example_custom_id"] in failing
+    assert bill.failures.failed == len(FAILING) and bill.usage.total("total_tokens") > 0
+    assert bill.to_dict()["failures"]["top_messages"][0]["example_custom_id"] in FAILING
