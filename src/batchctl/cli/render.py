@@ -163,8 +163,9 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     if batch.error_file_id:
         files.append(f"errors {batch.error_file_id}")
     grid.add_row("files", Text("\n".join(files)))
-    if batch.metadata:
-        grid.add_row("metadata", Text("\n".join(f"{k}: {v}" for k, v in batch.metadata.items())))
+    metadata = people_metadata(batch)
+    if metadata:
+        grid.add_row("metadata", Text("\n".join(f"{k}: {v}" for k, v in metadata.items())))
     errors = batch.errors.data if batch.errors else []
     if errors:
         lines = [error_line(item) for item in errors[:MAX_ERRORS_SHOWN]]
@@ -178,6 +179,12 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         border_style=STATUS_STYLES.get(batch.status, "white"),
         expand=True,
     )
+
+
+def people_metadata(batch: Batch) -> dict[str, Any]:
+    """The metadata people gave a batch: without the `batchctl_*` tags jobs use to find their batches
+    again (they stay in --json)."""
+    return {k: v for k, v in (batch.metadata or {}).items() if not str(k).startswith("batchctl_")}
 
 
 def error_line(item: Any) -> str:
@@ -289,7 +296,7 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
     """A row of `batchctl list`: id, status, counts, created, endpoint, description."""
     counts = batch.request_counts
     created = f"{format_relative(batch.created_at, now)}\n{format_timestamp(batch.created_at, seconds=False)}"
-    metadata = batch.metadata or {}
+    metadata = people_metadata(batch)
     description = (
         batch.model
         or metadata.get("description")
