@@ -194,3 +194,6 @@ def test_prepare_command_json_and_refusal(in_tmp):
     refused = runner.invoke(app, ["prepare", "d.csv", "-t", "{txt}", "-m", "echo", "-o", "x.jsonl"])
     assert refused.exit_code == 1 and "its columns are: text" in refused.stderr and not (in_tmp / "x.jsonl").exists()
     assert runner.invoke(app, ["prepare", "d.csv", "-t", "{text}"]).exit_code == 2  # --model is required
+    stray = runner.invoke(app, ["submit", "d.csv", "--system", "Be brief."])
+    assert stray.exit_code == 2 and "--system builds requests from a table: it needs --template" in stray.output
+    assert runner.invoke(app, ["download", "batch_x", "--prefix", "p_"]).exit_code == 2  # --join options need --join

@@ -14,6 +14,7 @@ import typer
 from batchctl.errors import BatchctlError
 
 if TYPE_CHECKING:
+    from batchctl.joining import JoinRequest
     from batchctl.preparing import PrepareRequest
 
 TemplateOpt = Annotated[
@@ -77,16 +78,24 @@ def delimiter_value(value: str | None) -> str | None:
 
 
 def prepare_request(
-    data: Path | None, *, template: str, model: str | None, endpoint: str | None = None, system: str | None = None,
+    data: Path | None, *, template: str | None, model: str | None, endpoint: str | None = None, system: str | None = None,
     max_tokens: int | None = None, temperature: float | None = None, json_schema: str | None = None,
     id_column: str | None = None, body_extra: str | None = None, delimiter: str | None = None,
     allow_empty: bool = False, data_format: str | None = None, output: Path | None = None, force: bool = False,
-) -> PrepareRequest:
-    """The options as a PrepareRequest: templates parsed, @FILEs read, the endpoint named."""
+) -> PrepareRequest | None:
+    """The options as a PrepareRequest: templates parsed, @FILEs read, the endpoint named. Without a
+    template: None, and the options that only shape requests are refused."""
     from batchctl.prepare import PrepareSpec, Template
     from batchctl.prepare.requests import endpoint_path
     from batchctl.preparing import PrepareRequest
 
+    if template is None:
+        given = [name for name, value in (("--system", system), ("--max-tokens", max_tokens), ("--temperature", temperature),
+                 ("--json-schema", json_schema), ("--id-column", id_column), ("--body-extra", body_extra),
+                 ("--delimiter", delimiter), ("--allow-empty", allow_empty), ("--data-format", data_format)) if value]  # fmt: skip
+        if given:
+            raise typer.BadParameter(f"{given[0]} builds requests from a table: it needs --template", param_hint=given[0])
+        return None
     if data is None:
         raise typer.BadParameter("--template needs DATA, the table of rows (not --input-file-id)", param_hint="--template")
     if not model:
@@ -100,3 +109,22 @@ def prepare_request(
         body_extra=json_file(body_extra, "--body-extra") or {}, id_column=id_column, allow_empty=allow_empty,
     )  # fmt: skip
     return PrepareRequest(data, spec, output=output, fmt=data_format, delimiter=delimiter_value(delimiter), force=force)
+
+
+def join_options(
+    join: str | None, *, output: Path | None, fmt: str | None, id_column: str | None, delimiter: str | None,
+    prefix: str, parse_json: bool, force: bool, merge: Path | None, content: bool,
+) -> JoinRequest | None:
+    """`download --join [DATA]` and its options as a JoinRequest (None without --join, where they are refused)."""
+    from batchctl.joining import JoinRequest
+
+    if join is None:
+        for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json)):
+            if given:
+                raise typer.BadParameter(f"{name} applies to --join only", param_hint=name)
+        return None
+    if merge is not None or content:
+        raise typer.BadParameter("--join writes the rows with their answers: leave out --merge and --content", param_hint="--join")
+    return JoinRequest(data=Path(join) if join else None, output=output, fmt=fmt, id_column=id_column,
+                       delimiter=delimiter_value(delimiter), prefix=prefix, parse_json=True if parse_json else None,
+                       force=force)  # fmt: skip

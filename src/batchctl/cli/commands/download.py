@@ -102,13 +102,15 @@ def download(
 
     Example: batchctl download batch_abc123 --merge examples/chat.jsonl -o answers.jsonl
     """
+    from batchctl.cli.prepare_options import join_options
     from batchctl.cli.reports import exit_for_final_state, show_download
     from batchctl.cli.watch import wait_for_batch
     from batchctl.downloading import DownloadRequest, download_results
     from batchctl.results import CONTENT_FORMATS
 
     state = AppState.get(ctx, json_=json_, debug=debug)
-    join_request = _join_request(join, output, fmt, id_column, delimiter, prefix, parse_json, force, merge, content)
+    join_request = join_options(join, output=output, fmt=fmt, id_column=id_column, delimiter=delimiter, prefix=prefix,
+                                parse_json=parse_json, force=force, merge=merge, content=content)  # fmt: skip
     fmt = (fmt or "jsonl").lower()
     if fmt not in CONTENT_FORMATS and join_request is None:
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")
@@ -152,19 +154,3 @@ def download(
     state.out.result(outcome)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
 
-
-def _join_request(join, output, fmt, id_column, delimiter, prefix, parse_json, force, merge, content):  # noqa: ANN001, ANN202
-    """The --join options as a JoinRequest (None without --join); the other join options need it."""
-    from batchctl.cli.prepare_options import delimiter_value
-    from batchctl.joining import JoinRequest
-
-    if join is None:
-        for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json)):
-            if given:
-                raise typer.BadParameter(f"{name} applies to --join only", param_hint=name)
-        return None
-    if merge is not None or content:
-        raise typer.BadParameter("--join writes the rows with their answers: leave out --merge and --content", param_hint="--join")
-    return JoinRequest(data=Path(join) if join else None, output=output, fmt=fmt, id_column=id_column,
-                       delimiter=delimiter_value(delimiter), prefix=prefix, parse_json=True if parse_json else None,
-                       force=force)  # fmt: skip

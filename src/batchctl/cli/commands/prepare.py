@@ -80,6 +80,7 @@ def prepare(
         temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
         delimiter=delimiter, allow_empty=allow_empty, data_format=data_format, output=output, force=force,
     )  # fmt: skip
+    assert request is not None
     outcome = prepare_requests(request, state.provider_spec())
     state.out.result(outcome, human=lambda: state.out.line(summary_line(outcome.report, str(outcome.output))))
     state.out.success(f"Wrote {outcome.output} ({outcome.report.requests:,} requests); submit it: batchctl submit {outcome.output}")

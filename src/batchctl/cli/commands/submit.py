@@ -181,7 +181,7 @@ def submit(
             file, template=template, model=model, endpoint=endpoint, system=system, max_tokens=max_tokens,
             temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
             delimiter=delimiter, allow_empty=allow_empty, data_format=data_format,
-        ) if template is not None else None,  # fmt: skip
+        ),  # None without --template
     )
     outcome = submit_batch(
         request,
