@@ -101,18 +101,18 @@ def joined_rows(source: RowSource, paths: Sequence[Path], batch_ids: Sequence[st
                 report: MergeReport) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:  # fmt: skip
     """(the row, its added values) for every row of DATA, in order; fills `report` as it goes."""
     index = _ResultIndex(paths)
-    used: set[str] = set()
     try:
         for n, row in source.rows():
             cid = row_id(n, row, settings.id_column)
-            line = index.read(cid) if cid not in used else None
+            spot = index.where.get(cid)
+            line = index.read(cid) if spot is not None else None
+            index.where.pop(cid, None)  # each result joins one row; what is left at the end matched none
             report.requests += 1
-            if line is None:
+            if line is None or spot is None:
                 report.missing.append(cid)
                 batch_id = None
             else:
-                used.add(cid)
-                batch_id = batch_ids[index.where[cid][0]]
+                batch_id = batch_ids[spot[0]]
             answer, finish, prompt, completion, error = answer_columns(line, settings.parse_json)
             if line is not None:
                 if error:
@@ -122,7 +122,7 @@ def joined_rows(source: RowSource, paths: Sequence[Path], batch_ids: Sequence[st
             yield row, (answer, finish, prompt, completion, error, batch_id)
     finally:
         index.close()
-    report.unexpected = len(index.where) - len(used)
+    report.unexpected = len(index.where)
     report.duplicates, report.unreadable = index.duplicates, index.unreadable
 
 
