@@ -151,6 +151,7 @@ def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Rep
         reporter.info(f"Prepared {report.requests:,} requests from {prepare.data} ({source.fmt})")
         request.file, request.prepare = path, None
         request.endpoint = prepare.spec.endpoint
+        request.model = None  # every line has it already: no rewritten copy of the file (it is recorded below)
         request.job_options = {"prepare": prepare.recorded(source)}
         yield
     finally:

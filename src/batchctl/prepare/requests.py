@@ -118,6 +118,7 @@ class PrepareSpec:
     def recorded(self) -> dict[str, Any]:
         """What a job made by `submit DATA --template` keeps, so `download --join` needs no arguments."""
         return {
+            "model": self.model,
             "template": self.template.text,
             "system": self.system.text if self.system else None,
             "endpoint": self.endpoint,
