@@ -83,7 +83,8 @@ def join_results(
     if settings.id_column is not None and settings.id_column not in source.columns:
         raise BatchctlError(f"--id-column {settings.id_column!r} is not a column of {data.name}; its columns are: "
                             f"{', '.join(source.columns)}", "Name the column the requests were prepared with.")  # fmt: skip
-    output = request.output or Path(f"{data.stem}.answers{data.suffix or '.csv'}")
+    suffix = data.suffix if data.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet") else ".csv"
+    output = request.output or Path(f"{data.stem}.answers{suffix}")
     fmt = output_format(output, request.fmt)
     added = added_columns(source.columns, request.prefix)
     check_overwrite([output], force=request.force)

@@ -58,7 +58,8 @@ JoinOpt = Annotated[
     typer.Option(
         "--join", metavar="[DATA]",
         help="Write DATA's rows in their order with answer, finish_reason, prompt_tokens, completion_tokens, error "
-        "and batch_id added (-o answers.csv|.jsonl|.parquet). Without DATA: the file of `submit DATA --template`.",
+        "and batch_id added (-o answers.csv|.jsonl|.parquet; default <DATA name>.answers.<ext>). Without DATA: the "
+        "file of `submit DATA --template`.",
     ),
 ]  # fmt: skip
 JoinIdColumnOpt = Annotated[
