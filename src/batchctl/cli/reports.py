@@ -13,6 +13,7 @@ import typer
 if TYPE_CHECKING:
     from batchctl.api import Batch
     from batchctl.cli.output import Output
+    from batchctl.cost.estimate import Estimate
     from batchctl.doctor import DoctorReport
     from batchctl.downloading import DownloadOutcome
     from batchctl.providers import ProviderSpec
@@ -25,8 +26,9 @@ def _plural(n: int, word: str) -> str:
 # -- validation ------------------------------------------------------------------------------------------
 
 
-def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec) -> None:
-    """The file at a glance, one fact per row (fits a narrow terminal)."""
+def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec, estimate: Estimate | None = None) -> None:
+    """The file at a glance, one fact per row (fits a narrow terminal); input tokens from the cost
+    estimate when there is one (the same count its line below prices)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -41,7 +43,8 @@ def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec
         ("Endpoint", report.endpoint or "-"),
         ("Model", report.model or "-"),
         ("Size", format_size(report.size_bytes)),
-        ("Est. input tokens", format_tokens(report.est_input_tokens)),
+        ("Est. input tokens", format_tokens(report.est_input_tokens) if estimate is None
+         else f"{format_tokens(estimate.input_tokens)} ({estimate.method})"),  # fmt: skip
         ("Limits", f"{spec.name}: {spec.max_requests:,} requests, {format_size(spec.max_file_bytes)} per file"),
     ]
     table = Table.grid(padding=(0, 2))

@@ -18,6 +18,7 @@ from batchctl.cli.options import (
     JsonOpt,
     OutputOpt,
     WaitOpt,
+    YesOpt,
 )
 
 EPILOG = (
@@ -56,6 +57,16 @@ NoCheckOpt = Annotated[
     typer.Option(
         "--no-check",
         help="New-API: skip the pre-flight channel check (channel exists, is enabled, serves the model).",
+    ),
+]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="AMOUNT",
+        min=0,
+        help="Refuse, before uploading anything, when the estimated cost may exceed AMOUNT (in the price table's "
+        "currency: USD for OpenAI models, CNY for DashScope's; see docs/cost.md).",
     ),
 ]
 InputFileIdOpt = Annotated[
@@ -100,6 +111,8 @@ def submit(
     no_split: NoSplitOpt = False,
     new: NewOpt = False,
     force: ForceOpt = False,
+    max_cost: MaxCostOpt = None,
+    yes: YesOpt = False,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -109,6 +122,9 @@ def submit(
     profile's limits becomes a job (job_…) of several batches; the same submission again attaches to
     its job (or resumes it after a crash) instead of uploading again. With --wait, watch the batches
     to the end and download the results (output, and errors beside it).
+
+    The estimate (tokens, and the cost where the model's price is known) is shown first; on a terminal,
+    a cost above the profile's threshold asks for confirmation (--yes does not ask).
 
     Example: batchctl submit examples/chat.jsonl --model qwen-plus --wait --cleanup
     """
@@ -151,6 +167,8 @@ def submit(
         cleanup=cleanup,
         split=not no_split,
         new=new,
+        max_cost=max_cost,
+        confirm=None if yes else out.confirm_if_interactive,
     )
     outcome = submit_batch(
         request,
