@@ -44,6 +44,7 @@ class SubmitRequest:
     cleanup: bool = False
     split: bool = True  # False: refuse a file over the limits instead of making a job of several batches
     new: bool = False  # True: a new job even when the same submission has one already
+    retry: int = 0  # with wait: up to this many rounds of `retry` for the requests that failed
 
 
 @dataclass

@@ -174,11 +174,41 @@ def show_job(out: Output, view, *, live_counts: bool = True) -> None:
     rows = []
     for part in view.to_dict()["parts"]:
         counts = part["request_counts"]
+        lines = f"{part['first_line']:,}-{part['last_line']:,}"
+        if part["retry_of"] is not None:
+            lines = f"retry of {part['retry_of'] + 1}"
         rows.append([
-            part["part"] + 1, f"{part['first_line']:,}-{part['last_line']:,}", part["batch_id"] or "-",
+            part["part"] + 1, lines, part["batch_id"] or "-",
             part["status"] or part["step"], _counts(counts["completed"], counts["failed"], counts["total"] or part["requests"]),
         ])  # fmt: skip
     out.table(["part", "lines", "batch", "status", "done"], rows, keep=("batch",))
+
+
+def _codes(codes) -> str:
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(codes.items()))
+
+
+def show_retry(out: Output, outcome) -> None:
+    """`retry`: what was retried from which part, what was left alone, and (--wait) where the job stands."""
+    before, job_id = outcome.before, outcome.job.id
+    if outcome.nothing_to_retry:
+        kept = f" ({_plural(sum(before.kept.values()), 'failed request')} left alone: {_codes(before.kept)})" if before.kept else ""
+        out.success(f"Nothing to retry in {job_id}: {before.succeeded:,} of {_plural(before.requests, 'request')} "
+                    f"succeeded{kept}.")  # fmt: skip
+        return
+    if not outcome.resumed:
+        out.info(f"{_plural(before.to_retry, 'request')} retried ({_codes(before.retry_codes)})"
+                 + (f"; left alone: {_codes(before.kept)}" if before.kept else ""))  # fmt: skip
+    for part in outcome.parts:
+        out.line(part.batch_id or f"part {part.index + 1} (no batch yet)")
+    after = outcome.after
+    if after is not None:
+        summary = after.summary()
+        out.info(f"{summary['requests']:,} requests: {summary['succeeded']:,} succeeded, {summary['failed']:,} failed, "
+                 f"{summary['missing']:,} missing" + (f" ({_codes(after.failed)})" if after.failed else "") + ".")  # fmt: skip
+        out.info(f"Download the results: batchctl download {job_id} --merge {outcome.job.input_path}")
+    else:
+        out.info(f"Watch it: batchctl status --watch {job_id}; then: batchctl download {job_id}")
 
 
 def job_line(view) -> str:
