@@ -149,18 +149,55 @@ def test_submit_wait_retry_ends_with_every_request_succeeded(limited, in_tmp):
     assert sorted(r["custom_id"] for r in lines) == [f"q-{n}" for n in range(1, 9)] and all(succeeded(r) for r in lines)
 
 
-def test_only_codes_retries_the_chosen_codes_only(limited, in_tmp):
+def test_only_codes_retries_the_chosen_codes_only_and_a_cut_off_retry_resumes(limited, in_tmp, monkeypatch):
     source = write_questions(in_tmp / "q.jsonl", ["question a", "bad b", "question c", "bad d"])
     first = invoke("submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl")
     assert first.exit_code == 0, first.output
     batch_id = first.stdout.splitlines()[0].strip()
     assert batch_id.startswith("batch_")  # a one-part job's batch id names its job too
-    retried = invoke("--json", "retry", batch_id, "--only-codes", "429", "--wait", "--interval", "0.1")
+
+    import batchctl.jobs.retry as retry_module
+    from batchctl.errors import BatchctlError
+
+    def cut_off(ctx, part):
+        raise BatchctlError("cut off before the upload")
+
+    with monkeypatch.context() as patch:  # the retry parts are recorded, then the process "dies"
+        patch.setattr(retry_module, "advance_part", cut_off)
+        cut = invoke("--json", "retry", batch_id, "--only-codes", "429")
+    assert cut.exit_code == 1 and "cut off" in cut.output
+    retried = invoke("--json", "retry", batch_id, "--wait", "--interval", "0.1")  # finishes that retry, not a new one
     assert retried.exit_code == 0, retried.output
     data = json.loads(retried.stdout)
-    assert data["retried_codes"] == {"rate_limit_exceeded": 2} and data["kept_codes"] == {"invalid_value": 2}
-    assert data["parts"][0]["retry_of"] == 0 and data["parts"][0]["requests"] == 2
+    assert data["resumed"] is True and "was cut off" in retried.stderr
+    assert [(p["retry_of"], p["requests"]) for p in data["parts"]] == [(0, 2)]  # only the 429s
     assert data["after"]["succeeded"] == 2 and data["after"]["codes"] == {"invalid_value": 2}
+    kept = invoke("--json", "retry", batch_id, "--only-codes", "rate_limit_exceeded")
+    assert json.loads(kept.stdout)["kept_codes"] == {"invalid_value": 2} and json.loads(kept.stdout)["parts"] == []
     merged = invoke("download", data["job_id"], "--merge", str(source), "-o", "merged.jsonl")
     assert "4 requests: 2 succeeded, 2 failed, 0 missing." in merged.stderr
     assert [succeeded(r) for r in merged_lines(in_tmp / "merged.jsonl")] == [True, False, True, False]
+
+
+def test_a_batch_from_before_jobs_becomes_a_job_when_its_input_is_known(local_server, in_tmp):
+    from batch_factory import create_batch
+    from batchctl.jobs.records import BatchRecord
+
+    add_profile(local_server)
+    batch_id = create_batch(local_server.base_url, in_tmp, 5)
+    source = next(in_tmp.glob("input-*.jsonl"))
+    with Journal.open() as journal:
+        journal.record_batch(BatchRecord(batch_id=batch_id, profile="small", base_url=local_server.base_url,
+                                         provider="local", input_path=str(source)))  # fmt: skip
+        journal.record_batch(BatchRecord(batch_id="batch_unknown_input", profile="small",
+                                         base_url=local_server.base_url, provider="local"))  # fmt: skip
+    assert invoke("status", batch_id, "--watch", "--interval", "0.1").exit_code == 0
+    result = invoke("--json", "retry", batch_id)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["before"]["succeeded"] == 5 and data["parts"] == []
+    with Journal.open() as journal:
+        assert [p.batch_id for p in journal.parts(data["job_id"])] == [batch_id]
+        assert journal.lookup_batch(batch_id).job_id == data["job_id"]
+    unknown = invoke("retry", "batch_unknown_input")
+    assert unknown.exit_code == 1 and "does not know its input file" in unknown.stderr

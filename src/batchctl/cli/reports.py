@@ -193,8 +193,8 @@ def show_retry(out: Output, outcome) -> None:
     before, job_id = outcome.before, outcome.job.id
     if outcome.nothing_to_retry:
         kept = f" ({_plural(sum(before.kept.values()), 'failed request')} left alone: {_codes(before.kept)})" if before.kept else ""
-        out.success(f"Nothing to retry in {job_id}: {before.succeeded:,} of {_plural(before.requests, 'request')} "
-                    f"succeeded{kept}.")  # fmt: skip
+        say = out.info if kept else out.success
+        say(f"Nothing to retry in {job_id}: {before.succeeded:,} of {_plural(before.requests, 'request')} succeeded{kept}.")
         return
     if not outcome.resumed:
         out.info(f"{_plural(before.to_retry, 'request')} retried ({_codes(before.retry_codes)})"

@@ -62,9 +62,12 @@ def save_job_results(
         index = ResultIndex(raw_out + raw_err, ranks) if retried else None
         for path in raw_out if index is None else ():
             result.failed_requests += scan_results(path)[1]
+        answered = 0
         if index is not None:
-            result.failed_requests = sum(1 for spot in index.where.values() if not spot[3])
-        if raw_err:
+            answered = sum(1 for spot in index.where.values() if spot[3])
+            result.failed_requests = len(index.where) - answered
+        chosen_errors = sum(1 for spot in index.where.values() if spot[0] >= len(raw_out)) if index else len(raw_err)
+        if raw_err and chosen_errors:
             err_lines = iter_result_lines(raw_err) if index is None else index.iter_chosen(range(len(raw_out), len(ranks)))
             count = write_lines(errors_output, err_lines)
             result.files.append(SavedFile("error", errors_output, count, errors_output.stat().st_size,
@@ -89,6 +92,11 @@ def save_job_results(
             result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, ",".join(f for _, f in outputs) or None))
         if index is not None:
             index.close()
+    done = result.merge.succeeded == result.merge.requests if result.merge else answered >= job.input_lines
+    if retried and done:
+        # Every request has its answer: earlier attempts that failed, expired or were cancelled are history.
+        outcome.batch = total.model_copy(update={"status": "completed"})
+        result.status = "completed"
     if request.delete_remote:
         from batchctl.remote_cleanup import delete_remote_files, remote_files_of
 
