@@ -82,3 +82,45 @@ def test_a_retry_part_that_returned_nothing_is_the_attempt_that_counts(tmp_path)
     assert attempts.failed == {"batch_cancelled": 1, "rl": 1} and attempts.retry == {1: 1, 0: 1}
     assert attempts.summary() == {"requests": 2, "succeeded": 0, "failed": 2, "missing": 0,
                                   "codes": {"batch_cancelled": 1, "rl": 1}}  # fmt: skip
+
+
+class FakeBatches:
+    def __init__(self, batches):
+        self.by_id = {b.id: b for b in batches}
+
+    def retrieve(self, batch_id):
+        return self.by_id[batch_id]
+
+
+def journal_with_job(tmp_path, source, status: str):
+    from batchctl.api.models import Batch
+    from batchctl.jobs.retry import sha256_of
+    from batchctl.jobs.store import Journal
+
+    journal = Journal.open(tmp_path / "journal.db")
+    job = journal.create_job(input_path=str(source), input_sha256=sha256_of(source), input_size=1, input_lines=2,
+                             profile="p", base_url="http://h/v1", provider="local", options={}, state="active")  # fmt: skip
+    journal.add_part(job.id, 0, first_line=1, last_line=2, byte_start=0, byte_end=1, request_count=2)
+    journal.update_part(job.id, 0, batch_id="batch_1", step="created")
+    batch = Batch(id="batch_1", status=status, request_counts={"total": 2, "completed": 1, "failed": 0})
+    client = type("Client", (), {"batches": FakeBatches([batch])})()
+    return journal, job, client
+
+
+def test_a_running_job_or_a_changed_input_is_refused(tmp_path):
+    import pytest
+
+    from batchctl.errors import BatchctlError
+    from batchctl.jobs.retry import assess_job
+
+    source = requests(tmp_path / "in.jsonl", 2)
+    journal, job, client = journal_with_job(tmp_path, source, "in_progress")
+    with pytest.raises(BatchctlError) as running:
+        assess_job(journal, job, client)
+    assert running.value.exit_code == 6 and f"batchctl status --watch {job.id}" in running.value.hint
+    journal.close()
+    journal, job, client = journal_with_job(tmp_path / "second", source, "completed")
+    source.write_text(source.read_text() + "\n")
+    with pytest.raises(BatchctlError, match="changed since it was submitted"):
+        assess_job(journal, job, client)
+    journal.close()
