@@ -76,7 +76,7 @@ def test_retry_after_failures_answers_every_id_and_merges_in_input_order(start_s
     parts = json.loads(status.stdout)["parts"]
     assert [p["retry_of"] for p in parts[:2]] == [None, None] and all(p["retry_of"] is not None for p in parts[2:])
     shown = invoke("jobs", "show", job_id)
-    assert "retry of" in shown.stdout
+    assert "retry of" in shown.stdout and "2 + " in invoke("jobs").stdout
     again = invoke("retry", job_id)
     assert again.exit_code == 0 and "Nothing to retry" in again.stderr
     with Journal.open() as journal:
@@ -174,7 +174,8 @@ def test_only_codes_retries_the_chosen_codes_only_and_a_cut_off_retry_resumes(li
     assert data["after"]["succeeded"] == 2 and data["after"]["codes"] == {"invalid_value": 2}
     kept = invoke("--json", "retry", batch_id, "--only-codes", "rate_limit_exceeded")
     assert json.loads(kept.stdout)["kept_codes"] == {"invalid_value": 2} and json.loads(kept.stdout)["parts"] == []
-    merged = invoke("download", data["job_id"], "--merge", str(source), "-o", "merged.jsonl")
+    merged = invoke("download", batch_id, "--merge", str(source), "-o", "merged.jsonl")  # the batch id: its job
+    assert f"was retried in {data['job_id']}" in merged.stderr
     assert "4 requests: 2 succeeded, 2 failed, 0 missing." in merged.stderr
     assert [succeeded(r) for r in merged_lines(in_tmp / "merged.jsonl")] == [True, False, True, False]
 

@@ -211,6 +211,11 @@ def show_retry(out: Output, outcome) -> None:
         out.info(f"Watch it: batchctl status --watch {job_id}; then: batchctl download {job_id}")
 
 
+def _parts(parts) -> str:
+    retries = sum(1 for p in parts if p.retry_of is not None)
+    return f"{len(parts) - retries} + {retries} retr{'ies' if retries != 1 else 'y'}" if retries else str(len(parts))
+
+
 def job_line(view) -> str:
     """One line for a job (the end of `status JOB --watch` when piped)."""
     total = view.total
@@ -232,7 +237,7 @@ def show_jobs(out: Output, views) -> None:
         total = sum((p.total or p.request_count) for p in parts)
         statuses = sorted({p.status or p.step for p in parts} - {view.job.state})
         rows.append([
-            view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, len(parts),
+            view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, _parts(parts),
             view.job.state + (f" ({', '.join(statuses)})" if statuses else ""), _counts(done, failed, total),
         ])  # fmt: skip
     out.table(["job", "created", "profile", "input", "parts", "state", "done"], rows, keep=("job",),

@@ -62,3 +62,15 @@ def adopt_batch(journal: Journal, record: BatchRecord, client: BatchClient) -> J
                         status=batch.status)  # fmt: skip
     journal.update_batch(record.batch_id, job_id=job.id, part=0)
     return job
+
+
+def retried_job(journal: Journal, batch_id: str) -> Job | None:
+    """The job a one-part job's batch id stands for once the job has retry parts (else None: the batch is itself)."""
+    record = journal.lookup_batch(batch_id)
+    if record is None or not record.job_id:
+        return None
+    parts = journal.parts(record.job_id)
+    originals = [p for p in parts if p.retry_of is None]
+    if len(originals) != 1 or originals[0].batch_id != batch_id or len(parts) == 1:
+        return None
+    return journal.get_job(record.job_id)
