@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
     from batchctl.jobs.records import Job, Part
     from batchctl.jobs.store import Journal
-    from batchctl.reporting import Reporter
     from batchctl.jobs.submit import JobOutcome, WaitForAll
+    from batchctl.reporting import Reporter
     from batchctl.submitting import SubmitRequest
 
 
