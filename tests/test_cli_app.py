@@ -111,5 +111,5 @@ def test_help_names_every_value_in_words():
 
     text = render()
     assert not re.findall(r"<(?:str|int|float|list|path|bool)[^>]*>|\{[A-Z_]+\}", text)
-    assert "Usage: batchctl status [OPTIONS] BATCH_ID..." in text
+    assert "Usage: batchctl cancel [OPTIONS] BATCH_ID..." in text and "Usage: batchctl status [OPTIONS] [BATCH_ID...]" in text
     assert "--after BATCH_ID" in text and "--port N" in text

@@ -31,7 +31,7 @@ def test_batch_follows_its_profile_but_a_named_profile_keeps_its_own_server(star
     # Active profile is b now (added last): the journal still sends status to a, with a's key.
     shown = runner.invoke(app, ["status", batch_id, "--json"])
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.stdout)["id"] == batch_id
+    assert json.loads(shown.stdout)[0]["id"] == batch_id
 
     # Naming profile b explicitly: b's key goes to b's server only (where the batch does not exist),
     # never to a's server.

@@ -51,7 +51,7 @@ def test_debug_and_base_url_after_the_command(server, tmp_path):
     result = runner.invoke(app, ["status", batch_id, "--debug", "--base-url", server.base_url, "--json"])
     assert result.exit_code == 0, result.output
     assert f"HTTP GET {server.base_url}/batches/{batch_id} -> 200" in result.stderr
-    assert json.loads(result.stdout)["id"] == batch_id
+    assert json.loads(result.stdout)[0]["id"] == batch_id
 
 
 def test_how_arguments_are_moved():
@@ -114,3 +114,37 @@ def test_an_unset_key_env_var_is_named_before_anything_is_sent(monkeypatch, tmp_
         assert result.stderr.splitlines()[0] == "Error: MY_GATEWAY_KEY is not set (profile gw reads its key from it)"
     monkeypatch.setenv("MY_GATEWAY_KEY", "sk-from-env-9999")
     assert json.loads(runner.invoke(app, ["profile", "show", "gw", "--json"]).stdout)["api_key_env_set"] is True
+
+
+def test_status_without_an_id_shows_what_this_machine_submitted_and_last_is_the_newest(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    empty = runner.invoke(app, ["status", "--json"])
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == [] and "nothing was submitted" in empty.stderr
+    assert runner.invoke(app, ["download", "last"]).stderr.startswith("Error: nothing was submitted from this machine yet")
+    ids = []
+    for n in range(2):
+        source = tmp_path / f"in{n}.jsonl"
+        source.write_text(json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                                      "body": {"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]}}) + "\n")
+        submitted = runner.invoke(app, ["submit", "-q", str(source)])
+        assert submitted.exit_code == 0, submitted.output
+        assert submitted.stderr == ""  # --quiet: no notes, only the id on stdout
+        ids.append(submitted.stdout.strip())
+    recent = runner.invoke(app, ["status", "-q"])
+    assert recent.exit_code == 0, recent.output
+    assert recent.stdout.split() == ids[::-1]  # newest first
+    last = runner.invoke(app, ["status", "last", "--json"])
+    assert [b["id"] for b in json.loads(last.stdout)] == [ids[1]]
+    waited = runner.invoke(app, ["download", "last", "--wait", "--interval", "0.1", "-o", "last.jsonl"])
+    assert waited.exit_code == 0, waited.output
+    assert json.loads((tmp_path / "last.jsonl").read_text())["custom_id"] == "a"
+
+
+@pytest.mark.parametrize("command", [["validate"], ["submit"], ["submit", "--no-validate"], ["download", "batch_x", "--merge"]])
+def test_a_missing_or_directory_input_reads_the_same_in_every_command(command, tmp_path):
+    missing = runner.invoke(app, [*command, str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1, missing.output
+    assert missing.stderr.splitlines()[0] == f"Error: no such file: {tmp_path / 'nope.jsonl'}"
+    directory = runner.invoke(app, [*command, str(tmp_path)])
+    assert directory.exit_code == 1, directory.output
+    assert directory.stderr.splitlines()[0] == f"Error: {tmp_path} is a directory"

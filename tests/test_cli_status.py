@@ -64,12 +64,12 @@ def assert_monotonic_to_completion(lines: list[dict], total: int) -> None:
     assert all(a != b for a, b in zip(keys, keys[1:]))
 
 
-def test_status_json_is_the_batch_object_or_a_list(server, tmp_path):
+def test_status_json_is_always_a_list(server, tmp_path):
     first = create_batch(server.base_url, tmp_path, 3)
     second = create_batch(server.base_url, tmp_path, 3)
     one = runner.invoke(app, ["status", first, "--json"])
     assert one.exit_code == 0, one.output
-    assert json.loads(one.stdout)["id"] == first
+    assert [b["id"] for b in json.loads(one.stdout)] == [first]  # a list for one id too: one shape
     two = runner.invoke(app, ["status", first, second, "--json"])
     assert two.exit_code == 0, two.output
     assert [b["id"] for b in json.loads(two.stdout)] == [first, second]

@@ -134,6 +134,9 @@ def test_json_prints_only_the_batch_object(server, in_tmp):
     final = json.loads(waited.stdout)  # one object, nothing else on stdout
     assert final["status"] == "completed" and final["request_counts"]["completed"] == 4
     assert len(read_jsonl(in_tmp / "r.jsonl")) == 4
+    saved = {f["kind"]: f for f in final["download"]["files"]}  # what was written, as download --json says
+    assert saved["output"]["path"].endswith("r.jsonl") and saved["output"]["lines"] == 4
+    assert final["download"]["failed_requests"] == 0
 
 
 def test_cleanup_deletes_the_input_only_after_full_success(server, in_tmp):
@@ -268,3 +271,18 @@ def test_ctrl_c_during_wait_says_how_to_resume_the_download(start_server, tmp_pa
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert len(read_jsonl(tmp_path / "out.jsonl")) == 40
+
+
+def test_a_completed_batch_with_nothing_succeeded_is_a_failure(start_server, monkeypatch, in_tmp):
+    server = start_server(failure_rate=1.0)
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    waited = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"])
+    assert waited.exit_code == 3, waited.output
+    assert "completed, but 0 of 3 requests succeeded" in waited.stderr
+    batch_id = waited.stdout.strip()
+    shown = runner.invoke(app, ["status", batch_id])
+    assert shown.exit_code == 0 and "completed — 0 of 3 succeeded" in shown.stdout
+    assert runner.invoke(app, ["status", batch_id, "--watch", "--interval", "0.1"]).exit_code == 3
+    again = runner.invoke(app, ["download", batch_id, "-o", "again.jsonl"])
+    assert again.exit_code == 3 and (in_tmp / "again.errors.jsonl").exists()

@@ -77,3 +77,22 @@ def test_list_keeps_endpoint_and_model_on_a_narrow_terminal(width):
     for n in range(3):
         assert f"batch_{n:032x}" in text
     assert text.count("in_progress") == 3 and "chat/completions" in text and "qwen-plus-2025-01-25" in text
+
+
+def test_download_shows_byte_progress_on_a_terminal_only(shared_server, tmp_path):
+    batch_id = create_batch(shared_server.base_url, tmp_path, 3)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES", "CI")}
+    env.update(BATCHCTL_BASE_URL=shared_server.base_url, PYTHONUNBUFFERED="1", TERM="xterm-256color")
+    out = tmp_path / "tty.jsonl"
+    code, raw = run_in_pty(["download", batch_id, "--wait", "--interval", "0.1", "-o", str(out)], env, columns=100)
+    assert code == 0, raw.decode(errors="replace")
+    assert "Downloading the output file" in "\n".join(drawn_lines(raw))
+    import subprocess
+    import sys
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "batchctl", "download", batch_id, "-o", str(tmp_path / "piped.jsonl")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert "Downloading" not in piped.stderr  # no bar in a pipe or a log

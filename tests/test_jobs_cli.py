@@ -123,7 +123,7 @@ def test_one_part_job_keeps_the_batch_id_and_no_split_refuses(small, in_tmp):
     data = json.loads(result.stdout)
     assert data["id"].startswith("batch_") and data["job_id"].startswith("job_") and data["object"] == "batch"
     status = invoke("status", data["job_id"], "--json")
-    assert json.loads(status.stdout)["parts"][0]["batch_id"] == data["id"]
+    assert json.loads(status.stdout)[0]["parts"][0]["batch_id"] == data["id"]
 
     big = write_requests(in_tmp / "big.jsonl", 51)
     refused = invoke("submit", str(big), "--no-split")

@@ -285,3 +285,13 @@ def test_a_servers_line_number_is_said_once():
     assert error_line(other) == "[too_many_requests] the file has 60,000 requests"
     plain = BatchErrorItem(code="x", line=4, message="bad url", param="url")
     assert error_line(plain) == "line 4: [x] bad url (url)"
+
+
+def test_job_tags_stay_out_of_the_panel_but_not_the_json():
+    batch = Batch.model_validate({"id": "batch_t", "status": "in_progress", "metadata": {
+        "description": "nightly", "batchctl_job": "job_1", "batchctl_part": "0", "batchctl_token": "abc"}})
+    console = Console(width=100, record=True)
+    console.print(batch_panel(BatchView(batch)))
+    text = console.export_text()
+    assert "description: nightly" in text and "batchctl_" not in text
+    assert batch.model_dump()["metadata"]["batchctl_job"] == "job_1"

@@ -17,6 +17,7 @@ from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
     from batchctl.remote_cleanup import RemoteDeletion
+    from batchctl.reporting import Reporter
     from batchctl.results import DownloadResult
 
 # `wait_for(batch_id, resume_hint)` watches a batch to its end and returns it (the CLI's watcher).
@@ -33,6 +34,15 @@ class DownloadRequest:
     content_format: str | None = None
     force: bool = False
     delete_remote: bool = False
+
+    def check(self) -> None:
+        """Refuse at once what would fail only after the wait and the download: a --merge input that is
+        missing or not a file (the same words as any other unreadable input)."""
+        if self.merge_input is not None:
+            if not self.merge_input.exists():
+                raise FileNotFoundError(2, "No such file or directory", str(self.merge_input))
+            if self.merge_input.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(self.merge_input))
 
 
 @dataclass
@@ -86,8 +96,10 @@ def save_finished(
     output: Path,
     errors_output: Path,
     input_file_id: str | None = None,
+    reporter: Reporter | None = None,
 ) -> DownloadOutcome:
-    """Save a finished batch's files as asked; then, with `delete_remote`, delete its files on the server."""
+    """Save a finished batch's files as asked (bytes shown by `reporter`); then, with `delete_remote`,
+    delete its files on the server."""
     from batchctl.results import DownloadResult, save_results
 
     outcome = DownloadOutcome(batch, DownloadResult(batch.id, batch.status), content_format=request.content_format)
@@ -104,6 +116,7 @@ def save_finished(
             errors_output=errors_output,
             merge_input=request.merge_input,
             content_format=request.content_format,
+            reporter=reporter,
         )
     if request.delete_remote:
         from batchctl.remote_cleanup import delete_remote_files, remote_files_of
@@ -119,6 +132,7 @@ def download_results(
     request: DownloadRequest,
     *,
     wait_for: WaitFor | None = None,
+    reporter: Reporter | None = None,
 ) -> DownloadOutcome:
     """`batchctl download`: the batch's results written as `request` says, waiting first when
     `wait_for` is given (else a batch that has not finished is an error, exit code 6)."""
@@ -132,8 +146,9 @@ def download_results(
             raise not_finished_error(batch)
         batch = wait_for(batch_id, resume_command(batch_id, output, errors_output))
     return save_finished(
-        client, batch, request, output=output, errors_output=errors_output, input_file_id=entry.input_file_id if entry else None
-    )
+        client, batch, request, output=output, errors_output=errors_output,
+        input_file_id=entry.input_file_id if entry else None, reporter=reporter,
+    )  # fmt: skip
 
 
 def failed_requests(outcome: DownloadOutcome) -> int:

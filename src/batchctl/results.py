@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from batchctl.validation import iter_raw_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.reporting import Reporter
     from batchctl.merging import MergeReport
 
 CONTENT_FORMATS = ("jsonl", "csv")
@@ -208,8 +210,10 @@ def save_results(
     errors_output: Path,
     merge_input: Path | None = None,
     content_format: str | None = None,
+    reporter: Reporter | None = None,
 ) -> DownloadResult:
-    """Download a finished batch's files and write what was asked for.
+    """Download a finished batch's files and write what was asked for (each download's bytes shown by
+    `reporter.progress`, when given).
 
     - plain: the output file to `output`, the error file (when the batch has one) to `errors_output`;
     - `merge_input`: `output` gets one result per input request, in input order (errors included);
@@ -224,11 +228,11 @@ def save_results(
     transform = merge_input is not None or content_format is not None
     if not transform:
         if batch.output_file_id:
-            saved = _download(client, "output", batch.output_file_id, output)
+            saved = _download(client, "output", batch.output_file_id, output, reporter)
             result.files.append(saved)
             result.failed_requests += saved.failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
             result.files.append(saved)
             result.failed_requests += saved.lines
         return result
@@ -239,11 +243,12 @@ def save_results(
         raw: list[Path] = []
         if batch.output_file_id:
             raw_output = Path(scratch) / "output.jsonl"
-            client.files.download_to(batch.output_file_id, raw_output)
+            with _progress(reporter, "Downloading the output") as update:
+                client.files.download_to(batch.output_file_id, raw_output, progress=update)
             raw.append(raw_output)
             result.failed_requests += scan_results(raw_output)[1]
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
             result.files.append(saved)
             result.failed_requests += saved.lines
             raw.append(errors_output)
@@ -263,8 +268,13 @@ def save_results(
     return result
 
 
-def _download(client: BatchClient, kind: str, file_id: str, path: Path) -> SavedFile:
+def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[Callable[[int, int], None] | None]:
+    return reporter.progress(label, None) if reporter is not None else nullcontext()
+
+
+def _download(client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None) -> SavedFile:
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = client.files.download_to(file_id, path)
+    with _progress(reporter, f"Downloading the {kind} file") as update:
+        size = client.files.download_to(file_id, path, progress=update)
     lines, failed = scan_results(path)
     return SavedFile(kind, path, lines, int(size), file_id, failed)

@@ -66,7 +66,10 @@ class SubmitOutcome:
     cleanup: Cleanup | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return (self.final or self.batch).model_dump(mode="json")
+        data = (self.final or self.batch).model_dump(mode="json")
+        if self.download is not None:  # with --wait: the files written and their counts
+            data["download"] = self.download.to_dict()
+        return data
 
 
 def _refuse_invalid(report: ValidationReport, display: str, reporter: Reporter) -> BatchctlError:

@@ -220,6 +220,22 @@ def eta_seconds(remaining: int, rate: float | None) -> float | None:
 # -- exit codes -------------------------------------------------------------------------------------
 
 
+def nothing_succeeded(batch: Batch) -> bool:
+    """A batch that completed with every request failed: a failure, whatever its status says."""
+    counts = batch.request_counts
+    return batch.status == "completed" and counts.total > 0 and counts.completed == 0 and counts.failed > 0
+
+
+def effective_status(batch: Batch) -> str:
+    """The status the exit code follows: `failed` for a batch that completed with no request succeeding."""
+    return "failed" if nothing_succeeded(batch) else batch.status
+
+
+def exit_code_for_batches(batches: Sequence[Batch]) -> int:
+    """`exit_code_for_statuses` of the batches' effective statuses (0 of N succeeded counts as failed)."""
+    return exit_code_for_statuses([effective_status(b) for b in batches])
+
+
 def exit_code_for_statuses(statuses: Sequence[str]) -> int:
     """0 when every batch completed; else the code of the worst final state (failed 3 > expired 4 >
     cancelled 5); 6 if one is not finished (or in a state this tool does not know)."""

@@ -29,7 +29,7 @@ from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, Js
 from batchctl.cli.output import Output
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 success; 1 error or invalid input; 2 usage error; 3 batch failed; 4 batch expired; "
+    "Exit codes: 0 success; 1 error or invalid input; 2 usage error; 3 batch failed (or completed with 0 requests succeeded); 4 batch expired; "
     "5 batch cancelled; 6 batch not finished yet; 130 interrupted (Ctrl+C)."
 )
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from batchctl.providers import ProviderSpec
 
 
+LAST_ALIAS = "last"  # `status last`, `download last`: the newest thing submitted from this machine
+
+
 class AppState:
     """Global options, the Output, and what is built from them on first use.
 
@@ -145,6 +148,34 @@ class AppState:
 
             self._journal = Journal.open()
         return self._journal
+
+    def resolve_ids(self, ids: list[str] | None) -> list[str]:
+        """The ids as given, with `last` read as the newest job (or plain batch) submitted from here."""
+        resolved = []
+        for item in ids or []:
+            if item == LAST_ALIAS:
+                newest = self.recent_ids(1)
+                if not newest:
+                    from batchctl.errors import BatchctlError
+
+                    raise BatchctlError("nothing was submitted from this machine yet: there is no `last`", "Submit one: batchctl submit FILE")
+                item = newest[0]
+            resolved.append(item)
+        return resolved
+
+    def recent_ids(self, count: int) -> list[str]:
+        """The `count` newest jobs and plain batches this machine submitted, newest first (a one-part
+        job by its batch id, as `submit` printed it)."""
+        found: list[str] = []
+        journal = self.journal()
+        for record in journal.batches():
+            parts = journal.parts(record.job_id) if record.job_id else []
+            item = record.job_id if len(parts) > 1 else record.batch_id
+            if item not in found:
+                found.append(item)
+            if len(found) == count:
+                break
+        return found
 
     def find_job(self, id_or_batch: str) -> Job | None:
         """The job a `job_…` id (or a unique prefix of one) names; None for anything else (a batch id)."""

@@ -145,13 +145,20 @@ def journal_ids(incomplete: str, *, batches: bool) -> list[tuple[str, str]]:
 
 BatchIdArg = Annotated[
     str,
-    typer.Argument(help="Batch id (batch_abc123) or job id (job_…).", show_default=False, metavar="BATCH_ID",
+    typer.Argument(help="Batch id (batch_abc123), job id (job_…), or `last`: the newest submitted from here.",
+                   show_default=False, metavar="BATCH_ID",
                    autocompletion=complete_ids),  # fmt: skip
 ]
 BatchIdsArg = Annotated[
     list[str],
-    typer.Argument(help="One or more batch ids or job ids.", show_default=False, metavar="BATCH_ID",
+    typer.Argument(help="One or more batch ids or job ids (`last`: the newest submitted from here).",
+                   show_default=False, metavar="BATCH_ID",
                    autocompletion=complete_ids),  # fmt: skip
+]
+OptionalBatchIdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Batch ids or job ids (`last`: the newest; none: the most recent submitted from here).",
+                   show_default=False, metavar="BATCH_ID", autocompletion=complete_ids),  # fmt: skip
 ]
 IntervalOpt = Annotated[
     float | None,

@@ -20,7 +20,15 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from batchctl.watching import PHASE_TIMESTAMPS, Progress, elapsed_seconds, eta_seconds, format_duration, progress_of
+from batchctl.watching import (
+    PHASE_TIMESTAMPS,
+    Progress,
+    elapsed_seconds,
+    eta_seconds,
+    format_duration,
+    nothing_succeeded,
+    progress_of,
+)
 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
@@ -119,7 +127,11 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
 
-    grid.add_row("status", status_text(batch.status))
+    if nothing_succeeded(batch):
+        status = Text.assemble(status_text(batch.status), (f" — 0 of {batch.request_counts.total:,} succeeded", "bold red"))
+    else:
+        status = status_text(batch.status)
+    grid.add_row("status", status)
     grid.add_row("progress", _progress_row(progress, width=max(_BAR_MIN, min(50, width - 30))))
     if progress.live:
         counts = Text.assemble(("ok ", "dim"), (str(progress.ok), "green"), ("   failed ", "dim"),
@@ -151,8 +163,9 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     if batch.error_file_id:
         files.append(f"errors {batch.error_file_id}")
     grid.add_row("files", Text("\n".join(files)))
-    if batch.metadata:
-        grid.add_row("metadata", Text("\n".join(f"{k}: {v}" for k, v in batch.metadata.items())))
+    metadata = people_metadata(batch)
+    if metadata:
+        grid.add_row("metadata", Text("\n".join(f"{k}: {v}" for k, v in metadata.items())))
     errors = batch.errors.data if batch.errors else []
     if errors:
         lines = [error_line(item) for item in errors[:MAX_ERRORS_SHOWN]]
@@ -166,6 +179,12 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         border_style=STATUS_STYLES.get(batch.status, "white"),
         expand=True,
     )
+
+
+def people_metadata(batch: Batch) -> dict[str, Any]:
+    """The metadata people gave a batch: without the `batchctl_*` tags jobs use to find their batches
+    again (they stay in --json)."""
+    return {k: v for k, v in (batch.metadata or {}).items() if not str(k).startswith("batchctl_")}
 
 
 def error_line(item: Any) -> str:
@@ -277,7 +296,7 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
     """A row of `batchctl list`: id, status, counts, created, endpoint, description."""
     counts = batch.request_counts
     created = f"{format_relative(batch.created_at, now)}\n{format_timestamp(batch.created_at, seconds=False)}"
-    metadata = batch.metadata or {}
+    metadata = people_metadata(batch)
     description = (
         batch.model
         or metadata.get("description")

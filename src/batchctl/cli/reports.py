@@ -106,13 +106,17 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
 
 
 def exit_for_final_state(out: Output, batch: Batch, *, saved_files: bool) -> None:
-    """Exit 3/4/5 when the batch ended failed/expired/cancelled; return when it completed."""
-    from batchctl.watching import exit_code_for_statuses
+    """Exit 3/4/5 when the batch ended failed/expired/cancelled (or completed with no request
+    succeeding: 3); return when it completed."""
+    from batchctl.watching import exit_code_for_batches, nothing_succeeded
 
-    code = exit_code_for_statuses([batch.status])
+    code = exit_code_for_batches([batch])
     if code:
         saved = "; the files above hold what it produced" if saved_files else ""
-        out.warn(f"batch {batch.id} ended {batch.status}{saved}.")
+        if nothing_succeeded(batch):
+            out.warn(f"batch {batch.id} completed, but 0 of {batch.request_counts.total:,} requests succeeded{saved}.")
+        else:
+            out.warn(f"batch {batch.id} ended {batch.status}{saved}.")
         raise typer.Exit(code)
 
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
 
 EXIT_CODES_EPILOG = (
-    "Exit codes with --watch/--wait: 0 every batch completed; 3 failed; 4 expired; 5 cancelled "
+    "Exit codes with --watch/--wait: 0 every batch completed; 3 failed (or completed with no request "
+    "succeeding); 4 expired; 5 cancelled "
     "(several batches: the worst, failed > expired > cancelled); 1 error; 130 interrupted (the batch keeps running)."
 )
 

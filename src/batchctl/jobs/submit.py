@@ -66,7 +66,10 @@ class JobOutcome:
             final = {b.id: b for b in self.final or []}
             batch = final.get(self.parts[0].batch_id) or self.batches.get(self.parts[0].batch_id)
             if batch is not None:
-                return {**batch.model_dump(mode="json"), "job_id": self.job.id}
+                data = {**batch.model_dump(mode="json"), "job_id": self.job.id}
+                if self.download is not None:  # with --wait: the files written and their counts
+                    data["download"] = self.download.to_dict()
+                return data
         batches = list({**self.batches, **{b.id: b for b in self.final or []}}.values())
         data = JobView(self.job, self.parts, batches, self.total).to_dict()
         if self.download is not None:

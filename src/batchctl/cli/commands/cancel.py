@@ -40,6 +40,7 @@ def cancel(
 
     state = AppState.get(ctx, json_=json_)
     out = state.out
+    batch_ids = state.resolve_ids(batch_ids)
     jobs = [item for item in batch_ids if state.find_job(item) is not None]
     ids = list(dict.fromkeys(state.expand_ids(batch_ids)))  # a job: every one of its batches
     what = ids[0] if len(ids) == 1 else f"{len(ids)} batches ({', '.join(ids)})"
@@ -72,6 +73,6 @@ def cancel(
 
         watch_batches(state, [b.id for b in cancelled], interval=interval)
     else:
-        out.result(cancelled[0] if len(ids) == 1 and cancelled else cancelled)
+        out.result(cancelled, ids=[b.id for b in cancelled])  # a list, however many ids
     if len(cancelled) < len(outcomes):
         raise typer.Exit(EXIT_ERROR)

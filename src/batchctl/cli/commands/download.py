@@ -23,7 +23,7 @@ from batchctl.cli.options import (
 EPILOG = (
     "Files: the output goes to --output (default results_<model>_<YYYYMMDD-HHMMSS>.jsonl, .csv with "
     "--content --format csv), the error file beside it as <name>.errors.jsonl (--errors-output); each is "
-    "written to <name>.part and renamed when complete. Exit codes: 0 completed; 3 failed; 4 expired; "
+    "written to <name>.part and renamed when complete. Exit codes: 0 completed; 3 failed (or no request succeeded); 4 expired; "
     "5 cancelled (whatever partial results exist are still saved); 6 not finished yet (without --wait); "
     "1 error; 130 interrupted."
 )
@@ -34,8 +34,6 @@ MergeOpt = Annotated[
         "--merge",
         help="The batch's input file: write one result per input line, in input order (joined by custom_id), "
         "reporting missing and failed ids.",
-        dir_okay=False,
-        exists=True,
     ),
 ]
 ContentOpt = Annotated[
@@ -99,10 +97,12 @@ def download(
         force=force,
         delete_remote=delete_remote,
     )
+    request.check()
 
     def wait_for(batch_id: str, resume_hint: str):
         return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint)
 
+    [batch_id] = state.resolve_ids([batch_id])
     job = state.find_job(batch_id)
     if job is None and not batch_id.startswith("job_"):
         from batchctl.jobs.adopt import retried_job
@@ -120,7 +120,9 @@ def download(
 
         outcome = download_job(state.journal(), job, state.client_for_batch, request, wait_for_all=wait_for_all if wait else None)
     else:
-        outcome = download_results(state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None)
+        outcome = download_results(
+            state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
+        )
     show_download(state.out, outcome)
     state.out.result(outcome)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))

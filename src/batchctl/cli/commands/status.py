@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import BatchIdsArg, IntervalOpt, JsonOpt
+from batchctl.cli.options import IntervalOpt, JsonOpt, OptionalBatchIdsArg
 from batchctl.cli.watch import EXIT_CODES_EPILOG
 from batchctl.errors import BatchctlError
 
@@ -20,9 +20,12 @@ EPILOG = (
 )
 
 
+RECENT = 10  # batches `status` shows when given no id
+
+
 def status(
     ctx: typer.Context,
-    batch_ids: BatchIdsArg,
+    batch_ids: OptionalBatchIdsArg = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Keep polling until every batch is finished; exit code by final state.")
     ] = False,
@@ -34,9 +37,22 @@ def status(
     With --watch: a live dashboard on a terminal, one line per change when piped or in CI, and one JSON
     object per line per change (NDJSON) with --json. Ctrl+C stops watching; the batches keep running.
 
+    Without an id: the most recent batches and jobs submitted from this machine. `last` is the newest.
+    --json always prints a list (of batch objects, or a job's view); --quiet only the ids.
+
     Example: batchctl status batch_abc123 --watch --interval 5
     """
     state = AppState.get(ctx, json_=json_)
+    if not batch_ids:
+        batch_ids = state.recent_ids(RECENT)
+        state.out.info(
+            f"No id given: the {len(batch_ids)} most recent submitted from this machine, newest first (all of them: batchctl jobs)."
+            if batch_ids else "No id given, and nothing was submitted from this machine yet (batchctl list shows the server's)."
+        )
+        if not batch_ids:
+            state.out.result([], ids=[])
+            return
+    batch_ids = state.resolve_ids(batch_ids)
     job = state.find_job(batch_ids[0]) if len(batch_ids) == 1 else None
     if job is not None:
         _job_status(state, job, watch=watch, interval=interval)
@@ -44,10 +60,10 @@ def status(
     batch_ids = state.expand_ids(batch_ids)  # a job among several ids stands for its batches
     if watch:
         from batchctl.cli.watch import watch_batches
-        from batchctl.watching import exit_code_for_statuses
+        from batchctl.watching import exit_code_for_batches
 
         final = watch_batches(state, batch_ids, interval=interval)
-        code = exit_code_for_statuses([b.status for b in final])
+        code = exit_code_for_batches(final)
         if code:
             raise typer.Exit(code)
         return
@@ -72,7 +88,8 @@ def status(
             rate = rate_from_timestamps(batch, now) if live_counts else None
             state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))
 
-    state.out.result(batches[0] if len(batch_ids) == 1 else batches, human=panels)
+    # One shape whatever the number of ids: a list (a script cannot know in advance how many it gets).
+    state.out.result(batches, human=panels, ids=[b.id for b in batches])
     if missing:
         raise BatchctlError(
             f"no batch {', '.join(missing)} on this server (HTTP 404)",
@@ -84,12 +101,12 @@ def _job_status(state: AppState, job, *, watch: bool, interval: float | None) ->
     """`status JOB`: the aggregate over its parts (a combined bar, ETA) and each part; --watch ends with it."""
     from batchctl.cli.reports import job_line, show_job
     from batchctl.jobs.view import load_view, watch_job
-    from batchctl.watching import counts_are_live, exit_code_for_statuses
+    from batchctl.watching import counts_are_live, exit_code_for_batches
 
     live = counts_are_live(job.provider)
     if not watch:
         view = load_view(state.journal(), job, state.client_for_batch)
-        state.out.result(view, human=lambda: show_job(state.out, view, live_counts=live))
+        state.out.result([view], human=lambda: show_job(state.out, view, live_counts=live), ids=[job.id])
         return
     from batchctl.cli.watch import watch_batches
 
@@ -100,6 +117,6 @@ def _job_status(state: AppState, job, *, watch: bool, interval: float | None) ->
     state.out.update(view, job_line(view))
     if view.total is not None and view.total.status == "completed":
         state.out.info(f"Download the results: batchctl download {job.id}")
-    code = exit_code_for_statuses([b.status for b in view.batches])
+    code = exit_code_for_batches(view.batches)
     if code:
         raise typer.Exit(code)

@@ -22,7 +22,7 @@ from batchctl.cli.options import (
 
 EPILOG = (
     "Exit codes: 0 submitted (with --wait: completed); 1 invalid input or an error (nothing is uploaded "
-    "when the file is invalid); with --wait 3 failed, 4 expired, 5 cancelled; 130 interrupted (the batch "
+    "when the file is invalid); with --wait 3 failed (or no request succeeded), 4 expired, 5 cancelled; 130 interrupted (the batch "
     "keeps running). --cleanup deletes FILE only after a fully successful run: the batch completed, every "
     "result file was written, and no request failed."
 )
@@ -32,8 +32,6 @@ InputFileArg = Annotated[
     typer.Argument(
         help="Batch input file (JSONL). Omit it with --input-file-id.",
         show_default=False,
-        dir_okay=False,
-        exists=True,
         metavar="FILE",
     ),
 ]
