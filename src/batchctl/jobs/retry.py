@@ -39,6 +39,7 @@ class RetryOutcome:
     resumed: bool = False  # an earlier retry was cut off: its parts were finished instead
     after: Attempts | None = None  # with --wait: the requests once the retry parts ended
     only_codes: list[str] | None = None
+    batches: list[Batch] = field(default_factory=list)  # with --wait: the retry parts' batches as they ended
 
     @property
     def nothing_to_retry(self) -> bool:
@@ -185,7 +186,8 @@ def retry_job(
         from batchctl.jobs.view import note_batches
 
         ids = [p.batch_id for p in outcome.parts if p.batch_id]
-        note_batches(journal, job, wait_for_all(ids, f"batchctl status --watch {job.id}"))
+        outcome.batches = list(wait_for_all(ids, f"batchctl status --watch {job.id}"))
+        note_batches(journal, job, outcome.batches)
         outcome.after = assess_job(journal, journal.get_job(job.id) or job, client)
         outcome.parts = [p for p in journal.parts(job.id) if p.index in {q.index for q in outcome.parts}]
     outcome.job = journal.get_job(job.id) or job

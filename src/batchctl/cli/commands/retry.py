@@ -14,7 +14,7 @@ EPILOG = (
     "(batch_expired), was cancelled (batch_cancelled) or returned nothing (missing_result). Each retry "
     "part holds the original lines, from the job's input file (which must be unchanged). Exit codes: "
     "0 retried, or nothing to retry; 6 the job is still running; 1 an error; with --wait 3/4/5 when a "
-    "retry batch failed/expired/was cancelled; 130 interrupted (the retry batches keep running)."
+    "retry batch failed (or none of its requests succeeded)/expired/was cancelled; 130 interrupted (the retry batches keep running)."
 )
 
 TargetArg = Annotated[
@@ -48,7 +48,7 @@ def retry(
     """
     from batchctl.cli.reports import show_retry
     from batchctl.jobs.retry import retry as retry_use_case
-    from batchctl.watching import exit_code_for_statuses
+    from batchctl.watching import exit_code_for_batches
 
     state = AppState.get(ctx, json_=json_)
     codes = [c.strip() for c in only_codes.split(",") if c.strip()] if only_codes is not None else None
@@ -64,7 +64,7 @@ def retry(
     outcome = retry_use_case(state.journal(), target, client_for=state.client_for_batch, reporter=state.out,
                              only_codes=codes, wait_for_all=wait_for_all if wait else None)  # fmt: skip
     state.out.result(outcome, human=lambda: show_retry(state.out, outcome), ids=[p.batch_id or "" for p in outcome.parts])
-    if wait and outcome.parts:
-        code = exit_code_for_statuses([p.status or "" for p in outcome.parts])
+    if wait and outcome.batches:
+        code = exit_code_for_batches(outcome.batches)  # 3 also when a retry batch completed with nothing succeeded
         if code:
             raise typer.Exit(code)
