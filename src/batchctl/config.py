@@ -82,6 +82,8 @@ class Profile:
     access_token: str | None = None  # New-API dashboard access token (a secret, like the key)
     user_id: str | None = None  # New-API user id sent as `New-Api-User`
     limits: dict[str, int] = field(default_factory=dict)
+    # cost: model prices and `confirm_above`, read and checked by batchctl.cost.prices (docs/cost.md)
+    prices: dict[str, object] = field(default_factory=dict)
 
     def resolved_api_key(self, env: Mapping[str, str] | None = None) -> str | None:
         env = os.environ if env is None else env
@@ -126,6 +128,7 @@ class Profile:
         expected = {
             "base_url": str, "provider": str, "api_key": str, "api_key_env": str, "access_token": str,
             "channel": (str, int), "user_id": (str, int), "poll_interval": (int, float), "limits": dict,
+            "prices": dict,
         }  # fmt: skip
         for key, kinds in expected.items():
             if key in table and not isinstance(table[key], kinds) or isinstance(table.get(key), bool):

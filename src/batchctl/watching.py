@@ -276,6 +276,20 @@ def classify_failure(exc: BaseException) -> str | None:
 
 
 Fetch = Callable[[str], "Batch"]
+# Runs `fetch` over a cycle's ids and returns, in order, each Batch or the exception it raised.
+FetchAll = Callable[[Fetch, Sequence[str]], "list[Batch | Exception]"]
+
+
+def fetch_in_turn(fetch: Fetch, batch_ids: Sequence[str]) -> list[Batch | Exception]:
+    """One GET after another, stopping at the first failure (the rest of the cycle waits for the retry)."""
+    results: list[Batch | Exception] = []
+    for batch_id in batch_ids:
+        try:
+            results.append(fetch(batch_id))
+        except Exception as exc:
+            results.append(exc)
+            break
+    return results
 OnUpdate = Callable[[int, "Batch", bool], None]
 OnWait = Callable[[float, "BaseException | None"], None]
 
@@ -288,11 +302,13 @@ def poll_until_terminal(
     schedule: PollSchedule,
     sleep: Callable[[float], None] = time.sleep,
     on_wait: OnWait | None = None,
+    fetch_all: FetchAll = fetch_in_turn,
     classify: Callable[[BaseException], str | None] = classify_failure,
     max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
 ) -> list[Batch]:
     """Poll every batch that is not terminal yet until all are; return the final batches in order.
 
+    `fetch_all` runs one cycle's fetches (in turn by default; the CLI fetches many batches at once).
     `on_update(index, batch, changed)` is called after every successful fetch (`changed`: status,
     counts or files moved since the last one). `on_wait(delay, failure)` is told each pause and why.
     The first poll happens at once; a fetch failure classified as neither rate limit nor transient
@@ -309,21 +325,18 @@ def poll_until_terminal(
             sleep(wait[0])
         changed_any = False
         failure: BaseException | None = None
-        for index, batch_id in enumerate(batch_ids):
-            previous = latest[index]
-            if previous is not None and previous.is_terminal:
-                continue
-            try:
-                current = fetch(batch_id)
-            except Exception as exc:
-                kind = classify(exc)
+        pending = [index for index, batch in enumerate(latest) if batch is None or not batch.is_terminal]
+        for index, current in zip(pending, fetch_all(fetch, [batch_ids[i] for i in pending])):
+            if isinstance(current, Exception):
+                kind = classify(current)
                 failures += 1
                 if kind is None or (kind == "transient" and failures >= max_consecutive_errors):
-                    raise
-                failure = exc
-                retry_after = retry_after_of(exc) if kind == "rate_limited" else None
+                    raise current
+                failure = current
+                retry_after = retry_after_of(current) if kind == "rate_limited" else None
                 delay = schedule.after_failure(delay, retry_after=retry_after)
                 break  # wait before asking this server anything else
+            previous = latest[index]
             changed = has_changed(previous, current)
             changed_any = changed_any or changed
             latest[index] = current

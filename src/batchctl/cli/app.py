@@ -23,6 +23,7 @@ from batchctl.cli.commands import retry as retry_cmd
 from batchctl.cli.commands import serve as serve_cmd
 from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
+from batchctl.cli.commands import usage as usage_cmd
 from batchctl.cli.commands import validate as validate_cmd
 from batchctl.cli.context import AppState
 from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt, QuietOpt
@@ -218,6 +219,7 @@ app.add_typer(files_cmd.app, name="files", help="List, show and delete files sto
 app.add_typer(jobs_cmd.app, name="jobs", help="Jobs from the local journal (no network): list, show, forget.")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("serve", epilog=serve_cmd.EPILOG)(serve_cmd.serve)
+app.command("usage", epilog=usage_cmd.EPILOG)(usage_cmd.usage)
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ change) under --json. Ctrl+C stops the watching only; the batches keep running o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,6 +25,16 @@ EXIT_CODES_EPILOG = (
     "succeeding); 4 expired; 5 cancelled "
     "(several batches: the worst, failed > expired > cancelled); 1 error; 130 interrupted (the batch keeps running)."
 )
+
+
+FETCHERS = 16  # status GETs in flight at once while watching many batches
+
+
+def _outcome(fetch: Callable[[str], Batch], batch_id: str) -> Batch | Exception:
+    try:
+        return fetch(batch_id)
+    except Exception as exc:  # handed back to the loop, which decides (retry, give up) in order
+        return exc
 
 
 def resolve_interval(state: AppState, interval: float | None) -> float:
@@ -71,9 +82,11 @@ def watch_batches(
     live = {batch_id: counts_are_live(state.provider_for_batch(batch_id)) for batch_id in ids}
     clients = dict(clients or {})  # tests inject theirs; the rest are made on first use
 
-    def fetch(batch_id: str) -> Batch:
+    for batch_id in ids:  # made here, not in the fetching threads: batches reached alike share one client
         if batch_id not in clients:
             clients[batch_id] = state.client_for_batch(batch_id)
+
+    def fetch(batch_id: str) -> Batch:
         return clients[batch_id].batches.retrieve(batch_id)
 
     views: list[BatchView | None] = [None] * len(ids)
@@ -106,9 +119,17 @@ def watch_batches(
         text = header + (f"\n{notice['text']}" if notice["text"] else "")
         return dashboard(shown, header=text)
 
+    pool = ThreadPoolExecutor(FETCHERS)
+
+    def fetch_all(fetch: Callable[[str], Batch], batch_ids: Sequence[str]) -> list[Batch | Exception]:
+        # A cycle's GETs at once (bounded): 50 batches cost one round trip, not fifty.
+        return list(pool.map(lambda batch_id: _outcome(fetch, batch_id), batch_ids))
+
     try:
         with out.live(render, to_stderr=progress_to_stderr):
-            final = poll_until_terminal(ids, fetch, on_update, schedule=schedule, on_wait=on_wait, sleep=sleep)
+            final = poll_until_terminal(
+                ids, fetch, on_update, schedule=schedule, on_wait=on_wait, sleep=sleep, fetch_all=fetch_all
+            )
     except KeyboardInterrupt:
         if live_mode:  # the live region is transient: leave its last frame on screen, not a blank
             out.show(render(), to_stderr=progress_to_stderr)
@@ -116,6 +137,8 @@ def watch_batches(
         out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
         out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl+C does not wait for GETs in flight
 
     out.show(*(batch_panel(BatchView(b, live_counts=live.get(b.id, True))) for b in final), to_stderr=progress_to_stderr)
     for batch in final:

@@ -1,0 +1,111 @@
+"""How cost reads to people: the estimate before a batch, the bill and the failures after it.
+
+Each function takes the Output and the data the `batchctl.cost` use cases return; nothing here decides.
+`estimate_line` is the one line `validate` and `submit` add; `show_bill` is `usage` (and `download`);
+`show_failures` is the failure summary `download` and `status` add.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from batchctl.cli.output import Output
+    from batchctl.cost.bill import Bill
+    from batchctl.cost.estimate import Estimate
+    from batchctl.cost.failures import FailureSummary
+    from batchctl.cost.usage import Usage
+
+
+def _tokens(n: int) -> str:
+    return f"{n:,}"
+
+
+def estimate_line(estimate: Estimate) -> str:
+    """`12 requests, ~3,400 input tokens (heuristic), output up to 6,000 tokens; batch ≤ $0.02 (real time
+    $0.04; prices of 2025-08-01)`: what the file will cost, in one line."""
+    from batchctl.cost.prices import format_money
+
+    parts = [f"{estimate.requests:,} requests", f"~{_tokens(estimate.input_tokens)} input tokens ({estimate.method})"]
+    bound = estimate.output_bound
+    if bound is None:
+        parts.append(f"output unbounded ({estimate.unbounded_requests:,} requests set no max_tokens)")
+    elif bound == 0:
+        parts.append("no output tokens")
+    else:
+        parts.append(f"output up to {_tokens(bound)} tokens")
+    text = ", ".join(parts)
+    currency = estimate.currency
+    if currency is None:
+        unknown = estimate.unknown_models
+        return text + (f"; no price for {', '.join(unknown)}: tokens only" if unknown else "")
+    if bound is None:
+        batch = f"batch ≥ {format_money(estimate.cost('batch_input'), currency)} for the input"
+        realtime = format_money(estimate.cost("realtime_input"), currency)
+    else:
+        batch = f"batch ≤ {format_money(estimate.cost('batch_max'), currency)}"
+        realtime = format_money(estimate.cost("realtime_max"), currency)
+    dates = ", ".join(estimate.to_dict()["prices_as_of"])
+    return f"{text}; {batch} (real time {realtime}; prices of {dates})"
+
+
+def show_estimate(out: Output, estimate: Estimate) -> None:
+    out.line("Estimate: " + estimate_line(estimate))
+
+
+def show_usage(out: Output, usage: Usage) -> None:
+    """Token totals, cost at batch prices and the saving against real time."""
+    from rich.table import Table
+
+    from batchctl.cost.prices import format_money
+
+    data = usage.to_dict()
+    rows = [
+        ("Requests", f"{usage.succeeded:,} succeeded, {usage.failed:,} failed" + (f" ({usage.source})" if usage.source else "")),
+        ("Input tokens", _tokens(data["input_tokens"]) + (f" ({_tokens(data['cached_tokens'])} cached)" if data["cached_tokens"] else "")),
+        ("Output tokens", _tokens(data["output_tokens"]) + (f" ({_tokens(data['reasoning_tokens'])} reasoning)" if data["reasoning_tokens"] else "")),
+        ("Total tokens", _tokens(data["total_tokens"])),
+    ]  # fmt: skip
+    if len(usage.by_model) > 1:
+        for model, entry in usage.by_model.items():
+            rows.append((f"  {model or '(no model)'}", f"{_tokens(entry.input_tokens)} in, {_tokens(entry.output_tokens)} out"))
+    currency = usage.currency
+    if currency is not None:
+        dates = ", ".join(sorted({p["as_of"] for p in data["prices"].values()}))
+        rows.append(("Cost (batch)", f"{format_money(data['cost'], currency)}  (prices of {dates})"))
+        rows.append(("Real time", f"{format_money(data['realtime_cost'], currency)}, saved {format_money(data['saving'], currency)}"))
+    elif usage.unknown_models:
+        rows.append(("Cost", f"unknown: no price for {', '.join(usage.unknown_models)} (tokens only)"))
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def show_failures(out: Output, summary: FailureSummary | None) -> None:
+    """Failed count by code and HTTP status, the top messages with an example id, and the next step."""
+    if summary is None or not summary.failed and not summary.no_success:
+        return
+    if summary.no_success:
+        out.line(f"Problem: none of {summary.lines:,} requests succeeded.")
+    out.line(f"Failed: {summary.failed:,} of {summary.lines:,} requests")
+    for group in sorted(summary.groups.values(), key=lambda g: (-g.count, g.code)):
+        status = f" (HTTP {group.status})" if group.status else ""
+        retry = ", retryable" if group.retryable else ""
+        out.line(f"  {group.count:,} × {group.code}{status}{retry}")
+    for item in summary.top_messages():
+        example = f" — e.g. {item['example_custom_id']}" if item["example_custom_id"] else ""
+        out.line(f"  “{item['message']}” ×{item['count']:,}{example}")
+    step = summary.next_step()
+    if step:
+        out.info(f"Next: {step}")
+
+
+def show_bill(out: Output, bill: Bill) -> None:
+    """`batchctl usage`: the usage, then the failures, then a problem if nothing succeeded."""
+    show_usage(out, bill.usage)
+    show_failures(out, bill.failures)
+    if bill.problem and not bill.failures.no_success:
+        out.line(f"Problem: {bill.problem}.")

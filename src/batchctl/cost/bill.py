@@ -1,0 +1,186 @@
+"""The bill of finished batches: token usage, its cost, the saving, and why requests failed.
+
+Use cases for `batchctl usage`, and the one call `download` and `status` make after the lead wires
+them: `bill_for_files` (local result files), `bill_for_batches` (batch ids: a job is a list of
+batches), `bill_for_download` (the files a download just saved), `failures_for_batch` (status).
+Result lines are streamed once, through the usage and the failure counters together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchctl.cost.failures import FailureSummary
+from batchctl.cost.prices import PriceTable
+from batchctl.cost.usage import Usage, usage_from_batch
+from batchctl.results import iter_result_lines, parse_result
+
+if TYPE_CHECKING:
+    from batchctl.api import BatchClient
+    from batchctl.api.models import Batch
+    from batchctl.results import DownloadResult
+
+
+@dataclass
+class Bill:
+    """Usage, cost and failures of one or more batches (or result files)."""
+
+    usage: Usage = field(default_factory=Usage)
+    failures: FailureSummary = field(default_factory=FailureSummary)
+    batches: list[dict[str, Any]] = field(default_factory=list)  # id, status, request counts
+    files: list[str] = field(default_factory=list)
+    prices_as_of: list[str] = field(default_factory=list)
+
+    @property
+    def problem(self) -> str | None:
+        """A finished batch without one successful request, said in words (None when all is well)."""
+        completed_empty = [b["id"] for b in self.batches if b.get("status") == "completed" and b.get("total") and not b.get("completed")]
+        if completed_empty or self.failures.no_success:
+            return "no request succeeded" + (f" (batch {', '.join(completed_empty)} says completed)" if completed_empty else "")
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            "batches": self.batches,
+            "files": self.files,
+            "usage": self.usage.to_dict(),
+            "failures": self.failures.to_dict(),
+            "problem": self.problem,
+            "prices_as_of": self.prices_as_of,
+        }
+
+
+def _feed(lines: Iterable[bytes], bill: Bill, *, count_usage: bool = True) -> None:
+    """One pass over result lines through both counters."""
+    for line in lines:
+        result = parse_result(line)
+        if count_usage:
+            bill.usage.add_line(result)
+        bill.failures.add_line(result)
+
+
+def _finish(bill: Bill, prices: PriceTable) -> Bill:
+    bill.usage.price_with(prices)
+    bill.prices_as_of = sorted({p.as_of for p in bill.usage.prices.values() if p is not None})
+    return bill
+
+
+def bill_for_files(paths: Sequence[str | os.PathLike[str]], *, prices: PriceTable) -> Bill:
+    """The bill of local result files (output and error files), streamed once."""
+    bill = Bill(files=[str(p) for p in paths])
+    _feed(iter_result_lines([Path(p) for p in paths]), bill)
+    return _finish(bill, prices)
+
+
+def iter_stream_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Non-blank lines of a byte stream (a file's content from the API), memory flat per line."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\r")
+    if pending.strip():
+        yield pending.rstrip(b"\r")
+
+
+def _batch_entry(batch: Batch) -> dict[str, Any]:
+    counts = batch.request_counts
+    return {
+        "id": batch.id, "status": batch.status, "model": batch.model, "endpoint": batch.endpoint,
+        "total": counts.total, "completed": counts.completed, "failed": counts.failed,
+    }  # fmt: skip
+
+
+def add_batch(bill: Bill, client: BatchClient, batch: Batch) -> None:
+    """Add a batch to the bill: its own `usage` when the provider gives one (then the output file is
+    read only for failures if the counts say there are some), else its output file's lines; and
+    its error file for the failures. Files are streamed from the API, never saved."""
+    bill.batches.append(_batch_entry(batch))
+    bill.failures.batch_ids.append(batch.id)
+    reported = usage_from_batch(batch)
+    if reported is not None:
+        bill.usage.merge(reported)
+    if batch.output_file_id and (reported is None or batch.request_counts.failed):
+        with client.files.content(batch.output_file_id) as stream:
+            _feed(iter_stream_lines(stream), bill, count_usage=reported is None)
+    if batch.error_file_id:
+        with client.files.content(batch.error_file_id) as stream:
+            _feed(iter_stream_lines(stream), bill, count_usage=False)
+
+
+def bill_for_batches(
+    client_for: Callable[[str], BatchClient], batch_ids: Sequence[str], *, prices: PriceTable
+) -> Bill:
+    """`batchctl usage BATCH_ID...`: one bill over the batches (a job's parts are its batches)."""
+    bill = Bill()
+    for batch_id in batch_ids:
+        client = client_for(batch_id)
+        add_batch(bill, client, client.batches.retrieve(batch_id))
+    return _finish(bill, prices)
+
+
+def bill_for(
+    targets: Sequence[str], *, client_for: Callable[[str], BatchClient], prices: PriceTable
+) -> Bill:
+    """`batchctl usage TARGET...`: local result files (a path that exists) and batch ids, one bill."""
+    files = [t for t in targets if Path(t).is_file()]
+    bill = Bill(files=files)
+    _feed(iter_result_lines([Path(p) for p in files]), bill)
+    for batch_id in (t for t in targets if t not in files):
+        client = client_for(batch_id)
+        add_batch(bill, client, client.batches.retrieve(batch_id))
+    return _finish(bill, prices)
+
+
+def bill_for_download(
+    result: DownloadResult, batch: Batch, *, profile: str | None = None, prices: PriceTable | None = None
+) -> Bill:
+    """The bill after `download` saved `result`'s files: read back from disk, no second download.
+    Prices: `prices`, else the built-in table with `profile`'s overrides.
+
+    A `--content` file has no usage left in it: the batch's own `usage` is used then (else none).
+    """
+    bill = Bill(batches=[_batch_entry(batch)])
+    bill.failures.batch_ids.append(batch.id)
+    saved = {f.kind: f.path for f in result.files}
+    reported = usage_from_batch(batch)
+    if reported is not None:
+        bill.usage.merge(reported)
+    if "merged" in saved:  # one line per request, the failures included
+        paths = [saved["merged"]]
+    elif "content" in saved:  # answers only: the failures come from the error file, successes from the counts
+        paths = [saved["error"]] if "error" in saved else []
+        bill.failures.lines += batch.request_counts.completed
+        bill.failures.succeeded += batch.request_counts.completed
+    else:
+        paths = [saved[kind] for kind in ("output", "error") if kind in saved]
+    count_usage = reported is None and "content" not in saved
+    for path in paths:
+        _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
+    bill.files = [str(p) for p in paths]
+    if prices is None:
+        from batchctl.cost.prices import price_table
+
+        prices = price_table(profile)
+    return _finish(bill, prices)
+
+
+def failures_for_batch(client: BatchClient, batch: Batch) -> FailureSummary | None:
+    """`status` of a finished batch with failures (or none succeeded): its failure summary, read from
+    the error file (and the output file, where some servers put failures). None when there is nothing to say."""
+    counts = batch.request_counts
+    if not batch.is_terminal or not (counts.failed or (counts.total and not counts.completed)):
+        return None
+    bill = Bill()
+    bill.failures.batch_ids.append(batch.id)
+    for file_id in (batch.output_file_id, batch.error_file_id):
+        if file_id:
+            with client.files.content(file_id) as stream:
+                _feed(iter_stream_lines(stream), bill, count_usage=False)
+    return bill.failures

@@ -1,0 +1,268 @@
+"""Before a batch: requests, input tokens, the output bound and the cost, in one streamed pass, offline.
+
+`estimate_file` reads a Batch input file line by line (memory flat), counts each request's input
+tokens with `tokens.count_tokens` (exact when a local tokenizer is installed, else the heuristic) plus
+the chat format's overhead, and adds up `max_tokens` / `max_completion_tokens` / `max_output_tokens`
+(times `n`) as the output's upper bound; a request without one leaves the bound "unbounded".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from batchctl.cost.prices import Price, PriceTable, format_money
+from batchctl.cost.tokens import HEURISTIC, count_tokens, message_overhead
+from batchctl.errors import BatchctlError
+from batchctl.validation.jsonl import iter_request_lines
+
+OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+DEFAULT_CONFIRM_ABOVE = 10.0  # submit asks on a terminal above this batch cost (the price's currency)
+
+
+def _text(value: object) -> str:
+    """The text in a message content, input or prompt (strings, content parts, input items)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(t for t in (_text(v) for v in value) if t)
+    if isinstance(value, dict):
+        return _text(value.get("text")) + _text(value.get("content"))
+    return ""
+
+
+def _token_ids(value: object) -> int | None:
+    """Tokens given as ids (embeddings/completions input): [1, 2, 3] or [[1, 2], [3]]; else None."""
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return len(value)
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        counts = [_token_ids(v) for v in value]
+        return None if None in counts else sum(counts)  # type: ignore[arg-type]
+    return None
+
+
+def _input_tokens(body: dict, url: str | None, model: str | None) -> tuple[int, str]:
+    """(input tokens, method) of one request body."""
+    messages = body.get("messages")
+    if isinstance(messages, list):  # chat completions
+        total, method = 0, HEURISTIC
+        for message in messages:
+            if isinstance(message, dict):
+                n, method = count_tokens(_text(message.get("content")) + _text(message.get("name")), model)
+                total += n
+        return total + message_overhead(model, len(messages)), method
+    if url == "/v1/responses" or "input" in body and "instructions" in body:
+        value, extra = body.get("input"), _text(body.get("instructions"))
+        items = len(value) if isinstance(value, list) else 1
+        n, method = count_tokens(_text(value) + ("\n" + extra if extra else ""), model)
+        return n + message_overhead(model, items + (1 if extra else 0)), method
+    value = body.get("input", body.get("prompt"))
+    ids = _token_ids(value)
+    if ids is not None:
+        return ids, "exact (token ids)"
+    return count_tokens(_text(value), model)
+
+
+def _output_bound(body: dict, url: str | None) -> int | None:
+    """Most output tokens the request may produce, or None when nothing bounds it."""
+    if url == "/v1/embeddings" or url is None and "embedding" in str(body.get("model", "")):
+        return 0  # embeddings produce no output tokens
+    for name in OUTPUT_LIMIT_FIELDS:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            choices = body.get("n")
+            return value * (choices if isinstance(choices, int) and choices > 1 else 1)
+    return None
+
+
+@dataclass
+class ModelEstimate:
+    """The requests of one model in the file, and what they cost if its price is known."""
+
+    model: str | None
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens_max: int = 0  # over the bounded requests
+    unbounded_requests: int = 0
+    price: Price | None = None
+
+    @property
+    def output_bound(self) -> int | None:
+        return None if self.unbounded_requests else self.output_tokens_max
+
+    def costs(self) -> dict[str, float | None]:
+        """Batch and real-time cost of the input, and of input plus the output bound (None: unbounded)."""
+        p = self.price
+        if p is None:
+            return {}
+        bound = self.output_bound
+        return {
+            "batch_input": p.cost(self.input_tokens, 0),
+            "batch_max": None if bound is None else p.cost(self.input_tokens, bound),
+            "realtime_input": p.cost(self.input_tokens, 0, batch=False),
+            "realtime_max": None if bound is None else p.cost(self.input_tokens, bound, batch=False),
+        }
+
+
+@dataclass
+class Estimate:
+    """What a Batch input file will cost, before it is sent."""
+
+    path: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens_max: int = 0
+    unbounded_requests: int = 0
+    methods: set[str] = field(default_factory=set)
+    by_model: dict[str | None, ModelEstimate] = field(default_factory=dict)
+    confirm_above: float | None = DEFAULT_CONFIRM_ABOVE  # the profile's threshold for submit's question
+
+    @property
+    def method(self) -> str:
+        """How the input was counted: one method's name, or "mixed: ..." when lines differ."""
+        if not self.methods:
+            return HEURISTIC
+        return next(iter(self.methods)) if len(self.methods) == 1 else "mixed: " + ", ".join(sorted(self.methods))
+
+    @property
+    def output_bound(self) -> int | None:
+        return None if self.unbounded_requests else self.output_tokens_max
+
+    @property
+    def unknown_models(self) -> list[str]:
+        return sorted(str(m) for m, e in self.by_model.items() if e.price is None)
+
+    @property
+    def currency(self) -> str | None:
+        """The one currency of every price involved; None if a price is unknown or currencies differ."""
+        currencies = {e.price.currency for e in self.by_model.values() if e.price is not None}
+        return currencies.pop() if len(currencies) == 1 and not self.unknown_models else None
+
+    def cost(self, key: str) -> float | None:
+        """A total over the models: batch_input, batch_max, realtime_input or realtime_max."""
+        if self.currency is None or not self.by_model:
+            return None
+        values = [e.costs()[key] for e in self.by_model.values()]
+        return None if None in values else sum(values)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict:
+        """The `estimate` of `validate --json`."""
+        prices = {str(m): e.price.to_dict() for m, e in self.by_model.items() if e.price is not None}
+        return {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "input_tokens_method": self.method,
+            "output_tokens_max": self.output_bound,  # null: some requests set no limit
+            "unbounded_requests": self.unbounded_requests,
+            "models": sorted(str(m) for m in self.by_model),
+            "unknown_models": self.unknown_models,
+            "currency": self.currency,
+            "cost": {
+                key: self.cost(key) for key in ("batch_input", "batch_max", "realtime_input", "realtime_max")
+            },
+            "prices": prices,
+            "prices_as_of": sorted({p["as_of"] for p in prices.values()}),
+        }
+
+
+def estimate_file(
+    path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None, prices: PriceTable
+) -> Estimate:
+    """Estimate a Batch input file in one streamed pass; lines that are not requests are skipped."""
+    confirm = prices.confirm_above if prices.confirm_above is not None else DEFAULT_CONFIRM_ABOVE
+    estimate = Estimate(path=str(path), confirm_above=confirm)
+    for _, obj in iter_request_lines(path):
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            continue
+        model = model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
+        url = obj.get("url") if isinstance(obj.get("url"), str) else endpoint
+        per_model = estimate.by_model.get(model)
+        if per_model is None:
+            per_model = estimate.by_model[model] = ModelEstimate(model, price=prices.lookup(model))
+        tokens, method = _input_tokens(body, url, model)
+        bound = _output_bound(body, url)
+        estimate.methods.add(method)
+        for target in (estimate, per_model):
+            target.requests += 1
+            target.input_tokens += tokens
+            if bound is None:
+                target.unbounded_requests += 1
+            else:
+                target.output_tokens_max += bound
+    return estimate
+
+
+def estimate_for_profile(
+    path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None, profile: str | None = None
+) -> Estimate:
+    """`estimate_file` with the built-in prices and `profile`'s overrides (what validate shows)."""
+    from batchctl.cost.prices import price_table
+
+    return estimate_file(path, endpoint=endpoint, model_override=model_override, prices=price_table(profile))
+
+
+def check_before_submit(
+    path: str | os.PathLike[str],
+    *,
+    endpoint: str | None = None,
+    model_override: str | None = None,
+    profile: str | None = None,
+    max_cost: float | None = None,
+    confirm: Callable[[str], bool] | None = None,
+) -> Estimate:
+    """`submit`'s cost gate, before anything is uploaded: the estimate; raises the `--max-cost`
+    refusal, and asks `confirm(question)` (None: never ask, e.g. --yes or no terminal) above the
+    profile's threshold, raising when the answer is no."""
+    estimate = estimate_for_profile(path, endpoint=endpoint, model_override=model_override, profile=profile)
+    error = check_max_cost(estimate, max_cost)
+    if error is not None:
+        raise error
+    question = confirmation_question(estimate, estimate.confirm_above)
+    if question is not None and confirm is not None and not confirm(question):
+        raise BatchctlError("not submitted: the estimated cost was not confirmed; nothing was uploaded",
+                            "Check the estimate with batchctl validate FILE; --yes skips the question.")  # fmt: skip
+    return estimate
+
+
+def check_max_cost(estimate: Estimate, amount: float | None) -> BatchctlError | None:
+    """The error `submit --max-cost AMOUNT` stops with before uploading, or None when within it."""
+    if amount is None:
+        return None
+    if estimate.unknown_models:
+        return BatchctlError(
+            f"cannot check --max-cost: no price for model {', '.join(estimate.unknown_models)}",
+            "Add its price to the profile ([profiles.NAME.prices] in the config, see docs/cost.md), or drop --max-cost.",
+        )
+    currency = estimate.currency or ""
+    if estimate.output_bound is None:
+        return BatchctlError(
+            f"cannot check --max-cost: {estimate.unbounded_requests} of {estimate.requests} requests set no "
+            "max_tokens, so the output cost has no upper bound",
+            "Set max_tokens (max_completion_tokens, max_output_tokens on /v1/responses) in every request, or drop --max-cost.",
+        )
+    bound = estimate.cost("batch_max") or 0.0
+    if bound > amount:
+        return BatchctlError(
+            f"the batch may cost up to {format_money(bound, currency)}, more than --max-cost "
+            f"{format_money(amount, currency)}; nothing was uploaded",
+            "Lower max_tokens, split the file, or raise --max-cost (batchctl validate FILE shows the estimate).",
+        )
+    return None
+
+
+def confirmation_question(estimate: Estimate, threshold: float | None = DEFAULT_CONFIRM_ABOVE) -> str | None:
+    """The question `submit` asks on a terminal when the estimate exceeds `threshold`, or None.
+
+    An unbounded output counts the input's cost alone; unknown prices never ask (nothing to compare).
+    """
+    if threshold is None or estimate.currency is None:
+        return None
+    bound = estimate.cost("batch_max")
+    amount = bound if bound is not None else estimate.cost("batch_input")
+    if amount is None or amount <= threshold:
+        return None
+    money = format_money(amount, estimate.currency)
+    what = f"up to {money}" if bound is not None else f"at least {money} (output unbounded)"
+    return f"This batch may cost {what} at batch prices. Submit it?"
