@@ -46,6 +46,7 @@ class SubmitRequest:
     confirm: Callable[[str], bool] | None = None  # asks above the profile's threshold; None: never asks
     split: bool = True  # False: refuse a file over the limits instead of making a job of several batches
     new: bool = False  # True: a new job even when the same submission has one already
+    retry: int = 0  # with wait: up to this many rounds of `retry` for the requests that failed
 
 
 @dataclass

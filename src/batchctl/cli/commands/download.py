@@ -104,6 +104,12 @@ def download(
 
     [batch_id] = state.resolve_ids([batch_id])
     job = state.find_job(batch_id)
+    if job is None and not batch_id.startswith("job_"):
+        from batchctl.jobs.adopt import retried_job
+
+        job = retried_job(state.journal(), batch_id)
+        if job is not None:
+            state.out.info(f"{batch_id} was retried in {job.id}: downloading the job (each request's newest success)")
     if job is not None:  # one output and one error file for all its batches
         from batchctl.cli.watch import watch_batches
         from batchctl.jobs.download import download_job

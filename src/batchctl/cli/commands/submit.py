@@ -86,6 +86,12 @@ NoSplitOpt = Annotated[
     bool,
     typer.Option("--no-split", help="Refuse a file over the profile's limits instead of submitting it as a job of several batches."),
 ]
+RetryOpt = Annotated[
+    int,
+    typer.Option("--retry", metavar="N", min=0,
+                 help="With --wait: retry the failed, expired and missing requests up to N rounds (each watched) "
+                      "before downloading; the results keep each request's newest success."),  # fmt: skip
+]
 NewOpt = Annotated[
     bool,
     typer.Option("--new", help="Submit as a new job even if the same input was already submitted with the same options."),
@@ -110,6 +116,7 @@ def submit(
     no_check: NoCheckOpt = False,
     no_split: NoSplitOpt = False,
     new: NewOpt = False,
+    retry: RetryOpt = 0,
     force: ForceOpt = False,
     max_cost: MaxCostOpt = None,
     yes: YesOpt = False,
@@ -153,6 +160,9 @@ def submit(
             "(later: batchctl download BATCH_ID --delete-remote)",
             param_hint="--delete-remote",
         )
+    if retry and (not wait or file is None):
+        raise typer.BadParameter("--retry needs FILE and --wait (it retries the job's failed requests, then downloads)",
+                                 param_hint="--retry")  # fmt: skip
     request = SubmitRequest(
         file=file,
         input_file_id=input_file_id,
@@ -169,6 +179,7 @@ def submit(
         new=new,
         max_cost=max_cost,
         confirm=None if yes else out.confirm_if_interactive,
+        retry=retry,
     )
     outcome = submit_batch(
         request,
