@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
 from batchctl.server.executors import Executor, Outcome
 from batchctl.server.store import CANCELLABLE_STATUSES, ResultRow, Store, iter_results, new_id
@@ -138,7 +139,7 @@ class BatchRunner:
                 report = await asyncio.to_thread(
                     validate_file, file["path"], spec=get_provider("local"), endpoint=batch["endpoint"]
                 )
-            except OSError as exc:
+            except (OSError, BatchctlError) as exc:
                 problems.append({"code": "invalid_input_file", "message": f"Cannot read the input file: {exc}",
                                  "param": "input_file_id", "line": None})
             else:
@@ -285,6 +286,7 @@ class BatchRunner:
             path = self.store.files_dir / new_id("file-")
 
             def write_lines(out, ok: bool = ok) -> int:
+                os.fchmod(out.fileno(), 0o600)  # results are as private as the prompts
                 count = 0
                 for text in iter_results(self.store.db_path, batch_id, ok=ok):
                     out.write(text)

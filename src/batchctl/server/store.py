@@ -8,6 +8,7 @@ never duplicate a line, and request counts are updated in the same transaction a
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -101,11 +102,27 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.files_dir = self.data_dir / "files"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db_path = self.data_dir / "server.db"
+        self._private_files()
         self.db = connect(self.db_path)
         self.db.executescript(SCHEMA)
         self.db.commit()
+
+    def _private_files(self) -> None:
+        """Owner-only state, and no leftovers of a server killed mid-upload or mid-write.
+
+        The database is created 0600 before SQLite opens it (its -wal and -shm files take the same
+        mode); files of an older data dir are tightened; `*.upload` and `*.part` temporaries, which
+        no row names, are removed.
+        """
+        os.chmod(self.files_dir, 0o700)
+        os.close(os.open(self.db_path, os.O_CREAT | os.O_RDWR, 0o600))
+        for path in [*self.data_dir.glob("server.db*"), *self.files_dir.iterdir()]:
+            if path.suffix in (".upload", ".part"):
+                path.unlink(missing_ok=True)
+            elif path.is_file():
+                os.chmod(path, 0o600)
 
     def close(self) -> None:
         self.db.close()

@@ -18,7 +18,7 @@ EPILOG = "Exit codes: 0 the file is valid; 1 it is not (or cannot be read)."
 
 InputFileArg = Annotated[
     Path, typer.Argument(
-        help="Batch input file (JSONL, one request per line).", show_default=False, dir_okay=False, metavar="FILE"
+        help="Batch input file (JSONL, one request per line).", show_default=False, metavar="FILE"
     )
 ]
 MaxProblemsOpt = Annotated[
