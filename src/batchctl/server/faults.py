@@ -98,7 +98,8 @@ class FaultInjector:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rule = None
         if scope["type"] == "http":
-            rule = next((r for r in self.rules if r.matches(scope["method"], scope["path"])), None)
+            if scope["path"] not in ("/health", "/v1/health"):  # the liveness probe is never faulted
+                rule = next((r for r in self.rules if r.matches(scope["method"], scope["path"])), None)
         if rule is None:
             await self.app(scope, receive, send)
             return
