@@ -49,6 +49,15 @@ def count(server, what: str) -> int:
     return len(answer.json()["data"])
 
 
+def make_batch(server, content: bytes) -> str:
+    """Upload `content` and create a batch on it, straight over HTTP (faults on other routes only)."""
+    with httpx.Client(headers=server.headers) as http:
+        file_id = http.post(f"{server.base_url}/files", files={"file": ("a.jsonl", content)},
+                            data={"purpose": "batch"}).json()["id"]  # fmt: skip
+        return http.post(f"{server.base_url}/batches", json={"input_file_id": file_id, "endpoint":
+                         "/v1/chat/completions", "completion_window": "24h"}).json()["id"]  # fmt: skip
+
+
 def error_line(result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(lines) == 1, result.output
@@ -102,11 +111,7 @@ def test_a_create_answered_429_with_retry_after_is_sent_again_once(faulty, tmp_p
 )
 def test_status_refuses_a_2xx_that_is_not_a_batch(faulty, tmp_path, rule, message):
     server = faulty([{"method": "GET", "path": "/v1/batches/*", **rule}])
-    with httpx.Client(headers=server.headers) as http:
-        file_id = http.post(f"{server.base_url}/files", files={"file": ("a.jsonl", b"{}\n")},
-                            data={"purpose": "batch"}).json()["id"]  # fmt: skip
-        batch_id = http.post(f"{server.base_url}/batches", json={"input_file_id": file_id, "endpoint":
-                             "/v1/chat/completions", "completion_window": "24h"}).json()["id"]  # fmt: skip
+    batch_id = make_batch(server, b"{}\n")
     result = cli("status", batch_id)
     assert result.exit_code == 1, result.output
     assert message in error_line(result)
@@ -125,11 +130,7 @@ def test_a_key_echoed_by_the_server_never_reaches_the_terminal(faulty, tmp_path)
     echoed = {"status": f"weird {KEY}", "errors": {"object": "list", "data": [
         {"code": "x", "message": f"bad header Authorization: Bearer {KEY} and {other}", "line": 1}]}}  # fmt: skip
     server = faulty([{"method": "GET", "path": "/v1/batches/*", "set": echoed}])
-    with httpx.Client(headers=server.headers) as http:
-        file_id = http.post(f"{server.base_url}/files", files={"file": ("a.jsonl", b"{}\n")},
-                            data={"purpose": "batch"}).json()["id"]  # fmt: skip
-        batch_id = http.post(f"{server.base_url}/batches", json={"input_file_id": file_id, "endpoint":
-                             "/v1/chat/completions", "completion_window": "24h"}).json()["id"]  # fmt: skip
+    batch_id = make_batch(server, b"{}\n")
     for args in (("status", batch_id), ("status", "--json", batch_id), ("--debug", "status", batch_id)):
         result = cli(*args)
         assert KEY not in result.output and other not in result.output, args
@@ -139,12 +140,8 @@ def test_a_key_echoed_by_the_server_never_reaches_the_terminal(faulty, tmp_path)
 
 def test_a_download_cut_short_leaves_no_result_file(faulty, tmp_path, in_tmp):
     server = faulty([{"method": "GET", "path": "/v1/files/*/content", "reset_after_response_bytes": 40}])
+    batch_id = make_batch(server, write_requests(tmp_path / "in.jsonl", 5).read_bytes())
     with httpx.Client(headers=server.headers) as http:
-        content = write_requests(tmp_path / "in.jsonl", 5).read_bytes()
-        file_id = http.post(f"{server.base_url}/files", files={"file": ("a.jsonl", content)},
-                            data={"purpose": "batch"}).json()["id"]  # fmt: skip
-        batch_id = http.post(f"{server.base_url}/batches", json={"input_file_id": file_id, "endpoint":
-                             "/v1/chat/completions", "completion_window": "24h"}).json()["id"]  # fmt: skip
         deadline = time.monotonic() + 10
         while http.get(f"{server.base_url}/batches/{batch_id}").json()["status"] != "completed":
             assert time.monotonic() < deadline
@@ -166,3 +163,30 @@ def test_a_rule_file_with_unknown_keys_is_refused():
     with pytest.raises(FaultRuleError, match="unknown keys"):
         load_rules([{"path": "/v1/batches", "stauts": 500}])
     assert load_rules({"rules": [{"path": "/v1/*", "times": 2}]})[0].times == 2
+
+
+def test_rules_from_the_environment_abort_delay_and_cut(start_server, tmp_path, monkeypatch):
+    rules = tmp_path / "env-faults.json"
+    rules.write_text(json.dumps([
+        {"method": "GET", "path": "/v1/batches", "abort": True, "times": 1},
+        {"method": "GET", "path": "/v1/files", "delay": 0.2, "times": 1},
+        {"method": "GET", "path": "/v1/models", "reset_after_response_bytes": 5},
+    ]))  # fmt: skip
+    monkeypatch.setenv("BATCHCTL_SERVE_FAULTS", str(rules))
+    server = start_server()
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        httpx.get(f"{server.base_url}/batches")
+    assert httpx.get(f"{server.base_url}/batches").status_code == 200  # only the first one
+    started = time.monotonic()
+    assert httpx.get(f"{server.base_url}/files").status_code == 200
+    assert time.monotonic() - started >= 0.2
+    with pytest.raises(httpx.RemoteProtocolError, match="received 5 bytes"):
+        httpx.get(f"{server.base_url}/models")
+
+
+def test_serve_refuses_a_broken_rule_file(tmp_path):
+    rules = tmp_path / "bad.json"
+    rules.write_text('[{"path": "/v1/batches", "stauts": 500}]')
+    result = CliRunner().invoke(app, ["serve", "--faults", str(rules)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: fault rule 0: unknown keys ['stauts']")

@@ -118,6 +118,7 @@ def test_a_non_loopback_bind_without_a_key_is_refused_unless_allowed():
 
 
 def test_argv_round_trips_the_new_options(tmp_path):
+    (tmp_path / "f.json").write_text("[]")
     config = ServerConfig(max_file_mb=1.5, max_line_mb=0.5, allow_no_auth=True, faults=tmp_path / "f.json")
     assert ServerConfig.from_argv(config.to_argv()) == config
     assert ServerConfig.from_argv([]).allow_no_auth is False

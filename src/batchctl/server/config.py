@@ -75,6 +75,13 @@ class ServerConfig:
             return "--concurrency must be at least 1"
         if self.max_file_mb <= 0 or self.max_line_mb <= 0:
             return "--max-file-mb and --max-line-mb must be positive"
+        if self.faults is not None:
+            from batchctl.server.faults import FaultRuleError, load_rules
+
+            try:
+                load_rules(self.faults)
+            except FaultRuleError as exc:
+                return str(exc)
         from batchctl.config import is_loopback_host
 
         if not is_loopback_host(self.host) and not self.api_key and not self.allow_no_auth:
