@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from batchctl.cli.app import app
 from batchctl.errors import BatchctlError
 from batchctl.providers import get_provider
-from batchctl.validation import LINE_TOO_LARGE, check_input_file, validate_file
+from batchctl.validation import LINE_TOO_LARGE, check_input_file, check_model_name, validate_file
 
 def L(**kw):
     base = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
@@ -215,3 +215,19 @@ def test_a_line_over_the_limit_is_rejected_while_reading_in_bounded_memory(tmp_p
     assert [p.line for p in long] == [2]
     assert long[0].message == "line 2: the line is 24 MB (25,165,854 bytes), over local's limit of 1 MB per line"
     assert report.lines == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("", "--model is empty"),
+        ("  ", "--model is empty"),
+        ("gpt\udc80x", "--model gpt\\udc80x is not valid text (it holds bytes that are not UTF-8)"),
+        ("a\nb", "--model 'a\\nb' holds control characters"),
+    ],
+)
+def test_a_model_option_that_cannot_be_sent_is_refused(model, message):
+    with pytest.raises(BatchctlError) as info:
+        check_model_name(model)
+    assert info.value.message == message and info.value.hint and info.value.exit_code == 1
+    assert check_model_name("qwen-max") == "qwen-max"

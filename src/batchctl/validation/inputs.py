@@ -1,4 +1,4 @@
-"""`check_input_file`: refuse what is not a readable regular file before a byte of it is read.
+"""`check_input_file` (and `check_model_name`): refuse what is not a readable regular file before a byte of it is read.
 
 A FIFO would block `validate` forever, `/dev/zero` would grow memory without end, a directory or a
 symlink loop would fail later with a misleading message. Called by `validate_file`, so `validate`,
@@ -46,3 +46,25 @@ def check_input_file(path: str | os.PathLike[str]) -> os.stat_result:
     if not os.access(name, os.R_OK):
         raise BatchctlError(f"{name} cannot be read: permission denied", "Check the file's permissions.")
     return info
+
+
+def check_model_name(model: str) -> str:
+    """`model` (an option such as `submit --model`) when it can be written into a JSON request; BatchctlError if not.
+
+    Refuses an empty or blank name, control characters, and text that is not valid Unicode (a lone
+    surrogate, from a shell that passed undecodable bytes), which would otherwise fail deep in the
+    upload with `UnicodeEncodeError`.
+    """
+    if not model.strip():
+        raise BatchctlError("--model is empty", "Give the model's name, e.g. --model gpt-4o-mini.")
+    try:
+        model.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = model.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        raise BatchctlError(
+            f"--model {shown} is not valid text (it holds bytes that are not UTF-8)",
+            "Type the model's name again, or check the terminal's encoding (LANG=C.UTF-8).",
+        ) from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in model):
+        raise BatchctlError(f"--model {model!r} holds control characters", "Give the model's name as plain text.")
+    return model
