@@ -286,3 +286,38 @@ def test_a_completed_batch_with_nothing_succeeded_is_a_failure(start_server, mon
     assert runner.invoke(app, ["status", batch_id, "--watch", "--interval", "0.1"]).exit_code == 3
     again = runner.invoke(app, ["download", batch_id, "-o", "again.jsonl"])
     assert again.exit_code == 3 and (in_tmp / "again.errors.jsonl").exists()
+
+
+def test_the_estimate_is_shown_and_max_cost_refuses_before_uploading(server, in_tmp):
+    lines = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gpt-4o-mini", "max_tokens": 1000, "messages": [{"role": "user", "content": "say hi " * 50}]}}
+        for i in range(20)
+    ]  # fmt: skip
+    source = in_tmp / "priced.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = json.loads(runner.invoke(app, ["validate", str(source), "--json"]).stdout)
+    estimate = report["estimate"]
+    assert estimate["requests"] == 20 and estimate["output_tokens_max"] == 20_000 and estimate["currency"] == "USD"
+    refused = runner.invoke(app, ["submit", str(source), "--max-cost", "0.0001"])
+    assert refused.exit_code == 1, refused.output
+    error = next(line for line in refused.stderr.splitlines() if line.startswith("Error: "))
+    assert "nothing was uploaded" in error and "--max-cost" in refused.stderr
+    assert remote_files(server) == []
+    allowed = runner.invoke(app, ["submit", str(source), "--max-cost", "100"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "Estimate: 20 requests" in allowed.stderr
+    assert len(remote_files(server)) == 1
+
+
+def test_download_bills_and_status_explains_failures(start_server, monkeypatch, in_tmp):
+    server = start_server(failure_rate=0.5)
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    source = write_requests(in_tmp / "chat.jsonl", 10)
+    batch_id = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"]).stdout.strip()
+    downloaded = json.loads(runner.invoke(app, ["--json", "download", batch_id, "-o", "again.jsonl"]).stdout)
+    bill = downloaded["bill"]
+    assert bill["usage"]["succeeded"] + bill["failures"]["failed"] == 10 and bill["failures"]["failed"] > 0
+    shown = runner.invoke(app, ["status", batch_id])
+    assert f"Failed: {bill['failures']['failed']} of 10 requests" in shown.stdout
+    assert json.loads(runner.invoke(app, ["status", batch_id, "--json"]).stdout)[0]["failures"]["failed"] == bill["failures"]["failed"]

@@ -36,10 +36,15 @@ def test_valid_file_prints_the_summary_and_exits_0(tmp_path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     out = result.stdout
+    from batchctl.cost.estimate import estimate_for_profile
+
+    estimate = estimate_for_profile(path, endpoint=None, profile="local")  # the count its line prices (tested in test_cost_*)
+    assert 20 <= estimate.input_tokens <= 45  # 3 prompts of 40 characters, with message overhead
     for label, value in [("Lines", "3"), ("Requests", "3"), ("Endpoint", "/v1/chat/completions"), ("Model", "echo"),
-                         ("Est. input tokens", "~30")]:  # 3 x 40 bytes of prompt / 4 bytes a token
+                         ("Est. input tokens", f"~{estimate.input_tokens} ({estimate.method})")]:
         assert re.search(rf"^{re.escape(label)}\s+{re.escape(value)}\s*$", out, re.M), out
     assert "is valid" in result.stderr
+    assert f"Estimate: 3 requests, ~{estimate.input_tokens} input tokens" in out
 
 
 def test_invalid_file_lists_line_numbered_problems_and_exits_1(tmp_path):

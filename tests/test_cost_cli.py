@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from batch_factory import create_batch
 from batchctl.api import BatchClient
 from batchctl.cli.app import app
-from batchctl.cli.cost_render import estimate_line
+from batchctl.cost.estimate import estimate_line
 from batchctl.cost.estimate import estimate_file
 from batchctl.cost.prices import BUILTIN_PRICES, PriceTable, format_money, price_table
 from batchctl.errors import ConfigError

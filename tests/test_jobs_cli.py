@@ -158,3 +158,16 @@ def test_ids_complete_from_the_journal_newest_first(small, in_tmp):
     assert [value for value, _ in jobs][0] == job_id and dict(jobs)[job_id] == "two.jsonl"
     batches = dict(complete_ids("batch_"))
     assert batches[first] == "one.jsonl" and len(batches) == 3
+
+
+def test_usage_of_a_job_sums_its_batches(start_server, monkeypatch, in_tmp):
+    server = start_server()
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    assert runner.invoke(app, ["profile", "add", "small", "--base-url", server.base_url, "--provider", "local",
+                               "--max-requests", "4"]).exit_code == 0  # fmt: skip
+    source = write_requests(in_tmp / "chat.jsonl", 10)
+    job_id = runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"]).stdout.strip()
+    assert job_id.startswith("job_"), job_id
+    bill = json.loads(runner.invoke(app, ["usage", job_id, "--json"]).stdout)
+    assert len(bill["batches"]) == 3 and bill["usage"]["succeeded"] == 10
+    assert json.loads(runner.invoke(app, ["usage", "last", "--json"]).stdout)["usage"]["succeeded"] == 10

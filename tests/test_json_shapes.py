@@ -38,7 +38,7 @@ def has(obj: dict, shape: str) -> None:
 
 def test_the_doc_names_its_schema_version_and_shapes():
     assert re.search(r"^schema_version: 1$", DOC.read_text(encoding="utf-8"), re.M)
-    assert {"Batch", "Job", "Download", "File", "Validation report", "Profile", "Doctor report"} <= set(documented_keys())
+    assert {"Batch", "Job", "Download", "Retry", "File", "Validation report", "Profile", "Doctor report"} <= set(documented_keys())
 
 
 def test_every_command_prints_the_documented_keys(start_server, monkeypatch, in_tmp):
@@ -59,6 +59,7 @@ def test_every_command_prints_the_documented_keys(start_server, monkeypatch, in_
     has(run_json("download", batch_id, "-o", "again.jsonl"), "Download")
     has(run_json("jobs")[0], "Job")
     has(run_json("jobs", "show", job_id), "Job")
+    has(run_json("retry", job_id), "Retry")
     has(run_json("files", "list")[0], "File")
     has(run_json("profile", "list")[0], "Profile")
     has(run_json("doctor"), "Doctor report")

@@ -413,7 +413,9 @@ def test_only_a_bom(write):
 
 
 def test_missing_file_raises(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    from batchctl.errors import BatchctlError
+
+    with pytest.raises(BatchctlError, match="no such file"):
         validate_file(tmp_path / "nope.jsonl", spec=OPENAI)
 
 

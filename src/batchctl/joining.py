@@ -46,13 +46,14 @@ def _recorded(journal: Journal, target: str, job: Job | None) -> tuple[Job | Non
     return job, prepared if isinstance(prepared, dict) else {}
 
 
-def _batch_ids(journal: Journal, target: str, job: Job | None) -> list[str]:
-    if job is None or not target.startswith("job_"):
-        return [target]
+def _batch_ids(journal: Journal, target: str, job: Job | None) -> list[tuple[int, str]]:
+    """(rank, batch id) of what to join: a job's parts (the part index: a retry part is newer), else the batch."""
+    if job is None:
+        return [(0, target)]
     parts = journal.parts(job.id)
     if not parts or any(not p.batch_id for p in parts):
         raise BatchctlError(f"{job.id} is not fully submitted yet", f"Finish it by running the same submit again (input {job.input_path}).")
-    return [p.batch_id for p in parts if p.batch_id]
+    return [(p.index, p.batch_id) for p in parts if p.batch_id]
 
 
 def join_results(
@@ -89,7 +90,8 @@ def join_results(
     added = added_columns(source.columns, request.prefix)
     check_overwrite([output], force=request.force)
 
-    ids = _batch_ids(journal, target, job)
+    ranked = _batch_ids(journal, target, job)
+    ids = [batch_id for _, batch_id in ranked]
     client = client_for(ids[0])
     batches = [client.batches.retrieve(batch_id) for batch_id in ids]
     if not all(b.is_terminal for b in batches):
@@ -104,15 +106,17 @@ def join_results(
     outcome = DownloadOutcome(total, DownloadResult(total.id, total.status, merge=report), content_format=fmt)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-join-") as scratch:
-        paths, owners = [], []
-        for batch in batches:
+        paths, owners, ranks = [], [], []
+        for (rank, _), batch in zip(ranked, batches):
             for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
                 if file_id:
                     path = Path(scratch) / f"{kind}-{len(paths)}.jsonl"
                     client.files.download_to(file_id, path)
                     paths.append(path)
                     owners.append(batch.id)
-        rows = joined_rows(source, paths, owners, settings, report)
+                    ranks.append(rank)
+        # With retry parts, the files are attempts of the same requests: each row gets its newest success.
+        rows = joined_rows(source, paths, owners, settings, report, ranks=ranks)
         count = write_joined(output, fmt, source.columns, added, rows, arrow_schema=source.arrow_schema,
                              delimiter="\t" if output.suffix.lower() == ".tsv" else ",")  # fmt: skip
     outcome.result.files.append(SavedFile("joined", output, count, output.stat().st_size))

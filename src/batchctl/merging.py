@@ -7,7 +7,7 @@ never the results themselves; a request with no result gets a `missing_result` e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +26,7 @@ class MergeReport:
     missing: list[str] = field(default_factory=list)  # custom_ids with no result at all
     unexpected: int = 0  # results whose custom_id is not in the input
     duplicates: int = 0  # results beyond the first for one custom_id (ignored)
+    superseded: int = 0  # results of older attempts that a retry's result replaced (ignored)
     unreadable: int = 0  # result lines that are not JSON objects with a custom_id (ignored)
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +37,7 @@ class MergeReport:
             "missing": len(self.missing),
             "unexpected": self.unexpected,
             "duplicates": self.duplicates,
+            "superseded": self.superseded,
             "unreadable": self.unreadable,
             "failed_ids": self.failed,
             "missing_ids": self.missing,
@@ -52,13 +54,22 @@ def missing_result(custom_id: str) -> dict[str, Any]:
     }
 
 
-class _ResultIndex:
-    """custom_id -> (file number, byte offset, length) over the result files; reads lines back on demand."""
+class ResultIndex:
+    """custom_id -> (file number, byte offset, length, ok) over result files; reads lines back on demand.
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    Without `ranks` the first result of a custom_id wins (later ones are duplicates). With `ranks`
+    (one per file: the attempt it holds, e.g. a job's part index, newer attempts higher) a success
+    beats a failure and, between equals, the newest attempt wins: a newer failure never hides an
+    older success. Results of the same rank beyond the first are duplicates; those of older
+    attempts that lost are `superseded`.
+    """
+
+    def __init__(self, paths: Sequence[Path], ranks: Sequence[int] | None = None) -> None:
         self.paths = list(paths)
-        self.where: dict[str, tuple[int, int, int]] = {}
+        self.ranks = list(ranks) if ranks is not None else None
+        self.where: dict[str, tuple[int, int, int, bool]] = {}
         self.duplicates = 0
+        self.superseded = 0
         self.unreadable = 0
         for number, path in enumerate(self.paths):
             for _, start, raw in iter_raw_lines(path, strip_bom=False):
@@ -70,22 +81,49 @@ class _ResultIndex:
                 if not isinstance(cid, str):
                     self.unreadable += 1
                     continue
-                if cid in self.where:
-                    self.duplicates += 1
-                    continue
-                self.where[cid] = (number, start, len(line))
+                self._add(cid, (number, start, len(line), not result_failed(obj)))  # type: ignore[arg-type]
         self._handles: list[IO[bytes] | None] = [None] * len(self.paths)
+
+    def _add(self, cid: str, spot: tuple[int, int, int, bool]) -> None:
+        old = self.where.get(cid)
+        if old is None:
+            self.where[cid] = spot
+            return
+        if self.ranks is None or self.ranks[old[0]] == self.ranks[spot[0]]:
+            self.duplicates += 1
+            return
+        self.superseded += 1
+        if (spot[3], self.ranks[spot[0]]) > (old[3], self.ranks[old[0]]):
+            self.where[cid] = spot
+
+    def best(self, custom_id: str) -> tuple[int, int, int, bool] | None:
+        """(file number, offset, length, ok) of the result that counts for `custom_id`, or None."""
+        return self.where.get(custom_id)
+
+    def rank(self, number: int) -> int:
+        return self.ranks[number] if self.ranks is not None else 0
 
     def read(self, custom_id: str) -> bytes | None:
         spot = self.where.get(custom_id)
         if spot is None:
             return None
-        number, start, length = spot
+        number, start, length, _ = spot
         handle = self._handles[number]
         if handle is None:
             handle = self._handles[number] = open(self.paths[number], "rb")
         handle.seek(start)
         return handle.read(length)
+
+    def iter_chosen(self, numbers: Iterable[int]) -> Iterator[bytes]:
+        """The lines of files `numbers`, in file order, that are the result counting for their custom_id."""
+        for number in numbers:
+            for _, start, raw in iter_raw_lines(self.paths[number], strip_bom=False):
+                line = raw.rstrip(b"\r\n")
+                obj = parse_result(line) if line.strip() else None
+                cid = obj.get("custom_id") if obj else None
+                spot = self.where.get(cid) if isinstance(cid, str) else None
+                if spot is not None and spot[0] == number and spot[1] == start:
+                    yield line
 
     def close(self) -> None:
         for handle in self._handles:
@@ -93,13 +131,21 @@ class _ResultIndex:
                 handle.close()
 
 
-def iter_merged(input_path: Path, result_paths: Sequence[Path], report: MergeReport) -> Iterator[bytes]:
+_ResultIndex = ResultIndex
+
+
+def iter_merged(
+    input_path: Path, result_paths: Sequence[Path], report: MergeReport, *, ranks: Sequence[int] | None = None
+) -> Iterator[bytes]:
     """One result line per input request, in input order, joined by custom_id; fills `report`.
+
+    `ranks` (one per result file): the files are attempts of the same requests (a job's retries);
+    each custom_id gets its newest successful result (see `ResultIndex`).
 
     Output and error files are not in input order (OpenAI does not promise it); a request with no
     result gets a `missing_result` envelope, so the merged file always has one line per request.
     """
-    index = _ResultIndex(result_paths)
+    index = ResultIndex(result_paths, ranks)
     used: set[str] = set()
     try:
         for _, request in iter_request_lines(input_path):
@@ -123,4 +169,5 @@ def iter_merged(input_path: Path, result_paths: Sequence[Path], report: MergeRep
         index.close()
     report.unexpected = len(index.where) - len(used)
     report.duplicates = index.duplicates
+    report.superseded = index.superseded
     report.unreadable = index.unreadable

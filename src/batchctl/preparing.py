@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from batchctl.errors import BatchctlError
 
 if TYPE_CHECKING:
+    from batchctl.cost.estimate import Estimate
     from batchctl.prepare import PrepareSpec, RowSource
     from batchctl.providers import ProviderSpec
     from batchctl.reporting import Reporter
@@ -39,6 +40,7 @@ class PrepareRequest:
     fmt: str | None = None  # None: by DATA's extension
     delimiter: str | None = None  # None: tab for .tsv, else comma
     force: bool = False
+    profile: str | None = None  # whose price overrides the estimate uses
 
     def recorded(self, source: RowSource) -> dict[str, Any]:
         """The settings a job keeps for the join: the data file, how it was read, and the spec."""
@@ -51,9 +53,11 @@ class PrepareOutcome:
     data: Path
     output: Path
     report: ValidationReport  # the summary `validate` would give (it is valid by construction)
+    estimate: Estimate | None = None  # validate's estimate: tokens, and the cost where the price is known
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": str(self.data), "output": str(self.output), **self.report.to_dict()}
+        estimate = self.estimate.to_dict() if self.estimate is not None else None
+        return {"data": str(self.data), "output": str(self.output), **self.report.to_dict(), "estimate": estimate}
 
 
 def open_checked(request: PrepareRequest, provider: ProviderSpec) -> RowSource:
@@ -124,14 +128,18 @@ def default_output(data: Path) -> Path:
 
 
 def prepare_requests(request: PrepareRequest, provider: ProviderSpec) -> PrepareOutcome:
-    """`batchctl prepare`: one request line per row of DATA, checked up front, written atomically."""
+    """`batchctl prepare`: one request line per row of DATA, checked up front, written atomically; then
+    the estimate `validate` gives (a second streamed pass over the file written)."""
+    from batchctl.cost.estimate import estimate_for_profile
     from batchctl.results import check_overwrite
 
     output = request.output or default_output(request.data)
     source = open_checked(request, provider)
     check_overwrite([output], force=request.force)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return PrepareOutcome(request.data, output, write_prepared(request, source, output))
+    outcome = PrepareOutcome(request.data, output, write_prepared(request, source, output))
+    outcome.estimate = estimate_for_profile(output, endpoint=request.spec.endpoint, profile=request.profile)
+    return outcome
 
 
 @contextmanager

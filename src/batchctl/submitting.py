@@ -42,10 +42,13 @@ class SubmitRequest:
     wait: bool = False
     download: DownloadRequest = field(default_factory=DownloadRequest)
     cleanup: bool = False
+    max_cost: float | None = None  # refuse before uploading when the estimate may cost more
+    confirm: Callable[[str], bool] | None = None  # asks above the profile's threshold; None: never asks
     split: bool = True  # False: refuse a file over the limits instead of making a job of several batches
     new: bool = False  # True: a new job even when the same submission has one already
     prepare: Any = None  # a preparing.PrepareRequest: FILE is a table of rows to turn into requests first
     job_options: dict[str, Any] | None = None  # more to record in the job's options (the prepare settings)
+    retry: int = 0  # with wait: up to this many rounds of `retry` for the requests that failed
 
 
 @dataclass
@@ -133,6 +136,14 @@ def preflight(
             plan.endpoint = plan.endpoint or (url if isinstance(url, str) else "")
             plan.model = plan.model or (body.get("model") if isinstance(body.get("model"), str) else None)
 
+    if request.file is not None and request.validate:
+        from batchctl.cost.estimate import check_before_submit, estimate_line
+
+        estimate = check_before_submit(
+            request.file, endpoint=plan.endpoint or None, model_override=request.model,
+            profile=settings.profile_name, max_cost=request.max_cost, confirm=request.confirm,
+        )  # fmt: skip
+        reporter.info("Estimate: " + estimate_line(estimate))
     if not plan.endpoint:
         raise BatchctlError(
             "no endpoint for the batch: the file gives no url", "Pass --endpoint, e.g. --endpoint /v1/chat/completions."

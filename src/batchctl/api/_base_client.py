@@ -18,6 +18,7 @@ import pydantic
 
 from batchctl import __version__
 from batchctl.api._multipart import MultipartFileUpload
+from batchctl.api._answers import not_json, redact_payload, shape_problem, unexpected
 from batchctl.api._response import RawResponse
 from batchctl.api._secrets import Redactor, _bearer_token
 from batchctl.api.errors import (
@@ -261,11 +262,12 @@ class BaseClient:
         """The JSON body of a 2xx answer; a body that is not JSON raises APIResponseValidationError."""
         request = response.request
         try:
-            return response.json()
+            return redact_payload(response.json(), self._redact)
         except ValueError:
-            snippet = " ".join(response.text.split())[:200]
+            # Redact first, then cut: a key cut at the boundary would show its head.
+            snippet = _snippet(self._redact(response.text))
             raise APIResponseValidationError(
-                f"Expected JSON from {request.method} {request.url}, got: {self._redact(snippet) or '(empty body)'}",
+                f"Expected JSON from {request.method} {request.url}, got: {snippet or '(empty body)'}",
                 status=response.status_code,
                 request_id=request_id_from_headers(response.headers),
                 url=str(request.url),
@@ -274,9 +276,16 @@ class BaseClient:
     def _json(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
         request = response.request
         request_id = request_id_from_headers(response.headers)
-        payload = self._payload(response)
+        where = dict(request_id=request_id, url=str(request.url))
+        try:
+            payload = self._payload(response)
+        except APIResponseValidationError as exc:  # HTML, or no body at all
+            raise unexpected(response.status_code, model.__name__, not_json(self._redact(response.text)), **where) from None
         if isinstance(payload, dict) and "object" not in payload:
             raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
+        problem = shape_problem(payload, model.__name__)
+        if problem is not None:
+            raise unexpected(response.status_code, model.__name__, problem, body=payload, **where)
         try:
             return model.model_validate(payload)
         except pydantic.ValidationError as exc:
@@ -316,14 +325,19 @@ class BaseClient:
             f"({_ms(started)} ms{', request id ' + request_id if request_id else ''})",
             redact,
         )
-        if body is True:
-            self._log(_body_for_log(response.text), redact)
+        redact = redact or self._redact
+        if body is True:  # redacted before it is cut short, and again (a no-op) when logged
+            self._log(_body_for_log(redact(response.text)), redact)
         elif body is not False:
-            self._log(_body_for_log(body.decode("utf-8", "replace")), redact)
+            self._log(_body_for_log(redact(body.decode("utf-8", "replace"))), redact)
 
 
 def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
 
 
 def _body_for_log(text: str) -> str:

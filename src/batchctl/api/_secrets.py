@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 ELLIPSIS = "…"
+# Anything shaped like an OpenAI-style key (sk-..., sk-proj-...), whoever's it is.
+KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{12,}")
 
 
 def mask_secret(secret: str | None) -> str:
@@ -42,7 +45,11 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """`text` with the secrets, and any key-shaped token, masked. Redact before cutting a text short:
+        a key cut in two would no longer be recognised, and its head would show."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, mask_secret(secret))
+        if "sk-" in text:
+            text = KEY_SHAPED.sub(lambda m: mask_secret(m.group()), text)
         return text

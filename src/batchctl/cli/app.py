@@ -20,6 +20,7 @@ from batchctl.cli.commands import jobs as jobs_cmd
 from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import prepare as prepare_cmd
 from batchctl.cli.commands import profile as profile_cmd
+from batchctl.cli.commands import retry as retry_cmd
 from batchctl.cli.commands import serve as serve_cmd
 from batchctl.cli.commands import status as status_cmd
 from batchctl.cli.commands import submit as submit_cmd
@@ -230,6 +231,7 @@ app.command("validate", epilog=validate_cmd.EPILOG)(validate_cmd.validate)
 app.command("prepare", epilog=prepare_cmd.EPILOG)(prepare_cmd.prepare)
 app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
 app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
+app.command("retry", epilog=retry_cmd.EPILOG)(retry_cmd.retry)
 profile_cmd.app.command("test")(doctor_cmd.test_profile)
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
 app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)

@@ -1,7 +1,8 @@
 """How cost reads to people: the estimate before a batch, the bill and the failures after it.
 
 Each function takes the Output and the data the `batchctl.cost` use cases return; nothing here decides.
-`estimate_line` is the one line `validate` and `submit` add; `show_bill` is `usage` (and `download`);
+`show_estimate` is the line `validate` adds (`submit` reports `cost.estimate.estimate_line`);
+`show_bill` is `usage` (and `download`);
 `show_failures` is the failure summary `download` and `status` add.
 """
 
@@ -21,35 +22,9 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
-def estimate_line(estimate: Estimate) -> str:
-    """`12 requests, ~3,400 input tokens (heuristic), output up to 6,000 tokens; batch ≤ $0.02 (real time
-    $0.04; prices of 2025-08-01)`: what the file will cost, in one line."""
-    from batchctl.cost.prices import format_money
-
-    parts = [f"{estimate.requests:,} requests", f"~{_tokens(estimate.input_tokens)} input tokens ({estimate.method})"]
-    bound = estimate.output_bound
-    if bound is None:
-        parts.append(f"output unbounded ({estimate.unbounded_requests:,} requests set no max_tokens)")
-    elif bound == 0:
-        parts.append("no output tokens")
-    else:
-        parts.append(f"output up to {_tokens(bound)} tokens")
-    text = ", ".join(parts)
-    currency = estimate.currency
-    if currency is None:
-        unknown = estimate.unknown_models
-        return text + (f"; no price for {', '.join(unknown)}: tokens only" if unknown else "")
-    if bound is None:
-        batch = f"batch ≥ {format_money(estimate.cost('batch_input'), currency)} for the input"
-        realtime = format_money(estimate.cost("realtime_input"), currency)
-    else:
-        batch = f"batch ≤ {format_money(estimate.cost('batch_max'), currency)}"
-        realtime = format_money(estimate.cost("realtime_max"), currency)
-    dates = ", ".join(estimate.to_dict()["prices_as_of"])
-    return f"{text}; {batch} (real time {realtime}; prices of {dates})"
-
-
 def show_estimate(out: Output, estimate: Estimate) -> None:
+    from batchctl.cost.estimate import estimate_line
+
     out.line("Estimate: " + estimate_line(estimate))
 
 

@@ -94,6 +94,13 @@ def _api_rules() -> tuple[tuple[type, Rule], ...]:
             api.InternalServerError,
             lambda e: (f"the server failed (HTTP {e.status}): {e.message}{_suffix(e)}", "Try again later; the server had a problem."),
         ),
+        (
+            api.APIResponseValidationError,
+            lambda e: (
+                f"{e.message}{_suffix(e)}",
+                "The URL may reach a proxy or a login page instead of the API: check it with batchctl doctor.",
+            ),
+        ),
         (api.APIError, _other_status),
     )
 

@@ -147,6 +147,12 @@ class Output:
             raise BatchctlError(refusal, hint=hint)
         return typer.confirm(question, default=False, err=True)
 
+    def confirm_if_interactive(self, question: str) -> bool:
+        """Ask on a terminal; with nobody to ask (a pipe, CI) the answer is yes, as with --yes."""
+        if not is_interactive(sys.stdin):
+            return True
+        return self.confirm(question, refusal="", hint="")
+
     # -- data (stdout) -------------------------------------------------------------------------------
     def json(self, obj: Any) -> None:
         """Plain, indented JSON of the object: never Rich-highlighted, `[]` for an empty list."""

@@ -13,6 +13,7 @@ import typer
 if TYPE_CHECKING:
     from batchctl.api import Batch
     from batchctl.cli.output import Output
+    from batchctl.cost.estimate import Estimate
     from batchctl.doctor import DoctorReport
     from batchctl.downloading import DownloadOutcome
     from batchctl.providers import ProviderSpec
@@ -25,8 +26,9 @@ def _plural(n: int, word: str) -> str:
 # -- validation ------------------------------------------------------------------------------------------
 
 
-def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec) -> None:
-    """The file at a glance, one fact per row (fits a narrow terminal)."""
+def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec, estimate: Estimate | None = None) -> None:
+    """The file at a glance, one fact per row (fits a narrow terminal); input tokens from the cost
+    estimate when there is one (the same count its line below prices)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -41,7 +43,8 @@ def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec
         ("Endpoint", report.endpoint or "-"),
         ("Model", report.model or "-"),
         ("Size", format_size(report.size_bytes)),
-        ("Est. input tokens", format_tokens(report.est_input_tokens)),
+        ("Est. input tokens", format_tokens(report.est_input_tokens) if estimate is None
+         else f"{format_tokens(estimate.input_tokens)} ({estimate.method})"),  # fmt: skip
         ("Limits", f"{spec.name}: {spec.max_requests:,} requests, {format_size(spec.max_file_bytes)} per file"),
     ]
     table = Table.grid(padding=(0, 2))
@@ -178,11 +181,46 @@ def show_job(out: Output, view, *, live_counts: bool = True) -> None:
     rows = []
     for part in view.to_dict()["parts"]:
         counts = part["request_counts"]
+        lines = f"{part['first_line']:,}-{part['last_line']:,}"
+        if part["retry_of"] is not None:
+            lines = f"retry of {part['retry_of'] + 1}"
         rows.append([
-            part["part"] + 1, f"{part['first_line']:,}-{part['last_line']:,}", part["batch_id"] or "-",
+            part["part"] + 1, lines, part["batch_id"] or "-",
             part["status"] or part["step"], _counts(counts["completed"], counts["failed"], counts["total"] or part["requests"]),
         ])  # fmt: skip
     out.table(["part", "lines", "batch", "status", "done"], rows, keep=("batch",))
+
+
+def _codes(codes) -> str:
+    return ", ".join(f"{code} {count:,}" for code, count in sorted(codes.items()))
+
+
+def show_retry(out: Output, outcome) -> None:
+    """`retry`: what was retried from which part, what was left alone, and (--wait) where the job stands."""
+    before, job_id = outcome.before, outcome.job.id
+    if outcome.nothing_to_retry:
+        kept = f" ({_plural(sum(before.kept.values()), 'failed request')} left alone: {_codes(before.kept)})" if before.kept else ""
+        say = out.info if kept else out.success
+        say(f"Nothing to retry in {job_id}: {before.succeeded:,} of {_plural(before.requests, 'request')} succeeded{kept}.")
+        return
+    if not outcome.resumed:
+        out.info(f"{_plural(before.to_retry, 'request')} retried ({_codes(before.retry_codes)})"
+                 + (f"; left alone: {_codes(before.kept)}" if before.kept else ""))  # fmt: skip
+    for part in outcome.parts:
+        out.line(part.batch_id or f"part {part.index + 1} (no batch yet)")
+    after = outcome.after
+    if after is not None:
+        summary = after.summary()
+        out.info(f"{summary['requests']:,} requests: {summary['succeeded']:,} succeeded, {summary['failed']:,} failed, "
+                 f"{summary['missing']:,} missing" + (f" ({_codes(after.failed)})" if after.failed else "") + ".")  # fmt: skip
+        out.info(f"Download the results: batchctl download {job_id} --merge {outcome.job.input_path}")
+    else:
+        out.info(f"Watch it: batchctl status --watch {job_id}; then: batchctl download {job_id}")
+
+
+def _parts(parts) -> str:
+    retries = sum(1 for p in parts if p.retry_of is not None)
+    return f"{len(parts) - retries} + {retries} retr{'ies' if retries != 1 else 'y'}" if retries else str(len(parts))
 
 
 def job_line(view) -> str:
@@ -206,7 +244,7 @@ def show_jobs(out: Output, views) -> None:
         total = sum((p.total or p.request_count) for p in parts)
         statuses = sorted({p.status or p.step for p in parts} - {view.job.state})
         rows.append([
-            view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, len(parts),
+            view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, _parts(parts),
             view.job.state + (f" ({', '.join(statuses)})" if statuses else ""), _counts(done, failed, total),
         ])  # fmt: skip
     out.table(["job", "created", "profile", "input", "parts", "state", "done"], rows, keep=("job",),

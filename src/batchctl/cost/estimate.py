@@ -266,3 +266,36 @@ def confirmation_question(estimate: Estimate, threshold: float | None = DEFAULT_
     money = format_money(amount, estimate.currency)
     what = f"up to {money}" if bound is not None else f"at least {money} (output unbounded)"
     return f"This batch may cost {what} at batch prices. Submit it?"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def estimate_line(estimate: Estimate) -> str:
+    """`12 requests, ~3,400 input tokens (heuristic), output up to 6,000 tokens; batch ≤ $0.02 (real time
+    $0.04; prices of 2025-08-01)`: what the file will cost, in one line."""
+    from batchctl.cost.prices import format_money
+
+    noun = "request" if estimate.requests == 1 else "requests"
+    parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({estimate.method})"]
+    bound = estimate.output_bound
+    if bound is None:
+        parts.append(f"output unbounded ({estimate.unbounded_requests:,} requests set no max_tokens)")
+    elif bound == 0:
+        parts.append("no output tokens")
+    else:
+        parts.append(f"output up to {_count(bound)} tokens")
+    text = ", ".join(parts)
+    currency = estimate.currency
+    if currency is None:
+        unknown = estimate.unknown_models
+        return text + (f"; no price for {', '.join(unknown)}: tokens only" if unknown else "")
+    if bound is None:
+        batch = f"batch ≥ {format_money(estimate.cost('batch_input'), currency)} for the input"
+        realtime = format_money(estimate.cost("realtime_input"), currency)
+    else:
+        batch = f"batch ≤ {format_money(estimate.cost('batch_max'), currency)}"
+        realtime = format_money(estimate.cost("realtime_max"), currency)
+    dates = ", ".join(estimate.to_dict()["prices_as_of"])
+    return f"{text}; {batch} (real time {realtime}; prices of {dates})"

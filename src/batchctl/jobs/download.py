@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from batchctl.jobs.records import Job, Part
     from batchctl.jobs.store import Journal
     from batchctl.jobs.submit import JobOutcome, WaitForAll
+    from batchctl.reporting import Reporter
     from batchctl.submitting import SubmitRequest
 
 
@@ -36,7 +37,7 @@ def save_job_results(
     """Save finished parts' files as the job's one output and one error file (plus --delete-remote per part)."""
     from batchctl.answers import content_field, write_content
     from batchctl.jobs.view import aggregate
-    from batchctl.merging import MergeReport, iter_merged
+    from batchctl.merging import MergeReport, ResultIndex, iter_merged
     from batchctl.results import DownloadResult, SavedFile, iter_result_lines, scan_results, write_lines
 
     if len(batches) == 1:
@@ -44,30 +45,41 @@ def save_job_results(
                              input_file_id=parts[0].file_id)  # fmt: skip
     total = aggregate(job, batches)
     outcome = DownloadOutcome(total, DownloadResult(job.id, total.status), content_format=request.content_format)
-    outputs = [b.output_file_id for b in batches if b.output_file_id]
-    errors = [b.error_file_id for b in batches if b.error_file_id]
+    outputs = [(p.index, b.output_file_id) for p, b in zip(parts, batches) if b.output_file_id]
+    errors = [(p.index, b.error_file_id) for p, b in zip(parts, batches) if b.error_file_id]
     if not outputs and not errors and request.merge_input is None:
         outcome.nothing_saved = f"job {job.id} is {total.status} and none of its batches has an output or error file"
         return outcome
     result = outcome.result
+    # With retry parts the files are attempts of the same requests: each custom_id's newest success counts.
+    retried = any(p.retry_of is not None for p in parts)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
-        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl") for n, fid in enumerate(outputs)]
-        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl") for n, fid in enumerate(errors)]
+        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl") for n, (_, fid) in enumerate(outputs)]
+        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl") for n, (_, fid) in enumerate(errors)]
         kill_point("download")
-        for path in raw_out:
+        ranks = [rank for rank, _ in outputs + errors]
+        index = ResultIndex(raw_out + raw_err, ranks) if retried else None
+        for path in raw_out if index is None else ():
             result.failed_requests += scan_results(path)[1]
-        if raw_err:
-            count = write_lines(errors_output, iter_result_lines(raw_err))
-            result.files.append(SavedFile("error", errors_output, count, errors_output.stat().st_size, ",".join(errors)))
-            result.failed_requests += count
+        answered = 0
+        if index is not None:
+            answered = sum(1 for spot in index.where.values() if spot[3])
+            result.failed_requests = len(index.where) - answered
+        chosen_errors = sum(1 for spot in index.where.values() if spot[0] >= len(raw_out)) if index else len(raw_err)
+        if raw_err and chosen_errors:
+            err_lines = iter_result_lines(raw_err) if index is None else index.iter_chosen(range(len(raw_out), len(ranks)))
+            count = write_lines(errors_output, err_lines)
+            result.files.append(SavedFile("error", errors_output, count, errors_output.stat().st_size,
+                                          ",".join(f for _, f in errors)))  # fmt: skip
+            result.failed_requests += count if index is None else 0
         lines: Iterable[bytes]
         if request.merge_input is not None:
             result.merge = MergeReport()
-            lines = iter_merged(request.merge_input, raw_out + raw_err, result.merge)
+            lines = iter_merged(request.merge_input, raw_out + raw_err, result.merge, ranks=ranks if retried else None)
             kind = "merged"
         else:
-            lines = iter_result_lines(raw_out)
+            lines = iter_result_lines(raw_out) if index is None else index.iter_chosen(range(len(raw_out)))
             kind = "output"
         if request.content_format is not None:
             count = write_content(output, lines, fmt=request.content_format, field_name=content_field(job.endpoint))
@@ -77,7 +89,14 @@ def save_job_results(
         else:
             count = None
         if count is not None:
-            result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, ",".join(outputs) or None))
+            result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, ",".join(f for _, f in outputs) or None))
+        if index is not None:
+            index.close()
+    done = result.merge.succeeded == result.merge.requests if result.merge else answered >= job.input_lines
+    if retried and done:
+        # Every request has its answer: earlier attempts that failed, expired or were cancelled are history.
+        outcome.batch = total.model_copy(update={"status": "completed"})
+        result.status = "completed"
     if request.delete_remote:
         from batchctl.remote_cleanup import delete_remote_files, remote_files_of
 
@@ -154,9 +173,10 @@ def download_job(
 
 def wait_and_download(
     outcome: JobOutcome, request: SubmitRequest, journal: Journal, client_factory: Callable[[], BatchClient],
-    wait_for_all: WaitForAll,
+    wait_for_all: WaitForAll, reporter: Reporter | None = None,
 ) -> None:
-    """`submit --wait`: watch every part to its end, then save the job's results; `--cleanup` after a full success."""
+    """`submit --wait`: watch every part to its end, (`--retry N`) retry what failed up to N rounds, then save
+    the job's results; `--cleanup` after a full success."""
     from batchctl.downloading import clean_up_input
     from batchctl.jobs.view import aggregate
 
@@ -166,6 +186,11 @@ def wait_and_download(
     assert output is not None and errors_output is not None
     kill_point("watch")
     wait_for_all(ids, resume_job_command(outcome.result_id, output, errors_output))
+    if request.retry and reporter is not None:
+        from batchctl.jobs.retry import retry_rounds
+
+        outcome.retries = retry_rounds(journal, outcome.job, request.retry, client=client, reporter=reporter,
+                                       wait_for_all=wait_for_all)  # fmt: skip
     outcome.download = download_job(journal, outcome.job, lambda _: client, request.download)
     outcome.job = journal.get_job(outcome.job.id) or outcome.job
     outcome.parts = journal.parts(outcome.job.id)

@@ -55,6 +55,8 @@ class PartContext:
     model: str | None = None  # the model the requests name (after --model), for the journal
 
     def label(self, part: Part) -> str:
+        if part.retry_of is not None:
+            return f"retry part {part.index + 1} (of part {part.retry_of + 1})"
         return f"part {part.index + 1}/{self.count}" if self.count > 1 else self.input_path.name
 
 
@@ -66,6 +68,8 @@ def part_file(ctx: PartContext, part: Part) -> Path:
     """The bytes to upload for `part`: the input itself for a one-part job, else its slice, written once."""
     from batchctl.jobs.split import PartPlan, write_part
 
+    if part.retry_of is not None and part.path:  # a retry's lines, written (and kept) by `jobs.retry`
+        return Path(part.path)
     if ctx.count == 1:
         return ctx.input_path
     target = ctx.parts_dir / f"part-{part.index + 1:03d}.jsonl"
@@ -78,6 +82,8 @@ def part_file(ctx: PartContext, part: Part) -> Path:
 
 def _needs_cleaning(ctx: PartContext, part: Part) -> bool:
     """Blank lines in the slice, or (the whole input) a BOM or trailing blanks beyond the last request."""
+    if part.retry_of is not None:  # written clean, one request a line
+        return False
     if part.last_line - part.first_line + 1 != part.request_count:
         return True
     return ctx.count == 1 and (part.byte_start != 0 or part.byte_end != ctx.input_size)
@@ -105,6 +111,8 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
     kill_point("upload-sent")
     done = ctx.journal.finish_step(step, detail=uploaded.id, part_changes={"step": "uploaded", "file_id": uploaded.id})
     what = ctx.input_path.name if ctx.count == 1 else f"{ctx.label(part)} (lines {part.first_line:,}-{part.last_line:,})"
+    if part.retry_of is not None:
+        what = f"{ctx.label(part)} ({part.request_count:,} requests)"
     ctx.reporter.success(f"Uploaded {what} as {uploaded.id}{changed}")
     kill_point("upload")
     return reload(ctx.journal, done.job_id, part.index)
@@ -133,13 +141,14 @@ def adopt(ctx: PartContext, part: Part, batch: Batch, how: str) -> Part:
         )  # fmt: skip
     )
     counts = batch.request_counts
+    retry = part.retry_of is not None  # a retry part's file stays: it says which requests the part was asked
     step = ctx.journal.begin_step(job.id, "record", part=part.index, token=part.token, detail=how)
     ctx.journal.finish_step(
         step, detail=batch.id,
         part_changes={"step": "created", "batch_id": batch.id, "status": batch.status, "total": counts.total,
-                      "completed": counts.completed, "failed": counts.failed, "path": None},
+                      "completed": counts.completed, "failed": counts.failed, "path": part.path if retry else None},
     )  # fmt: skip
-    if ctx.count > 1 and part.path and Path(part.path).parent == ctx.parts_dir:
+    if not retry and ctx.count > 1 and part.path and Path(part.path).parent == ctx.parts_dir:
         Path(part.path).unlink(missing_ok=True)  # uploaded and created: the slice has served
     return reload(ctx.journal, job.id, part.index)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from batchctl.config import Settings
     from batchctl.downloading import Cleanup, DownloadOutcome
     from batchctl.jobs.records import Job, Part
+    from batchctl.jobs.retry import RetryOutcome
     from batchctl.jobs.split import SplitResult
     from batchctl.jobs.store import Journal
     from batchctl.providers import ProviderSpec
@@ -47,6 +48,7 @@ class JobOutcome:
     total: Batch | None = None  # the aggregate, once final
     download: DownloadOutcome | None = None
     cleanup: Cleanup | None = None
+    retries: list[RetryOutcome] = field(default_factory=list)  # `--retry N`: the rounds run
 
     @property
     def batch_ids(self) -> list[str]:
@@ -72,6 +74,8 @@ class JobOutcome:
         data = JobView(self.job, self.parts, batches, self.total).to_dict()
         if self.download is not None:
             data["download"] = self.download.to_dict()
+        if self.retries:
+            data["retries"] = [r.to_dict() for r in self.retries]
         return data
 
 
@@ -186,7 +190,7 @@ def submit_job(
             return outcome
         from batchctl.jobs.download import wait_and_download
 
-        wait_and_download(outcome, request, journal, client_factory, wait_for_all)
+        wait_and_download(outcome, request, journal, client_factory, wait_for_all, reporter)
     except KeyboardInterrupt:
         # Between steps (the watcher handles its own Ctrl+C): the batches run on; say how to go on.
         from batchctl.jobs.download import resume_job_command

@@ -145,6 +145,7 @@ def part_dict(part: Part, batch: Batch | None = None) -> dict[str, Any]:
         },
         "output_file_id": batch.output_file_id if batch is not None else part.output_file_id,
         "error_file_id": batch.error_file_id if batch is not None else part.error_file_id,
+        "retry_of": part.retry_of,
     }
 
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from batchctl.answers import extract_answer
 from batchctl.errors import BatchctlError
-from batchctl.merging import MergeReport, _ResultIndex
+from batchctl.merging import MergeReport, ResultIndex
 from batchctl.prepare.requests import row_id
 from batchctl.prepare.rows import RowSource, cell_text, require_pyarrow
 from batchctl.results import MISSING_RESULT_CODE, parse_result, write_atomically
@@ -98,9 +98,13 @@ class JoinSettings:
 
 
 def joined_rows(source: RowSource, paths: Sequence[Path], batch_ids: Sequence[str], settings: JoinSettings,
-                report: MergeReport) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:  # fmt: skip
-    """(the row, its added values) for every row of DATA, in order; fills `report` as it goes."""
-    index = _ResultIndex(paths)
+                report: MergeReport, *, ranks: Sequence[int] | None = None,
+                ) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:  # fmt: skip
+    """(the row, its added values) for every row of DATA, in order; fills `report` as it goes.
+
+    `paths[i]` came from batch `batch_ids[i]`; with `ranks` (the attempt each file holds, newer higher) a
+    success beats a failure and the newest attempt wins, as in `download --merge`."""
+    index = ResultIndex(paths, ranks)
     try:
         for n, row in source.rows():
             cid = row_id(n, row, settings.id_column)
@@ -123,7 +127,7 @@ def joined_rows(source: RowSource, paths: Sequence[Path], batch_ids: Sequence[st
     finally:
         index.close()
     report.unexpected = len(index.where)
-    report.duplicates, report.unreadable = index.duplicates, index.unreadable
+    report.duplicates, report.superseded, report.unreadable = index.duplicates, index.superseded, index.unreadable
 
 
 def _text(value: Any) -> str:

@@ -19,7 +19,8 @@ def run(config: ServerConfig) -> None:
     import uvicorn
 
     from batchctl.server.app import create_app
+    from batchctl.server.faults import wrap
 
-    app = create_app(config)
+    app = wrap(create_app(config), config.faults)  # fault rules (tests, demos) sit outside everything
     access_log = config.log_level in ("debug", "info")
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=access_log)

@@ -71,8 +71,10 @@ class RequestIdAndAuth:
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.api_key or "")
+                # Compared as bytes: a non-ASCII token is just a wrong key (str comparison raises TypeError).
+                scheme, _, token = value.partition(b" ")
+                expected = (self.api_key or "").encode("utf-8")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), expected)
         return False
 
 
@@ -117,12 +119,14 @@ def create_app(config: ServerConfig) -> Starlette:
     The routes find the store, runner and executor on `app.state`, set up when the app starts.
     """
     data_dir = config.state_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)  # prompts and results are nobody else's business, also in an older dir
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         state = app.state
         state.store = Store(data_dir)
+        state.limits = (config.max_file_bytes, config.max_line_bytes)
         state.executor = make_executor(config)
         state.runner = BatchRunner(state.store, state.executor)
         await state.runner.resume_all()

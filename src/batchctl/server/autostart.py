@@ -7,13 +7,14 @@ runs in a detached `python -m batchctl.server` process so it outlives the comman
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from batchctl.server.config import ServerConfig
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
+LOCK_FILE = "server.lock"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -60,6 +62,31 @@ def ensure_local_server(
     root, host, port = server_root(base_url)
     if is_healthy(root):
         return False
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Two commands starting the server at once: the second waits for the first, then finds it healthy.
+    with _start_lock(data_dir):
+        if is_healthy(root):
+            return False
+        return _start(root, host, port, data_dir, notify, config)
+
+
+@contextlib.contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    """An exclusive `fcntl.flock` on `<data dir>/server.lock`, held while a server is being started."""
+    import fcntl
+
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed, even by a crash
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start(
+    root: str, host: str, port: int, data_dir: Path, notify: Callable[[str], None], config: ServerConfig | None
+) -> bool:
     if _port_open(host, port):
         # Something listens: a busy server answers slowly, so give it longer before deciding it is
         # not ours (starting a second one would only fail on the taken port).
@@ -74,8 +101,6 @@ def ensure_local_server(
             f"Nothing answers at {root}, and a local server can only be started on this machine.",
             hint="Start the server there with `batchctl serve`, or point the profile at 127.0.0.1.",
         )
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / LOG_FILE
     config = config or ServerConfig()
     config = replace(config, host=LOCAL_HOST, port=port, data_dir=config.data_dir or data_dir / "server")
@@ -170,6 +195,14 @@ def stop_background_server(data_dir: Path) -> bool:
     if not _alive(pid):
         pid_file.unlink(missing_ok=True)
         return False
+    # The pid may have been reused by any program since: signal it only if it answers as our server.
+    health = is_healthy(str(info.get("url") or "").removesuffix("/v1"), timeout=2.0) if info.get("url") else None
+    if not health or health.get("pid") != pid:
+        raise BatchctlError(
+            f"process {pid}, named in {pid_file}, does not answer as the local batch server"
+            + (f" on {info['url']}" if info.get("url") else ""),
+            hint=f"It was not stopped. If no batchctl server runs, delete {pid_file}; if one hangs, `kill {pid}`.",
+        )
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline and _alive(pid):

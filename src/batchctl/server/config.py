@@ -15,6 +15,9 @@ from typing import Any
 from batchctl.config import LOCAL_HOST, LOCAL_PORT
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DEFAULT_MAX_FILE_MB = 200.0  # OpenAI's limit for a batch input file
+DEFAULT_MAX_LINE_MB = 6.0  # a request line; far above any chat request, small enough to hold in memory
+FAULTS_ENV = "BATCHCTL_SERVE_FAULTS"
 
 
 def _option(default: Any, help: str, *, env: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
@@ -47,6 +50,14 @@ class ServerConfig:
     rpm: int | None = _option(None, "cap on upstream requests per minute")
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
     log_level: str = _option("warning", "uvicorn's log level (default warning)", choices=LOG_LEVELS)
+    max_file_mb: float = _option(
+        DEFAULT_MAX_FILE_MB, f"largest upload in MB, answered 413 above (default {DEFAULT_MAX_FILE_MB:g}, OpenAI's)"
+    )
+    max_line_mb: float = _option(
+        DEFAULT_MAX_LINE_MB, f"longest line of an upload in MB, answered 400 above (default {DEFAULT_MAX_LINE_MB:g})"
+    )
+    allow_no_auth: bool = _option(False, "allow a non-loopback --host without --api-key")
+    faults: Path | None = _option(None, "JSON file of fault rules to inject (env BATCHCTL_SERVE_FAULTS)")
 
     def state_dir(self) -> Path:
         """`data_dir`, or `<batchctl data dir>/server` when none was given."""
@@ -62,14 +73,40 @@ class ServerConfig:
             return "--failure-rate must be between 0 and 1"
         if self.concurrency < 1:
             return "--concurrency must be at least 1"
+        if self.max_file_mb <= 0 or self.max_line_mb <= 0:
+            return "--max-file-mb and --max-line-mb must be positive"
+        if self.faults is not None:
+            from batchctl.server.faults import FaultRuleError, load_rules
+
+            try:
+                load_rules(self.faults)
+            except FaultRuleError as exc:
+                return str(exc)
+        from batchctl.config import is_loopback_host
+
+        if not is_loopback_host(self.host) and not self.api_key and not self.allow_no_auth:
+            return (
+                f"--host {self.host} exposes the server to the network: give --api-key KEY"
+                " (or --allow-no-auth to serve anyone who can reach the port)"
+            )
         return None
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def max_line_bytes(self) -> int:
+        return int(self.max_line_mb * 1024 * 1024)
 
     def to_argv(self) -> list[str]:
         """The `python -m batchctl.server` options that rebuild this configuration, secrets excepted."""
         argv: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and not f.metadata["env"]:
+            if isinstance(value, bool):
+                argv += [_flag(f.name)] if value else []
+            elif value is not None and not f.metadata["env"]:
                 argv += [_flag(f.name), str(value)]
         return argv
 
@@ -97,10 +134,15 @@ def argument_parser() -> argparse.ArgumentParser:
     )
     # Field annotations are strings (postponed evaluation): the type of an option follows its default,
     # except the few whose default is None.
-    types = {"data_dir": Path, "rpm": int}
+    types = {"data_dir": Path, "rpm": int, "faults": Path}
     for f in fields(ServerConfig):
         assert f.default is not MISSING
+        if isinstance(f.default, bool):
+            parser.add_argument(_flag(f.name), dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
         default = os.environ.get(f.metadata["env"]) if f.metadata["env"] else f.default
+        if f.name == "faults":
+            default = os.environ.get(FAULTS_ENV) or None
         kind = types.get(f.name) or (type(f.default) if f.default is not None else str)
         parser.add_argument(
             _flag(f.name), dest=f.name, type=kind, default=default, choices=f.metadata["choices"],

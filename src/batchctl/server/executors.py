@@ -263,6 +263,7 @@ class UpstreamExecutor:
 
         self.config = config
         self.concurrency = max(1, config.concurrency)
+        self.remote = True  # requests cost something elsewhere: the runner records each one's start
         self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
         headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
         self.echo = EchoExecutor(config)

@@ -35,9 +35,12 @@ async def create_file(request: Request) -> Response:
     store: Store = request.app.state.store
     file_id = new_id("file-")
     try:
-        upload = await receive_upload(request, store.files_dir, file_id + ".upload")
+        max_file, max_line = request.app.state.limits
+        upload = await receive_upload(
+            request, store.files_dir, file_id + ".upload", max_file_bytes=max_file, max_line_bytes=max_line
+        )
     except UploadError as exc:
-        raise OpenAIErrorResponse(400, str(exc)) from None
+        raise OpenAIErrorResponse(exc.status, str(exc), code=exc.code, param=exc.param) from None
     try:
         purpose = upload.fields.get("purpose")
         if upload.file_path is None:

@@ -6,7 +6,9 @@ cancelling -> cancelled and in_progress -> expired keep the results already done
 Durability: a result counts only once its row is committed (`Store.add_results`, in small groups);
 output and error files are written from the database when the batch ends. So a restart -- even
 after `kill -9` -- resumes a batch by skipping the lines that already have a row, and no line is
-ever lost or written twice.
+ever lost or written twice. With an upstream (`--upstream`), each request's start is committed
+before it is sent and its result committed alone, at once: a restart sends again only the requests
+that were really in flight, and adds their number to the batch's metadata (docs/reliability.md).
 
 Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
 does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
@@ -23,9 +25,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
 from batchctl.server.executors import Executor, Outcome
-from batchctl.server.store import CANCELLABLE_STATUSES, ResultRow, Store, iter_results, new_id
+from batchctl.server.store import (
+    CANCELLABLE_STATUSES,
+    POSSIBLY_DUPLICATED,
+    ResultRow,
+    Store,
+    iter_results,
+    new_id,
+)
 
 log = logging.getLogger("batchctl.server")
 
@@ -138,7 +148,7 @@ class BatchRunner:
                 report = await asyncio.to_thread(
                     validate_file, file["path"], spec=get_provider("local"), endpoint=batch["endpoint"]
                 )
-            except OSError as exc:
+            except (OSError, BatchctlError) as exc:
                 problems.append({"code": "invalid_input_file", "message": f"Cannot read the input file: {exc}",
                                  "param": "input_file_id", "line": None})
             else:
@@ -167,6 +177,15 @@ class BatchRunner:
         if batch["status"] == "cancelling":  # resumed after a restart while cancelling
             wakeup.set()
         done = self.store.done_lines(batch_id)
+        # With an upstream, each request's start is committed before it is sent and its result as soon
+        # as it comes: after a crash only the requests really in flight are sent again, and counted.
+        durable = getattr(self.executor, "remote", False)
+        interrupted = self.store.take_interrupted(batch_id)
+        if interrupted:
+            log.warning(
+                "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
+                " may see them twice (counted in the batch's metadata %s)", batch_id, interrupted, POSSIBLY_DUPLICATED,
+            )  # fmt: skip
         pending: list[ResultRow] = []
         last_flush = time.monotonic()
 
@@ -191,6 +210,8 @@ class BatchRunner:
                     return
                 custom_id = str(request.get("custom_id"))
                 body = request.get("body") if isinstance(request.get("body"), dict) else {}
+                if durable:
+                    self.store.start_request(batch_id, line_no)
                 try:
                     outcome = await self.executor.execute(batch["endpoint"], body, custom_id)
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
@@ -200,7 +221,7 @@ class BatchRunner:
                 pending.append(
                     ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
                 )
-                if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                if durable or len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
                     flush()
                     await asyncio.sleep(0)  # an instant executor (echo, no latency) must not starve the API
 
@@ -285,6 +306,7 @@ class BatchRunner:
             path = self.store.files_dir / new_id("file-")
 
             def write_lines(out, ok: bool = ok) -> int:
+                os.fchmod(out.fileno(), 0o600)  # results are as private as the prompts
                 count = 0
                 for text in iter_results(self.store.db_path, batch_id, ok=ok):
                     out.write(text)

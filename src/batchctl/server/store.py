@@ -8,6 +8,7 @@ never duplicate a line, and request counts are updated in the same transaction a
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -62,7 +63,17 @@ CREATE TABLE IF NOT EXISTS results (
     result    TEXT NOT NULL,
     PRIMARY KEY (batch_id, line_no)
 );
+-- Requests sent to an upstream whose result is not recorded yet: left over after a crash, they are
+-- the only requests a restart sends again (docs/reliability.md).
+CREATE TABLE IF NOT EXISTS inflight (
+    batch_id  TEXT NOT NULL,
+    line_no   INTEGER NOT NULL,
+    started   REAL NOT NULL,
+    PRIMARY KEY (batch_id, line_no)
+);
 """
+# The batch metadata key counting requests an upstream may have received twice (sent again after a crash).
+POSSIBLY_DUPLICATED = "batchctl_possibly_duplicated"
 
 # Batch statuses, OpenAI's. Active: a runner owns the batch (and resumes it after a restart).
 ACTIVE_STATUSES = ("validating", "in_progress", "finalizing", "cancelling")
@@ -101,11 +112,27 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.files_dir = self.data_dir / "files"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db_path = self.data_dir / "server.db"
+        self._private_files()
         self.db = connect(self.db_path)
         self.db.executescript(SCHEMA)
         self.db.commit()
+
+    def _private_files(self) -> None:
+        """Owner-only state, and no leftovers of a server killed mid-upload or mid-write.
+
+        The database is created 0600 before SQLite opens it (its -wal and -shm files take the same
+        mode); files of an older data dir are tightened; `*.upload` and `*.part` temporaries, which
+        no row names, are removed.
+        """
+        os.chmod(self.files_dir, 0o700)
+        os.close(os.open(self.db_path, os.O_CREAT | os.O_RDWR, 0o600))
+        for path in [*self.data_dir.glob("server.db*"), *self.files_dir.iterdir()]:
+            if path.suffix in (".upload", ".part"):
+                path.unlink(missing_ok=True)
+            elif path.is_file():
+                os.chmod(path, 0o600)
 
     def close(self) -> None:
         self.db.close()
@@ -270,6 +297,7 @@ class Store:
                     "INSERT OR IGNORE INTO results (batch_id, line_no, custom_id, ok, result) VALUES (?,?,?,?,?)",
                     (batch_id, row.line_no, row.custom_id, int(row.ok), json.dumps(row.result, ensure_ascii=False)),
                 )
+                self.db.execute("DELETE FROM inflight WHERE batch_id = ? AND line_no = ?", (batch_id, row.line_no))
                 if cur.rowcount != 1:
                     continue
                 if row.ok:
@@ -283,6 +311,31 @@ class Store:
                 " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
                 (completed, failed, tokens_in, tokens_out, batch_id),
             )
+
+
+    def start_request(self, batch_id: str, line_no: int) -> None:
+        """Record, durably, that a request is about to be sent; its result row will clear the mark."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
+                (batch_id, line_no, time.time()),
+            )
+
+    def take_interrupted(self, batch_id: str) -> int:
+        """Count the requests left in flight by a crash into the batch's metadata; returns how many there were.
+
+        They will be sent again, so the upstream may see them twice: the running total is kept under
+        `POSSIBLY_DUPLICATED` in the batch's `metadata`, in the same transaction that clears the marks.
+        """
+        with self.db:
+            count = self.db.execute("SELECT COUNT(*) FROM inflight WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+            if count:
+                row = self.db.execute("SELECT metadata FROM batches WHERE id = ?", (batch_id,)).fetchone()
+                metadata = json.loads(row["metadata"]) if row and row["metadata"] else {}
+                metadata[POSSIBLY_DUPLICATED] = str(int(metadata.get(POSSIBLY_DUPLICATED, 0)) + count)
+                self.db.execute("UPDATE batches SET metadata = ? WHERE id = ?", (json.dumps(metadata), batch_id))
+                self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+        return count
 
 
 def connect(path: Path) -> sqlite3.Connection:

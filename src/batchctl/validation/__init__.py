@@ -5,6 +5,7 @@ limit check; `jsonl` is the one loop over JSONL lines, shared with submission, r
 """
 
 from batchctl.validation.checks import CHAT_ENDPOINTS, INPUT_FIELD, validate_file
+from batchctl.validation.inputs import check_input_file, check_model_name
 from batchctl.validation.jsonl import BOM, READ_BUFFER, decode_json, iter_raw_lines, iter_request_lines
 from batchctl.validation.report import (
     BLANK_LINES,
@@ -51,6 +52,8 @@ __all__ = [
     "SHOWN_PROBLEMS",
     "TOO_MANY_REQUESTS",
     "UTF8_BOM",
+    "check_input_file",
+    "check_model_name",
     "Problem",
     "ValidationReport",
     "check_limits",

@@ -12,7 +12,8 @@ import math
 import os
 
 from batchctl.providers import ProviderSpec, format_size
-from batchctl.validation.jsonl import decode_json, iter_raw_lines
+from batchctl.validation.inputs import check_input_file
+from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
 from batchctl.validation.report import (
     BLANK_LINES,
     CRLF_LINE_ENDINGS,
@@ -40,6 +41,8 @@ INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/resp
 # CJK text (3 bytes a character) gives ~0.75 tokens a character, near what Qwen/GPT tokenizers do.
 _BYTES_PER_TOKEN = 4
 _SHOWN_BLANK_LINES = 5
+# With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
+READ_LINE_LIMIT = 64 * 1024 * 1024
 
 
 def _describe(value: object) -> str:
@@ -156,6 +159,8 @@ class _FileValidator:
             add(n, MISSING_REQUIRED_PARAMETER, "body.model is missing", "body.model")
         elif type(model) is not str:
             add(n, INVALID_VALUE, f"body.model must be a string, not {_describe(model)}", "body.model")
+        elif not model.strip():
+            add(n, INVALID_VALUE, "body.model is empty", "body.model")
         elif self.model is None:
             self.model, self.model_line = model, n
         elif model != self.model:
@@ -236,7 +241,8 @@ def validate_file(
     """Check a Batch input file line by line against `spec`; never raises on bad content.
 
     `endpoint` is the batch's endpoint when it is already chosen (every line's url must equal it);
-    otherwise the first line's url sets it. OSError (missing file, a directory) propagates.
+    otherwise the first line's url sets it. What is not a readable regular file (missing, a directory,
+    a FIFO, a device, a symlink loop) raises BatchctlError before anything is read.
     """
     v = _FileValidator(spec, endpoint, max_problems)
     if endpoint is not None and endpoint not in v.endpoints:
@@ -255,12 +261,19 @@ def validate_file(
     blank_count = 0
     crlf_line = 0
 
-    size = os.stat(path).st_size
-    for lines, offset, raw in iter_raw_lines(path):
+    size = check_input_file(path).st_size
+    for lines, offset, raw in iter_raw_lines(path, max_line=max_line or READ_LINE_LIMIT):
         if lines == 1 and offset:  # line 1 starts after a BOM, which iter_raw_lines stripped
             warnings.append(
                 Problem(1, UTF8_BOM, "line 1: the file starts with a UTF-8 byte order mark (BOM); it is ignored")
             )
+        if isinstance(raw, LongLine):  # over the limit: only its head was kept
+            requests += 1
+            limit = f"{spec.name}'s limit of {format_size(max_line)}" if max_line else (
+                f"the longest line batchctl reads ({format_size(READ_LINE_LIMIT)})"
+            )  # fmt: skip
+            v.add(lines, LINE_TOO_LARGE, f"the line is {_size_with_bytes(raw.text_length)}, over {limit} per line")
+            continue
         if max_line is not None and len(raw) > max_line:
             length = len(raw.rstrip(b"\r\n"))
             if length > max_line:
@@ -278,6 +291,10 @@ def validate_file(
             continue
         try:
             obj = loads(text)
+        except RecursionError:
+            requests += 1
+            v.add(lines, INVALID_JSON_LINE, "not valid JSON: nested too deeply (arrays or objects inside each other)")
+            continue
         except ValueError as err:
             if text.isspace() or not text:
                 blank_count += 1
@@ -289,7 +306,9 @@ def validate_file(
                 msg = f"not valid JSON: {err.msg} (column {err.colno})"
             else:
                 msg = f"not valid JSON: {err}"
-            if not raw.endswith(b"\n"):
+            if b"\r" in raw.rstrip(b"\r\n"):
+                msg = "lines end with a carriage return (CR) only, as in old Mac files; save the file with LF line endings"
+            elif not raw.endswith(b"\n"):
                 msg += "; the last line has no newline, so the file may be truncated"
             v.add(lines, INVALID_JSON_LINE, msg)
             continue

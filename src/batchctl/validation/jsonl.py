@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from typing import BinaryIO
 
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark: Windows editors put it first in a file
 READ_BUFFER = 1 << 20  # bytes buffered per read of a JSONL file
@@ -30,25 +31,65 @@ def iter_request_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict
     for n, _, raw in iter_raw_lines(path):
         try:
             obj = loads(raw.decode())
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             continue
         if type(obj) is dict:
             yield n, obj
 
 
-def iter_raw_lines(path: str | os.PathLike[str], *, strip_bom: bool = True) -> Iterator[tuple[int, int, bytes]]:
+class LongLine(bytes):
+    """The head of a line longer than `iter_raw_lines`'s `max_line`; `length` is the whole line's byte count.
+
+    The rest of the line was read in bounded chunks and dropped: it never sits in memory.
+    """
+
+    length: int  # bytes in the file, ending included
+    text_length: int  # without the line ending
+
+
+def iter_raw_lines(
+    path: str | os.PathLike[str], *, strip_bom: bool = True, max_line: int | None = None
+) -> Iterator[tuple[int, int, bytes]]:
     """(1-based line number, byte offset, raw bytes) for each line of a file, endings included.
 
     The one loop over JSONL files: buffered binary reads, memory flat whatever the size. A UTF-8 BOM
     at the start of line 1 is stripped (its offset is then 3) unless `strip_bom` is False, for files
-    passed on byte for byte. `offset` is where the yielded bytes start in the file.
+    passed on byte for byte. `offset` is where the yielded bytes start in the file. With `max_line`,
+    a line longer than that (ending excluded) comes as a `LongLine` holding only its head.
     """
     offset = 0
+    limit = -1 if max_line is None else max_line + 2  # room for a CRLF ending
     with open(path, "rb", buffering=READ_BUFFER) as f:
-        for n, raw in enumerate(f, 1):
+        n = 0
+        while raw := f.readline(limit):
+            n += 1
             start = offset
             offset += len(raw)
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                raw = _skip_rest(f, raw)
+                offset = start + raw.length
             if n == 1 and strip_bom and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
+                raw = _without_bom(raw)
                 start += len(BOM)
             yield n, start, raw
+
+
+def _without_bom(raw: bytes) -> bytes:
+    if not isinstance(raw, LongLine):
+        return raw[len(BOM) :]
+    line = LongLine(raw[len(BOM) :])
+    line.length, line.text_length = raw.length - len(BOM), raw.text_length - len(BOM)
+    return line
+
+
+def _skip_rest(f: BinaryIO, head: bytes) -> LongLine:
+    length, ending = len(head), 0
+    while chunk := f.readline(READ_BUFFER):
+        length += len(chunk)
+        if chunk.endswith(b"\n"):
+            ending = 2 if chunk.endswith(b"\r\n") else 1
+            break
+    line = LongLine(head[:256])
+    line.length = length
+    line.text_length = length - ending
+    return line

@@ -138,6 +138,12 @@ def download(
 
     [batch_id] = state.resolve_ids([batch_id])
     job = state.find_job(batch_id)
+    if job is None and not batch_id.startswith("job_"):
+        from batchctl.jobs.adopt import retried_job
+
+        job = retried_job(state.journal(), batch_id)
+        if job is not None:
+            state.out.info(f"{batch_id} was retried in {job.id}: downloading the job (each request's newest success)")
     if join_request is not None:  # DATA's rows with their answers
         from batchctl.joining import join_results
 
@@ -152,6 +158,12 @@ def download(
             state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
         )
     show_download(state.out, outcome)
-    state.out.result(outcome)
+    from batchctl.cli.cost_render import show_bill
+    from batchctl.cost.bill import bill_for_download
+
+    # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
+    # just saved, nothing downloaded twice.
+    bill = bill_for_download(outcome.result, outcome.batch, profile=state.settings().profile_name)
+    state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill))
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
 

@@ -69,8 +69,9 @@ def prepare(
     Example: batchctl prepare reviews.csv --template @prompt.txt --model qwen-plus -o requests.jsonl
     """
     from batchctl.cli.prepare_options import prepare_request
+    from batchctl.cli.cost_render import show_estimate
+    from batchctl.cli.reports import show_summary_table
     from batchctl.preparing import prepare_requests
-    from batchctl.validation import summary_line
 
     state = AppState.get(ctx, json_=json_)
     if template is None:
@@ -81,6 +82,14 @@ def prepare(
         delimiter=delimiter, allow_empty=allow_empty, data_format=data_format, output=output, force=force,
     )  # fmt: skip
     assert request is not None
-    outcome = prepare_requests(request, state.provider_spec())
-    state.out.result(outcome, human=lambda: state.out.line(summary_line(outcome.report, str(outcome.output))))
+    request.profile = state.settings().profile_name
+    spec = state.provider_spec()
+    outcome = prepare_requests(request, spec)
+
+    def show() -> None:  # as validate shows a valid file: the summary, then the estimate
+        show_summary_table(state.out, outcome.report, spec, outcome.estimate)
+        if outcome.estimate is not None:
+            show_estimate(state.out, outcome.estimate)
+
+    state.out.result(outcome, human=show)
     state.out.success(f"Wrote {outcome.output} ({outcome.report.requests:,} requests); submit it: batchctl submit {outcome.output}")

@@ -11,6 +11,7 @@ from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt
 from batchctl.config import LOCAL_HOST, LOCAL_PORT, is_loopback_host
 from batchctl.errors import EXIT_ERROR
+from batchctl.server.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_LINE_MB
 
 EPILOG = (
     "Examples: batchctl serve (foreground, Ctrl+C stops it); batchctl serve --latency 0.2 --failure-rate 0.05; "
@@ -55,6 +56,21 @@ UpstreamKeyOpt = Annotated[
 ]  # fmt: skip
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")]
 RpmOpt = Annotated[int | None, typer.Option("--rpm", min=1, help="Cap on upstream requests per minute.")]
+MaxFileOpt = Annotated[
+    float, typer.Option("--max-file-mb", min=0.001, help="Largest upload in MB; larger ones are answered 413.")
+]
+MaxLineOpt = Annotated[
+    float, typer.Option("--max-line-mb", min=0.001, help="Longest line of an upload in MB; longer ones are answered 400.")
+]
+AllowNoAuthOpt = Annotated[
+    bool, typer.Option("--allow-no-auth", help="Serve a non-loopback --host without --api-key (anyone may use it).")
+]
+FaultsOpt = Annotated[
+    Path | None,
+    typer.Option("--faults", help="JSON file of fault rules to inject, for tests and demos (docs/reliability.md)."
+                 " [env var: BATCHCTL_SERVE_FAULTS]", envvar="BATCHCTL_SERVE_FAULTS", show_envvar=False,
+                 dir_okay=False),
+]  # fmt: skip
 
 
 def serve(
@@ -69,6 +85,10 @@ def serve(
     upstream_key: UpstreamKeyOpt = None,
     concurrency: ConcurrencyOpt = 8,
     rpm: RpmOpt = None,
+    max_file_mb: MaxFileOpt = DEFAULT_MAX_FILE_MB,
+    max_line_mb: MaxLineOpt = DEFAULT_MAX_LINE_MB,
+    allow_no_auth: AllowNoAuthOpt = False,
+    faults: FaultsOpt = None,
     background: Annotated[bool, typer.Option("--background", help="Start in the background and return.")] = False,
     status: Annotated[bool, typer.Option("--status", help="Show whether a local server runs, and exit.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the background server, and exit.")] = False,
@@ -97,6 +117,7 @@ def serve(
     config = ServerConfig(
         host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
         failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, concurrency=concurrency, rpm=rpm,
+        max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
     )  # fmt: skip
 
     if status:
@@ -135,6 +156,9 @@ def serve(
 
     from batchctl.server import run
 
+    problem = config.problem()
+    if problem:
+        raise BatchctlError(problem, exit_code=2)
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
     if state.debug:

@@ -81,15 +81,25 @@ def status(
                 raise
             missing.append(batch_id)  # show the others, then say which were not found
 
+    from batchctl.cost.bill import failures_for_batch
+
+    # Why requests failed, for a finished batch with failures (read from its error file).
+    failures = {b.id: failures_for_batch(state.client_for_batch(b.id), b) for b in batches}
+
     def panels() -> None:
+        from batchctl.cli.cost_render import show_failures
+
         now = time.time()
         for batch in batches:
             live_counts = counts_are_live(state.provider_for_batch(batch.id))
             rate = rate_from_timestamps(batch, now) if live_counts else None
             state.out.print(batch_panel(BatchView(batch, live_counts=live_counts, rate=rate), now=now))
+            if failures[batch.id] is not None:
+                show_failures(state.out, failures[batch.id])
 
     # One shape whatever the number of ids: a list (a script cannot know in advance how many it gets).
-    state.out.result(batches, human=panels, ids=[b.id for b in batches])
+    data = [{**b.model_dump(mode="json"), "failures": f.to_dict() if (f := failures[b.id]) else None} for b in batches]
+    state.out.result(data, human=panels, ids=[b.id for b in batches])
     if missing:
         raise BatchctlError(
             f"no batch {', '.join(missing)} on this server (HTTP 404)",

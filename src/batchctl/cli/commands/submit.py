@@ -18,6 +18,7 @@ from batchctl.cli.options import (
     JsonOpt,
     OutputOpt,
     WaitOpt,
+    YesOpt,
 )
 from batchctl.cli.prepare_options import (
     AllowEmptyOpt,
@@ -70,6 +71,16 @@ NoCheckOpt = Annotated[
         help="New-API: skip the pre-flight channel check (channel exists, is enabled, serves the model).",
     ),
 ]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="AMOUNT",
+        min=0,
+        help="Refuse, before uploading anything, when the estimated cost may exceed AMOUNT (in the price table's "
+        "currency: USD for OpenAI models, CNY for DashScope's; see docs/cost.md).",
+    ),
+]
 InputFileIdOpt = Annotated[
     str | None,
     typer.Option(
@@ -86,6 +97,12 @@ CleanupOpt = Annotated[
 NoSplitOpt = Annotated[
     bool,
     typer.Option("--no-split", help="Refuse a file over the profile's limits instead of submitting it as a job of several batches."),
+]
+RetryOpt = Annotated[
+    int,
+    typer.Option("--retry", metavar="N", min=0,
+                 help="With --wait: retry the failed, expired and missing requests up to N rounds (each watched) "
+                      "before downloading; the results keep each request's newest success."),  # fmt: skip
 ]
 NewOpt = Annotated[
     bool,
@@ -111,6 +128,7 @@ def submit(
     no_check: NoCheckOpt = False,
     no_split: NoSplitOpt = False,
     new: NewOpt = False,
+    retry: RetryOpt = 0,
     force: ForceOpt = False,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -122,6 +140,8 @@ def submit(
     delimiter: DelimiterOpt = None,
     allow_empty: AllowEmptyOpt = False,
     data_format: DataFormatOpt = None,
+    max_cost: MaxCostOpt = None,
+    yes: YesOpt = False,
     json_: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -134,6 +154,8 @@ def submit(
 
     With --template, FILE is a table: each row becomes a request (as `batchctl prepare` makes them, in a
     temporary file), and the job records the table so `download JOB --join` needs no arguments.
+    The estimate (tokens, and the cost where the model's price is known) is shown first; on a terminal,
+    a cost above the profile's threshold asks for confirmation (--yes does not ask).
 
     Example: batchctl submit examples/chat.jsonl --model qwen-plus --wait --cleanup
     """
@@ -163,6 +185,9 @@ def submit(
             "(later: batchctl download BATCH_ID --delete-remote)",
             param_hint="--delete-remote",
         )
+    if retry and (not wait or file is None):
+        raise typer.BadParameter("--retry needs FILE and --wait (it retries the job's failed requests, then downloads)",
+                                 param_hint="--retry")  # fmt: skip
     request = SubmitRequest(
         file=file,
         input_file_id=input_file_id,
@@ -182,6 +207,9 @@ def submit(
             temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
             delimiter=delimiter, allow_empty=allow_empty, data_format=data_format,
         ),  # None without --template
+        max_cost=max_cost,
+        confirm=None if yes else out.confirm_if_interactive,
+        retry=retry,
     )
     outcome = submit_batch(
         request,

@@ -19,13 +19,16 @@ EPILOG = (
 TargetsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Batch ids, or paths of result files (output and error JSONL).", show_default=False, metavar="BATCH_ID|FILE"
+        help="Batch ids, job ids, `last`, or paths of result files (output and error JSONL).", show_default=False,
+        metavar="BATCH_ID|FILE",
     ),
 ]
 
 
 def usage(ctx: typer.Context, targets: TargetsArg, json_: JsonOpt = False) -> None:
     """Show the tokens batches used, what they cost at batch prices, the saving, and why requests failed.
+
+    Takes batch ids, job ids (all their batches), `last`, or local result files.
 
     Example: batchctl usage batch_abc123    or    batchctl usage results.jsonl results.errors.jsonl
     """
@@ -35,5 +38,6 @@ def usage(ctx: typer.Context, targets: TargetsArg, json_: JsonOpt = False) -> No
 
     state = AppState.get(ctx, json_=json_)
     prices = price_table(state.settings().profile_name)
-    bill = bill_for(targets, client_for=state.client_for_batch, prices=prices)
+    # A job stands for its batches; `last` is the newest thing submitted from here.
+    bill = bill_for(state.expand_ids(state.resolve_ids(targets)), client_for=state.client_for_batch, prices=prices)
     state.out.result(bill.to_dict(), human=lambda: show_bill(state.out, bill))

@@ -56,14 +56,24 @@ def validate(
     kept, shown = max_problems or JSON_PROBLEMS, max_problems or SHOWN_PROBLEMS
     report = validate_file(file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS))
 
+    estimate = None
+    if report.ok:  # what the file would cost, offline (tokens; money where the model's price is known)
+        from batchctl.cost.estimate import estimate_for_profile
+
+        estimate = estimate_for_profile(file, endpoint=endpoint, profile=state.settings().profile_name)
     data = report.to_dict()
+    data["estimate"] = estimate.to_dict() if estimate is not None else None
     data["problems"] = data["problems"][:kept]
     data["problems_truncated"] = report.problem_count > len(data["problems"])
     data["provider"] = spec.name
 
     def show() -> None:
-        show_summary_table(out, report, spec)
+        show_summary_table(out, report, spec, estimate)
         show_problems(out, report, limit=shown)
+        if estimate is not None:
+            from batchctl.cli.cost_render import show_estimate
+
+            show_estimate(out, estimate)
 
     out.result(data, human=show)
     if not report.ok:
