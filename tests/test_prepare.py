@@ -170,6 +170,18 @@ def test_join_keeps_every_row_in_order_with_failures_and_missing(tmp_path):
     assert got[2]["text"] == "c\nd" and got[2]["answer"] == '{"k": 1}' and got[1]["answer"] == ""
 
 
+def test_join_takes_each_rows_newest_success_across_retry_parts(tmp_path):
+    data = table(tmp_path / "d.csv", "text\na\nb\n")
+    first = tmp_path / "err-0.jsonl"
+    first.write_text(result("row-1", status=400) + "\n" + result("row-2", "old") + "\n")
+    retry = tmp_path / "out-1.jsonl"  # part 1 retried row-1 (now a success) and row-2 (now a failure)
+    retry.write_text(result("row-1", "new") + "\n" + result("row-2", status=400) + "\n")
+    report = MergeReport()
+    rows = list(joined_rows(open_rows(data), [first, retry], ["b0", "b1"], JoinSettings(), report, ranks=[0, 1]))
+    assert [(values[0], values[5]) for _, values in rows] == [("new", "b1"), ("old", "b0")]
+    assert report.succeeded == 2 and report.superseded == 2 and not report.failed
+
+
 def test_join_output_names_and_formats():
     with pytest.raises(BatchctlError, match="already has column 'answer'"):
         added_columns(["id", "answer"], "")
