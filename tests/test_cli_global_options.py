@@ -147,4 +147,4 @@ def test_a_missing_or_directory_input_reads_the_same_in_every_command(command, t
     assert missing.stderr.splitlines()[0] == f"Error: no such file: {tmp_path / 'nope.jsonl'}"
     directory = runner.invoke(app, [*command, str(tmp_path)])
     assert directory.exit_code == 1, directory.output
-    assert directory.stderr.splitlines()[0] == f"Error: {tmp_path} is a directory"
+    assert directory.stderr.splitlines()[0] == f"Error: {tmp_path} is a directory, not a regular file"

@@ -321,3 +321,12 @@ def test_download_bills_and_status_explains_failures(start_server, monkeypatch, 
     shown = runner.invoke(app, ["status", batch_id])
     assert f"Failed: {bill['failures']['failed']} of 10 requests" in shown.stdout
     assert json.loads(runner.invoke(app, ["status", batch_id, "--json"]).stdout)[0]["failures"]["failed"] == bill["failures"]["failed"]
+
+
+@pytest.mark.parametrize("model", ["bad\udcffname", "", "tab\tname"])
+def test_a_model_that_cannot_be_written_is_refused_before_uploading(server, in_tmp, model):
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    result = runner.invoke(app, ["submit", str(source), "--model", model])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.output
+    assert remote_files(server) == []

@@ -39,10 +39,9 @@ class DownloadRequest:
         """Refuse at once what would fail only after the wait and the download: a --merge input that is
         missing or not a file (the same words as any other unreadable input)."""
         if self.merge_input is not None:
-            if not self.merge_input.exists():
-                raise FileNotFoundError(2, "No such file or directory", str(self.merge_input))
-            if self.merge_input.is_dir():
-                raise IsADirectoryError(21, "Is a directory", str(self.merge_input))
+            from batchctl.validation import check_input_file
+
+            check_input_file(self.merge_input)
 
 
 @dataclass

@@ -107,9 +107,15 @@ def preflight(
     from batchctl.submission import first_request, needs_normalizing
     from batchctl.validation import SHOWN_PROBLEMS, summary_line, validate_file
 
+    from batchctl.validation import check_input_file, check_model_name
+
     problem = spec.check_completion_window(request.completion_window)
     if problem:
         raise BatchctlError(problem, "Pass another --completion-window.")
+    if request.model is not None:
+        check_model_name(request.model)  # before it is written into every line
+    if request.file is not None:
+        check_input_file(request.file)  # a FIFO, a device or a directory is refused before it is read
 
     plan = SubmitPlan(endpoint=request.endpoint or "", model=request.model)
     if upload is not None and request.file is not None:

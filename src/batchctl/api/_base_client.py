@@ -279,7 +279,7 @@ class BaseClient:
         where = dict(request_id=request_id, url=str(request.url))
         try:
             payload = self._payload(response)
-        except APIResponseValidationError as exc:  # HTML, or no body at all
+        except APIResponseValidationError:  # HTML, or no body at all
             raise unexpected(response.status_code, model.__name__, not_json(self._redact(response.text)), **where) from None
         if isinstance(payload, dict) and "object" not in payload:
             raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
