@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from batchctl.cli.app import app
 from batchctl.cost.estimate import estimate_for_profile, estimate_line
+from batchctl.jobs.store import Journal
 from batchctl.validation import validate_file
 from batchctl.providers import get_provider
 
@@ -125,6 +126,13 @@ def test_submit_data_with_a_template_in_one_step_and_join_without_arguments(smal
     again = invoke("submit", str(data), "--template", "{q}", "--model", "echo", "--system", "Be brief.",
                    "--json-schema", f"@{schema}")  # fmt: skip
     assert again.exit_code == 0 and "attaching" in again.stderr and len(server_batches(small)) == 1
+    # The prepared requests went once --wait saw every request succeed; without --wait they stay (for retry).
+    from batchctl.config import data_dir
+
+    kept = list((data_dir() / "prepared").glob("*/*.requests.jsonl"))
+    assert [p.name for p in kept] == [f"questions.requests.jsonl"]
+    with Journal.open() as journal:
+        assert journal.jobs()[0].input_path == str(kept[0].resolve())
 
 
 def test_a_missing_column_fails_before_anything_is_uploaded(small, in_tmp):

@@ -142,25 +142,56 @@ def prepare_requests(request: PrepareRequest, provider: ProviderSpec) -> Prepare
     return outcome
 
 
+@dataclass
+class Prepared:
+    """The requests `submit DATA --template` made: `<data dir>/prepared/<stem>-<sha>/<stem>.requests.jsonl`.
+
+    The same DATA and options always make the same file at the same path, so a re-run resumes or attaches
+    to its job. It stays while `batchctl retry JOB` may need it (retry resends lines of the job's input),
+    and goes when the submit waited and every request succeeded."""
+
+    path: Path
+    keep: bool = True
+
+    def settle(self, outcome: Any) -> None:
+        """After the submit: drop the file when it waited and every request succeeded."""
+        from batchctl.downloading import cleanup_refusal
+
+        download = getattr(outcome, "download", None)
+        self.keep = download is None or cleanup_refusal(download) is not None
+
+
 @contextmanager
-def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Reporter) -> Iterator[None]:
-    """`submit DATA --template`: prepare DATA into a temporary file in the data dir and point `request`
-    at it (the job then records the data file and template); the file goes when the submit ends."""
+def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Reporter) -> Iterator[Prepared]:
+    """`submit DATA --template`: prepare DATA into the data dir and point `request` at the file (the job
+    then records the data file and template, for `download --join`)."""
     from batchctl.config import data_dir
+    from batchctl.jobs.retry import sha256_of
 
     prepare: PrepareRequest = request.prepare
     source = open_checked(prepare, provider)
     base = data_dir() / "prepared"
     base.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=base))
+    name = f"{prepare.data.stem}.requests.jsonl"
+    scratch = Path(tempfile.mkdtemp(dir=base, prefix=".tmp-"))
     try:
-        path = scratch / f"{prepare.data.stem}.requests.jsonl"
-        report = write_prepared(prepare, source, path)
-        reporter.info(f"Prepared {report.requests:,} requests from {prepare.data} ({source.fmt})")
-        request.file, request.prepare = path, None
-        request.endpoint = prepare.spec.endpoint
-        request.model = None  # every line has it already: no rewritten copy of the file (it is recorded below)
-        request.job_options = {"prepare": prepare.recorded(source)}
-        yield
-    finally:
+        report = write_prepared(prepare, source, scratch / name)
+        final = base / f"{prepare.data.stem}-{sha256_of(scratch / name)[:16]}"
+        if final.exists():  # the same requests, prepared before (a re-run): that copy is the job's input
+            shutil.rmtree(scratch)
+        else:
+            scratch.rename(final)
+    except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    prepared = Prepared(final / name)
+    reporter.info(f"Prepared {report.requests:,} requests from {prepare.data} ({source.fmt})")
+    request.file, request.prepare = prepared.path, None
+    request.endpoint = prepare.spec.endpoint
+    request.model = None  # every line has it already: no rewritten copy of the file (it is recorded below)
+    request.job_options = {"prepare": prepare.recorded(source)}
+    try:
+        yield prepared
+    finally:
+        if not prepared.keep:
+            shutil.rmtree(final, ignore_errors=True)

@@ -224,12 +224,14 @@ def submit_batch(
     if request.prepare is not None:  # submit DATA --template: the requests are prepared into a temporary file
         from batchctl.preparing import prepared_input
 
-        with prepared_input(request, spec, reporter):
-            return submit_batch(
+        with prepared_input(request, spec, reporter) as prepared:
+            outcome = submit_batch(
                 request, settings=settings, spec=spec, client_factory=client_factory, reporter=reporter,
                 on_created=on_created, wait_for=wait_for, debug_log=debug_log, journal=journal, on_id=on_id,
                 wait_for_all=wait_for_all,
             )  # fmt: skip
+            prepared.settle(outcome)
+            return outcome
     if request.file is not None and journal is not None:
         from batchctl.jobs.submit import submit_job
 
