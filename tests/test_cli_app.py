@@ -132,3 +132,16 @@ def test_offline_commands_never_load_the_http_stack(args, tmp_path):
     )
     result = run_python("-c", code)
     assert "LOADED=\n" in result.stdout, result.stdout + result.stderr
+
+
+def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
+    import time
+
+    from batchctl import journal
+
+    for n, name in enumerate(("old.jsonl", "new.jsonl")):
+        journal.record(journal.JournalEntry(batch_id=f"batch_c{n}", profile="local", base_url="http://127.0.0.1:1/v1",
+                                            provider="local", input_path=f"/data/{name}", recorded_at=time.time() + n))  # fmt: skip
+    assert complete("bash", "batchctl status batch_c").split() == ["batch_c1", "batch_c0"]  # newest first
+    zsh = complete("zsh", "batchctl download batch_c")
+    assert zsh.index('"batch_c1":"new.jsonl"') < zsh.index('"batch_c0":"old.jsonl"')  # the input file as the help
