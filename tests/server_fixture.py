@@ -81,12 +81,17 @@ class ServerHandle:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    def start(self) -> ServerHandle:
+    def spawn(self) -> ServerHandle:
+        """Start the process without waiting for it to answer (see `wait_healthy`)."""
         command = [sys.executable, "-m", "batchctl.server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*command, *self.args], stdout=log, stderr=subprocess.STDOUT, env=_child_env(self.api_key)
             )
+        return self
+
+    def start(self) -> ServerHandle:
+        self.spawn()
         self.wait_healthy()
         return self
 
@@ -132,9 +137,52 @@ class ServerHandle:
 
 StartServer = Callable[..., ServerHandle]
 
+DEFAULT_ARGS = ["--latency", "0.0", "--failure-rate", "0.0"]
+
+
+def _server_env() -> tuple[tuple[str, str], ...]:
+    """The part of the environment a server reads itself (fault rules, its key, coverage)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("BATCHCTL_SERVE", "BATCHCTL_UPSTREAM", "COVERAGE"))))
+
+
+class WarmServers:
+    """One default server booting in the background while the current test runs, for the next test that
+    asks for a default server: most tests want a fresh one, and half a second of start-up each adds up.
+    A warm server is only handed out when the environment it started with is the test's own."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.spare: tuple[tuple[tuple[str, str], ...], ServerHandle] | None = None
+
+    def take(self) -> ServerHandle:
+        env = _server_env()
+        spare, self.spare = self.spare, None
+        if spare is not None and (spare[0] != env or spare[1].proc is None or spare[1].proc.poll() is not None):
+            spare[1].kill()
+            spare = None
+        handle = spare[1] if spare is not None else self._spawn()
+        self.spare = (env, self._spawn())
+        handle.wait_healthy()
+        return handle
+
+    def _spawn(self) -> ServerHandle:
+        data_dir = self.factory.mktemp("server") / "data"
+        return ServerHandle(port=free_port(), data_dir=data_dir, args=list(DEFAULT_ARGS)).spawn()
+
+    def close(self) -> None:
+        if self.spare is not None:
+            self.spare[1].kill()
+
+
+@pytest.fixture(scope="session")
+def warm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmServers]:
+    pool = WarmServers(tmp_path_factory)
+    yield pool
+    pool.close()
+
 
 @pytest.fixture
-def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+def start_server(tmp_path_factory: pytest.TempPathFactory, warm_servers: WarmServers) -> Iterator[StartServer]:
     """A factory: `start_server(latency=0.0, failure_rate=0.0, api_key=None, data_dir=None, extra_args=())`."""
     handles: list[ServerHandle] = []
 
@@ -145,9 +193,13 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
         data_dir: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> ServerHandle:
+        args = ["--latency", str(latency), "--failure-rate", str(failure_rate), *extra_args]
+        if data_dir is None and api_key is None and args == DEFAULT_ARGS:
+            handle = warm_servers.take()
+            handles.append(handle)
+            return handle
         if data_dir is None:
             data_dir = tmp_path_factory.mktemp("server") / "data"
-        args = ["--latency", str(latency), "--failure-rate", str(failure_rate), *extra_args]
         handle = ServerHandle(port=free_port(), data_dir=Path(data_dir), args=args, api_key=api_key)
         handles.append(handle)
         return handle.start()

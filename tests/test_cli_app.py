@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from batchctl import __version__
@@ -113,3 +114,34 @@ def test_help_names_every_value_in_words():
     assert not re.findall(r"<(?:str|int|float|list|path|bool)[^>]*>|\{[A-Z_]+\}", text)
     assert "Usage: batchctl cancel [OPTIONS] BATCH_ID..." in text and "Usage: batchctl status [OPTIONS] [BATCH_ID...]" in text
     assert "--after BATCH_ID" in text and "--port N" in text
+
+
+@pytest.mark.parametrize("args", [["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["status", "--help"]])
+def test_offline_commands_never_load_the_http_stack(args, tmp_path):
+    """Commands that need no network import neither httpx nor the server (their import time is paid only
+    by commands that talk to a server)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+                      '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
+    code = (
+        "import sys\n"
+        f"sys.argv = ['batchctl', *{[a.replace('{input}', str(source)) for a in args]!r}]\n"
+        "from batchctl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'starlette', 'uvicorn'})))\n"
+    )
+    result = run_python("-c", code)
+    assert "LOADED=\n" in result.stdout, result.stdout + result.stderr
+
+
+def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
+    import time
+
+    from batchctl import journal
+
+    for n, name in enumerate(("old.jsonl", "new.jsonl")):
+        journal.record(journal.JournalEntry(batch_id=f"batch_c{n}", profile="local", base_url="http://127.0.0.1:1/v1",
+                                            provider="local", input_path=f"/data/{name}", recorded_at=time.time() + n))  # fmt: skip
+    assert complete("bash", "batchctl status batch_c").split() == ["batch_c1", "batch_c0"]  # newest first
+    zsh = complete("zsh", "batchctl download batch_c")
+    assert zsh.index('"batch_c1":"new.jsonl"') < zsh.index('"batch_c0":"old.jsonl"')  # the input file as the help

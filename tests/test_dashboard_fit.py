@@ -10,7 +10,7 @@ import time
 import pytest
 from rich.console import Console
 
-from batch_factory import create_batch
+from batch_factory import create_batch, write_requests
 from batchctl.api import Batch
 from batchctl.cli.render import list_table
 from test_cli_status import run_in_pty
@@ -87,6 +87,10 @@ def test_download_shows_byte_progress_on_a_terminal_only(shared_server, tmp_path
     code, raw = run_in_pty(["download", batch_id, "--wait", "--interval", "0.1", "-o", str(out)], env, columns=100)
     assert code == 0, raw.decode(errors="replace")
     assert "Downloading the output file" in "\n".join(drawn_lines(raw))
+    merge_input = write_requests(tmp_path / "merge-input.jsonl", 3)  # the same custom_ids as the batch's
+    code, raw = run_in_pty(["download", batch_id, "--merge", str(merge_input), "-o", str(tmp_path / "m.jsonl")], env, columns=100)
+    assert code == 0, raw.decode(errors="replace")
+    assert "Writing the results in input order" in "\n".join(drawn_lines(raw))
     import subprocess
     import sys
 

@@ -258,14 +258,31 @@ def save_results(
             lines: Iterable[bytes] = iter_merged(merge_input, raw, result.merge)
         else:
             lines = iter_result_lines(raw)
-        if content_format is not None:
-            count = write_content(output, lines, fmt=content_format, field_name=content_field(batch.endpoint))
-            kind = "content"
-        else:
-            count = write_lines(output, lines)
-            kind = "merged"
+        label = f"Writing {'the answers' if content_format else 'the results in input order'}"
+        with _progress(reporter, label) as update:
+            lines = _reported(lines, update, total=sum(path.stat().st_size for path in raw))
+            if content_format is not None:
+                count = write_content(output, lines, fmt=content_format, field_name=content_field(batch.endpoint))
+                kind = "content"
+            else:
+                count = write_lines(output, lines)
+                kind = "merged"
         result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, batch.output_file_id))
     return result
+
+
+def _reported(lines: Iterable[bytes], update: Callable[[int, int], None] | None, *, total: int) -> Iterator[bytes]:
+    """`lines` as they are written, telling `update` how many bytes of results they stand for."""
+    if update is None:
+        yield from lines
+        return
+    done = 0
+    for n, line in enumerate(lines, 1):
+        done += len(line) + 1
+        if n % 1000 == 0:
+            update(min(done, total), total)
+        yield line
+    update(total, total)
 
 
 def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[Callable[[int, int], None] | None]:

@@ -4,7 +4,7 @@ Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
 from batchctl.api._base_client import probe_health
-from batchctl.api._secrets import Redactor, mask_secret
+from batchctl.masking import Redactor, mask_secret
 from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url
 from batchctl.api.errors import (
     APIConnectionError,

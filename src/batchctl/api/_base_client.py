@@ -20,7 +20,7 @@ from batchctl import __version__
 from batchctl.api._multipart import MultipartFileUpload
 from batchctl.api._answers import not_json, redact_payload, shape_problem, unexpected
 from batchctl.api._response import RawResponse
-from batchctl.api._secrets import Redactor, _bearer_token
+from batchctl.masking import Redactor, _bearer_token
 from batchctl.api.errors import (
     APIConnectionError,
     APIResponseValidationError,

@@ -6,7 +6,7 @@ from functools import cached_property
 
 from batchctl.api._base_client import USER_AGENT, BaseClient
 from batchctl.api._response import ContentStream, RawResponse
-from batchctl.api._secrets import mask_secret
+from batchctl.masking import mask_secret
 from batchctl.api.resources import Batches, Files, NewAPI
 from batchctl.urls import normalize_base_url
 

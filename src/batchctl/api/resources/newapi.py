@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from batchctl.api._base_client import _seg
-from batchctl.api._secrets import Redactor
+from batchctl.masking import Redactor
 from batchctl.api.errors import (
     APIConnectionError,
     APIResponseValidationError,

@@ -17,7 +17,7 @@ NameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=com
 
 
 def _mask(secret: str | None) -> str | None:
-    from batchctl.api import mask_secret
+    from batchctl.masking import mask_secret
 
     return mask_secret(secret) if secret else None
 
@@ -209,7 +209,7 @@ def show_profile(
 
     Example: batchctl profile show -p work
     """
-    from batchctl.api import mask_secret
+    from batchctl.masking import mask_secret
     from batchctl.config import load_config
 
     state = AppState.get(ctx, json_=json_)

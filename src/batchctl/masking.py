@@ -1,4 +1,8 @@
-"""Keeping API keys out of reprs, logs and error messages."""
+"""Keeping API keys out of reprs, logs, error messages and output: masking, and a redactor for text.
+
+Stdlib only, so commands that never reach a server (`profile list`, `profile show`) mask keys without
+loading the HTTP stack.
+"""
 
 from __future__ import annotations
 
