@@ -197,6 +197,12 @@ def _create(client: BatchClient, request: SubmitRequest, plan: SubmitPlan, input
         ) from None
 
 
+def tell_next_steps(reporter: Reporter, result_id: str) -> None:
+    """What to type after a submit that does not wait: watch it, then download it."""
+    reporter.info(f"Watch it: batchctl status --watch {result_id}")
+    reporter.info(f"Then download the results: batchctl download {result_id}")
+
+
 def submit_batch(
     request: SubmitRequest,
     *,
@@ -259,8 +265,7 @@ def submit_batch(
         if on_created is not None:
             on_created(batch)
         if not request.wait or wait_for is None:
-            reporter.info(f"Watch it: batchctl status --watch {batch.id}")
-            reporter.info(f"Then download the results: batchctl download {batch.id}")
+            tell_next_steps(reporter, batch.id)
             return outcome
         _wait_and_download(client, request, plan, outcome, wait_for, input_file_id)
     except KeyboardInterrupt:

@@ -167,7 +167,7 @@ def submit_job(
     """Check FILE, split it, and get every part created exactly once; with `request.wait`, watch the
     parts to their end and save the job's results as one output and one error file."""
     from batchctl.submission import UploadFile
-    from batchctl.submitting import preflight
+    from batchctl.submitting import preflight, tell_next_steps
 
     assert request.file is not None
     # The whole file is validated first; its file-level limits are the split's business (unless --no-split).
@@ -185,8 +185,7 @@ def submit_job(
         if attached and not outcome.batches and len(outcome.parts) == 1:
             outcome.batches[outcome.result_id] = client_factory().batches.retrieve(outcome.result_id)
         if not request.wait or wait_for_all is None:
-            reporter.info(f"Watch it: batchctl status --watch {outcome.result_id}")
-            reporter.info(f"Then download the results: batchctl download {outcome.result_id}")
+            tell_next_steps(reporter, outcome.result_id)
             return outcome
         from batchctl.jobs.download import wait_and_download
 
