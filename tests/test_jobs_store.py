@@ -156,20 +156,22 @@ def test_importing_again_never_replaces_a_newer_row(tmp_path):
 
 
 def test_the_old_journal_interface():
-    assert store.lookup("batch_1") is None
-    store.record(JournalEntry(batch_id="batch_1", profile="gw", base_url="http://g/v1", provider="newapi", channel="7"))
-    store.record(JournalEntry(batch_id="batch_2", profile="local", base_url="http://l/v1", provider="local"))
-    found = store.lookup("batch_1")
+    from batchctl import journal as old  # record/update/lookup/entries live there, over the Journal
+
+    assert old.lookup("batch_1") is None
+    old.record(JournalEntry(batch_id="batch_1", profile="gw", base_url="http://g/v1", provider="newapi", channel="7"))
+    old.record(JournalEntry(batch_id="batch_2", profile="local", base_url="http://l/v1", provider="local"))
+    found = old.lookup("batch_1")
     assert found is not None and found.channel == "7" and found.profile == "gw"
-    updated = store.update("batch_1", output_path="/tmp/out.jsonl")
+    updated = old.update("batch_1", output_path="/tmp/out.jsonl")
     assert updated is not None and updated.channel == "7" and updated.recorded_at >= found.recorded_at
-    assert store.lookup("batch_1").output_path == "/tmp/out.jsonl"
-    assert store.update("batch_missing", output_path="x") is None
-    assert list(store.entries()) == ["batch_2", "batch_1"]  # oldest record first, as the jsonl read
-    store.record(JournalEntry(batch_id="batch_2", profile="other", base_url="u", provider="openai"))
-    assert store.lookup("batch_2").profile == "other"  # the last record wins
+    assert old.lookup("batch_1").output_path == "/tmp/out.jsonl"
+    assert old.update("batch_missing", output_path="x") is None
+    assert list(old.entries()) == ["batch_2", "batch_1"]  # oldest record first, as the jsonl read
+    old.record(JournalEntry(batch_id="batch_2", profile="other", base_url="u", provider="openai"))
+    assert old.lookup("batch_2").profile == "other"  # the last record wins
     with pytest.raises(ValueError, match="batch_idd"):
-        store.update("batch_1", batch_idd="x")
+        old.update("batch_1", batch_idd="x")
 
 
 def test_batches_are_listed_newest_first():

@@ -19,6 +19,7 @@ from batchctl.cli.commands import files as files_cmd
 from batchctl.cli.commands import jobs as jobs_cmd
 from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import prepare as prepare_cmd
+from batchctl.cli.commands import price as price_cmd
 from batchctl.cli.commands import profile as profile_cmd
 from batchctl.cli.commands import retry as retry_cmd
 from batchctl.cli.commands import serve as serve_cmd
@@ -233,6 +234,7 @@ app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
 app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
 app.command("retry", epilog=retry_cmd.EPILOG)(retry_cmd.retry)
 profile_cmd.app.command("test")(doctor_cmd.test_profile)
+profile_cmd.app.add_typer(price_cmd.app, name="price", help="Model prices of the profile in use: set, list, remove (docs/cost.md).")
 app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
 app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
 app.command("list")(list_cmd.list_batches)

@@ -22,6 +22,30 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
+def bill_cost(bill: dict | None) -> str:
+    """A recorded bill's cost at batch prices (`$0.12`, `¥0.80`), `-` when unknown: the `jobs` column."""
+    from batchctl.cost.prices import format_money
+
+    if not bill or bill.get("cost") is None or not bill.get("currency"):
+        return "-"
+    return format_money(bill["cost"], bill["currency"])
+
+
+def bill_line(bill: dict | None) -> str | None:
+    """`jobs show`: the recorded bill in one line, or None before a download recorded one."""
+    from batchctl.cost.prices import format_money
+
+    if not bill:
+        return None
+    tokens = f"{bill['input_tokens']:,} input + {bill['output_tokens']:,} output tokens"
+    if bill.get("cost") is None or not bill.get("currency"):
+        unknown = ", ".join(bill.get("unknown_models") or [])
+        return f"Cost: unknown ({tokens}" + (f"; no price for {unknown})" if unknown else ")")
+    saving = f", saved {format_money(bill['saving'], bill['currency'])}" if bill.get("saving") else ""
+    dates = ", ".join(bill.get("prices_as_of") or [])
+    return f"Cost: {bill_cost(bill)} at batch prices{saving} ({tokens}" + (f"; prices of {dates})" if dates else ")")
+
+
 def show_estimate(out: Output, estimate: Estimate) -> None:
     from batchctl.cost.estimate import estimate_line
 

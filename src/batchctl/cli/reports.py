@@ -189,6 +189,11 @@ def show_job(out: Output, view, *, live_counts: bool = True) -> None:
             part["status"] or part["step"], _counts(counts["completed"], counts["failed"], counts["total"] or part["requests"]),
         ])  # fmt: skip
     out.table(["part", "lines", "batch", "status", "done"], rows, keep=("batch",))
+    from batchctl.cli.cost_render import bill_line
+
+    cost = bill_line(getattr(view, "bill", None))
+    if cost:
+        out.line(cost)
 
 
 def _codes(codes) -> str:
@@ -233,8 +238,10 @@ def job_line(view) -> str:
 
 
 def show_jobs(out: Output, views) -> None:
-    """`batchctl jobs`: one row per job from the journal (no network)."""
+    """`batchctl jobs`: one row per job from the journal (no network); the cost its last download found."""
     from pathlib import Path
+
+    from batchctl.cli.cost_render import bill_cost
 
     rows = []
     for view in views:
@@ -246,6 +253,7 @@ def show_jobs(out: Output, views) -> None:
         rows.append([
             view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, _parts(parts),
             view.job.state + (f" ({', '.join(statuses)})" if statuses else ""), _counts(done, failed, total),
+            bill_cost(view.bill),
         ])  # fmt: skip
-    out.table(["job", "created", "profile", "input", "parts", "state", "done"], rows, keep=("job",),
+    out.table(["job", "created", "profile", "input", "parts", "state", "done", "cost"], rows, keep=("job",),
               empty="No jobs in the journal yet: batchctl submit FILE makes one.")  # fmt: skip

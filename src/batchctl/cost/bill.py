@@ -43,6 +43,17 @@ class Bill:
             return "no request succeeded" + (f" (batch {', '.join(completed_empty)} says completed)" if completed_empty else "")
         return None
 
+    def totals(self) -> dict[str, Any] | None:
+        """What the journal keeps of the bill (`jobs` shows it): tokens, cost at batch prices, currency,
+        saving. None until every batch in it has finished (a partial download has no bill yet)."""
+        from batchctl.api.models import TERMINAL_STATUSES
+
+        if not self.batches or any(b.get("status") not in TERMINAL_STATUSES for b in self.batches):
+            return None
+        usage = self.usage.to_dict()
+        keys = ("input_tokens", "output_tokens", "total_tokens", "currency", "cost", "realtime_cost", "saving", "unknown_models")
+        return {**{key: usage[key] for key in keys}, "prices_as_of": self.prices_as_of}
+
     def to_dict(self) -> dict:
         return {
             "batches": self.batches,

@@ -155,6 +155,13 @@ def m002_jobs(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX batches_job ON batches (job_id)")
 
 
+
+@migration
+def m003_bills(conn: sqlite3.Connection) -> None:
+    # What `download` found a job (or a plain batch) cost: the bill's totals as JSON (Journal.record_bill).
+    conn.execute("ALTER TABLE jobs ADD COLUMN bill TEXT")
+    conn.execute("ALTER TABLE batches ADD COLUMN bill TEXT")
+
 # -- the JSON-lines journal (batchctl <= this release) ------------------------------------------------
 
 LEGACY_FILENAME = "journal.jsonl"

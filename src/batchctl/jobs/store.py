@@ -1,8 +1,8 @@
 """The journal: what batchctl remembers about its batches and jobs, in `<data dir>/journal.db`.
 
 One SQLite connection per command (`Journal.open()`). WAL mode and a busy timeout let several
-batchctl processes read and write at once: a writer waits for the lock instead of failing. The
-module-level `record`/`update`/`lookup`/`entries` keep the old `batchctl.journal` interface.
+batchctl processes read and write at once: a writer waits for the lock instead of failing.
+`batchctl.journal` keeps the old per-batch interface (`record`/`update`/`lookup`/`entries`) on top.
 """
 
 from __future__ import annotations
@@ -108,17 +108,17 @@ class Journal:
             f"UPDATE batches SET {_assignments(changes)} WHERE batch_id = :batch_id_ RETURNING *",
             {**changes, "batch_id_": batch_id},
         ).fetchall()
-        return BatchRecord(**rows[0]) if rows else None
+        return _batch(rows[0]) if rows else None
 
     def lookup_batch(self, batch_id: str) -> BatchRecord | None:
         row = self.conn.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-        return BatchRecord(**row) if row else None
+        return _batch(row) if row else None
 
     def batches(self, *, job_id: str | None = None) -> list[BatchRecord]:
         """Every batch (or a job's), newest record first."""
         where, args = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
         rows = self.conn.execute(f"SELECT * FROM batches {where} ORDER BY recorded_at DESC, rowid DESC", args)
-        return [BatchRecord(**row) for row in rows]
+        return [_batch(row) for row in rows]
 
     # -- jobs ------------------------------------------------------------------------------------------
 
@@ -329,6 +329,27 @@ class Journal:
         if self.update_part(job_id, part, **changes) is None:
             raise NotFound(f"{job_id} has no part {part}")
 
+    # -- bills: what a download found a job or batch cost (docs/cost.md) -------------------------------
+
+    def record_bill(self, job_or_batch_id: str, bill: Mapping[str, Any] | None) -> bool:
+        """Keep a download's bill totals on the job (`job_…`) or batch, and on the job a batch is the only
+        part of; False when the id is not in the journal (or there is no bill)."""
+        if bill is None:
+            return False
+        text = canonical_json(dict(bill))
+        if job_or_batch_id.startswith(JOB_PREFIX):
+            return self.conn.execute("UPDATE jobs SET bill = ? WHERE id = ?", (text, job_or_batch_id)).rowcount > 0
+        row = self.conn.execute("UPDATE batches SET bill = ? WHERE batch_id = ? RETURNING job_id", (text, job_or_batch_id)).fetchone()
+        if row is not None and row[0] and [p.batch_id for p in self.parts(row[0])] == [job_or_batch_id]:
+            self.conn.execute("UPDATE jobs SET bill = ? WHERE id = ?", (text, row[0]))
+        return row is not None
+
+    def bill(self, job_or_batch_id: str) -> dict[str, Any] | None:
+        """The bill totals last recorded for a job or batch, or None."""
+        table, key = ("jobs", "id") if job_or_batch_id.startswith(JOB_PREFIX) else ("batches", "batch_id")
+        row = self.conn.execute(f"SELECT bill FROM {table} WHERE {key} = ?", (job_or_batch_id,)).fetchone()
+        return json.loads(row[0]) if row is not None and row[0] else None
+
     # -- ids -------------------------------------------------------------------------------------------
 
     def resolve(self, id_or_prefix: str) -> Job | BatchRecord:
@@ -367,34 +388,13 @@ def _job_row(job: Job) -> dict[str, Any]:
     return {c: canonical_json(getattr(job, c)) if c in JOB_JSON_COLUMNS else getattr(job, c) for c in JOB_COLUMNS}
 
 
+def _batch(row: sqlite3.Row) -> BatchRecord:
+    return BatchRecord(**{c: row[c] for c in BATCH_COLUMNS})  # not `bill`: Journal.bill reads it
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(**{c: json.loads(row[c]) if c in JOB_JSON_COLUMNS else row[c] for c in JOB_COLUMNS})
 
 
 def _part(row: sqlite3.Row) -> Part:
     return Part(**{f: row[c] for f, c in zip(_PART_FIELDS, PART_COLUMNS)})
-
-
-# -- the old `batchctl.journal` interface: one short-lived connection per call ------------------------
-
-
-def record(entry: JournalEntry) -> None:
-    with Journal.open() as journal:
-        journal.record_batch(entry)
-
-
-def update(batch_id: str, **changes: object) -> JournalEntry | None:
-    """Record new values for a known batch; returns the merged entry, or None if the id is unknown."""
-    with Journal.open() as journal:
-        return journal.update_batch(batch_id, **changes)
-
-
-def entries() -> dict[str, JournalEntry]:
-    """Every batch id's record, oldest first (the order the JSON-lines journal gave)."""
-    with Journal.open() as journal:
-        return {entry.batch_id: entry for entry in reversed(journal.batches())}
-
-
-def lookup(batch_id: str) -> JournalEntry | None:
-    with Journal.open() as journal:
-        return journal.lookup_batch(batch_id)

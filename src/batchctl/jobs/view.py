@@ -92,6 +92,7 @@ class JobView:
     parts: list[Part]
     batches: list[Batch] = field(default_factory=list)
     total: Batch | None = None
+    bill: dict[str, Any] | None = None  # the totals of its last download's bill (Bill.totals)
 
     @property
     def batch_ids(self) -> list[str]:
@@ -103,6 +104,7 @@ class JobView:
             **job_dict(self.job),
             "aggregate": self.total.model_dump(mode="json") if self.total is not None else None,
             "parts": [part_dict(p, by_id.get(p.batch_id or "")) for p in self.parts],
+            "bill": self.bill,
         }
 
 
@@ -174,7 +176,7 @@ def note_batches(journal: Journal, job: Job, batches: Sequence[Batch]) -> Job:
 
 def load_view(journal: Journal, job: Job, client_for: Callable[[str], BatchClient] | None = None) -> JobView:
     """The job and its parts from the journal; with `client_for`, each part's batch fetched and noted."""
-    view = JobView(job, journal.parts(job.id))
+    view = JobView(job, journal.parts(job.id), bill=journal.bill(job.id))
     if client_for is None:
         return view
     view.batches = [client_for(batch_id).batches.retrieve(batch_id) for batch_id in view.batch_ids]
@@ -186,14 +188,14 @@ def load_view(journal: Journal, job: Job, client_for: Callable[[str], BatchClien
 
 def list_jobs(journal: Journal) -> list[JobView]:
     """Every job the journal knows, newest first, with its parts as last seen (no network)."""
-    return [JobView(job, journal.parts(job.id)) for job in journal.jobs()]
+    return [JobView(job, journal.parts(job.id), bill=journal.bill(job.id)) for job in journal.jobs()]
 
 
 def watch_job(
     journal: Journal, job: Job, client_for: Callable[[str], BatchClient], watch: Callable[[list[str]], Sequence[Batch]]
 ) -> JobView:
     """Watch every part of a job to its end (`watch(batch_ids)`), then the job with its aggregate."""
-    view = JobView(job, journal.parts(job.id))
+    view = JobView(job, journal.parts(job.id), bill=journal.bill(job.id))
     if not view.batch_ids:
         from batchctl.errors import BatchctlError
 

@@ -164,6 +164,7 @@ def download(
     # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
     # just saved, nothing downloaded twice.
     bill = bill_for_download(outcome.result, outcome.batch, profile=state.settings().profile_name)
+    state.journal().record_bill(outcome.batch.id, bill.totals())  # `batchctl jobs` shows the cost
     state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill))
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
 
