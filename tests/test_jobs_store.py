@@ -18,7 +18,8 @@ from batchctl.jobs import store
 from batchctl.jobs.migrations import MIGRATIONS, applied_migrations, import_legacy_journal, migrate
 from batchctl.jobs.records import JobExists, submission_options
 from batchctl.jobs.split import PartPlan
-from batchctl.jobs.store import Ambiguous, Journal, JournalEntry, NotFound
+from batchctl.jobs.records import JournalEntry
+from batchctl.jobs.store import Ambiguous, Journal, NotFound
 
 MIGRATION_NAMES = [fn.__name__ for fn in MIGRATIONS]
 

@@ -9,7 +9,8 @@ this module keeps the small per-batch interface the commands use, one short-live
 
 from __future__ import annotations
 
-from batchctl.jobs.store import Journal, JournalEntry, journal_path
+from batchctl.jobs.records import JournalEntry
+from batchctl.jobs.store import Journal, journal_path
 
 __all__ = ["JournalEntry", "entries", "journal_path", "lookup", "record", "update"]
 

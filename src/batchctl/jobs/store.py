@@ -32,7 +32,6 @@ from batchctl.jobs.records import (
     BatchRecord,
     Job,
     JobExists,
-    JournalEntry,
     NotFound,
     Part,
     Step,
