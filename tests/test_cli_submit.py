@@ -330,3 +330,10 @@ def test_a_model_that_cannot_be_written_is_refused_before_uploading(server, in_t
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.output
     assert remote_files(server) == []
+
+
+def test_submit_wait_records_the_bill_for_jobs(server, in_tmp):
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    assert runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"]).exit_code == 0
+    [job] = json.loads(runner.invoke(app, ["jobs", "--json"]).stdout)
+    assert job["bill"] is not None and job["bill"]["output_tokens"] > 0

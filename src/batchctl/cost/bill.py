@@ -195,3 +195,11 @@ def failures_for_batch(client: BatchClient, batch: Batch) -> FailureSummary | No
             with client.files.content(file_id) as stream:
                 _feed(iter_stream_lines(stream), bill, count_usage=False)
     return bill.failures
+
+
+def settle_download(journal: Any, result: DownloadResult, batch: Batch, *, profile: str | None = None) -> Bill:
+    """The bill of a download just saved (`bill_for_download`), recorded in the journal against the batch
+    (and its job) so `batchctl jobs` can show what it cost."""
+    bill = bill_for_download(result, batch, profile=profile)
+    journal.record_bill(batch.id, bill.totals())
+    return bill

@@ -159,12 +159,11 @@ def download(
         )
     show_download(state.out, outcome)
     from batchctl.cli.cost_render import show_bill
-    from batchctl.cost.bill import bill_for_download
+    from batchctl.cost.bill import settle_download
 
     # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
     # just saved, nothing downloaded twice.
-    bill = bill_for_download(outcome.result, outcome.batch, profile=state.settings().profile_name)
-    state.journal().record_bill(outcome.batch.id, bill.totals())  # `batchctl jobs` shows the cost
+    bill = settle_download(state.journal(), outcome.result, outcome.batch, profile=state.settings().profile_name)
     state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill))
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
 

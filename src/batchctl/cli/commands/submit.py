@@ -227,7 +227,11 @@ def submit(
         ),
     )
     if outcome.download is not None:
+        from batchctl.cost.bill import settle_download
+
         show_download(out, outcome.download)
+        # Recorded so `batchctl jobs` shows the cost; `batchctl usage ID` prints it (stdout keeps the id).
+        settle_download(state.journal(), outcome.download.result, outcome.download.batch, profile=state.settings().profile_name)
     if outcome.cleanup is not None:
         if outcome.cleanup.deleted:
             out.info(f"Deleted the input file {outcome.cleanup.path} (--cleanup).")
