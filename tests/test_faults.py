@@ -259,3 +259,22 @@ def test_a_watch_retries_an_outage_for_its_budget_then_says_how_to_resume(faulty
     assert "server unreachable since" in error_line(result) and "gave up watching after 1 s" in error_line(result)
     assert "server unreachable since" in result.stderr and "retrying" in result.stderr
     assert f"Re-attach with: batchctl status --watch {batch_id}" in result.stderr
+
+
+def test_a_job_download_whose_part_is_not_results_saves_nothing(faulty, tmp_path, in_tmp):
+    server = faulty([{"method": "GET", "path": "/v1/files/*/content", "truncate": 30}])
+    assert cli("profile", "add", "small", "--preset", "local", "--base-url", server.base_url,
+               "--max-requests", "3").exit_code == 0  # fmt: skip
+    submitted = cli("submit", str(write_requests(tmp_path / "in.jsonl", 7)))
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.splitlines()[0].strip()
+    assert job_id.startswith("job_"), submitted.output
+    with httpx.Client(headers=server.headers) as http:
+        deadline = time.monotonic() + 10
+        while {b["status"] for b in http.get(f"{server.base_url}/batches").json()["data"]} != {"completed"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    result = cli("download", job_id, "-o", "out.jsonl")
+    assert result.exit_code == 1, result.output
+    assert "the server sent is not results: line 1 is not JSON" in error_line(result)
+    assert not any(p.name.startswith("out") for p in Path(in_tmp).iterdir())

@@ -255,5 +255,6 @@ def main() -> None:
         raise Terminated(signum)
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, terminate)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
+            signal.signal(signum, terminate)
     app(prog_name="batchctl")
