@@ -155,7 +155,7 @@ def test_not_finished_exits_6_and_wait_waits(start_server, monkeypatch, tmp_path
     assert report["status"] == "completed"
     assert report["files"] == [
         {"kind": "output", "path": "r.jsonl", "file_id": report["files"][0]["file_id"], "lines": 16,
-         "bytes": (in_tmp / "r.jsonl").stat().st_size}
+         "bytes": (in_tmp / "r.jsonl").stat().st_size, "kept": False}
     ]
 
 

@@ -28,10 +28,10 @@ KEY = "sk-fault-suite-0123456789abcdef"
 def faulty(start_server, tmp_path, monkeypatch):
     """`faulty(rules)`: a server with those fault rules and the key KEY; the CLI points at it."""
 
-    def start(rules: list[dict]):
+    def start(rules: list[dict], **options):
         path = tmp_path / "faults.json"
         path.write_text(json.dumps({"rules": rules}))
-        server = start_server(api_key=KEY, extra_args=["--faults", str(path)])
+        server = start_server(api_key=KEY, extra_args=["--faults", str(path)], **options)
         monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
         monkeypatch.setenv("BATCHCTL_API_KEY", KEY)
         return server
@@ -191,3 +191,90 @@ def test_serve_refuses_a_broken_rule_file(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--faults", str(rules)])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: fault rule 0: unknown keys ['stauts']")
+
+
+def finished_batch(server, tmp_path, n: int = 5) -> str:
+    batch_id = make_batch(server, write_requests(tmp_path / "in.jsonl", n).read_bytes())
+    with httpx.Client(headers=server.headers) as http:
+        deadline = time.monotonic() + 10
+        while http.get(f"{server.base_url}/batches/{batch_id}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    return batch_id
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"html": True}, "the server answered 200 but not with the file's content: an HTML page (502 Bad Gateway)"),
+        ({"truncate": 40}, "the server sent is not results: line 1 is not JSON"),
+    ],
+)
+def test_a_download_that_is_not_results_is_an_error_and_saves_nothing(faulty, tmp_path, in_tmp, rule, message):
+    server = faulty([{"method": "GET", "path": "/v1/files/*/content", **rule}])
+    batch_id = finished_batch(server, tmp_path)
+    result = cli("download", batch_id, "-o", "out.jsonl")
+    assert result.exit_code == 1, result.output
+    assert message in error_line(result)
+    leftovers = [p for p in Path(in_tmp).rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
+
+
+def test_a_download_whose_error_file_failed_is_completed_by_the_same_command(faulty, tmp_path, in_tmp):
+    content = "/v1/files/*/content"
+    server = faulty([{"method": "GET", "path": content, "times": 1, "delay": 0},  # the output: fine
+                     {"method": "GET", "path": content, "times": 1, "status": 403}], failure_rate=0.5)  # fmt: skip
+    batch_id = finished_batch(server, tmp_path, n=20)
+    first = cli("download", batch_id, "-o", "res.jsonl")
+    assert first.exit_code == 1, first.output
+    assert Path("res.jsonl").exists() and not Path("res.errors.jsonl").exists()
+    saved = Path("res.jsonl").read_bytes()
+
+    again = cli("download", batch_id, "-o", "res.jsonl")
+    assert again.exit_code == 0, again.output
+    assert "already exist" not in again.output
+    assert "complete from an earlier run: kept" in again.stderr
+    assert Path("res.jsonl").read_bytes() == saved
+    lines = len(saved.splitlines()) + len(Path("res.errors.jsonl").read_bytes().splitlines())
+    assert lines == 20
+
+
+def test_a_watch_stops_at_once_on_an_html_poll_without_a_resume_hint(faulty, tmp_path):
+    server = faulty([{"method": "GET", "path": "/v1/batches/*", "html": True}])
+    batch_id = make_batch(server, b"{}\n")
+    result = cli("status", "--watch", batch_id, "--interval", "0.1")
+    assert result.exit_code == 1, result.output
+    assert "not with a batch: an HTML page" in error_line(result)
+    assert "Re-attach" not in result.output and "Resume" not in result.output
+
+
+def test_a_watch_retries_an_outage_for_its_budget_then_says_how_to_resume(faulty, tmp_path):
+    server = faulty([])
+    batch_id = make_batch(server, b"{}\n")
+    server.stop()  # the server goes away: connection refused from now on
+    started = time.monotonic()
+    result = cli("status", "--watch", batch_id, "--interval", "0.1", "--give-up-after", "1")
+    assert result.exit_code == 1, result.output
+    assert time.monotonic() - started < 20
+    assert "server unreachable since" in error_line(result) and "gave up watching after 1 s" in error_line(result)
+    assert "server unreachable since" in result.stderr and "retrying" in result.stderr
+    assert f"Re-attach with: batchctl status --watch {batch_id}" in result.stderr
+
+
+def test_a_job_download_whose_part_is_not_results_saves_nothing(faulty, tmp_path, in_tmp):
+    server = faulty([{"method": "GET", "path": "/v1/files/*/content", "truncate": 30}])
+    assert cli("profile", "add", "small", "--preset", "local", "--base-url", server.base_url,
+               "--max-requests", "3").exit_code == 0  # fmt: skip
+    submitted = cli("submit", str(write_requests(tmp_path / "in.jsonl", 7)))
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.splitlines()[0].strip()
+    assert job_id.startswith("job_"), submitted.output
+    with httpx.Client(headers=server.headers) as http:
+        deadline = time.monotonic() + 10
+        while {b["status"] for b in http.get(f"{server.base_url}/batches").json()["data"]} != {"completed"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    result = cli("download", job_id, "-o", "out.jsonl")
+    assert result.exit_code == 1, result.output
+    assert "the server sent is not results: line 1 is not JSON" in error_line(result)
+    assert not any(p.name.startswith("out") for p in Path(in_tmp).iterdir())

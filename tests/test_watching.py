@@ -9,6 +9,7 @@ from rich.console import Console
 
 from batchctl.api import Batch, InternalServerError, NotFoundError, RateLimitError
 from batchctl.cli.render import NO_LIVE_COUNTS, BatchView, batch_panel, change_line, dashboard
+from batchctl.errors import StuckInUnknownStatus, WatchGaveUp
 from batchctl.watching import (
     PollSchedule,
     RateTracker,
@@ -185,19 +186,60 @@ def test_loop_waits_out_a_429_retry_after_and_never_hammers():
     assert script.sleeps == [1.0, 7.0, 7.0]
 
 
-def test_loop_tolerates_a_few_transient_failures_then_gives_up():
+class Clock:
+    """A fake clock that a fake sleep moves forward."""
+
+    def __init__(self, script: Script) -> None:
+        self.now = 1_000_000.0
+        self.script = script
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.script.sleep(seconds)
+        self.now += seconds
+
+
+def test_loop_keeps_going_through_an_outage_within_the_budget_then_gives_up():
     boom = InternalServerError("bad gateway", status=502)
     script = Script({"batch_abc": [make(done=1), boom, make(status="completed", done=100)]})
     poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0), sleep=script.sleep)
     assert script.sleeps == [1.0, 2.0]
 
-    script = Script({"batch_abc": [make(done=1)] + [boom] * 5})
-    with pytest.raises(InternalServerError):
-        poll_until_terminal(
-            ["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0), sleep=script.sleep,
-            max_consecutive_errors=5,
-        )
-    assert len(script.calls) == 6
+    # 20 failures in a row (more than the old limit of 5, ~20 s) are fine inside a 10-minute budget.
+    script = Script({"batch_abc": [make(done=1)] + [boom] * 20 + [make(status="completed", done=100)]})
+    clock = Clock(script)
+    final = poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0),
+                                sleep=clock.sleep, clock=clock)  # fmt: skip
+    assert final[0].status == "completed"
+
+    script = Script({"batch_abc": [make(done=1)] + [boom] * 100})
+    clock = Clock(script)
+    with pytest.raises(WatchGaveUp, match=r"server unreachable since \d\d:\d\d:\d\d \(bad gateway \(HTTP 502\)\); gave up watching after 60 s"):
+        poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0),
+                            sleep=clock.sleep, clock=clock, give_up_after=60)  # fmt: skip
+    assert 60 <= sum(script.sleeps[1:]) < 60 + 8  # polled until the budget was spent, not longer
+
+
+def test_loop_stops_at_once_on_an_answer_that_is_not_a_batch():
+    from batchctl.api._answers import UnexpectedAnswerError
+
+    odd = UnexpectedAnswerError("the server answered 200 but not with a batch: an HTML page", status=200)
+    script = Script({"batch_abc": [make(done=1), odd]})
+    with pytest.raises(UnexpectedAnswerError):
+        poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0), sleep=script.sleep)
+    assert script.sleeps == [1.0]
+
+
+def test_loop_stops_after_a_long_time_in_an_unknown_status():
+    script = Script({"batch_abc": [make(done=1)] + [make(status="paused_by_provider", done=1)] * 600})
+    clock = Clock(script)
+    with pytest.raises(StuckInUnknownStatus, match="unknown status 'paused_by_provider' for 0:30:") as caught:
+        poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(1.0),
+                            sleep=clock.sleep, clock=clock, unknown_status_limit=1800)  # fmt: skip
+    assert caught.value.exit_code == 6
+    assert 1800 <= sum(script.sleeps) < 1800 + 10
 
 
 def test_loop_propagates_a_permanent_error_at_once():

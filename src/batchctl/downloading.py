@@ -75,16 +75,29 @@ def not_finished_error(batch: Batch) -> BatchctlError:
     )
 
 
-def targets_for(batch: Batch, request: DownloadRequest, *, model: str | None = None) -> tuple[Path, Path]:
-    """(output, errors output) for `batch`, refused at once if they exist (unless `force`): a refusal
-    after a long wait would waste it."""
+def targets_for(
+    batch: Batch, request: DownloadRequest, *, model: str | None = None, keep: set[Path] | frozenset[Path] = frozenset()
+) -> tuple[Path, Path]:
+    """(output, errors output) for `batch`, refused at once if they exist (unless `force`, or they are
+    in `keep`): a refusal after a long wait would waste it."""
     from batchctl.results import check_overwrite, resolve_targets
 
     output, errors_output = resolve_targets(
         request.output, request.errors_output, model=batch.model or model, content_format=request.content_format
     )
-    check_overwrite([output, errors_output], force=request.force)
+    check_overwrite([p for p in (output, errors_output) if p not in keep], force=request.force)
     return output, errors_output
+
+
+def complete_from_before(client: BatchClient, batch: Batch, request: DownloadRequest, model: str | None) -> set[Path]:
+    """The files of a finished batch that an earlier plain download saved whole (kept, not fetched again)."""
+    from batchctl.result_checks import already_complete
+    from batchctl.results import resolve_targets
+
+    if request.force or not batch.is_terminal or request.merge_input is not None or request.content_format:
+        return set()
+    output, errors_output = resolve_targets(request.output, request.errors_output, model=batch.model or model, content_format=None)
+    return already_complete(client, [(batch.output_file_id, output), (batch.error_file_id, errors_output)])
 
 
 def save_finished(
@@ -96,9 +109,10 @@ def save_finished(
     errors_output: Path,
     input_file_id: str | None = None,
     reporter: Reporter | None = None,
+    keep: set[Path] | frozenset[Path] = frozenset(),
 ) -> DownloadOutcome:
-    """Save a finished batch's files as asked (bytes shown by `reporter`); then, with `delete_remote`,
-    delete its files on the server."""
+    """Save a finished batch's files as asked (bytes shown by `reporter`; `keep`: complete already);
+    then, with `delete_remote`, delete its files on the server."""
     from batchctl.results import DownloadResult, save_results
 
     outcome = DownloadOutcome(batch, DownloadResult(batch.id, batch.status), content_format=request.content_format)
@@ -116,6 +130,7 @@ def save_finished(
             merge_input=request.merge_input,
             content_format=request.content_format,
             reporter=reporter,
+            keep=keep,
         )
     if request.delete_remote:
         from batchctl.remote_cleanup import delete_remote_files, remote_files_of
@@ -139,14 +154,16 @@ def download_results(
 
     entry = journal.lookup(batch_id)
     batch = client.batches.retrieve(batch_id)
-    output, errors_output = targets_for(batch, request, model=entry.model if entry else None)
+    model = entry.model if entry else None
+    keep = complete_from_before(client, batch, request, model)
+    output, errors_output = targets_for(batch, request, model=model, keep=keep)
     if not batch.is_terminal:
         if wait_for is None:
             raise not_finished_error(batch)
         batch = wait_for(batch_id, resume_command(batch_id, output, errors_output))
     return save_finished(
         client, batch, request, output=output, errors_output=errors_output,
-        input_file_id=entry.input_file_id if entry else None, reporter=reporter,
+        input_file_id=entry.input_file_id if entry else None, reporter=reporter, keep=keep,
     )  # fmt: skip
 
 

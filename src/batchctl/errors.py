@@ -14,7 +14,7 @@ EXIT_BATCH_FAILED = 3
 EXIT_BATCH_EXPIRED = 4
 EXIT_BATCH_CANCELLED = 5
 EXIT_NOT_FINISHED = 6  # the batch is not in a terminal state yet
-EXIT_INTERRUPTED = 130  # Ctrl+C
+EXIT_INTERRUPTED = 130  # Ctrl+C; SIGTERM 143, SIGHUP 129 (128 + the signal's number)
 
 EXIT_CODE_BY_STATUS = {
     "completed": EXIT_OK,
@@ -39,3 +39,43 @@ class BatchctlError(Exception):
 
 class ConfigError(BatchctlError):
     """The config file or a profile is missing, broken or inconsistent."""
+
+
+class WatchGaveUp(BatchctlError):
+    """Polling failed transiently (connection, 5xx, 429) for longer than the budget; `since`: unix seconds.
+    The CLI adds the command that resumes as the hint."""
+
+    def __init__(self, failure: str, since: float, budget: float) -> None:
+        import time
+
+        stamp = time.strftime("%H:%M:%S", time.localtime(since))
+        super().__init__(f"server unreachable since {stamp} ({failure}); gave up watching after {budget:g} s")
+        self.since = since
+
+
+class StuckInUnknownStatus(BatchctlError):
+    """A batch stayed in a status this tool does not know for too long: stop watching, exit 6."""
+
+    def __init__(self, batch_id: str, status: str, duration: str) -> None:
+        super().__init__(
+            f"batch {batch_id} has been in the unknown status {status!r} for {duration}; stopped watching",
+            None,
+            EXIT_NOT_FINISHED,
+        )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so the cleanup Ctrl+C runs runs too (`.part`
+    files removed, temporary copies deleted); the exit code is 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+def interrupted_exit_code(exc: BaseException | None = None) -> int:
+    """130 for Ctrl+C; 128 + the signal's number for a `Terminated` (SIGTERM 143, SIGHUP 129)."""
+    return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED

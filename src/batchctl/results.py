@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +172,7 @@ class SavedFile:
     bytes: int
     file_id: str | None = None
     failed: int = 0  # result lines that are errors
+    kept: bool = False  # already there, complete, from an earlier run: not downloaded again
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +181,7 @@ class SavedFile:
             "file_id": self.file_id,
             "lines": self.lines,
             "bytes": self.bytes,
+            "kept": self.kept,
         }
 
 
@@ -191,6 +193,8 @@ class DownloadResult:
     merge: MergeReport | None = None
     # Requests that ended in the error file (or as errors in the output), from the saved files.
     failed_requests: int = 0
+    # What the saved files say that the batch's request_counts do not (result_checks.count_differences).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -199,6 +203,7 @@ class DownloadResult:
             "files": [f.to_dict() for f in self.files],
             "failed_requests": self.failed_requests,
             "merge": self.merge.to_dict() if self.merge else None,
+            "warnings": self.warnings,
         }
 
 
@@ -211,6 +216,7 @@ def save_results(
     merge_input: Path | None = None,
     content_format: str | None = None,
     reporter: Reporter | None = None,
+    keep: Collection[Path] = (),
 ) -> DownloadResult:
     """Download a finished batch's files and write what was asked for (each download's bytes shown by
     `reporter.progress`, when given).
@@ -218,35 +224,41 @@ def save_results(
     - plain: the output file to `output`, the error file (when the batch has one) to `errors_output`;
     - `merge_input`: `output` gets one result per input request, in input order (errors included);
     - `content_format`: `output` gets custom_id + answer + error rows (after merging, if asked).
+    Paths in `keep` (plain downloads: complete from an earlier run) are counted, not downloaded again.
     The error file is always saved as the server sent it. Overwrite checks are the caller's
     (`check_overwrite`, done before anything is downloaded).
     """
     from batchctl.answers import content_field, write_content
     from batchctl.merging import MergeReport, iter_merged
+    from batchctl.result_checks import check_result_file
 
     result = DownloadResult(batch.id, batch.status)
     transform = merge_input is not None or content_format is not None
     if not transform:
         if batch.output_file_id:
-            saved = _download(client, "output", batch.output_file_id, output, reporter)
+            saved = _download(client, "output", batch.output_file_id, output, reporter, keep)
             result.files.append(saved)
             result.failed_requests += saved.failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep)
             result.files.append(saved)
             result.failed_requests += saved.lines
+        lines = {f.kind: f.lines for f in result.files}
+        _warn_counts(result, batch, lines.get("output"), lines.get("error"), reporter)
         return result
 
     # Download the raw files beside the target (same file system), build the output, drop the raws.
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
         raw: list[Path] = []
+        output_lines = 0
         if batch.output_file_id:
             raw_output = Path(scratch) / "output.jsonl"
             with _progress(reporter, "Downloading the output") as update:
                 client.files.download_to(batch.output_file_id, raw_output, progress=update)
             raw.append(raw_output)
-            result.failed_requests += scan_results(raw_output)[1]
+            output_lines, failed = check_result_file(raw_output, kind="output", file_id=batch.output_file_id, final=output)
+            result.failed_requests += failed
         if batch.error_file_id:
             saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
             result.files.append(saved)
@@ -268,7 +280,21 @@ def save_results(
                 count = write_lines(output, lines)
                 kind = "merged"
         result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, batch.output_file_id))
+        if merge_input is None:
+            errors = next((f.lines for f in result.files if f.kind == "error"), None)
+            _warn_counts(result, batch, output_lines if batch.output_file_id else None, errors, reporter)
     return result
+
+
+def _warn_counts(
+    result: DownloadResult, batch: Batch, output_lines: int | None, error_lines: int | None, reporter: Reporter | None
+) -> None:
+    from batchctl.result_checks import count_differences
+
+    result.warnings = count_differences(batch, output_lines=output_lines, error_lines=error_lines)
+    for warning in result.warnings:
+        if reporter is not None:
+            reporter.warn(f"Check the results: {warning}.")
 
 
 def _reported(lines: Iterable[bytes], update: Callable[[int, int], None] | None, *, total: int) -> Iterator[bytes]:
@@ -289,9 +315,24 @@ def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[C
     return reporter.progress(label, None) if reporter is not None else nullcontext()
 
 
-def _download(client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None) -> SavedFile:
+def _download(
+    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None, keep: Collection[Path] = ()
+) -> SavedFile:
+    """Download to `<path>.part`, check it is results (`check_result_file`), only then rename it."""
+    from batchctl.result_checks import check_result_file
+
+    if path in keep:
+        lines, failed = scan_results(path)
+        return SavedFile(kind, path, lines, path.stat().st_size, file_id, failed, kept=True)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _progress(reporter, f"Downloading the {kind} file") as update:
-        size = client.files.download_to(file_id, path, progress=update)
-    lines, failed = scan_results(path)
+    staged = path.with_name(path.name + ".part")
+    try:
+        with _progress(reporter, f"Downloading the {kind} file") as update:
+            size = client.files.download_to(file_id, staged, progress=update)
+        lines, failed = check_result_file(staged, kind=kind, file_id=file_id, final=path)
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
     return SavedFile(kind, path, lines, int(size), file_id, failed)

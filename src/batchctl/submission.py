@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,8 +74,9 @@ def _rewrite_line(raw: bytes, model: str) -> bytes:
 class UploadFile:
     """The file that will be uploaded: the user's own, or a private temporary copy once changed.
 
-    A context manager: leaving it deletes any temporary copy. The copy keeps the original's name,
-    since the server records the uploaded file name.
+    A context manager: leaving it deletes any temporary copy (also on SIGTERM/SIGHUP, which raise
+    `Terminated`). The copy lives in `<data dir>/tmp/` (`batchctl.scratch`: a later run sweeps what a
+    killed one left) and keeps the original's name, since the server records the uploaded file name.
     """
 
     def __init__(self, source: str | os.PathLike[str]) -> None:
@@ -91,7 +91,9 @@ class UploadFile:
         and a leading BOM. Line numbers are kept unless blank lines are dropped, so a rewritten file
         validates with the user's line numbers."""
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="batchctl-upload-"))
+            from batchctl.scratch import make_scratch
+
+            self._scratch = make_scratch("batchctl-upload-")
         target = self._scratch / self.source.name
         partial = target.with_name(target.name + ".part")
         with open(partial, "wb") as dst:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl.downloading import DownloadRequest
-from batchctl.errors import EXIT_INTERRUPTED, BatchctlError
+from batchctl.errors import BatchctlError, interrupted_exit_code
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -187,13 +187,13 @@ def _create(client: BatchClient, request: SubmitRequest, plan: SubmitPlan, input
             completion_window=request.completion_window,
             metadata=request.metadata,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         retry = retry_command(input_file_id, plan.endpoint, request.completion_window, request.metadata)
         raise BatchctlError(
             f"interrupted while creating the batch from the uploaded file {input_file_id}",
             f"The server may have created it: check `batchctl list` first. If not, create it without "
             f"uploading again: {retry}",
-            EXIT_INTERRUPTED,
+            interrupted_exit_code(exc),
         ) from None
 
 
@@ -268,7 +268,7 @@ def submit_batch(
             tell_next_steps(reporter, batch.id)
             return outcome
         _wait_and_download(client, request, plan, outcome, wait_for, input_file_id)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # Between steps (the watcher handles its own Ctrl+C): the batch runs on; say how to go on.
         from batchctl.downloading import resume_command
 
@@ -277,7 +277,9 @@ def submit_batch(
             if request.wait and plan.output is not None and plan.errors_output is not None
             else f"Watch it: batchctl status --watch {batch.id}"
         )
-        raise BatchctlError(f"stopped; batch {batch.id} keeps running on the server", hint, EXIT_INTERRUPTED) from None
+        raise BatchctlError(
+            f"stopped; batch {batch.id} keeps running on the server", hint, interrupted_exit_code(exc)
+        ) from None
     return outcome
 
 

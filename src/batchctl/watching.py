@@ -12,7 +12,10 @@ Polling policy (documented in `batchctl status --help`):
   that would back off past 60 s, only up to max(60 s, 2x the interval) -- and drops back to the
   interval as soon as something changes.
 - A 429 waits at least the server's Retry-After (and at least the current delay doubled); other
-  transient failures (connection lost, 5xx) back off the same way and are tolerated a few times in a row.
+  transient failures (connection lost, 5xx) back off the same way. Failures are tolerated for a time
+  budget (`--give-up-after`, 10 minutes), then the watch stops (`WatchGaveUp`, exit 1) with the resume
+  command; an answer that is not a batch (HTML, malformed JSON) stops it at once.
+- A batch in a status this tool does not know, unchanged for 30 minutes, stops the watch (exit 6).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_NOT_FINISHED, EXIT_OK
+from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_NOT_FINISHED, EXIT_OK, StuckInUnknownStatus, WatchGaveUp
 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
@@ -32,7 +35,11 @@ if TYPE_CHECKING:
 BACKOFF_FACTOR = 1.5
 BACKOFF_MAX_MULTIPLE = 4.0
 BACKOFF_SOFT_CAP = 60.0
-MAX_CONSECUTIVE_ERRORS = 5
+# How long a watch keeps polling through transient failures (connection lost, 5xx, 429) before it stops
+# with the command to resume (`--give-up-after`), and how long a batch may sit in a status this tool
+# does not know before the watch says so and stops (exit 6).
+GIVE_UP_AFTER_S = 600.0
+UNKNOWN_STATUS_LIMIT_S = 1800.0
 RATE_WINDOW_S = 120.0  # rate is measured over the last two minutes of samples
 
 # Which final state is "worst" when several batches end differently: failed (nothing usable)
@@ -275,6 +282,12 @@ def classify_failure(exc: BaseException) -> str | None:
     return None
 
 
+def is_known_status(status: str) -> bool:
+    from batchctl.api.models import BATCH_STATUSES
+
+    return status in BATCH_STATUSES
+
+
 Fetch = Callable[[str], "Batch"]
 # Runs `fetch` over a cycle's ids and returns, in order, each Batch or the exception it raised.
 FetchAll = Callable[[Fetch, Sequence[str]], "list[Batch | Exception]"]
@@ -290,6 +303,8 @@ def fetch_in_turn(fetch: Fetch, batch_ids: Sequence[str]) -> list[Batch | Except
             results.append(exc)
             break
     return results
+
+
 OnUpdate = Callable[[int, "Batch", bool], None]
 OnWait = Callable[[float, "BaseException | None"], None]
 
@@ -304,7 +319,9 @@ def poll_until_terminal(
     on_wait: OnWait | None = None,
     fetch_all: FetchAll = fetch_in_turn,
     classify: Callable[[BaseException], str | None] = classify_failure,
-    max_consecutive_errors: int = MAX_CONSECUTIVE_ERRORS,
+    clock: Callable[[], float] = time.time,
+    give_up_after: float = GIVE_UP_AFTER_S,
+    unknown_status_limit: float = UNKNOWN_STATUS_LIMIT_S,
 ) -> list[Batch]:
     """Poll every batch that is not terminal yet until all are; return the final batches in order.
 
@@ -312,11 +329,14 @@ def poll_until_terminal(
     `on_update(index, batch, changed)` is called after every successful fetch (`changed`: status,
     counts or files moved since the last one). `on_wait(delay, failure)` is told each pause and why.
     The first poll happens at once; a fetch failure classified as neither rate limit nor transient
-    propagates, as does KeyboardInterrupt (the caller decides what Ctrl+C means).
+    propagates, as does KeyboardInterrupt (the caller decides what Ctrl+C means). Transient failures
+    go on for `give_up_after` seconds of `clock` (then `WatchGaveUp`); a status unknown to this tool
+    that stays put for `unknown_status_limit` seconds raises `StuckInUnknownStatus`.
     """
     latest: list[Batch | None] = [None] * len(batch_ids)
     delay = schedule.interval
-    failures = 0
+    failing_since: float | None = None
+    unknown_since: dict[int, tuple[str, float]] = {}
     wait: tuple[float, BaseException | None] | None = None  # the first poll happens at once
     while wait is None or not all(b is not None and b.is_terminal for b in latest):
         if wait is not None:
@@ -329,9 +349,11 @@ def poll_until_terminal(
         for index, current in zip(pending, fetch_all(fetch, [batch_ids[i] for i in pending])):
             if isinstance(current, Exception):
                 kind = classify(current)
-                failures += 1
-                if kind is None or (kind == "transient" and failures >= max_consecutive_errors):
+                if kind is None:
                     raise current
+                failing_since = clock() if failing_since is None else failing_since
+                if clock() - failing_since >= give_up_after:
+                    raise WatchGaveUp(str(current), failing_since, give_up_after) from current
                 failure = current
                 retry_after = retry_after_of(current) if kind == "rate_limited" else None
                 delay = schedule.after_failure(delay, retry_after=retry_after)
@@ -341,8 +363,21 @@ def poll_until_terminal(
             changed_any = changed_any or changed
             latest[index] = current
             on_update(index, current, changed)
+            _check_unknown(index, current, unknown_since, clock(), unknown_status_limit)
         if failure is None:
-            failures = 0
+            failing_since = None
             delay = schedule.after_poll(delay, changed=changed_any)
         wait = (delay, failure)
     return [b for b in latest if b is not None]
+
+
+def _check_unknown(index: int, batch: Batch, since: dict[int, tuple[str, float]], now: float, limit: float) -> None:
+    """Remember since when a batch sits in one unknown status; raise once that lasted `limit` seconds."""
+    if is_known_status(batch.status):
+        since.pop(index, None)
+        return
+    status, started = since.setdefault(index, (batch.status, now))
+    if status != batch.status:
+        since[index] = (batch.status, now)
+    elif now - started >= limit:
+        raise StuckInUnknownStatus(batch.id, batch.status, format_duration(now - started))

@@ -27,6 +27,7 @@ _SHAPES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "FileDeleted": ("a file deletion", ("id",), ()),
     "BatchPage": ("a list of batches", (), ("data",)),
     "FilePage": ("a list of files", (), ("data",)),
+    "FileContent": ("the file's content", (), ()),
 }
 
 

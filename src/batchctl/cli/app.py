@@ -247,5 +247,16 @@ app.command("usage", epilog=usage_cmd.EPILOG)(usage_cmd.usage)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM and SIGHUP raise `Terminated` (a KeyboardInterrupt) where the
+    program is, so they clean up as Ctrl+C does (no `.part` file, no temporary copy) and exit 143 / 129."""
+    import signal
+
+    from batchctl.errors import Terminated
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
+            signal.signal(signum, terminate)
     app(prog_name="batchctl")

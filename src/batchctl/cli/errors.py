@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 from batchctl.cli.output import Output
-from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError
+from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError, Terminated, interrupted_exit_code
 
 # A rule turns an exception into (message, hint); None means "not mine, try the next row".
 Rule = Callable[[Any], "tuple[str, str | None] | None"]
@@ -133,7 +133,10 @@ def report_exception(exc: BaseException, out: Output, *, debug: bool) -> int:
     Under --json the same goes to stdout as `{"error": {"message", "hint", "exit_code"}}`, so a
     script that reads stdout learns why there is no result (unless a result was printed already).
     """
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, Terminated):
+        message, hint, code = f"terminated by {exc.name}", None, interrupted_exit_code(exc)
+        out.info(f"Terminated by {exc.name}: partial files were removed; nothing was left under a final name.")
+    elif isinstance(exc, KeyboardInterrupt):
         message, hint, code = "interrupted", None, EXIT_INTERRUPTED
         out.info("Interrupted.")
     else:

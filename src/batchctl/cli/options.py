@@ -170,6 +170,16 @@ IntervalOpt = Annotated[
         help="Seconds between status polls (default: the profile's, else the provider's: 10 s, DashScope 60 s, the local server 1 s).",
     ),
 ]
+GiveUpAfterOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--give-up-after",
+        metavar="SECONDS",
+        min=0,
+        help="While watching, keep retrying an unreachable server (connection errors, 5xx, 429) this long, "
+        "then stop with exit 1 and the command to resume (default: 600).",
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")]
 DeleteRemoteOpt = Annotated[

@@ -77,7 +77,8 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
         out.warn(outcome.nothing_saved)
     for saved in result.files:
         label = _SAVED_LABELS.get(saved.kind, f"Answers ({outcome.content_format})")
-        out.success(f"{label}: {saved.path} ({_plural(saved.lines, 'row' if saved.kind in ('content', 'joined') else 'line')})")
+        kept = ", complete from an earlier run: kept" if saved.kept else ""
+        out.success(f"{label}: {saved.path} ({_plural(saved.lines, 'row' if saved.kind in ('content', 'joined') else 'line')}{kept})")
     if not outcome.nothing_saved and not batch.output_file_id and result.merge is None and outcome.content_format is None:
         out.info("The batch has no output file: no request succeeded.")
     merge = result.merge

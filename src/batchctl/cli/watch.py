@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.errors import EXIT_INTERRUPTED
+from batchctl.errors import interrupted_exit_code
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -57,6 +57,7 @@ def watch_batches(
     download_hint: bool = True,
     progress_to_stderr: bool = False,
     resume_hint: str | None = None,
+    give_up_after: float | None = None,
 ) -> list[Batch]:
     """Watch until every batch is terminal: Rich Live dashboard on a TTY, one line per change otherwise,
     NDJSON (one JSON object per line per change, nothing else on stdout) under --json.
@@ -71,7 +72,8 @@ def watch_batches(
     `resume_hint` (the command that picks up where Ctrl+C left off) instead of `status --watch`.
     """
     from batchctl.cli.render import BatchView, batch_panel, change_line, dashboard
-    from batchctl.watching import PollSchedule, RateTracker, counts_are_live, poll_until_terminal
+    from batchctl.errors import StuckInUnknownStatus, WatchGaveUp
+    from batchctl.watching import GIVE_UP_AFTER_S, PollSchedule, RateTracker, counts_are_live, poll_until_terminal
 
     out = state.out
     ids = list(dict.fromkeys(batch_ids))  # watching the same id twice helps nobody
@@ -97,20 +99,25 @@ def watch_batches(
         "(slower while nothing changes). Ctrl+C stops watching; the batches keep running."
     )
     notice = {"text": ""}
+    down_since: dict[str, float] = {}  # "t": wall time of the first failure in a row
 
     def on_update(index: int, batch: Batch, changed: bool) -> None:
         tracker = trackers[index]
         tracker.add(time.monotonic(), batch.request_counts.completed + batch.request_counts.failed)
         views[index] = BatchView(batch, live_counts=live[ids[index]], rate=tracker.rate())
         notice["text"] = ""
+        down_since.clear()
         if changed and not live_mode:
             out.update(batch, change_line(batch, live_counts=live[ids[index]]), to_stderr=progress_to_stderr)
 
     def on_wait(delay: float, failure: BaseException | None) -> None:
         if failure is None:
             return
-        reason = "rate limited (HTTP 429)" if getattr(failure, "status", None) == 429 else f"{failure}"
-        notice["text"] = f"{reason}; next poll in {delay:.3g} s"
+        since = time.strftime("%H:%M:%S", time.localtime(down_since.setdefault("t", time.time())))
+        if getattr(failure, "status", None) == 429:
+            notice["text"] = f"rate limited (HTTP 429) since {since}, retrying; next poll in {delay:.3g} s"
+        else:
+            notice["text"] = f"server unreachable since {since}, retrying ({failure}); next poll in {delay:.3g} s"
         if not live_mode:
             out.warn(notice["text"])
 
@@ -128,15 +135,20 @@ def watch_batches(
     try:
         with out.live(render, to_stderr=progress_to_stderr):
             final = poll_until_terminal(
-                ids, fetch, on_update, schedule=schedule, on_wait=on_wait, sleep=sleep, fetch_all=fetch_all
-            )
-    except KeyboardInterrupt:
+                ids, fetch, on_update, schedule=schedule, on_wait=on_wait, sleep=sleep, fetch_all=fetch_all,
+                give_up_after=GIVE_UP_AFTER_S if give_up_after is None else give_up_after,
+            )  # fmt: skip
+    except (WatchGaveUp, StuckInUnknownStatus) as exc:
+        pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
+        exc.hint = resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}"
+        raise
+    except KeyboardInterrupt as exc:
         if live_mode:  # the live region is transient: leave its last frame on screen, not a blank
             out.show(render(), to_stderr=progress_to_stderr)
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
         out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
         out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(interrupted_exit_code(exc)) from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl+C does not wait for GETs in flight
 
@@ -148,9 +160,13 @@ def watch_batches(
     return [order[i] for i in batch_ids]
 
 
-def wait_for_batch(state: AppState, batch_id: str, *, interval: float | None, resume_hint: str | None = None) -> Batch:
+def wait_for_batch(
+    state: AppState, batch_id: str, *, interval: float | None, resume_hint: str | None = None,
+    give_up_after: float | None = None,
+) -> Batch:  # fmt: skip
     """Watch one batch to its end with progress on stderr (none under --json: the result is all stdout
     gets), for commands whose result is its files; Ctrl+C says how to resume (`resume_hint`), exit 130."""
     return watch_batches(
-        state, [batch_id], interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint
-    )[0]
+        state, [batch_id], interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint,
+        give_up_after=give_up_after,
+    )[0]  # fmt: skip

@@ -55,8 +55,8 @@ def save_job_results(
     retried = any(p.retry_of is not None for p in parts)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
-        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl") for n, (_, fid) in enumerate(outputs)]
-        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl") for n, (_, fid) in enumerate(errors)]
+        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl", output) for n, (_, fid) in enumerate(outputs)]
+        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl", errors_output) for n, (_, fid) in enumerate(errors)]
         kill_point("download")
         ranks = [rank for rank, _ in outputs + errors]
         index = ResultIndex(raw_out + raw_err, ranks) if retried else None
@@ -107,8 +107,12 @@ def save_job_results(
     return outcome
 
 
-def _fetch(client: BatchClient, file_id: str, path: Path) -> Path:
+def _fetch(client: BatchClient, file_id: str, path: Path, final: Path) -> Path:
+    """A part's file, downloaded to the scratch `path` and checked to be results (for `final`)."""
+    from batchctl.result_checks import check_result_file
+
     client.files.download_to(file_id, path)
+    check_result_file(path, kind="output" if path.name.startswith("output") else "error", file_id=file_id, final=final)
     return path
 
 

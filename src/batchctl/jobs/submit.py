@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import EXIT_INTERRUPTED, BatchctlError
+from batchctl.errors import BatchctlError, interrupted_exit_code
 from batchctl.jobs.steps import PartContext, advance_part, kill_point
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def submit_job(
         from batchctl.jobs.download import wait_and_download
 
         wait_and_download(outcome, request, journal, client_factory, wait_for_all, reporter)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # Between steps (the watcher handles its own Ctrl+C): the batches run on; say how to go on.
         from batchctl.jobs.download import resume_job_command
 
@@ -200,7 +200,9 @@ def submit_job(
             if request.wait and output is not None and errors_output is not None
             else f"Watch it: batchctl status --watch {outcome.result_id}"
         )
-        raise BatchctlError(f"stopped; {outcome.result_id} keeps running on the server", hint, EXIT_INTERRUPTED) from None
+        raise BatchctlError(
+            f"stopped; {outcome.result_id} keeps running on the server", hint, interrupted_exit_code(exc)
+        ) from None
     return outcome
 
 
@@ -238,10 +240,10 @@ def _drive(
                         outcome.batches[batch.id] = batch
             if job.state in ("splitting", "submitting"):
                 job = journal.update_job(job.id, state="active") or job
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             raise BatchctlError(
                 f"interrupted while submitting {job.id}", "Run the same submit again: it resumes where this one stopped.",
-                EXIT_INTERRUPTED,
+                interrupted_exit_code(exc),
             ) from None
     outcome.job, outcome.parts = job, journal.parts(job.id)
     return outcome

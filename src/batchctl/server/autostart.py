@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import BatchctlError
+from batchctl.scratch import process_alive
 from batchctl.server.config import ServerConfig
 
 PID_FILE = "server.pid"
@@ -157,21 +158,6 @@ def _read_pid_file(data_dir: Path) -> dict | None:
     return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (started by this very process) counts as gone.
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
 def server_status(data_dir: Path) -> dict | None:
     """{"pid", "url", "alive", "log"} of the background server recorded in `data_dir`, or None."""
     info = _read_pid_file(data_dir)
@@ -180,7 +166,7 @@ def server_status(data_dir: Path) -> dict | None:
     return {
         "pid": info["pid"],
         "url": info.get("url"),
-        "alive": _alive(info["pid"]),
+        "alive": process_alive(info["pid"]),
         "log": str(Path(data_dir) / LOG_FILE),
     }
 
@@ -192,7 +178,7 @@ def stop_background_server(data_dir: Path) -> bool:
     if info is None:
         return False
     pid = info["pid"]
-    if not _alive(pid):
+    if not process_alive(pid):
         pid_file.unlink(missing_ok=True)
         return False
     # The pid may have been reused by any program since: signal it only if it answers as our server.
@@ -205,9 +191,9 @@ def stop_background_server(data_dir: Path) -> bool:
         )
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and process_alive(pid):
         time.sleep(0.05)
-    if _alive(pid):
+    if process_alive(pid):
         raise BatchctlError(
             f"The local batch server (pid {pid}) did not stop within {STOP_TIMEOUT:.0f} s.",
             hint=f"Stop it with `kill -9 {pid}`; its state is safe, unfinished batches resume on the next start.",

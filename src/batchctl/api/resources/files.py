@@ -106,6 +106,12 @@ class Files:
     def _save(self, url: str, partial: Path, progress: ProgressCallback | None) -> int:
         response = self._client._request("GET", url, stream=True)
         try:
+            if response.headers.get("content-type", "").lower().startswith("text/html"):
+                # A proxy's page answered 200 is not the file: refuse it before a byte is saved.
+                from batchctl.api._answers import not_json, unexpected
+
+                text = self._client._redact(next(response.iter_bytes(), b"")[:4096].decode("utf-8", "replace"))
+                raise unexpected(response.status_code, "FileContent", not_json(text), url=url)
             length = response.headers.get("content-length")
             total = int(length) if length and length.isdigit() else 0
             received = 0

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import BatchIdsArg, IntervalOpt, JsonOpt, YesOpt
+from batchctl.cli.options import BatchIdsArg, GiveUpAfterOpt, IntervalOpt, JsonOpt, YesOpt
 from batchctl.errors import EXIT_ERROR
 
 EPILOG = (
@@ -25,6 +25,7 @@ def cancel(
         bool, typer.Option("--wait", help="Watch until each batch has stopped (cancelling takes a moment).")
     ] = False,
     interval: IntervalOpt = None,
+    give_up_after: GiveUpAfterOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Cancel batches (a job id: every active batch of the job). Requests already finished are kept (and billed); the rest are dropped.
@@ -71,7 +72,7 @@ def cancel(
     if wait and cancelled:
         from batchctl.cli.watch import watch_batches
 
-        watch_batches(state, [b.id for b in cancelled], interval=interval)
+        watch_batches(state, [b.id for b in cancelled], interval=interval, give_up_after=give_up_after)
     else:
         out.result(cancelled, ids=[b.id for b in cancelled])  # a list, however many ids
     if len(cancelled) < len(outcomes):

@@ -14,6 +14,7 @@ from batchctl.cli.options import (
     DeleteRemoteOpt,
     ErrorsOutputOpt,
     ForceOpt,
+    GiveUpAfterOpt,
     IntervalOpt,
     JsonOpt,
     OutputOpt,
@@ -82,6 +83,7 @@ def download(
     force: ForceOpt = False,
     wait: WaitOpt = False,
     interval: IntervalOpt = None,
+    give_up_after: GiveUpAfterOpt = None,
     merge: MergeOpt = None,
     content: ContentOpt = False,
     fmt: FormatOpt = None,
@@ -128,13 +130,13 @@ def download(
     request.check()
 
     def wait_for(batch_id: str, resume_hint: str):
-        return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint)
+        return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint, give_up_after=give_up_after)
 
     def wait_for_all(ids: list[str], resume_hint: str):
         from batchctl.cli.watch import watch_batches
 
         return watch_batches(state, ids, interval=interval, download_hint=False, progress_to_stderr=True,
-                             resume_hint=resume_hint)  # fmt: skip
+                             resume_hint=resume_hint, give_up_after=give_up_after)  # fmt: skip
 
     [batch_id] = state.resolve_ids([batch_id])
     job = state.find_job(batch_id)

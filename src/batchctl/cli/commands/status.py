@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import IntervalOpt, JsonOpt, OptionalBatchIdsArg
+from batchctl.cli.options import GiveUpAfterOpt, IntervalOpt, JsonOpt, OptionalBatchIdsArg
 from batchctl.cli.watch import EXIT_CODES_EPILOG
 from batchctl.errors import BatchctlError
 
@@ -30,6 +30,7 @@ def status(
         bool, typer.Option("--watch", "-w", help="Keep polling until every batch is finished; exit code by final state.")
     ] = False,
     interval: IntervalOpt = None,
+    give_up_after: GiveUpAfterOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Show batches: status, progress, counts, timing, files and errors.
@@ -55,14 +56,14 @@ def status(
     batch_ids = state.resolve_ids(batch_ids)
     job = state.find_job(batch_ids[0]) if len(batch_ids) == 1 else None
     if job is not None:
-        _job_status(state, job, watch=watch, interval=interval)
+        _job_status(state, job, watch=watch, interval=interval, give_up_after=give_up_after)
         return
     batch_ids = state.expand_ids(batch_ids)  # a job among several ids stands for its batches
     if watch:
         from batchctl.cli.watch import watch_batches
         from batchctl.watching import exit_code_for_batches
 
-        final = watch_batches(state, batch_ids, interval=interval)
+        final = watch_batches(state, batch_ids, interval=interval, give_up_after=give_up_after)
         code = exit_code_for_batches(final)
         if code:
             raise typer.Exit(code)
@@ -107,7 +108,7 @@ def status(
         )
 
 
-def _job_status(state: AppState, job, *, watch: bool, interval: float | None) -> None:
+def _job_status(state: AppState, job, *, watch: bool, interval: float | None, give_up_after: float | None) -> None:
     """`status JOB`: the aggregate over its parts (a combined bar, ETA) and each part; --watch ends with it."""
     from batchctl.cli.reports import job_line, show_job
     from batchctl.jobs.view import load_view, watch_job
@@ -122,7 +123,7 @@ def _job_status(state: AppState, job, *, watch: bool, interval: float | None) ->
 
     view = watch_job(
         state.journal(), job, state.client_for_batch,
-        lambda ids: watch_batches(state, ids, interval=interval, download_hint=False),
+        lambda ids: watch_batches(state, ids, interval=interval, download_hint=False, give_up_after=give_up_after),
     )  # fmt: skip
     state.out.update(view, job_line(view))
     if view.total is not None and view.total.status == "completed":

@@ -14,6 +14,7 @@ from batchctl.cli.options import (
     EndpointOpt,
     ErrorsOutputOpt,
     ForceOpt,
+    GiveUpAfterOpt,
     IntervalOpt,
     JsonOpt,
     OutputOpt,
@@ -121,6 +122,7 @@ def submit(
     input_file_id: InputFileIdOpt = None,
     wait: WaitOpt = False,
     interval: IntervalOpt = None,
+    give_up_after: GiveUpAfterOpt = None,
     output: OutputOpt = None,
     errors_output: ErrorsOutputOpt = None,
     cleanup: CleanupOpt = False,
@@ -218,13 +220,16 @@ def submit(
         client_factory=state.client,
         reporter=out,
         on_created=lambda batch: out.result_line(batch.id),  # the id, as soon as it exists
-        wait_for=lambda batch_id, resume_hint: wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint),
+        wait_for=lambda batch_id, resume_hint: wait_for_batch(
+            state, batch_id, interval=interval, resume_hint=resume_hint, give_up_after=give_up_after
+        ),
         debug_log=out.debug if state.debug else None,
         journal=state.journal(),
         on_id=out.result_line,
         wait_for_all=lambda ids, resume_hint: watch_batches(
-            state, ids, interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint
-        ),
+            state, ids, interval=interval, download_hint=False, progress_to_stderr=True, resume_hint=resume_hint,
+            give_up_after=give_up_after,
+        ),  # fmt: skip
     )
     if outcome.download is not None:
         from batchctl.cost.bill import settle_download

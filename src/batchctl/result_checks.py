@@ -1,0 +1,104 @@
+"""Is a downloaded result file really results? Checked before it gets its final name.
+
+A proxy can answer `GET /files/{id}/content` with 200 and an HTML page, or cut the body mid-line; such
+a file must never land under the name people asked for. Every line of an output or error file is a
+JSON object with a `custom_id`; anything else is an error (`check_result_file`). Line counts that
+disagree with the batch's `request_counts` are said (`count_differences`), not refused: a provider's
+counts are not always live, and an output file may hold failures too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchctl.errors import BatchctlError
+
+if TYPE_CHECKING:
+    from batchctl.api import Batch, BatchClient
+
+_HTML = re.compile(rb"^\s*<(!doctype|html|head|body|\?xml)\b", re.IGNORECASE)
+
+
+def check_result_file(path: Path, *, kind: str, file_id: str | None, final: Path) -> tuple[int, int]:
+    """(lines, failed ones) of the result file at `path`; raises BatchctlError naming the first line
+    that is not a JSON object with a `custom_id` (an HTML page, a cut line). `final`: the name it was
+    meant for, which the caller leaves untouched when this raises."""
+    from batchctl.results import iter_result_lines, result_failed
+
+    lines = failed = 0
+    for line in iter_result_lines([path]):
+        lines += 1
+        problem = _line_problem(line)
+        if problem is not None:
+            raise BatchctlError(
+                f"the {kind} file {file_id or ''} the server sent is not results: line {lines} {problem}".replace("  ", " "),
+                f"Nothing was saved as {final}. Check the server with batchctl doctor, then download again.",
+            )
+        if result_failed(json.loads(line)):
+            failed += 1
+    return lines, failed
+
+
+def _line_problem(line: bytes) -> str | None:
+    if lines_look_like_html(line):
+        return "is an HTML page"
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        shown = line[:60].decode("utf-8", "replace")
+        return f"is not JSON ({shown!r}{'...' if len(line) > 60 else ''})"
+    if not isinstance(obj, dict):
+        return "is not a JSON object"
+    if not isinstance(obj.get("custom_id"), str):
+        return "has no custom_id"
+    return None
+
+
+def lines_look_like_html(line: bytes) -> bool:
+    return bool(_HTML.match(line))
+
+
+def count_differences(batch: Batch, *, output_lines: int | None, error_lines: int | None, live: bool = True) -> list[str]:
+    """What the saved files' line counts say that the batch's `request_counts` do not, in words
+    (output ~ completed, errors ~ failed); nothing when the batch reports no counts at all."""
+    counts = batch.request_counts
+    if counts.total <= 0 and counts.completed <= 0 and counts.failed <= 0:
+        return []
+    saved = (output_lines or 0) + (error_lines or 0)
+    expected = counts.completed + counts.failed
+    notes: list[str] = []
+    if saved != expected:
+        notes.append(
+            f"the files hold {saved:,} result line{'s' if saved != 1 else ''} but the batch counts "
+            f"{counts.completed:,} completed + {counts.failed:,} failed = {expected:,}"
+            + ("" if live else " (this provider's counts may not be final)")
+        )
+    return notes
+
+
+def already_complete(client: BatchClient, files: Iterable[tuple[str | None, Path]]) -> set[Path]:
+    """Which of `(file id, path)` a re-run may keep: the path holds that file whole (its size is the
+    server's `bytes` for the id) and it is results. A download that saved the output but failed on the
+    error file completes what is missing instead of refusing `already exists`."""
+    from batchctl.api.errors import APIError
+
+    kept: set[Path] = set()
+    for file_id, path in files:
+        if not file_id or not path.is_file():
+            continue
+        try:
+            size = client.files.retrieve(file_id).bytes
+        except APIError:
+            continue
+        if not size or path.stat().st_size != size:
+            continue
+        try:
+            check_result_file(path, kind="saved", file_id=file_id, final=path)
+        except BatchctlError:
+            continue
+        kept.add(path)
+    return kept
