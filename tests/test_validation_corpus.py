@@ -231,3 +231,19 @@ def test_a_model_option_that_cannot_be_sent_is_refused(model, message):
         check_model_name(model)
     assert info.value.message == message and info.value.hint and info.value.exit_code == 1
     assert check_model_name("qwen-max") == "qwen-max"
+
+
+@pytest.mark.e2e
+def test_submit_uploads_nothing_for_any_of_the_corpus(start_server, tmp_path, monkeypatch):
+    import httpx
+
+    server = start_server()
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    runner = CliRunner()
+    for name in sorted(CASES):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(CASES[name])
+        result = runner.invoke(app, ["submit", str(path)])
+        assert result.exit_code == 1, (name, result.output)
+        assert "nothing was uploaded" in result.stderr and "Traceback" not in result.output, name
+    assert httpx.get(server.base_url + "/files").json()["data"] == []  # not one byte of any of them
