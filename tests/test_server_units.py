@@ -78,52 +78,61 @@ def test_rate_limiter_spaces_requests():
     assert RateLimiter(rpm=None).interval == 0.0  # no cap: never waits
 
 
-def upstream(handler, **config) -> UpstreamExecutor:
-    cfg = ServerConfig(upstream="http://up.test/v1", upstream_key="k", **config)
-    return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
+async def execute_upstream(handler, body: dict, *, url: str | None = None, **config):
+    """One request through an UpstreamExecutor whose upstream is `handler`, a real aiohttp server on 127.0.0.1."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
 
-
-async def execute_upstream(handler, body: dict, **config):
-    """One request through an UpstreamExecutor whose upstream is `handler`."""
-    ex = upstream(handler, **config)
-    try:
-        return await ex.execute(CHAT, body, "a")
-    finally:
-        await ex.aclose()
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    async with TestServer(app, host="127.0.0.1") as server:
+        cfg = ServerConfig(upstream=url or str(server.make_url("/v1")), upstream_key="k", **config)
+        ex = UpstreamExecutor(cfg)
+        try:
+            return await ex.execute(CHAT, body, "a")
+        finally:
+            await ex.aclose()
 
 
 def test_upstream_retries_429_then_succeeds():
+    from aiohttp import web
+
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
+    async def handler(request):
+        calls.append((str(request.url), request.headers.get("authorization"), await request.json()))
         if len(calls) < 3:
-            return httpx.Response(429, headers={"retry-after-ms": "10"}, json={"error": {"message": "slow down"}})
-        return httpx.Response(200, json={"object": "chat.completion", "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
-                              headers={"x-request-id": "req_up"})
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"retry-after-ms": "10"})
+        return web.json_response({"object": "chat.completion", "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
+                                 headers={"x-request-id": "req_up"})
 
     out = run(execute_upstream(handler, {"model": "m", "messages": []}))
     assert out.ok and out.request_id == "req_up" and out.usage() == (3, 4) and len(calls) == 3
-    assert str(calls[0].url) == "http://up.test/v1/chat/completions"
-    assert calls[0].headers["authorization"] == "Bearer k"
-    assert json.loads(calls[0].content) == {"model": "m", "messages": []}
+    assert calls[0][0].endswith("/v1/chat/completions") and calls[0][0].startswith("http://127.0.0.1:")
+    assert calls[0][1] == "Bearer k"
+    assert calls[0][2] == {"model": "m", "messages": []}
 
 
 def test_upstream_unparseable_retry_after_still_retries(monkeypatch):
     """`Retry-After: soon` is not a number nor a date: back off as usual instead of failing the request."""
-    slept = []
+    from aiohttp import web
 
-    async def no_sleep(seconds):
-        slept.append(seconds)
+    slept = []
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(seconds, *args):
+        if seconds:
+            slept.append(seconds)
+        await real_sleep(0)
 
     monkeypatch.setattr("batchctl.server.executors.asyncio.sleep", no_sleep)
     calls = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    async def handler(request):
         calls.append(request)
         if len(calls) == 1:
-            return httpx.Response(503, headers={"retry-after": "soon"}, json={"error": {"message": "busy"}})
-        return httpx.Response(200, json={"object": "chat.completion"})
+            return web.json_response({"error": {"message": "busy"}}, status=503, headers={"retry-after": "soon"})
+        return web.json_response({"object": "chat.completion"})
 
     out = run(execute_upstream(handler, {"model": "m", "messages": []}))
     assert out.ok and len(calls) == 2
@@ -131,32 +140,38 @@ def test_upstream_unparseable_retry_after_still_retries(monkeypatch):
 
 
 def test_upstream_failures_become_outcomes_never_exceptions():
-    def always_500(request):
-        return httpx.Response(503, headers={"retry-after": "0"}, text="overloaded")
+    from aiohttp import web
 
-    def bad_request(request):
-        return httpx.Response(400, json={"error": {"message": "bad", "type": "invalid_request_error"}})
+    async def always_500(request):
+        return web.Response(status=503, headers={"retry-after": "0"}, text="overloaded")
 
-    def refuses(request):
-        raise httpx.ConnectError("refused", request=request)
+    async def bad_request(request):
+        return web.json_response({"error": {"message": "bad", "type": "invalid_request_error"}}, status=400)
 
-    def not_json(request):
-        return httpx.Response(200, text="<html>")
+    async def not_json(request):
+        return web.Response(text="<html>")
+
+    async def slow(request):
+        await asyncio.sleep(2)
+        return web.json_response({})
 
     out = run(execute_upstream(always_500, {"model": "m"}, max_retries=2))
     assert out.status_code == 503 and out.body["error"]["message"] == "overloaded"
     out = run(execute_upstream(bad_request, {"model": "m"}, max_retries=2))
     assert out.status_code == 400 and out.body["error"]["message"] == "bad"
-    out = run(execute_upstream(refuses, {"model": "m"}, max_retries=2))
+    refused = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    out = run(execute_upstream(bad_request, {"model": "m"}, url=refused, max_retries=0))
     assert out.status_code is None and out.error_code == "upstream_unreachable"
     out = run(execute_upstream(not_json, {"model": "m"}, max_retries=2))
     assert out.status_code == 502 and out.body["error"]["code"] == "bad_upstream_response"
+    out = run(execute_upstream(slow, {"model": "m"}, timeout=0.2, max_retries=0))
+    assert out.status_code is None and out.error_code == "upstream_timeout"
     # The echo model stays offline even with an upstream.
     assert run(go_echo()).body["choices"][0]["message"]["content"] == "echo: hi"
 
 
 async def go_echo():
-    ex = upstream(lambda r: httpx.Response(500))
+    ex = UpstreamExecutor(ServerConfig(upstream=f"http://127.0.0.1:{free_port()}/v1"))
     try:
         return await ex.execute(CHAT, {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}, "a")
     finally:
