@@ -264,6 +264,8 @@ class UpstreamExecutor:
     """
 
     def __init__(self, config: ServerConfig) -> None:
+        import aiohttp  # noqa: F401  -- at startup: its import (SSL contexts included) takes ~0.2 s
+
         self.config = config
         self.concurrency = max(1, config.concurrency)
         self.remote = True  # requests cost something elsewhere: the runner records each one's start
