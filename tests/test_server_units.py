@@ -406,3 +406,32 @@ def test_an_upload_keeps_its_fields_and_file(tmp_path):
     assert upload.fields == {"purpose": "batch"} and upload.filename == "in.jsonl"
     assert upload.file_path == tmp_path / "file-x.upload"
     assert upload.file_path.read_bytes() == b'{"custom_id": "a"}\n'
+
+
+def test_group_commits_share_one_transaction_and_keep_marks_before_results(tmp_path):
+    """Workers ready together share a commit; a result clears its mark, at the latest with the next start."""
+    from batchctl.server.commits import GroupCommitter
+    from batchctl.server.store import ResultRow, Store
+
+    store = Store(tmp_path)
+    groups = []
+    record = store.record_group
+    store.record_group = lambda batch_id, starts, rows: (groups.append((list(starts), [r.line_no for r in rows])),
+                                                          record(batch_id, starts, rows))  # fmt: skip
+    committer = GroupCommitter(store, "batch_x")
+
+    async def worker(line_no: int) -> None:
+        await committer.start(line_no)
+        committer.finish(ResultRow(line_no, f"r{line_no}", True, {"custom_id": f"r{line_no}"}))
+        await committer.start(line_no + 10)
+        committer.finish(ResultRow(line_no + 10, f"r{line_no + 10}", True, {}))
+        await committer.drain()
+
+    async def four() -> None:
+        await asyncio.gather(*(worker(n) for n in range(4)))
+
+    run(four())
+    assert groups == [([0, 1, 2, 3], []), ([10, 11, 12, 13], [0, 1, 2, 3]), ([], [10, 11, 12, 13])]
+    assert store.db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0] == 0
+    assert store.done_lines("batch_x") == {0, 1, 2, 3, 10, 11, 12, 13}
+    store.close()

@@ -1,8 +1,8 @@
 """Group commits for `serve --upstream`: every request's start and result durable, without a commit each.
 
 Each worker still waits for its own record: a request is sent only once its in-flight mark is
-committed, and a worker takes its next line only once its result row is committed (in the same
-transaction that clears the mark). What changes is that the marks and results of all the workers
+committed, and a result row is committed in the same transaction that clears its mark, no later
+than the worker's next mark (so each worker has at most one request marked in flight). What changes is that the marks and results of all the workers
 that are ready at the same moment share one SQLite transaction instead of two commits per request,
 so a crash still re-sends at most the requests really in flight (docs/reliability.md).
 """
@@ -31,18 +31,26 @@ class GroupCommitter:
         self._starts.append(line_no)
         await self._wait()
 
-    async def finish(self, row: ResultRow) -> None:
-        """Returns once the result row is durably recorded (and its in-flight mark cleared)."""
+    def finish(self, row: ResultRow) -> None:
+        """Queue a result row: it is committed (clearing its mark) in this turn's group, with the worker's next start."""
         self._rows.append(row)
-        await self._wait()
+        self._schedule()
 
-    async def _wait(self) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+    async def drain(self) -> None:
+        """Returns once everything queued is committed (a worker's last result), raising what the commit raised."""
+        if self._scheduled:
+            await self._wait()
+
+    def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
             # After the callbacks already ready: the workers woken in this turn of the loop join the group.
             asyncio.get_running_loop().call_soon(self._commit)
+
+    async def _wait(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._schedule()
         await future
 
     def _commit(self) -> None:

@@ -208,6 +208,13 @@ class BatchRunner:
             lines = (item for item in iter_request_lines(file["path"]) if item[0] not in done)
 
         async def worker() -> None:
+            try:
+                await requests()
+            finally:
+                if durable:
+                    await committer.drain()  # this worker's last result, committed before it ends
+
+        async def requests() -> None:
             for line_no, request in lines:
                 if stopping():
                     return
@@ -223,7 +230,7 @@ class BatchRunner:
                 tokens_in, tokens_out = outcome.usage()
                 row = ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
                 if durable:
-                    await asyncio.shield(committer.finish(row))  # with its mark cleared, before the next line
+                    committer.finish(row)  # committed with its mark cleared, at the latest with our next start
                     continue
                 pending.append(row)
                 if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
