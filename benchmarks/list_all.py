@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from upstream_throughput import ROOT, free_port, wait_port  # the benchmarks' folder is on sys.path
 
 ANCHOR = """
 import sys, httpx
@@ -42,22 +41,6 @@ with httpx.Client(base_url=base, timeout=60) as http:
         after = page["data"][-1]["id"]
 sys.stdout.write("".join(i + "\\n" for i in ids))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def create_batches(base: str, n: int, workdir: Path) -> None:
