@@ -1,14 +1,18 @@
-"""Throughput of the local server's `--upstream` path against a bare asyncio httpx loop.
+"""Throughput of the local server's `--upstream` path against the fastest bare client loop (aiohttp).
 
 Starts a minimal, fast OpenAI-compatible stub (raw asyncio HTTP/1.1, keep-alive) in a subprocess,
-then measures, at the same concurrency against the same stub:
+then measures, at each concurrency against the same stub:
 
-1. a bare loop: N chat-completion POSTs with httpx.AsyncClient and C workers;
-2. the server: `python -m batchctl.server --upstream <stub> --concurrency C`, one batch of N requests,
-   timed from create to `completed` (validation, execution, durable result rows, output file).
+1. the anchor: N chat-completion POSTs with one aiohttp.ClientSession and C workers (the fastest
+   Python loop we know; `--httpx` also shows an httpx.AsyncClient loop for comparison);
+2. ours: `python -m batchctl.server --upstream <stub> --concurrency C`, one batch of N requests,
+   timed from create to `completed` (validation, execution, durable result rows, output file),
+   with the server's peak RSS.
 
-    python benchmarks/upstream_throughput.py                 # 10,000 requests, concurrency 8
-    python benchmarks/upstream_throughput.py -n 2000 -c 32
+Exits 1 when ours is under `--target` (0.8) of the anchor at any concurrency, or a request is lost.
+
+    python benchmarks/upstream_throughput.py                 # 10,000 requests at -c 8, 64 and 256
+    python benchmarks/upstream_throughput.py -n 2000 -c 32 -r 3
 """
 
 from __future__ import annotations
@@ -89,7 +93,26 @@ def request_body(i: int) -> dict:
     return {"model": "stub", "messages": [{"role": "user", "content": f"question {i}"}], "max_tokens": 16}
 
 
-async def bare_loop(url: str, n: int, concurrency: int) -> float:
+async def aiohttp_loop(url: str, n: int, concurrency: int) -> float:
+    """Requests per second of N POSTs with `concurrency` workers sharing one aiohttp.ClientSession."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        counter = iter(range(n))
+
+        async def worker() -> None:
+            for i in counter:
+                async with session.post(url, json=request_body(i)) as response:
+                    response.raise_for_status()
+                    json.loads(await response.read())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start)
+
+
+async def httpx_loop(url: str, n: int, concurrency: int) -> float:
     """Requests per second of N POSTs with `concurrency` workers sharing one httpx.AsyncClient."""
     import httpx
 
@@ -108,8 +131,20 @@ async def bare_loop(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def through_server(stub_url: str, n: int, concurrency: int, workdir: Path) -> tuple[float, dict]:
-    """Requests per second of one N-request batch through `batchctl.server --upstream`."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM, Linux), in MB; 0 where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def through_server(stub_url: str, n: int, concurrency: int, workdir: Path) -> tuple[float, dict, float]:
+    """Requests per second of one N-request batch through `batchctl.server --upstream`, the batch, peak RSS (MB)."""
     import httpx
 
     port = free_port()
@@ -138,9 +173,10 @@ def through_server(stub_url: str, n: int, concurrency: int, workdir: Path) -> tu
                 time.sleep(0.05)
                 batch = http.get(f"/batches/{batch['id']}").json()
             elapsed = time.perf_counter() - start
+        rss = peak_rss_mb(proc.pid)
         if batch["status"] != "completed" or batch["request_counts"]["completed"] != n:
-            raise RuntimeError(f"batch did not complete cleanly: {batch}")
-        return n / elapsed, batch
+            raise RuntimeError(f"batch did not complete cleanly (requests lost or failed): {batch}")
+        return n / elapsed, batch, rss
     finally:
         proc.terminate()
         proc.wait(10)
@@ -149,8 +185,10 @@ def through_server(stub_url: str, n: int, concurrency: int, workdir: Path) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=10_000)
-    parser.add_argument("-c", "--concurrency", type=int, default=8)
-    parser.add_argument("-r", "--repeat", type=int, default=1, help="runs of each; the median is shown")
+    parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument("-r", "--repeat", type=int, default=1, help="runs of each; medians are shown")
+    parser.add_argument("--target", type=float, default=0.8, help="the least ratio ours/anchor that passes")
+    parser.add_argument("--httpx", action="store_true", help="also time a bare httpx.AsyncClient loop")
     parser.add_argument("--stub", type=int, metavar="PORT", help=argparse.SUPPRESS)  # run only the stub
     args = parser.parse_args()
     if args.stub:
@@ -159,25 +197,35 @@ def main() -> None:
 
     stub_port = free_port()
     stub = subprocess.Popen([sys.executable, __file__, "--stub", str(stub_port)])
+    missed = False
     try:
         wait_port(stub_port)
         stub_url = f"http://127.0.0.1:{stub_port}/v1"
-        n, c = args.requests, args.concurrency
-        print(f"{n:,} chat requests, concurrency {c}, stub upstream at {stub_url}")
-        bares, serveds = [], []
-        for _ in range(args.repeat):  # alternate, so drifting machine load hits both alike
-            bares.append(asyncio.run(bare_loop(stub_url + "/chat/completions", n, c)))
-            with tempfile.TemporaryDirectory() as tmp:
-                rate, batch = through_server(stub_url, n, c, Path(tmp))
-            serveds.append(rate)
-        bare, served = statistics.median(bares), statistics.median(serveds)
-        runs = f"  (median of {args.repeat})" if args.repeat > 1 else ""
-        print(f"  bare asyncio httpx loop      : {bare:8,.0f} requests/s{runs}")
-        print(f"  batchctl.server --upstream   : {served:8,.0f} requests/s  ({served / bare:.0%} of the bare loop)")
-        print(f"  (batch {batch['id']}: {batch['request_counts']}, timed from create to completed)")
+        n = args.requests
+        runs = f", median of {args.repeat}" if args.repeat > 1 else ""
+        print(f"{n:,} chat requests per run, stub upstream at {stub_url}{runs}")
+        print(f"{'conc':>5} {'anchor aiohttp':>15} {'httpx loop':>11} {'ours':>8} {'ratio':>6} {'server RSS':>11}")
+        for c in args.concurrency:
+            anchors, httpxs, ours, rsss = [], [], [], []
+            for _ in range(args.repeat):  # alternate, so drifting machine load hits both alike
+                anchors.append(asyncio.run(aiohttp_loop(stub_url + "/chat/completions", n, c)))
+                if args.httpx:
+                    httpxs.append(asyncio.run(httpx_loop(stub_url + "/chat/completions", n, c)))
+                with tempfile.TemporaryDirectory() as tmp:
+                    rate, batch, rss = through_server(stub_url, n, c, Path(tmp))
+                ours.append(rate)
+                rsss.append(rss)
+            anchor, served = statistics.median(anchors), statistics.median(ours)
+            ratio = served / anchor
+            missed |= ratio < args.target
+            bare = f"{statistics.median(httpxs):7,.0f}/s" if httpxs else "-"
+            print(f"{c:>5} {anchor:13,.0f}/s {bare:>11} {served:6,.0f}/s {ratio:6.2f} {statistics.median(rsss):8.0f} MB"
+                  + ("  MISS" if ratio < args.target else ""))
+        print(f"(ours: one batch timed from create to completed; target >= {args.target:.2f} of the anchor)")
     finally:
         stub.terminate()
         stub.wait(10)
+    sys.exit(1 if missed else 0)
 
 
 if __name__ == "__main__":

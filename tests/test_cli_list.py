@@ -56,7 +56,7 @@ def test_table_for_people(server, tmp_path):
     batch_id = create_batch(server.base_url, tmp_path, 2, metadata={"description": "nightly eval"})
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0, result.output
-    header = result.stdout.splitlines()[1]
+    header = result.stdout.splitlines()[0]  # piped: plain lines, the header first
     for column in ("id", "status", "created", "endpoint", "done", "model / description"):
         assert column in header
     row = next(line for line in result.stdout.splitlines() if batch_id in line)

@@ -100,3 +100,19 @@ def test_download_shows_byte_progress_on_a_terminal_only(shared_server, tmp_path
     )  # fmt: skip
     assert piped.returncode == 0, piped.stderr
     assert "Downloading" not in piped.stderr  # no bar in a pipe or a log
+
+
+def test_list_piped_is_plain_aligned_and_never_cut():
+    """Piped, `list` writes plain lines (no Rich): one per batch, columns aligned, ids and statuses whole."""
+    from batchctl.cli.render import list_lines
+
+    now = time.time()
+    batches = [make_batch(n, now) for n in range(3)]
+    batches[1] = batches[1].model_copy(update={"id": "batch_" + "x" * 90, "status": "finalizing"})
+    lines = list_lines(batches, now=now)
+    assert lines[0].split("  ")[0] == "id" and "model / description" in lines[0]
+    assert len(lines) == 4 and "batch_" + "x" * 90 in lines[2]
+    offset = lines[0].index("status")
+    assert all(line[offset:].split()[0] in ("status", "in_progress", "finalizing") for line in lines)
+    assert all("5 min ago" in line and "qwen-plus-2025-01-25" in line for line in lines[1:])
+    assert "\x1b" not in "".join(lines)

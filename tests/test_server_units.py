@@ -1,5 +1,5 @@
-"""The local server's parts in-process (echo model, upstream retries, request checks), its upstream mode
-end to end, and the background autostart."""
+"""The local server's parts in-process (echo model, rate limiter, request checks), its upstream mode
+end to end, and the background autostart (the upstream executor and group commits: test_server_upstream.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from batchctl.server.config import ServerConfig
 from batchctl.server.executors import (
     EchoExecutor,
     RateLimiter,
-    UpstreamExecutor,
     echo_should_fail,
     echo_vector,
 )
@@ -76,91 +75,6 @@ def test_rate_limiter_spaces_requests():
     run(five())
     assert [round(t - 100.0, 6) for t in starts] == [0.0, 0.05, 0.1, 0.15, 0.2]
     assert RateLimiter(rpm=None).interval == 0.0  # no cap: never waits
-
-
-def upstream(handler, **config) -> UpstreamExecutor:
-    cfg = ServerConfig(upstream="http://up.test/v1", upstream_key="k", **config)
-    return UpstreamExecutor(cfg, transport=httpx.MockTransport(handler))
-
-
-async def execute_upstream(handler, body: dict, **config):
-    """One request through an UpstreamExecutor whose upstream is `handler`."""
-    ex = upstream(handler, **config)
-    try:
-        return await ex.execute(CHAT, body, "a")
-    finally:
-        await ex.aclose()
-
-
-def test_upstream_retries_429_then_succeeds():
-    calls = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        if len(calls) < 3:
-            return httpx.Response(429, headers={"retry-after-ms": "10"}, json={"error": {"message": "slow down"}})
-        return httpx.Response(200, json={"object": "chat.completion", "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
-                              headers={"x-request-id": "req_up"})
-
-    out = run(execute_upstream(handler, {"model": "m", "messages": []}))
-    assert out.ok and out.request_id == "req_up" and out.usage() == (3, 4) and len(calls) == 3
-    assert str(calls[0].url) == "http://up.test/v1/chat/completions"
-    assert calls[0].headers["authorization"] == "Bearer k"
-    assert json.loads(calls[0].content) == {"model": "m", "messages": []}
-
-
-def test_upstream_unparseable_retry_after_still_retries(monkeypatch):
-    """`Retry-After: soon` is not a number nor a date: back off as usual instead of failing the request."""
-    slept = []
-
-    async def no_sleep(seconds):
-        slept.append(seconds)
-
-    monkeypatch.setattr("batchctl.server.executors.asyncio.sleep", no_sleep)
-    calls = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        if len(calls) == 1:
-            return httpx.Response(503, headers={"retry-after": "soon"}, json={"error": {"message": "busy"}})
-        return httpx.Response(200, json={"object": "chat.completion"})
-
-    out = run(execute_upstream(handler, {"model": "m", "messages": []}))
-    assert out.ok and len(calls) == 2
-    assert slept and 0.375 <= slept[0] <= 0.5  # the first backoff step, jittered
-
-
-def test_upstream_failures_become_outcomes_never_exceptions():
-    def always_500(request):
-        return httpx.Response(503, headers={"retry-after": "0"}, text="overloaded")
-
-    def bad_request(request):
-        return httpx.Response(400, json={"error": {"message": "bad", "type": "invalid_request_error"}})
-
-    def refuses(request):
-        raise httpx.ConnectError("refused", request=request)
-
-    def not_json(request):
-        return httpx.Response(200, text="<html>")
-
-    out = run(execute_upstream(always_500, {"model": "m"}, max_retries=2))
-    assert out.status_code == 503 and out.body["error"]["message"] == "overloaded"
-    out = run(execute_upstream(bad_request, {"model": "m"}, max_retries=2))
-    assert out.status_code == 400 and out.body["error"]["message"] == "bad"
-    out = run(execute_upstream(refuses, {"model": "m"}, max_retries=2))
-    assert out.status_code is None and out.error_code == "upstream_unreachable"
-    out = run(execute_upstream(not_json, {"model": "m"}, max_retries=2))
-    assert out.status_code == 502 and out.body["error"]["code"] == "bad_upstream_response"
-    # The echo model stays offline even with an upstream.
-    assert run(go_echo()).body["choices"][0]["message"]["content"] == "echo: hi"
-
-
-async def go_echo():
-    ex = upstream(lambda r: httpx.Response(500))
-    try:
-        return await ex.execute(CHAT, {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}, "a")
-    finally:
-        await ex.aclose()
 
 
 @pytest.mark.parametrize(

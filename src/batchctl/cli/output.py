@@ -172,8 +172,13 @@ class Output:
             else:
                 self.console.print(renderable, **kwargs)
 
-    def print_fitted(self, build: Callable[[int | None], Any]) -> None:
-        """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`)."""
+    def print_fitted(self, build: Callable[[int | None], Any], *, plain: Callable[[], Iterable[str]] | None = None) -> None:
+        """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`),
+        or -- given `plain` -- its lines written as they are, without Rich (fast for thousands of rows)."""
+        if plain is not None and not self.console.is_terminal:
+            self.console.file.write("".join(f"{line}\n" for line in plain()))
+            self.console.file.flush()
+            return
         self.print(build(self.console.width if self.console.is_terminal else None))
 
     def _print_table(self, table: Table) -> None:

@@ -341,3 +341,25 @@ def list_table(batches: Sequence[Batch], *, now: float | None = None, width: int
         details = " · ".join(str(part) for part in (row[3].split("\n")[0], row[4], row[5]) if part)
         table.add_row(Text.assemble(row[0], "\n", (details, "dim")), row[1], Text(str(row[2])))
     return table
+
+
+LIST_COLUMNS = ("id", "status", "done", "created", "endpoint", "model / description")
+
+
+def list_lines(batches: Sequence[Batch], *, now: float | None = None) -> list[str]:
+    """`batchctl list` piped: a header and one plain line per batch, columns aligned, nothing ever cut.
+
+    No Rich on this path (it was 60-65 % of `list --all` on 2,000 batches): the same columns as the
+    table, `created` on one line (`2025-01-31 14:02 (5 min ago)`), the last column unpadded.
+    """
+    rows = [LIST_COLUMNS]
+    for batch in batches:
+        cells = list_row(batch, now=now)
+        relative, _, absolute = cells[3].partition("\n")
+        created = f"{absolute} ({relative})" if absolute else relative
+        rows.append((cells[0], batch.status, cells[2], created, cells[4], cells[5]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_COLUMNS) - 1)]
+    return [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip() for row in rows
+    ]
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import random
 import struct
 import time
@@ -256,53 +257,65 @@ class UpstreamExecutor:
 
     Requests whose model is `echo` are still answered by the built-in echo model, so `/v1/models`
     can list it beside the upstream's models.
+
+    The client is aiohttp, not httpx: against a fast local upstream httpx's connection pool capped the
+    server at ~330 requests/s at concurrency 64 (throughput fell as concurrency rose), where aiohttp
+    keeps up with the upstream (docs/performance.md). The CLI keeps httpx.
     """
 
-    def __init__(self, config: ServerConfig, *, transport: Any = None) -> None:
-        import httpx
+    def __init__(self, config: ServerConfig) -> None:
+        import aiohttp  # noqa: F401  -- at startup: its import (SSL contexts included) takes ~0.2 s
 
         self.config = config
         self.concurrency = max(1, config.concurrency)
         self.remote = True  # requests cost something elsewhere: the runner records each one's start
         self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
-        headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
+        self.headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
         self.echo = EchoExecutor(config)
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
-        )
+        self._session: Any = None  # made on first use, inside the running event loop
         # Shared by every batch: the upstream sees at most `concurrency` requests at once in total.
         self.slots = asyncio.Semaphore(self.concurrency)
         self.limiter = RateLimiter(config.rpm)
+
+    def session(self) -> Any:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout, connect=10.0),
+                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
+                json_serialize=_dumps,
+            )
+        return self._session
 
     def url_for(self, endpoint: str) -> str:
         path = endpoint[3:] if endpoint.startswith("/v1/") else endpoint
         return self.base + path
 
     async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
-        import httpx
+        import aiohttp
 
         if body.get("model") == ECHO_MODEL:
             return await self.echo.execute(endpoint, body, custom_id)
         url = self.url_for(endpoint)
+        session = self.session()
         attempt = 0
         while True:
             attempt += 1
+            headers = None
             async with self.slots:
                 await self.limiter.wait()
                 try:
-                    response = await self.client.post(url, json=body)
-                except httpx.TimeoutException as exc:
+                    async with session.post(url, json=body) as response:
+                        raw = await response.read()
+                except asyncio.TimeoutError as exc:
                     failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
-                    headers = None
-                except httpx.HTTPError as exc:
+                except (aiohttp.ClientError, OSError) as exc:
                     failure = Outcome(error_code="upstream_unreachable", error_message=f"Upstream request failed: {exc!r}")
-                    headers = None
                 else:
-                    outcome = self._outcome(response)
-                    if response.status_code not in RETRYABLE_STATUSES:
+                    outcome = self._outcome(response.status, response.headers, raw, response.reason)
+                    if response.status not in RETRYABLE_STATUSES:
                         return outcome
                     failure, headers = outcome, response.headers
             if attempt > self.config.max_retries:
@@ -311,26 +324,34 @@ class UpstreamExecutor:
             await asyncio.sleep(retry_delay(attempt - 1, headers, random=random.random))
 
     @staticmethod
-    def _outcome(response: Any) -> Outcome:
-        request_id = response.headers.get("x-request-id") or new_id("req_")
+    def _outcome(status: int, headers: Any, raw: bytes, reason: str | None) -> Outcome:
+        request_id = headers.get("x-request-id") or new_id("req_")
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            text = response.text[:2000]
-            if 200 <= response.status_code < 300:
+            text = raw.decode("utf-8", "replace")[:2000]
+            if 200 <= status < 300:
                 return Outcome(502, error_body(f"Upstream answered non-JSON: {text!r}", "server_error", "bad_upstream_response"), request_id)
-            body = error_body(text or response.reason_phrase, "server_error" if response.status_code >= 500 else "invalid_request_error")
-        return Outcome(response.status_code, body, request_id)
+            body = error_body(text or reason or str(status), "server_error" if status >= 500 else "invalid_request_error")
+        return Outcome(status, body, request_id)
 
     async def models(self) -> list[str]:
+        import aiohttp
+
         try:
-            response = await self.client.get(self.base + "/models", timeout=3.0)
-            data = response.json().get("data", [])
+            async with self.session().get(self.base + "/models", timeout=aiohttp.ClientTimeout(total=3.0)) as response:
+                data = json.loads(await response.read()).get("data", [])
             return [ECHO_MODEL] + [m["id"] for m in data if isinstance(m, dict) and "id" in m]
         except Exception:
             return [ECHO_MODEL]
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -7,8 +7,9 @@ Durability: a result counts only once its row is committed (`Store.add_results`,
 output and error files are written from the database when the batch ends. So a restart -- even
 after `kill -9` -- resumes a batch by skipping the lines that already have a row, and no line is
 ever lost or written twice. With an upstream (`--upstream`), each request's start is committed
-before it is sent and its result committed alone, at once: a restart sends again only the requests
-that were really in flight, and adds their number to the batch's metadata (docs/reliability.md).
+before it is sent and its result committed at once, atomically with clearing that mark (in group
+commits shared by the workers ready at the same moment, `commits.py`): a restart sends again only
+the requests that were really in flight, and adds their number to the batch's metadata (docs/reliability.md).
 
 Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
 does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
@@ -27,6 +28,7 @@ from typing import Any
 
 from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
+from batchctl.server.commits import GroupCommitter
 from batchctl.server.executors import Executor, Outcome
 from batchctl.server.store import (
     CANCELLABLE_STATUSES,
@@ -186,6 +188,7 @@ class BatchRunner:
                 "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
                 " may see them twice (counted in the batch's metadata %s)", batch_id, interrupted, POSSIBLY_DUPLICATED,
             )  # fmt: skip
+        committer = GroupCommitter(self.store, batch_id)
         pending: list[ResultRow] = []
         last_flush = time.monotonic()
 
@@ -205,23 +208,32 @@ class BatchRunner:
             lines = (item for item in iter_request_lines(file["path"]) if item[0] not in done)
 
         async def worker() -> None:
+            try:
+                await requests()
+            finally:
+                if durable:
+                    await committer.drain()  # this worker's last result, committed before it ends
+
+        async def requests() -> None:
             for line_no, request in lines:
                 if stopping():
                     return
                 custom_id = str(request.get("custom_id"))
                 body = request.get("body") if isinstance(request.get("body"), dict) else {}
                 if durable:
-                    self.store.start_request(batch_id, line_no)
+                    await committer.start(line_no)  # committed before the request is sent
                 try:
                     outcome = await self.executor.execute(batch["endpoint"], body, custom_id)
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
                     log.exception("executor failed on %s line %s", batch_id, line_no)
                     outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
                 tokens_in, tokens_out = outcome.usage()
-                pending.append(
-                    ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
-                )
-                if durable or len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                row = ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
+                if durable:
+                    committer.finish(row)  # committed with its mark cleared, at the latest with our next start
+                    continue
+                pending.append(row)
+                if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
                     flush()
                     await asyncio.sleep(0)  # an instant executor (echo, no latency) must not starve the API
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -288,10 +288,22 @@ class Store:
 
     def add_results(self, batch_id: str, rows: list[ResultRow]) -> None:
         """Insert result rows and bump the counts by the rows actually inserted, in one transaction."""
-        if not rows:
-            return
+        if rows:
+            self.record_group(batch_id, (), rows)
+
+    def record_group(self, batch_id: str, starts: Iterable[int], rows: list[ResultRow]) -> None:
+        """One transaction: mark `starts` in flight, insert result rows (each clearing its mark), bump the counts.
+
+        The group commit of `serve --upstream`: many requests' starts and results share one commit,
+        and each result row is still committed together with the removal of its in-flight mark.
+        """
         completed = failed = tokens_in = tokens_out = 0
+        now = time.time()
         with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
+                [(batch_id, line_no, now) for line_no in starts],
+            )
             for row in rows:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO results (batch_id, line_no, custom_id, ok, result) VALUES (?,?,?,?,?)",
@@ -306,20 +318,12 @@ class Store:
                     failed += 1
                 tokens_in += row.input_tokens
                 tokens_out += row.output_tokens
-            self.db.execute(
-                "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
-                " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
-                (completed, failed, tokens_in, tokens_out, batch_id),
-            )
-
-
-    def start_request(self, batch_id: str, line_no: int) -> None:
-        """Record, durably, that a request is about to be sent; its result row will clear the mark."""
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
-                (batch_id, line_no, time.time()),
-            )
+            if rows:
+                self.db.execute(
+                    "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
+                    " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+                    (completed, failed, tokens_in, tokens_out, batch_id),
+                )
 
     def take_interrupted(self, batch_id: str) -> int:
         """Count the requests left in flight by a crash into the batch's metadata; returns how many there were.

@@ -50,7 +50,7 @@ def list_batches(
     Example: batchctl list --all --status in_progress
     """
     from batchctl.api.models import BATCH_STATUSES
-    from batchctl.cli.render import list_table
+    from batchctl.cli.render import list_lines, list_table
     from batchctl.listing import ListQuery, list_batches, parse_times
 
     if status is not None and status not in BATCH_STATUSES:
@@ -70,7 +70,7 @@ def list_batches(
 
     def show() -> None:
         if listing.batches:
-            out.print_fitted(lambda width: list_table(listing.batches, width=width))
+            out.print_fitted(lambda width: list_table(listing.batches, width=width), plain=lambda: list_lines(listing.batches))
         else:
             out.info(f"No batches in status {status}." if status else "No batches.")
 

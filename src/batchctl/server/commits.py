@@ -1,0 +1,70 @@
+"""Group commits for `serve --upstream`: every request's start and result durable, without a commit each.
+
+Each worker still waits for its own record: a request is sent only once its in-flight mark is
+committed, and a result row is committed in the same transaction that clears its mark, no later
+than the worker's next mark (so each worker has at most one request marked in flight). What changes is that the marks and results of all the workers
+that are ready at the same moment share one SQLite transaction instead of two commits per request,
+so a crash still re-sends at most the requests really in flight (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from batchctl.server.store import ResultRow, Store
+
+
+class GroupCommitter:
+    """Collects one batch's starts and results and commits whatever is waiting in one transaction."""
+
+    def __init__(self, store: Store, batch_id: str) -> None:
+        self.store = store
+        self.batch_id = batch_id
+        self._starts: list[int] = []
+        self._rows: list[ResultRow] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+
+    async def start(self, line_no: int) -> None:
+        """Returns once `line_no` is durably marked in flight."""
+        self._starts.append(line_no)
+        await self._wait()
+
+    def finish(self, row: ResultRow) -> None:
+        """Queue a result row: it is committed (clearing its mark) in this turn's group, with the worker's next start."""
+        self._rows.append(row)
+        self._schedule()
+
+    async def drain(self) -> None:
+        """Returns once everything queued is committed (a worker's last result), raising what the commit raised."""
+        if self._scheduled:
+            await self._wait()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            # After the callbacks already ready: the workers woken in this turn of the loop join the group.
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    async def _wait(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._schedule()
+        await future
+
+    def _commit(self) -> None:
+        starts, rows, waiters = self._starts, self._rows, self._waiters
+        self._starts, self._rows, self._waiters, self._scheduled = [], [], [], False
+        error: Any = None
+        try:
+            self.store.record_group(self.batch_id, starts, rows)
+        except Exception as exc:  # a full disk: every waiter of this group sees it
+            error = exc
+        for future in waiters:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
