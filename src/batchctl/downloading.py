@@ -43,6 +43,25 @@ class DownloadRequest:
 
             check_input_file(self.merge_input)
 
+    def paths(self, model: str | None) -> tuple[Path, Path]:
+        """(output, errors output): the names asked for, else the defaults for `model`."""
+        from batchctl.results import resolve_targets
+
+        return resolve_targets(self.output, self.errors_output, model=model, content_format=self.content_format)
+
+    def refuse_existing(self, paths: tuple[Path, Path], *, keep: set[Path] | frozenset[Path] = frozenset()) -> None:
+        """Refuse at once paths that exist (unless `force`, or they are in `keep`: complete from an earlier
+        run): a refusal after a long wait would waste it."""
+        from batchctl.results import check_overwrite
+
+        check_overwrite([p for p in paths if p not in keep], force=self.force)
+
+    def targets(self, model: str | None) -> tuple[Path, Path]:
+        """`paths(model)`, refused at once where they exist (`refuse_existing`)."""
+        paths = self.paths(model)
+        self.refuse_existing(paths)
+        return paths
+
 
 @dataclass
 class DownloadOutcome:
@@ -75,28 +94,14 @@ def not_finished_error(batch: Batch) -> BatchctlError:
     )
 
 
-def targets_for(
-    batch: Batch, request: DownloadRequest, *, model: str | None = None, keep: set[Path] | frozenset[Path] = frozenset()
-) -> tuple[Path, Path]:
-    """(output, errors output) for `batch`, refused at once if they exist (unless `force`, or they are
-    in `keep`): a refusal after a long wait would waste it."""
-    from batchctl.results import check_overwrite, resolve_targets
-
-    output, errors_output = resolve_targets(
-        request.output, request.errors_output, model=batch.model or model, content_format=request.content_format
-    )
-    check_overwrite([p for p in (output, errors_output) if p not in keep], force=request.force)
-    return output, errors_output
-
-
-def complete_from_before(client: BatchClient, batch: Batch, request: DownloadRequest, model: str | None) -> set[Path]:
+def complete_from_before(
+    client: BatchClient, batch: Batch, request: DownloadRequest, output: Path, errors_output: Path
+) -> set[Path]:
     """The files of a finished batch that an earlier plain download saved whole (kept, not fetched again)."""
     from batchctl.result_checks import already_complete
-    from batchctl.results import resolve_targets
 
     if request.force or not batch.is_terminal or request.merge_input is not None or request.content_format:
         return set()
-    output, errors_output = resolve_targets(request.output, request.errors_output, model=batch.model or model, content_format=None)
     return already_complete(client, [(batch.output_file_id, output), (batch.error_file_id, errors_output)])
 
 
@@ -154,9 +159,10 @@ def download_results(
 
     entry = journal.lookup(batch_id)
     batch = client.batches.retrieve(batch_id)
-    model = entry.model if entry else None
-    keep = complete_from_before(client, batch, request, model)
-    output, errors_output = targets_for(batch, request, model=model, keep=keep)
+    # Names resolved once: a default name carries the time, and the completeness check must see the same.
+    output, errors_output = request.paths(batch.model or (entry.model if entry else None))
+    keep = complete_from_before(client, batch, request, output, errors_output)
+    request.refuse_existing((output, errors_output), keep=keep)
     if not batch.is_terminal:
         if wait_for is None:
             raise not_finished_error(batch)

@@ -157,13 +157,7 @@ def preflight(
     if request.check_channel:
         preflight_channel(settings, plan.model, info=reporter.info, warn=reporter.warn, debug_log=debug_log)
     if request.wait:
-        from batchctl.results import check_overwrite, resolve_targets
-
-        wanted = request.download
-        plan.output, plan.errors_output = resolve_targets(
-            wanted.output, wanted.errors_output, model=plan.model, content_format=wanted.content_format
-        )
-        check_overwrite([plan.output, plan.errors_output], force=wanted.force)
+        plan.output, plan.errors_output = request.download.targets(plan.model)
     return plan
 
 

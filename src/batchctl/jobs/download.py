@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchctl.downloading import DownloadOutcome, DownloadRequest, not_finished_error, save_finished
+from batchctl.downloading import DownloadOutcome, DownloadRequest, not_finished_error, resume_command, save_finished
 from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 from batchctl.jobs.steps import kill_point
 
@@ -22,12 +22,6 @@ if TYPE_CHECKING:
     from batchctl.jobs.submit import JobOutcome, WaitForAll
     from batchctl.reporting import Reporter
     from batchctl.submitting import SubmitRequest
-
-
-def resume_job_command(job_id: str, output: Path, errors_output: Path) -> str:
-    from batchctl.downloading import resume_command
-
-    return resume_command(job_id, output, errors_output)
 
 
 def save_job_results(
@@ -116,15 +110,6 @@ def _fetch(client: BatchClient, file_id: str, path: Path, final: Path) -> Path:
     return path
 
 
-def _targets(model: str | None, request: DownloadRequest) -> tuple[Path, Path]:
-    from batchctl.results import check_overwrite, resolve_targets
-
-    output, errors_output = resolve_targets(request.output, request.errors_output, model=model,
-                                            content_format=request.content_format)  # fmt: skip
-    check_overwrite([output, errors_output], force=request.force)
-    return output, errors_output
-
-
 def _created_parts(journal: Journal, job: Job) -> list[Part]:
     parts = journal.parts(job.id)
     missing = [p.index + 1 for p in parts if not p.batch_id]
@@ -151,7 +136,7 @@ def download_job(
     ids = [p.batch_id for p in parts if p.batch_id]
     client = client_for(ids[0])
     batches = [client.batches.retrieve(batch_id) for batch_id in ids]
-    output, errors_output = _targets(job.model or next((b.model for b in batches if b.model), None), request)
+    output, errors_output = request.targets(job.model or next((b.model for b in batches if b.model), None))
     if not all(b.is_terminal for b in batches):
         if wait_for_all is None:
             if len(batches) == 1:
@@ -164,7 +149,7 @@ def download_job(
                 EXIT_NOT_FINISHED,
             )
         kill_point("watch")
-        batches = wait_for_all(ids, resume_job_command(job.id if len(ids) > 1 else ids[0], output, errors_output))
+        batches = wait_for_all(ids, resume_command(job.id if len(ids) > 1 else ids[0], output, errors_output))
     note_batches(journal, job, batches)
     step = journal.begin_step(job.id, "download", detail=str(output))
     outcome = save_job_results(client, job, parts, batches, request, output=output, errors_output=errors_output)
@@ -189,7 +174,7 @@ def wait_and_download(
     output, errors_output = request.download.output, request.download.errors_output
     assert output is not None and errors_output is not None
     kill_point("watch")
-    wait_for_all(ids, resume_job_command(outcome.result_id, output, errors_output))
+    wait_for_all(ids, resume_command(outcome.result_id, output, errors_output))
     if request.retry and reporter is not None:
         from batchctl.jobs.retry import retry_rounds
 

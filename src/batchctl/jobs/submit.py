@@ -192,11 +192,11 @@ def submit_job(
         wait_and_download(outcome, request, journal, client_factory, wait_for_all, reporter)
     except KeyboardInterrupt as exc:
         # Between steps (the watcher handles its own Ctrl+C): the batches run on; say how to go on.
-        from batchctl.jobs.download import resume_job_command
+        from batchctl.downloading import resume_command
 
         output, errors_output = request.download.output, request.download.errors_output
         hint = (
-            resume_job_command(outcome.result_id, output, errors_output)
+            resume_command(outcome.result_id, output, errors_output)
             if request.wait and output is not None and errors_output is not None
             else f"Watch it: batchctl status --watch {outcome.result_id}"
         )
