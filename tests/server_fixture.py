@@ -218,6 +218,16 @@ def local_server(start_server: StartServer) -> ServerHandle:
     return start_server()
 
 
+@pytest.fixture
+def server(start_server: StartServer, monkeypatch: pytest.MonkeyPatch) -> ServerHandle:
+    """A default server that the commands under test reach (`BATCHCTL_BASE_URL` points at it).
+
+    Modules that want a slower or failing one define their own `server` fixture, which wins."""
+    handle = start_server()
+    monkeypatch.setenv("BATCHCTL_BASE_URL", handle.base_url)
+    return handle
+
+
 # -- conformance with OpenAI's published OpenAPI description ----------------------------------
 
 # The Batch and Files part of OpenAI's spec lives in the repository (tests/specs/README.md says where it

@@ -13,13 +13,6 @@ from batchctl.cli.app import app
 runner = CliRunner()
 
 
-@pytest.fixture
-def server(start_server, monkeypatch):
-    handle = start_server()
-    monkeypatch.setenv("BATCHCTL_BASE_URL", handle.base_url)
-    return handle
-
-
 def test_profile_after_the_command():
     before = runner.invoke(app, ["-p", "nope", "list"])
     after = runner.invoke(app, ["list", "-p", "nope"])

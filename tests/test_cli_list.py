@@ -17,13 +17,6 @@ pytestmark = pytest.mark.e2e
 runner = CliRunner()
 
 
-@pytest.fixture
-def server(start_server, monkeypatch):
-    handle = start_server()
-    monkeypatch.setenv("BATCHCTL_BASE_URL", handle.base_url)
-    return handle
-
-
 def test_empty_list_is_an_empty_json_array(server):
     result = runner.invoke(app, ["list", "--json"])
     assert result.exit_code == 0, result.output
