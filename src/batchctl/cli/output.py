@@ -139,19 +139,20 @@ class Output:
 
     def confirm(self, question: str, *, refusal: str, hint: str) -> bool:
         """Ask on stderr (stdout stays for results); off a terminal, refuse with `refusal` and `hint`."""
-        import typer
-
         from batchctl.errors import BatchctlError
 
         if not is_interactive(sys.stdin):
             raise BatchctlError(refusal, hint=hint)
-        return typer.confirm(question, default=False, err=True)
+        return self._ask(question)
 
     def confirm_if_interactive(self, question: str) -> bool:
         """Ask on a terminal; with nobody to ask (a pipe, CI) the answer is yes, as with --yes."""
-        if not is_interactive(sys.stdin):
-            return True
-        return self.confirm(question, refusal="", hint="")
+        return self._ask(question) if is_interactive(sys.stdin) else True
+
+    def _ask(self, question: str) -> bool:
+        import typer
+
+        return typer.confirm(question, default=False, err=True)
 
     # -- data (stdout) -------------------------------------------------------------------------------
     def json(self, obj: Any) -> None:
