@@ -16,6 +16,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from batchctl.quirks import WireQuirks, wire_of
+
 MB = 1024 * 1024
 
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -67,6 +69,11 @@ class ProviderSpec:
     max_window_s: float = 86400.0
     # Query parameters its `GET /batches` filters on, beyond limit/after (`batchctl list` passes them through).
     list_filters: tuple[str, ...] = ()
+
+    @property
+    def wire(self) -> WireQuirks:
+        """How this provider differs from OpenAI on the wire (`quirks.py`)."""
+        return wire_of(self.name)
 
     def check_completion_window(self, window: str) -> str | None:
         """None if this provider accepts `window`, else a message saying what it accepts."""
