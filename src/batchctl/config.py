@@ -8,7 +8,6 @@ built-in `local` profile, which points at the embedded server (`batchctl serve`)
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ def _presets() -> dict[str, tuple[str, str]]:
     """`profile add --preset NAME`: base URL and provider kind, from the provider table.
 
     Each provider is a preset of its own name; its other API roots are `NAME-LABEL` (`dashscope-intl`).
-    A URL may hold `{placeholders}` (azure's `{resource}`) that `profile add` fills from its options.
+    A URL may hold `{placeholders}` (azure's `{resource}`) that `presets.preset_base_url` fills.
     """
     presets = {name: (spec.base_url, name) for name, spec in PROVIDERS.items() if spec.base_url}
     for name, spec in PROVIDERS.items():
@@ -45,44 +44,6 @@ def _presets() -> dict[str, tuple[str, str]]:
 
 
 PRESETS: dict[str, tuple[str, str]] = _presets()
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-
-
-def preset_base_url(preset: str, values: Mapping[str, str | None], *, base_url: str | None = None) -> tuple[str, str]:
-    """(base URL, provider) of `profile add --preset NAME`, its `{placeholders}` filled from `values`.
-
-    `values` maps a placeholder (`resource`, `workspace_id`) to the value of its option (`--resource`);
-    an explicit `base_url` wins and needs none. A usage error (EXIT_USAGE) says which preset is unknown
-    or which option is missing, with the URL it would fill.
-    """
-    from batchctl.errors import EXIT_USAGE, BatchctlError
-
-    if preset not in PRESETS:
-        raise BatchctlError(
-            f"unknown preset {preset!r}", f"Use one of: {', '.join(PRESETS)} (see: batchctl providers).", EXIT_USAGE
-        )
-    template, provider = PRESETS[preset]
-    wanted = _PLACEHOLDER.findall(template)
-    unused = [key for key, value in values.items() if value and key not in wanted]
-    if unused:
-        option = "--" + unused[0].replace("_", "-")
-        raise BatchctlError(f"{option} is not used by preset {preset} (its base URL is {template})", None, EXIT_USAGE)
-    if base_url:
-        return base_url, provider
-    url = template
-    for key in wanted:
-        value = (values.get(key) or "").strip()
-        option = "--" + key.replace("_", "-")
-        if not value:
-            raise BatchctlError(
-                f"preset {preset} needs {option} NAME to fill its base URL {template}",
-                f"Add {option} NAME, or give the whole URL with --base-url URL.",
-                EXIT_USAGE,
-            )
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", value):
-            raise BatchctlError(f"{option} {value!r} is not a host name label", "Use letters, digits and '-'.", EXIT_USAGE)
-        url = url.replace("{" + key + "}", value)
-    return url, provider
 
 
 ENV_PROFILE = "BATCHCTL_PROFILE"

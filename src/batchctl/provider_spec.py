@@ -86,7 +86,7 @@ class ProviderSpec:
     base_url: str = ""
     # Other API roots of the same provider, (label, URL): `profile add --preset NAME-LABEL` picks one.
     other_base_urls: tuple[tuple[str, str], ...] = ()
-    batch_discount: float | None = 0.5  # batch price as a share off the synchronous price; None: the upstream's
+    batch_discount: float | None = None  # what a batch saves on the synchronous price (0.5: half); None: not its own
     docs_url: str = ""  # the provider's Batch API docs
     verified: str = ""  # where the figures come from: a date they were checked, or why they could not be
     notes: tuple[str, ...] = ()  # quirks a user should know, one sentence each

@@ -50,6 +50,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         max_window_s=86400.0,
         title="OpenAI",
         base_url="https://api.openai.com/v1",
+        batch_discount=0.5,
         docs_url="https://platform.openai.com/docs/guides/batch",
         verified=_UNVERIFIED,
         max_embedding_inputs=50_000,
@@ -75,6 +76,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         list_filters=_DASHSCOPE_LIST_FILTERS,
         title="DashScope (Alibaba Cloud Bailian / Model Studio, compatible mode)",
         base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        batch_discount=0.5,
         other_base_urls=(
             ("intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),  # Singapore
             # The workspace endpoint (issue #18, unverified here): `--workspace-id ID` fills it in.

@@ -104,7 +104,8 @@ def add(
 
     Example: batchctl profile add work --preset openai --api-key-env OPENAI_API_KEY
     """
-    from batchctl.config import PROVIDER_KINDS, Profile, load_config, preset_base_url, save_config
+    from batchctl.config import PROVIDER_KINDS, Profile, load_config, save_config
+    from batchctl.presets import preset_base_url
     from batchctl.errors import BatchctlError
 
     state = AppState.get(ctx)
