@@ -253,7 +253,8 @@ def validate_file(
         v.add(
             None,
             INVALID_VALUE,
-            f'the batch endpoint "{endpoint}" is not one {spec.name} supports ({", ".join(spec.endpoints)})',
+            f'the batch endpoint "{endpoint}" is not one {spec.name} supports ({", ".join(spec.endpoints)})'
+            + endpoint_hint(spec, endpoint),
             "endpoint",
         )
     warnings: list[Problem] = []
