@@ -103,8 +103,10 @@ def test_each_preset_accepts_its_endpoints_and_refuses_others(preset, tmp_path):
     assert f'url "{not_served}" is not an endpoint {preset} supports' in problem["message"]
 
 
-@pytest.mark.parametrize("preset", sorted(LIMITS))
-def test_each_preset_refuses_one_request_over_its_limit(preset, too_many):
+# Every preset's limits show in the summary (test above); a file one request over them is refused here
+# for the two request limits in the table (50,000 and azure's 100,000) and zhipu's /v4 lines.
+@pytest.mark.parametrize("preset", ["openai", "zhipu", "azure"])
+def test_a_file_one_request_over_the_limit_is_refused(preset, too_many):
     use_preset(preset)
     limit = LIMITS[preset][0]
     url = _ZHIPU_CHAT if preset == "zhipu" else "/v1/chat/completions"
