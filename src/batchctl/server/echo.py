@@ -208,8 +208,9 @@ def echo_responses(body: dict[str, Any]) -> dict[str, Any]:
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens + output_tokens,
         },
-        "user": body.get("user"),
         "metadata": body.get("metadata") or {},
+        # `user` is deprecated; the description types it a string, so it is sent only when the request set it.
+        **({"user": body["user"]} if isinstance(body.get("user"), str) else {}),
     }
 
 
