@@ -114,7 +114,7 @@ def test_openai_sdk_completes_a_moderations_batch(local_server, tmp_path):
     assert repeat["results"][0]["category_scores"] == bodies["one"]["results"][0]["category_scores"]
 
 
-def test_completions_still_work_and_chat_usage_sums_details(local_server, tmp_path):
+def test_completions_still_work(local_server, tmp_path):
     rows = [{"custom_id": "c", "method": "POST", "url": "/v1/completions", "body": {"model": "m", "prompt": "hi"}}]
     batch, output, _ = run_batch(sdk(local_server), write_jsonl(tmp_path / "c.jsonl", rows), "/v1/completions")
     assert batch.status == "completed" and output[0]["response"]["body"]["choices"][0]["text"] == "echo: hi"
@@ -151,7 +151,13 @@ def any_endpoint_upstream():
     async def anything(request: Request):
         body = await request.json()
         seen.append((request.url.path, body))
-        return JSONResponse({"created": 1, "data": [{"b64_json": "AAAA"}], "path": request.url.path})
+        if request.url.path == "/v1/chat/completions":  # chat's names for the usage details
+            usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                     "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 2}}
+        else:  # the Responses API's (and gpt-image-1's)
+            usage = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10,
+                     "input_tokens_details": {"cached_tokens": 1}, "output_tokens_details": {"reasoning_tokens": 0}}
+        return JSONResponse({"created": 1, "data": [{"b64_json": "AAAA"}], "path": request.url.path, "usage": usage})
 
     app = Starlette(routes=[Route("/v1/{rest:path}", anything, methods=["POST"])])
     port = free_port()
@@ -176,10 +182,17 @@ def test_upstream_accepts_and_forwards_any_v1_endpoint(start_server, any_endpoin
     ]  # fmt: skip
     batch, output, errors = run_batch(client, write_jsonl(tmp_path / "img.jsonl", rows), "/v1/images/generations")
     assert batch.status == "completed" and errors == [] and batch.model == "gpt-image-1"
-    assert sorted(seen, key=lambda s: s[1]["prompt"]) == [
+    assert sorted(seen, key=lambda s: s[1].get("prompt", "")) == [
         ("/v1/images/generations", {"model": "gpt-image-1", "prompt": f"a cat {i}"}) for i in range(3)
     ]
     assert {line["response"]["body"]["path"] for line in output} == {"/v1/images/generations"}
+    assert (batch.usage.input_tokens, batch.usage.output_tokens, batch.usage.total_tokens) == (21, 9, 30)
+    assert batch.usage.input_tokens_details.cached_tokens == 3
+    # Chat's usage details are summed under their own names.
+    chat, _, _ = run_batch(client, write_jsonl(tmp_path / "chat.jsonl", chat_lines(2)), "/v1/chat/completions")
+    assert (chat.usage.input_tokens, chat.usage.output_tokens, chat.usage.total_tokens) == (20, 10, 30)
+    assert chat.usage.input_tokens_details.cached_tokens == 8
+    assert chat.usage.output_tokens_details.reasoning_tokens == 4
     # Still an API path: a traversal or a query is refused on create.
     with open(write_jsonl(tmp_path / "x.jsonl", rows), "rb") as f:
         file = client.files.create(file=f, purpose="batch")
