@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -84,11 +84,19 @@ def check_endpoint(endpoint: str, *, any_endpoint: bool) -> None:
     raise OpenAIErrorResponse(400, message, code="invalid_value", param="endpoint")
 
 
-def check_create_batch(
-    body: Any, *, any_endpoint: bool = False
-) -> tuple[str, str, str, float, dict[str, str] | None, int | None]:
-    """(input_file_id, endpoint, completion_window, window seconds, metadata, output expiry seconds) of a
-    create-batch body."""
+class CreateBatch(NamedTuple):
+    """A checked create-batch body."""
+
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    window_seconds: float
+    metadata: dict[str, str] | None
+    output_expires_seconds: int | None  # from `output_expires_after`
+
+
+def check_create_batch(body: Any, *, any_endpoint: bool = False) -> CreateBatch:
+    """A create-batch body, checked as OpenAI checks it (400s with `param`); `any_endpoint` with an upstream."""
     from batchctl.providers import get_provider, parse_window
 
     spec = get_provider("local")  # the windows this server serves
@@ -129,7 +137,7 @@ def check_create_batch(
                 400, "Invalid 'metadata': at most 16 keys are allowed.", code="invalid_value", param="metadata"
             )
     output_ttl = check_expires_after(body.get("output_expires_after"), "output_expires_after")
-    return body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata, output_ttl
+    return CreateBatch(body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata, output_ttl)
 
 
 async def create_batch(request: Request) -> Response:
@@ -138,9 +146,8 @@ async def create_batch(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise OpenAIErrorResponse(400, "The request body is not valid JSON.") from None
-    input_file_id, endpoint, window, seconds, metadata, output_ttl = check_create_batch(
-        body, any_endpoint=request.app.state.any_endpoint
-    )
+    checked = check_create_batch(body, any_endpoint=request.app.state.any_endpoint)
+    input_file_id = checked.input_file_id
     file = store.get_file(input_file_id)
     if file is None:
         raise not_found("file", input_file_id, "input_file_id")
@@ -152,10 +159,7 @@ async def create_batch(request: Request) -> Response:
             code="invalid_value",
             param="input_file_id",
         )
-    row = store.create_batch(
-        endpoint=endpoint, input_file_id=input_file_id, completion_window=window, window_seconds=seconds,
-        metadata=metadata, output_expires_seconds=output_ttl,
-    )  # fmt: skip
+    row = store.create_batch(**checked._asdict())
     request.app.state.runner.start(row["id"])
     return JSONResponse(batch_object(row))
 
