@@ -40,12 +40,12 @@ def start_clocked(tmp_path, monkeypatch):
 
     servers = []
 
-    def start(sweep_seconds: float = 60.0):
+    def start(sweep_seconds: float = 60.0, **config):
         monkeypatch.setattr(server_app, "SWEEP_SECONDS", sweep_seconds)
         clock = Clock()
         port = free_port()
         data_dir = tmp_path / "data"
-        app = server_app.create_app(ServerConfig(port=port, data_dir=data_dir), clock=clock)
+        app = server_app.create_app(ServerConfig(port=port, data_dir=data_dir, **config), clock=clock)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -125,6 +125,23 @@ def test_output_files_expire_as_output_expires_after_asks(clocked_server, tmp_pa
         client.files.content(done["output_file_id"])
     assert client.files.retrieve(file.id).id == file.id  # the input file keeps its own 30 days
     assert client.batches.retrieve(batch.id).output_file_id == done["output_file_id"]  # OpenAI keeps the id too
+
+
+def test_the_input_file_of_a_running_batch_outlives_its_expiry_until_the_batch_ends(start_clocked, tmp_path):
+    base_url, clock, data_dir = start_clocked(sweep_seconds=0.05, latency=0.3, concurrency=1)
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+    with open(write_jsonl(tmp_path / "in.jsonl", chat_lines(3)), "rb") as f:
+        file = client.files.create(file=f, purpose="batch", expires_after=HOUR)
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    clock.now += 7200
+    time.sleep(0.2)  # a few sweeps
+    assert client.files.retrieve(file.id).expires_at < clock.now  # expired, but the batch still reads it
+    with httpx.Client(base_url=base_url) as http:
+        done = wait_batch(http, batch.id, ("completed",))
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(file.id)  # the batch has ended: now it goes
+    assert not (data_dir / "files" / file.id).exists()
 
 
 OLD_SCHEMA = """

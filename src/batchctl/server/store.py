@@ -117,14 +117,25 @@ class Store:
         row = self.db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             return None
-        if row["expires_at"] is not None and row["expires_at"] <= self.clock():
-            self.delete_file(file_id)
+        if row["expires_at"] is not None and row["expires_at"] <= self.clock() and self.delete_expired_files(file_id):
             return None
         return dict(row)
 
-    def delete_expired_files(self) -> int:
-        """Delete every file past its `expires_at` (row and content); returns how many."""
-        rows = self.db.execute("SELECT id FROM files WHERE expires_at <= ?", (int(self.clock()),)).fetchall()
+    def delete_expired_files(self, file_id: str | None = None) -> int:
+        """Delete every file (or just `file_id`) past its `expires_at`, row and content; returns how many.
+
+        The input file of a batch still running is kept until the batch ends: a restart resumes the
+        batch from it.
+        """
+        marks = ",".join("?" * len(ACTIVE_STATUSES))
+        sql = (
+            "SELECT id FROM files WHERE expires_at <= ? AND id NOT IN"
+            f" (SELECT input_file_id FROM batches WHERE status IN ({marks}))"
+        )
+        args: tuple[Any, ...] = (int(self.clock()), *ACTIVE_STATUSES)
+        if file_id is not None:
+            sql, args = sql + " AND id = ?", (*args, file_id)
+        rows = self.db.execute(sql, args).fetchall()
         for row in rows:
             self.delete_file(row["id"])
         return len(rows)
