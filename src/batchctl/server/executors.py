@@ -1,4 +1,4 @@
-"""What runs one request of a batch: the built-in offline `echo` model (`echo.py`), or an upstream OpenAI-compatible server.
+"""What runs one request of a batch: the offline `echo` model (`echo.py`), or an upstream OpenAI-compatible server.
 
 An executor turns (endpoint, body) into an `Outcome`: an HTTP status and JSON body, or -- when no
 response could be had at all -- an error code and message. It never raises for a failed request:

@@ -62,7 +62,8 @@ def check_upload_form(upload: Upload) -> tuple[str, int | None]:
     if purpose not in FILE_PURPOSES:
         raise OpenAIErrorResponse(
             400,
-            f"Invalid value for 'purpose': '{purpose}'. Supported values are: {', '.join(repr(p) for p in FILE_PURPOSES)}.",
+            f"Invalid value for 'purpose': '{purpose}'. Supported values are:"
+            f" {', '.join(repr(p) for p in FILE_PURPOSES)}.",
             code="invalid_value",
             param="purpose",
         )

@@ -2,7 +2,7 @@
 
 An error that asking again cannot change (a 4xx other than 408 and 429) carries `x-should-retry: false`,
 the header both official SDKs honour: a 409 for cancelling a finished batch fails at once instead of
-after three retries.
+after the SDK's retries.
 """
 
 from __future__ import annotations
