@@ -15,7 +15,12 @@ from pathlib import Path
 import yaml
 
 PATH_PREFIXES = ("/batches", "/files")
-SCHEMAS_USED_BY_TESTS = ("Batch", "OpenAIFile", "ListBatchesResponse", "ListFilesResponse", "DeleteFileResponse")
+SCHEMAS_USED_BY_TESTS = (
+    "Batch", "OpenAIFile", "ListBatchesResponse", "ListFilesResponse", "DeleteFileResponse", "ErrorResponse",
+    # What the echo model answers, beside the Batch and Files objects (tests/test_serve_surface_conformance.py).
+    "Response", "CreateModerationResponse", "CreateChatCompletionResponse", "CreateEmbeddingResponse",
+    "CreateCompletionResponse",
+)  # fmt: skip
 REF_PREFIX = "#/components/schemas/"
 
 

@@ -54,7 +54,7 @@ def test_newapi_relays_dashscope_limits_but_polls_the_gateway_faster():
 def test_local_limits():
     spec = get_provider("local")
     assert (spec.max_requests, spec.max_file_bytes) == (50_000, 200 * MB)
-    assert spec.endpoints == ("/v1/chat/completions", "/v1/embeddings", "/v1/completions")
+    assert spec.endpoints == ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/moderations")
     assert spec.live_counts is True
     assert spec.default_poll_interval == 1.0  # loopback
 

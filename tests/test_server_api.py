@@ -239,7 +239,7 @@ def test_http_errors_and_shapes(http, tmp_path):
     assert error_of(http.post("/files", data={"purpose": "batch"}, files={"x": ("", b"")}), 400)
     no_purpose = http.post("/files", files={"file": ("a.jsonl", b"{}\n")})
     assert error_of(no_purpose, 400)["param"] == "purpose"
-    wrong_purpose = http.post("/files", files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "fine-tune"})
+    wrong_purpose = http.post("/files", files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "nonsense"})
     assert error_of(wrong_purpose, 400)["param"] == "purpose"
     assert error_of(http.post("/files", json={"purpose": "batch"}), 400)
 

@@ -83,7 +83,7 @@ def test_rate_limiter_spaces_requests():
         ([], None),
         ({"endpoint": CHAT, "completion_window": "24h"}, "input_file_id"),
         ({"input_file_id": 3, "endpoint": CHAT, "completion_window": "24h"}, "input_file_id"),
-        ({"input_file_id": "f", "endpoint": "/v1/responses", "completion_window": "24h"}, "endpoint"),
+        ({"input_file_id": "f", "endpoint": "/v1/images/generations", "completion_window": "24h"}, "endpoint"),
         ({"input_file_id": "f", "endpoint": CHAT, "completion_window": "0s"}, "completion_window"),
         ({"input_file_id": "f", "endpoint": CHAT, "completion_window": "24h", "metadata": {"a": 1}}, "metadata"),
     ],

@@ -113,9 +113,9 @@ EXPECTED = {
     "method_get": 'line 1: method must be "POST", not "GET"',
     "missing_url": "line 1: url is missing",
     "bad_url": 'line 1: url "/v1/nope" is not an endpoint local supports (/v1/chat/completions, /v1/embeddings,'
-    " /v1/completions)",
+    " /v1/completions, /v1/responses, /v1/moderations)",
     "url_number": "line 1: url 7 is not an endpoint local supports (/v1/chat/completions, /v1/embeddings,"
-    " /v1/completions)",
+    " /v1/completions, /v1/responses, /v1/moderations)",
     "mixed_endpoints": 'line 2: url "/v1/embeddings" differs from "/v1/chat/completions" used on line 1; all requests'
     " of a batch go to one endpoint",
     "missing_body": "line 1: body is missing",

@@ -100,7 +100,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
         max_requests=50_000,
         max_file_bytes=200 * MB,
         max_line_bytes=6 * MB,  # what `batchctl serve --max-line-mb` refuses by default: validate agrees
-        endpoints=(_CHAT, _EMBEDDINGS, _COMPLETIONS),
+        # What its echo model answers (server/echo.py); with --upstream, `serve` accepts any /v1/ endpoint.
+        endpoints=(_CHAT, _EMBEDDINGS, _COMPLETIONS, _RESPONSES, "/v1/moderations"),
         default_poll_interval=1.0,  # on loopback: polling every second costs nothing
         live_counts=True,
         completion_windows="a duration such as 30s, 10m, 24h or 7d, at most 336h (14d)",

@@ -4,15 +4,21 @@ the api-key check and the error answers.
 Errors answer `{"error": {"message", "type", "param", "code"}}` like OpenAI: 400 for an invalid
 request, 401 without the right key (when one is required), 404 for an unknown id or route, and 409
 for cancelling a batch that has already finished (OpenAI's answer too). Every response carries an
-`x-request-id` header.
+`x-request-id` header; errors that retrying cannot change also `x-should-retry: false` (wire.py).
+
+Files past their `expires_at` are deleted when they are next looked at and by a sweep every
+`SWEEP_SECONDS`; `create_app(config, clock=...)` lets tests move the files' clock instead of waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
 import os
+import time
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -32,6 +38,7 @@ from batchctl.server.wire import OpenAIErrorResponse
 log = logging.getLogger("batchctl.server")
 
 OPEN_PATHS = ("/health", "/v1/health")
+SWEEP_SECONDS = 60.0  # how often expired files are deleted when nothing asks for them
 
 
 # -- middleware --------------------------------------------------------------------------------
@@ -113,10 +120,21 @@ async def on_internal_error(request: Request, exc: Exception) -> Response:
     return OpenAIErrorResponse(500, f"Internal server error: {exc!r}", type_="server_error").response()
 
 
-def create_app(config: ServerConfig) -> Starlette:
+async def sweep_expired_files(store: Store, every: float) -> None:
+    while True:
+        try:
+            if store.delete_expired_files():
+                log.info("deleted expired files")
+        except Exception:  # a sweep that fails once must not stop the next ones
+            log.exception("sweeping expired files failed")
+        await asyncio.sleep(every)
+
+
+def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) -> Starlette:
     """The Starlette app serving the Batch API from `config.state_dir()` (created if missing).
 
     The routes find the store, runner and executor on `app.state`, set up when the app starts.
+    `clock` is the files' clock (their `created_at` and expiry).
     """
     data_dir = config.state_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -125,14 +143,19 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         state = app.state
-        state.store = Store(data_dir)
+        state.store = Store(data_dir, clock=clock)
         state.limits = (config.max_file_bytes, config.max_line_bytes)
+        state.any_endpoint = bool(config.upstream)  # an upstream serves what the echo model does not
         state.executor = make_executor(config)
         state.runner = BatchRunner(state.store, state.executor)
         await state.runner.resume_all()
+        sweeper = asyncio.create_task(sweep_expired_files(state.store, SWEEP_SECONDS))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await state.runner.shutdown()
             await state.executor.aclose()
             state.store.close()

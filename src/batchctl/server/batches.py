@@ -1,17 +1,35 @@
-"""The /v1/batches routes of the local server: create (checking the body like OpenAI), list, retrieve and cancel."""
+"""The /v1/batches routes of the local server: create (checking the body like OpenAI), list, retrieve and cancel.
+
+The endpoints a batch may use are the echo model's (`get_provider("local").endpoints`); with `--upstream`,
+any `/v1/` endpoint, forwarded as is.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchctl.server.runner import BatchRunner
-from batchctl.server.store import CANCELLABLE_STATUSES, CANCELLED_STATUSES, Store
-from batchctl.server.wire import OpenAIErrorResponse, found, int_param, not_found, page
+from batchctl.server.store import CANCELLABLE_STATUSES, CANCELLED_STATUSES, Store, UnknownCursor
+from batchctl.server.wire import (
+    OpenAIErrorResponse,
+    check_expires_after,
+    found,
+    int_param,
+    invalid_cursor,
+    not_found,
+    page,
+    unknown_parameters,
+)
+
+# What `--upstream` forwards: /v1/ and path segments of URL-safe characters (no query, no dot segments).
+API_PATH = re.compile(r"/v1(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)+")
+CREATE_PARAMETERS = ("input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after")
 
 
 def batch_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -38,22 +56,53 @@ def batch_object(row: dict[str, Any]) -> dict[str, Any]:
         "request_counts": {"total": row["total"], "completed": row["completed"], "failed": row["failed"]},
         "usage": {
             "input_tokens": row["input_tokens"],
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": row["cached_tokens"]},
             "output_tokens": row["output_tokens"],
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": row["reasoning_tokens"]},
             "total_tokens": row["input_tokens"] + row["output_tokens"],
         },
         "metadata": json.loads(row["metadata"]) if row["metadata"] else None,
     }
 
 
-def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] | None]:
-    """(input_file_id, endpoint, completion_window, window seconds, metadata) of a create-batch body."""
+def check_endpoint(endpoint: str, *, any_endpoint: bool) -> None:
+    """The echo model's endpoints; with an upstream (`any_endpoint`), any `/v1/` path, which it forwards."""
+    from batchctl.providers import get_provider
+
+    served = get_provider("local").endpoints
+    if endpoint in served:
+        return
+    if any_endpoint:
+        if API_PATH.fullmatch(endpoint):
+            return
+        message = f"Invalid value for 'endpoint': '{endpoint}'. It must be an API path such as /v1/chat/completions."
+    else:
+        message = (
+            f"Invalid value for 'endpoint': '{endpoint}'. This server's echo model serves {', '.join(served)};"
+            " start it with --upstream URL to forward other endpoints (images, videos, ...) to a real server."
+        )
+    raise OpenAIErrorResponse(400, message, code="invalid_value", param="endpoint")
+
+
+class CreateBatch(NamedTuple):
+    """A checked create-batch body."""
+
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    window_seconds: float
+    metadata: dict[str, str] | None
+    output_expires_seconds: int | None  # from `output_expires_after`
+
+
+def check_create_batch(body: Any, *, any_endpoint: bool = False) -> CreateBatch:
+    """A create-batch body, checked as OpenAI checks it (400s with `param`); `any_endpoint` with an upstream."""
     from batchctl.providers import get_provider, parse_window
 
-    spec = get_provider("local")  # the endpoints and windows this server serves
+    spec = get_provider("local")  # the windows this server serves
     if not isinstance(body, dict):
         raise OpenAIErrorResponse(400, "The request body must be a JSON object.")
+    unknown_parameters(body, CREATE_PARAMETERS)
     for name in ("input_file_id", "endpoint", "completion_window"):
         if name not in body:
             raise OpenAIErrorResponse(
@@ -64,13 +113,7 @@ def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] 
                 400, f"Invalid type for '{name}': expected a string.", code="invalid_type", param=name
             )
     endpoint = body["endpoint"]
-    if endpoint not in spec.endpoints:
-        raise OpenAIErrorResponse(
-            400,
-            f"Invalid value for 'endpoint': '{endpoint}'. Supported endpoints are {', '.join(spec.endpoints)}.",
-            code="invalid_value",
-            param="endpoint",
-        )
+    check_endpoint(endpoint, any_endpoint=any_endpoint)
     window = body["completion_window"]
     problem = spec.check_completion_window(window)
     if problem is not None:
@@ -93,7 +136,8 @@ def check_create_batch(body: Any) -> tuple[str, str, str, float, dict[str, str] 
             raise OpenAIErrorResponse(
                 400, "Invalid 'metadata': at most 16 keys are allowed.", code="invalid_value", param="metadata"
             )
-    return body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata
+    output_ttl = check_expires_after(body.get("output_expires_after"), "output_expires_after")
+    return CreateBatch(body["input_file_id"], endpoint, window, parse_window(window) or 0.0, metadata, output_ttl)
 
 
 async def create_batch(request: Request) -> Response:
@@ -102,21 +146,20 @@ async def create_batch(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise OpenAIErrorResponse(400, "The request body is not valid JSON.") from None
-    input_file_id, endpoint, window, seconds, metadata = check_create_batch(body)
+    checked = check_create_batch(body, any_endpoint=request.app.state.any_endpoint)
+    input_file_id = checked.input_file_id
     file = store.get_file(input_file_id)
     if file is None:
         raise not_found("file", input_file_id, "input_file_id")
     if file["purpose"] != "batch":
         raise OpenAIErrorResponse(
             400,
-            f"File '{input_file_id}' has purpose '{file['purpose']}'; a batch needs a file uploaded with purpose 'batch'.",
+            f"Invalid 'input_file_id': file '{input_file_id}' has purpose '{file['purpose']}'. A batch's input"
+            " file must be uploaded with purpose 'batch'.",
             code="invalid_value",
             param="input_file_id",
         )
-    row = store.create_batch(
-        endpoint=endpoint, input_file_id=input_file_id, completion_window=window, window_seconds=seconds,
-        metadata=metadata,
-    )  # fmt: skip
+    row = store.create_batch(**checked._asdict())
     request.app.state.runner.start(row["id"])
     return JSONResponse(batch_object(row))
 
@@ -129,7 +172,11 @@ async def retrieve_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     q = request.query_params
     limit = int_param(q.get("limit"), "limit", default=20, low=1, high=100)
-    rows, more = request.app.state.store.list_batches(limit=limit, after=q.get("after") or None)
+    after = q.get("after") or None
+    try:
+        rows, more = request.app.state.store.list_batches(limit=limit, after=after)
+    except UnknownCursor:
+        raise invalid_cursor(after or "", "batch") from None
     return JSONResponse(page([batch_object(r) for r in rows], more))
 
 

@@ -1,4 +1,4 @@
-"""What runs one request of a batch: the built-in offline `echo` model, or an upstream OpenAI-compatible server.
+"""What runs one request of a batch: the offline `echo` model (`echo.py`), or an upstream OpenAI-compatible server.
 
 An executor turns (endpoint, body) into an `Outcome`: an HTTP status and JSON body, or -- when no
 response could be had at all -- an error code and message. It never raises for a failed request:
@@ -8,11 +8,8 @@ every request of a batch ends as exactly one output or error line.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import random
-import struct
 import time
 from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
@@ -20,10 +17,9 @@ from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
 from batchctl.server.config import ServerConfig
+# The echo model lives in echo.py; its names are also importable from here (tests, older callers).
+from batchctl.server.echo import ECHO_MODEL, EchoExecutor, echo_should_fail, echo_vector  # noqa: F401
 from batchctl.server.store import new_id
-
-ECHO_MODEL = "echo"
-ECHO_DIMENSIONS = 16
 
 
 @dataclass
@@ -69,158 +65,6 @@ def make_executor(config: ServerConfig) -> Executor:
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-# -- echo --------------------------------------------------------------------------------------
-
-
-def echo_should_fail(custom_id: str, failure_rate: float) -> bool:
-    """Whether the echo model fails this request: deterministic, so tests can predict it."""
-    if failure_rate <= 0:
-        return False
-    bucket = int.from_bytes(hashlib.sha256(custom_id.encode()).digest()[:4], "big") % 1000
-    return bucket < failure_rate * 1000
-
-
-def estimate_tokens(text: str) -> int:
-    return max(1, (len(text) + 3) // 4)
-
-
-def _text_of(content: Any) -> str:
-    """The text of a message's content: a string, or the text parts of a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
-def echo_vector(text: str, dimensions: int) -> list[float]:
-    """A deterministic unit vector derived from a hash of `text`."""
-    raw = b""
-    counter = 0
-    while len(raw) < dimensions * 4:
-        raw += hashlib.sha256(f"{counter}:{text}".encode()).digest()
-        counter += 1
-    values = [(int.from_bytes(raw[i * 4 : i * 4 + 4], "big") / 0xFFFFFFFF) * 2 - 1 for i in range(dimensions)]
-    norm = sum(v * v for v in values) ** 0.5 or 1.0
-    return [round(v / norm, 6) for v in values]
-
-
-def echo_chat(body: dict[str, Any]) -> dict[str, Any]:
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    last = _text_of(users[-1].get("content")) if users else ""
-    content = f"echo: {last}"
-    finish = "stop"
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    if isinstance(limit, int) and limit > 0 and estimate_tokens(content) > limit:
-        content, finish = content[: limit * 4], "length"
-    prompt_tokens = sum(estimate_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
-    completion_tokens = estimate_tokens(content)
-    return {
-        "id": new_id("chatcmpl-"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model") or ECHO_MODEL,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-        "system_fingerprint": "fp_batchctl_echo",
-    }
-
-
-def echo_completion(body: dict[str, Any]) -> dict[str, Any]:
-    prompt = body.get("prompt")
-    prompts = prompt if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt) else [str(prompt or "")]
-    choices = [
-        {"index": i, "text": f"echo: {p}", "logprobs": None, "finish_reason": "stop"} for i, p in enumerate(prompts)
-    ]
-    prompt_tokens = sum(estimate_tokens(p) for p in prompts)
-    completion_tokens = sum(estimate_tokens(c["text"]) for c in choices)
-    return {
-        "id": new_id("cmpl-"),
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": body.get("model") or ECHO_MODEL,
-        "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def echo_embeddings(body: dict[str, Any]) -> dict[str, Any]:
-    raw = body.get("input")
-    inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
-    texts = [i if isinstance(i, str) else repr(i) for i in inputs]
-    dims = body.get("dimensions")
-    dims = dims if isinstance(dims, int) and 1 <= dims <= 4096 else ECHO_DIMENSIONS
-    as_base64 = body.get("encoding_format") == "base64"
-    data = []
-    for index, text in enumerate(texts):
-        vector = echo_vector(text, dims)
-        embedding: Any = (
-            base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
-        )
-        data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = sum(estimate_tokens(t) for t in texts)
-    return {
-        "object": "list",
-        "data": data,
-        "model": body.get("model") or ECHO_MODEL,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-ECHO_HANDLERS = {
-    "/v1/chat/completions": echo_chat,
-    "/v1/completions": echo_completion,
-    "/v1/embeddings": echo_embeddings,
-}
-
-
-class EchoExecutor:
-    """The offline model: answers every request from its own body, after `latency` seconds."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.config = config
-        self.concurrency = max(1, config.concurrency)
-
-    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
-        if self.config.latency > 0:
-            await asyncio.sleep(self.config.latency)
-        if echo_should_fail(custom_id, self.config.failure_rate):
-            return Outcome(
-                500,
-                error_body(
-                    f"Injected failure for custom_id {custom_id!r} (failure rate {self.config.failure_rate:g}).",
-                    "server_error",
-                    "injected_failure",
-                ),
-            )
-        handler = ECHO_HANDLERS.get(endpoint)
-        if handler is None:
-            return Outcome(404, error_body(f"The echo model does not serve {endpoint}.", "invalid_request_error"))
-        return Outcome(200, handler(body))
-
-    async def models(self) -> list[str]:
-        return [ECHO_MODEL]
-
-    async def aclose(self) -> None:
-        return None
 
 
 # -- upstream ----------------------------------------------------------------------------------

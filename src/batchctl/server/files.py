@@ -1,4 +1,9 @@
-"""The /v1/files routes of the local server: upload, list, retrieve, download and delete, in OpenAI's shapes."""
+"""The /v1/files routes of the local server: upload, list, retrieve, download and delete, in OpenAI's shapes.
+
+Files of every purpose OpenAI accepts for upload are stored; only `batch` files can start a batch.
+An upload's `expires_after[anchor]`/`expires_after[seconds]` form fields (as the SDKs send them) set
+its `expires_at`; a batch file without them expires after 30 days, like OpenAI's.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,21 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from batchctl.server.store import Store, new_id
-from batchctl.server.uploads import UploadError, receive_upload
-from batchctl.server.wire import OpenAIErrorResponse, found, int_param, page
+from batchctl.server.store import Store, UnknownCursor, new_id
+from batchctl.server.uploads import Upload, UploadError, receive_upload
+from batchctl.server.wire import (
+    OpenAIErrorResponse,
+    check_expires_after,
+    found,
+    int_param,
+    invalid_cursor,
+    page,
+    unknown_parameters,
+)
 
-FILE_PURPOSES = ("batch",)
+# What OpenAI's upload accepts (CreateFileRequest.purpose); batch output files are stored as `batch_output`.
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+FORM_FIELDS = ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]")
 
 
 def file_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -27,8 +42,33 @@ def file_object(row: dict[str, Any]) -> dict[str, Any]:
         "purpose": row["purpose"],
         "status": "processed",
         "status_details": None,
-        "expires_at": None,
+        "expires_at": row["expires_at"],
     }
+
+
+def check_upload_form(upload: Upload) -> tuple[str, int | None]:
+    """(purpose, expiry seconds or None) of an upload's form, or OpenAI's 400 for what is wrong with it."""
+    fields = upload.fields
+    unknown_parameters([*fields, *([upload.file_field] if upload.file_field else [])], FORM_FIELDS)
+    if upload.file_path is None:
+        raise OpenAIErrorResponse(
+            400, "Missing required parameter: 'file'.", code="missing_required_parameter", param="file"
+        )
+    purpose = fields.get("purpose")
+    if not purpose:
+        raise OpenAIErrorResponse(
+            400, "Missing required parameter: 'purpose'.", code="missing_required_parameter", param="purpose"
+        )
+    if purpose not in FILE_PURPOSES:
+        raise OpenAIErrorResponse(
+            400,
+            f"Invalid value for 'purpose': '{purpose}'. Supported values are:"
+            f" {', '.join(repr(p) for p in FILE_PURPOSES)}.",
+            code="invalid_value",
+            param="purpose",
+        )
+    expiry = {k[len("expires_after[") : -1]: v for k, v in fields.items() if k.startswith("expires_after[")}
+    return purpose, check_expires_after(expiry or None, "expires_after")
 
 
 async def create_file(request: Request) -> Response:
@@ -42,29 +82,16 @@ async def create_file(request: Request) -> Response:
     except UploadError as exc:
         raise OpenAIErrorResponse(exc.status, str(exc), code=exc.code, param=exc.param) from None
     try:
-        purpose = upload.fields.get("purpose")
-        if upload.file_path is None:
-            raise OpenAIErrorResponse(
-                400, "Missing required parameter: 'file'.", code="missing_required_parameter", param="file"
-            )
-        if not purpose:
-            raise OpenAIErrorResponse(
-                400, "Missing required parameter: 'purpose'.", code="missing_required_parameter", param="purpose"
-            )
-        if purpose not in FILE_PURPOSES:
-            raise OpenAIErrorResponse(
-                400,
-                f"Invalid value for 'purpose': '{purpose}'. The local server accepts only 'batch'.",
-                code="invalid_value",
-                param="purpose",
-            )
+        purpose, expires_after = check_upload_form(upload)
         path = store.files_dir / file_id
         os.replace(upload.file_path, path)
     except OpenAIErrorResponse:
         if upload.file_path is not None:
             upload.file_path.unlink(missing_ok=True)
         raise
-    row = store.add_file(file_id, path=path, filename=upload.filename or "upload.jsonl", purpose=purpose)
+    row = store.add_file(
+        file_id, path=path, filename=upload.filename or "upload.jsonl", purpose=purpose, expires_after=expires_after
+    )
     return JSONResponse(file_object(row))
 
 
@@ -74,9 +101,13 @@ async def list_files(request: Request) -> Response:
     if order not in ("asc", "desc"):
         raise OpenAIErrorResponse(400, f"Invalid 'order': '{order}'. Use 'asc' or 'desc'.", param="order")
     limit = int_param(q.get("limit"), "limit", default=10_000, low=1, high=10_000)
-    rows, more = request.app.state.store.list_files(
-        purpose=q.get("purpose") or None, limit=limit, after=q.get("after") or None, ascending=order == "asc"
-    )
+    after = q.get("after") or None
+    try:
+        rows, more = request.app.state.store.list_files(
+            purpose=q.get("purpose") or None, limit=limit, after=after, ascending=order == "asc"
+        )
+    except UnknownCursor:
+        raise invalid_cursor(after or "", "file") from None
     return JSONResponse(page([file_object(r) for r in rows], more))
 
 

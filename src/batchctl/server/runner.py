@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -138,6 +139,9 @@ class BatchRunner:
 
         batch_id = batch["id"]
         file = self.store.get_file(batch["input_file_id"])
+        spec = get_provider("local")
+        if batch["endpoint"] not in spec.endpoints:  # accepted on create because an upstream serves it
+            spec = dataclasses.replace(spec, endpoints=(*spec.endpoints, batch["endpoint"]))
         problems: list[dict[str, Any]] = []
         report = None
         if file is None:
@@ -148,7 +152,7 @@ class BatchRunner:
         else:
             try:
                 report = await asyncio.to_thread(
-                    validate_file, file["path"], spec=get_provider("local"), endpoint=batch["endpoint"]
+                    validate_file, file["path"], spec=spec, endpoint=batch["endpoint"]
                 )
             except (OSError, BatchctlError) as exc:
                 problems.append({"code": "invalid_input_file", "message": f"Cannot read the input file: {exc}",

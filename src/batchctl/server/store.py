@@ -10,68 +10,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    id         TEXT UNIQUE NOT NULL,
-    bytes      INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    filename   TEXT NOT NULL,
-    purpose    TEXT NOT NULL,
-    path       TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS batches (
-    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
-    id                TEXT UNIQUE NOT NULL,
-    endpoint          TEXT NOT NULL,
-    model             TEXT,
-    input_file_id     TEXT NOT NULL,
-    completion_window TEXT NOT NULL,
-    window_seconds    REAL NOT NULL,
-    created_ts        REAL NOT NULL,
-    status            TEXT NOT NULL,
-    errors            TEXT,
-    output_file_id    TEXT,
-    error_file_id     TEXT,
-    created_at        INTEGER NOT NULL,
-    in_progress_at    INTEGER,
-    expires_at        INTEGER,
-    finalizing_at     INTEGER,
-    completed_at      INTEGER,
-    failed_at         INTEGER,
-    expired_at        INTEGER,
-    cancelling_at     INTEGER,
-    cancelled_at      INTEGER,
-    total             INTEGER NOT NULL DEFAULT 0,
-    completed         INTEGER NOT NULL DEFAULT 0,
-    failed            INTEGER NOT NULL DEFAULT 0,
-    input_tokens      INTEGER NOT NULL DEFAULT 0,
-    output_tokens     INTEGER NOT NULL DEFAULT 0,
-    metadata          TEXT
-);
-CREATE TABLE IF NOT EXISTS results (
-    batch_id  TEXT NOT NULL,
-    line_no   INTEGER NOT NULL,
-    custom_id TEXT NOT NULL,
-    ok        INTEGER NOT NULL,
-    result    TEXT NOT NULL,
-    PRIMARY KEY (batch_id, line_no)
-);
--- Requests sent to an upstream whose result is not recorded yet: left over after a crash, they are
--- the only requests a restart sends again (docs/reliability.md).
-CREATE TABLE IF NOT EXISTS inflight (
-    batch_id  TEXT NOT NULL,
-    line_no   INTEGER NOT NULL,
-    started   REAL NOT NULL,
-    PRIMARY KEY (batch_id, line_no)
-);
-"""
+from batchctl.server.schema import connect, create_schema
+
+# OpenAI's default for files uploaded with purpose=batch; other files keep until deleted.
+BATCH_FILE_TTL = 30 * 86400
+# Token details summed from the results when a batch ends (chat completions' names, then the Responses API's).
+_DETAIL_SUMS = {
+    "cached_tokens": ("prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens"),
+    "reasoning_tokens": ("completion_tokens_details.reasoning_tokens", "output_tokens_details.reasoning_tokens"),
+}
+
 # The batch metadata key counting requests an upstream may have received twice (sent again after a crash).
 POSSIBLY_DUPLICATED = "batchctl_possibly_duplicated"
 
@@ -92,6 +45,10 @@ TIMESTAMP_FIELDS = (
 )
 
 
+class UnknownCursor(LookupError):
+    """A list's `after` names no object this server has (or had)."""
+
+
 def new_id(prefix: str, nbytes: int = 12) -> str:
     return prefix + secrets.token_hex(nbytes)
 
@@ -109,15 +66,15 @@ class ResultRow:
 class Store:
     """SQLite-backed state under `data_dir` (`server.db`, `files/`)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.data_dir = Path(data_dir)
+        self.clock = clock  # files' created_at and expiry; injectable so tests expire files without waiting
         self.files_dir = self.data_dir / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db_path = self.data_dir / "server.db"
         self._private_files()
         self.db = connect(self.db_path)
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        create_schema(self.db)
 
     def _private_files(self) -> None:
         """Owner-only state, and no leftovers of a server killed mid-upload or mid-write.
@@ -139,30 +96,72 @@ class Store:
 
     # -- files ---------------------------------------------------------------------------------
 
-    def add_file(self, file_id: str, *, path: Path, filename: str, purpose: str) -> dict[str, Any]:
+    def add_file(
+        self, file_id: str, *, path: Path, filename: str, purpose: str, expires_after: int | None = None
+    ) -> dict[str, Any]:
+        """Record an uploaded file; it expires `expires_after` seconds from now (batch files: 30 days by default)."""
         size = path.stat().st_size
+        now = int(self.clock())
+        if expires_after is None and purpose == "batch":
+            expires_after = BATCH_FILE_TTL
+        expires_at = now + expires_after if expires_after is not None else None
         with self.db:
             self.db.execute(
-                "INSERT INTO files (id, bytes, created_at, filename, purpose, path) VALUES (?,?,?,?,?,?)",
-                (file_id, size, int(time.time()), filename, purpose, str(path)),
+                "INSERT INTO files (id, bytes, created_at, filename, purpose, path, expires_at) VALUES (?,?,?,?,?,?,?)",
+                (file_id, size, now, filename, purpose, str(path), expires_at),
             )
         return self.get_file(file_id)  # type: ignore[return-value]
 
     def get_file(self, file_id: str) -> dict[str, Any] | None:
+        """The file's row; None when there is none, or it has expired (it is deleted then)."""
         row = self.db.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] <= self.clock() and self.delete_expired_files(file_id):
+            return None
+        return dict(row)
+
+    def delete_expired_files(self, file_id: str | None = None) -> int:
+        """Delete every file (or just `file_id`) past its `expires_at`, row and content; returns how many.
+
+        The input file of a batch still running is kept until the batch ends: a restart resumes the
+        batch from it.
+        """
+        marks = ",".join("?" * len(ACTIVE_STATUSES))
+        sql = (
+            "SELECT id FROM files WHERE expires_at <= ? AND id NOT IN"
+            f" (SELECT input_file_id FROM batches WHERE status IN ({marks}))"
+        )
+        args: tuple[Any, ...] = (int(self.clock()), *ACTIVE_STATUSES)
+        if file_id is not None:
+            sql, args = sql + " AND id = ?", (*args, file_id)
+        rows = self.db.execute(sql, args).fetchall()
+        for row in rows:
+            self.delete_file(row["id"])
+        return len(rows)
+
+    def _cursor_seq(self, table: str, object_id: str) -> int:
+        """The list position of `object_id` (also of a deleted file); UnknownCursor if it never existed."""
+        row = self.db.execute(f"SELECT seq FROM {table} WHERE id = ?", (object_id,)).fetchone()
+        if row is None and table == "files":
+            row = self.db.execute("SELECT seq FROM file_tombstones WHERE id = ?", (object_id,)).fetchone()
+        if row is None:
+            raise UnknownCursor(object_id)
+        return row["seq"]
 
     def list_files(
         self, *, purpose: str | None, limit: int, after: str | None, ascending: bool
     ) -> tuple[list[dict[str, Any]], bool]:
-        """One page of files and whether more follow."""
-        where, args = [], []
+        """One page of files and whether more follow (expired files are deleted first)."""
+        self.delete_expired_files()
+        where: list[str] = []
+        args: list[Any] = []
         if purpose:
             where.append("purpose = ?")
             args.append(purpose)
         if after:
-            where.append(f"seq {'>' if ascending else '<'} (SELECT seq FROM files WHERE id = ?)")
-            args.append(after)
+            where.append(f"seq {'>' if ascending else '<'} ?")
+            args.append(self._cursor_seq("files", after))
         sql = "SELECT * FROM files"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -171,11 +170,12 @@ class Store:
         return [dict(r) for r in rows[:limit]], len(rows) > limit
 
     def delete_file(self, file_id: str) -> bool:
-        row = self.get_file(file_id)
+        row = self.db.execute("SELECT seq, path FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             return False
         with self.db:
             self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            self.db.execute("INSERT OR IGNORE INTO file_tombstones (id, seq) VALUES (?, ?)", (file_id, row["seq"]))
         Path(row["path"]).unlink(missing_ok=True)
         return True
 
@@ -189,13 +189,15 @@ class Store:
         completion_window: str,
         window_seconds: float,
         metadata: dict[str, str] | None,
+        output_expires_seconds: int | None = None,
     ) -> dict[str, Any]:
         batch_id = new_id("batch_")
         now = time.time()
         with self.db:
             self.db.execute(
                 "INSERT INTO batches (id, endpoint, input_file_id, completion_window, window_seconds,"
-                " created_ts, status, created_at, expires_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " created_ts, status, created_at, expires_at, metadata, output_expires_seconds)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     batch_id,
                     endpoint,
@@ -207,6 +209,7 @@ class Store:
                     int(now),
                     int(now + window_seconds),
                     json.dumps(metadata) if metadata is not None else None,
+                    output_expires_seconds,
                 ),
             )
         return self.get_batch(batch_id)  # type: ignore[return-value]
@@ -216,12 +219,11 @@ class Store:
         return dict(row) if row else None
 
     def list_batches(self, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], bool]:
-        """Newest first; `after` is the id of the last batch of the previous page."""
+        """Newest first; `after` is the id of the last batch of the previous page (UnknownCursor if none)."""
         if after:
             rows = self.db.execute(
-                "SELECT * FROM batches WHERE seq < (SELECT seq FROM batches WHERE id = ?)"
-                " ORDER BY seq DESC LIMIT ?",
-                (after, limit + 1),
+                "SELECT * FROM batches WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                (self._cursor_seq("batches", after), limit + 1),
             ).fetchall()
         else:
             rows = self.db.execute("SELECT * FROM batches ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
@@ -262,8 +264,15 @@ class Store:
             return self.db.execute(sql, args).rowcount == 1
 
     def finish_batch(self, batch_id: str, status: str, files: dict[str, Path | None]) -> None:
-        """Register the result files and move the batch to its final status, in one transaction."""
+        """Register the result files and move the batch to its final status, in one transaction.
+
+        The result files expire as the batch's `output_expires_after` asked (never, without one); the
+        usage details that only the results carry (cached and reasoning tokens) are summed here.
+        """
         now = int(time.time())
+        created = int(self.clock())
+        ttl = self.db.execute("SELECT output_expires_seconds FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        expires_at = created + ttl[0] if ttl is not None and ttl[0] is not None else None
         ids: dict[str, str | None] = {}
         with self.db:
             for kind, path in files.items():
@@ -272,13 +281,24 @@ class Store:
                     continue
                 ids[kind] = path.name
                 self.db.execute(
-                    "INSERT OR IGNORE INTO files (id, bytes, created_at, filename, purpose, path) VALUES (?,?,?,?,?,?)",
-                    (path.name, path.stat().st_size, now, f"{batch_id}_{kind}.jsonl", "batch_output", str(path)),
-                )
+                    "INSERT OR IGNORE INTO files (id, bytes, created_at, filename, purpose, path, expires_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (path.name, path.stat().st_size, created, f"{batch_id}_{kind}.jsonl", "batch_output", str(path),
+                     expires_at),
+                )  # fmt: skip
+            self._sum_usage_details(batch_id)
             self.db.execute(
                 f"UPDATE batches SET status = ?, {status}_at = ?, output_file_id = ?, error_file_id = ? WHERE id = ?",
                 (status, now, ids.get("output"), ids.get("error"), batch_id),
             )
+
+    def _sum_usage_details(self, batch_id: str) -> None:
+        sums = []
+        for column, paths in _DETAIL_SUMS.items():
+            picks = ", ".join(f"json_extract(result, '$.response.body.usage.{p}')" for p in paths)
+            sums.append(f"{column} = (SELECT COALESCE(SUM(COALESCE({picks}, 0)), 0) FROM results"
+                        " WHERE batch_id = :id AND ok = 1)")  # fmt: skip
+        self.db.execute(f"UPDATE batches SET {', '.join(sums)} WHERE id = :id", {"id": batch_id})
 
     # -- results -------------------------------------------------------------------------------
 
@@ -340,16 +360,6 @@ class Store:
                 self.db.execute("UPDATE batches SET metadata = ? WHERE id = ?", (json.dumps(metadata), batch_id))
                 self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
         return count
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash may lose the last commits.
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
-    return db
 
 
 def iter_results(db_path: Path, batch_id: str, *, ok: bool) -> Iterator[str]:

@@ -71,6 +71,7 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
     file_path: Path | None = None  # the received file part, in `dest_dir` (the caller renames it)
     filename: str | None = None
+    file_field: str | None = None  # the form name of that part ("file" from every client that works)
 
 
 async def receive_upload(
@@ -138,6 +139,7 @@ async def receive_upload(
             state["out"] = None
             upload.file_path = tmp_path
             upload.filename = state["filename"]
+            upload.file_field = state["name"]
         else:
             upload.fields[state["name"]] = state["buf"].decode("utf-8", "replace")
 

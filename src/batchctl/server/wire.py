@@ -1,10 +1,22 @@
-"""What every route of the local server shares: its error answer in OpenAI's shape, list pages and query parameters."""
+"""What every route of the local server shares: its error answer in OpenAI's shape, list pages and query parameters.
+
+An error that asking again cannot change (a 4xx other than 408 and 429) carries `x-should-retry: false`,
+the header both official SDKs honour: a 409 for cancelling a finished batch fails at once instead of
+after the SDK's retries.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+# Answers a retry may change: the SDKs' own retry rules apply to these (and to every 5xx).
+RETRYABLE_STATUSES = (408, 429)
+# OpenAI's limits of an `expires_after` (file upload) and `output_expires_after` (batch create).
+EXPIRES_MIN_SECONDS = 3600
+EXPIRES_MAX_SECONDS = 30 * 86400
 
 
 class OpenAIErrorResponse(Exception):
@@ -28,7 +40,67 @@ class OpenAIErrorResponse(Exception):
 
     def response(self) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status)
+        final = 400 <= self.status < 500 and self.status not in RETRYABLE_STATUSES
+        return JSONResponse(body, status_code=self.status, headers={"x-should-retry": "false"} if final else None)
+
+
+def unknown_parameters(given: Any, known: tuple[str, ...]) -> None:
+    """OpenAI's 400 for the first argument of a create body that the endpoint does not know."""
+    for name in given:
+        if name not in known:
+            raise OpenAIErrorResponse(
+                400, f"Unrecognized request argument supplied: {name}", code="unknown_parameter", param=name
+            )
+
+
+def check_expires_after(value: Any, param: str) -> int | None:
+    """The seconds of an `expires_after`-style object ({"anchor": "created_at", "seconds": N}), checked as
+    OpenAI checks them; None when absent. Form fields arrive as strings, so "3600" counts as a number."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise OpenAIErrorResponse(
+            400, f"Invalid type for '{param}': expected an object with 'anchor' and 'seconds'.",
+            code="invalid_type", param=param,
+        )  # fmt: skip
+    unknown_parameters({f"{param}.{k}": v for k, v in value.items()}, (f"{param}.anchor", f"{param}.seconds"))
+    for name in ("anchor", "seconds"):
+        if value.get(name) is None:
+            raise OpenAIErrorResponse(
+                400, f"Missing required parameter: '{param}.{name}'.", code="missing_required_parameter",
+                param=f"{param}.{name}",
+            )  # fmt: skip
+    if value["anchor"] != "created_at":
+        raise OpenAIErrorResponse(
+            400, f"Invalid value for '{param}.anchor': '{value['anchor']}'. Supported values are: 'created_at'.",
+            code="invalid_value", param=f"{param}.anchor",
+        )  # fmt: skip
+    seconds = value["seconds"]
+    if isinstance(seconds, str) and seconds.strip().isdigit():
+        seconds = int(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise OpenAIErrorResponse(
+            400, f"Invalid type for '{param}.seconds': expected an integer, got {json.dumps(seconds)}.",
+            code="invalid_type", param=f"{param}.seconds",
+        )  # fmt: skip
+    if not EXPIRES_MIN_SECONDS <= seconds <= EXPIRES_MAX_SECONDS:
+        raise OpenAIErrorResponse(
+            400,
+            f"Invalid '{param}.seconds': {seconds}. Expected a value between {EXPIRES_MIN_SECONDS} (1 hour) and"
+            f" {EXPIRES_MAX_SECONDS} (30 days).",
+            code="invalid_value", param=f"{param}.seconds",
+        )  # fmt: skip
+    return seconds
+
+
+def invalid_cursor(after: str, kind: str) -> OpenAIErrorResponse:
+    """The answer to a list's `after` that names no object (docs/serve-wire.md says why not an empty page)."""
+    return OpenAIErrorResponse(
+        400,
+        f"Invalid 'after': no {kind} with id '{after}' exists, so there is no page after it. Start the list again"
+        " without 'after'.",
+        code="invalid_cursor", param="after",
+    )  # fmt: skip
 
 
 def not_found(kind: str, object_id: str, param: str) -> OpenAIErrorResponse:
