@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
+from batchctl.api.retry import RETRYABLE_STATUSES, parse_retry_after, retry_delay
+from batchctl.masking import _bearer_token
 from batchctl.server.config import ServerConfig
+from batchctl.server.limits import RateLimiter, UpstreamLimits  # RateLimiter: re-exported for older imports
 from batchctl.server.store import new_id
 
 ECHO_MODEL = "echo"
@@ -225,35 +227,8 @@ class EchoExecutor:
 
 # -- upstream ----------------------------------------------------------------------------------
 
-class RateLimiter:
-    """Spaces request starts so that at most `rpm` begin in any minute (evenly, no bursts)."""
-
-    def __init__(
-        self,
-        rpm: int | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.interval = 60.0 / rpm if rpm else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-        self._clock = clock  # injectable: tests check the spacing without waiting for it
-        self._sleep = sleep
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            await self._sleep(start - now)
-
-
 class UpstreamExecutor:
-    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm cap and retries.
+    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm/tpm caps and retries.
 
     Requests whose model is `echo` are still answered by the built-in echo model, so `/v1/models`
     can list it beside the upstream's models.
@@ -270,12 +245,16 @@ class UpstreamExecutor:
         self.concurrency = max(1, config.concurrency)
         self.remote = True  # requests cost something elsewhere: the runner records each one's start
         self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
-        self.headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
+        # `--upstream-channel N` pins a New-API channel: the key goes out as `Bearer KEY-N` on every call.
+        token = _bearer_token(config.upstream_key, config.upstream_channel)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.echo = EchoExecutor(config)
         self._session: Any = None  # made on first use, inside the running event loop
-        # Shared by every batch: the upstream sees at most `concurrency` requests at once in total.
+        # Shared by every batch: the upstream sees at most `concurrency` requests at once in total,
+        # and --rpm, --tpm and its Retry-After pauses hold for all of them together.
         self.slots = asyncio.Semaphore(self.concurrency)
-        self.limiter = RateLimiter(config.rpm)
+        self.limits = UpstreamLimits(config.rpm, config.tpm)
+        self._sleep = asyncio.sleep  # the backoff between retries; injectable
 
     def session(self) -> Any:
         import aiohttp
@@ -305,7 +284,8 @@ class UpstreamExecutor:
             attempt += 1
             headers = None
             async with self.slots:
-                await self.limiter.wait()
+                if self.limits.active:
+                    await self.limits.wait(body)
                 try:
                     async with session.post(url, json=body) as response:
                         raw = await response.read()
@@ -320,8 +300,12 @@ class UpstreamExecutor:
                     failure, headers = outcome, response.headers
             if attempt > self.config.max_retries:
                 return failure
-            # The same backoff and Retry-After rules as the client (batchctl.api.retry), retries counted from 0.
-            await asyncio.sleep(retry_delay(attempt - 1, headers, random=random.random))
+            asked = upstream_retry_after(headers)
+            if asked is not None:
+                self.limits.pause(asked)  # every worker waits it out, and this request goes first after it
+            else:
+                # The client's backoff (batchctl.api.retry), retries counted from 0.
+                await self._sleep(retry_delay(attempt - 1, None, random=random.random))
 
     @staticmethod
     def _outcome(status: int, headers: Any, raw: bytes, reason: str | None) -> Outcome:
@@ -351,6 +335,23 @@ class UpstreamExecutor:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+MAX_UPSTREAM_RETRY_AFTER = 3600.0  # a batch can wait longer than an interactive client (60 s) would
+
+
+def upstream_retry_after(headers: Any, *, now: Callable[[], float] = time.time) -> float | None:
+    """The pause an upstream asked for with `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
+
+    None when it asked for none (or nonsense): then the usual backoff applies. Up to an hour is honoured,
+    not the client's 60 s: a batch has time, and an upstream that says when to come back knows best.
+    """
+    if headers is None:
+        return None
+    asked = parse_retry_after(headers, now=now)
+    if asked is None or asked != asked:  # NaN
+        return None
+    return min(max(asked, 0.0), MAX_UPSTREAM_RETRY_AFTER)
 
 
 def _dumps(value: Any) -> str:
