@@ -15,6 +15,7 @@ from typing import Any
 from batchctl.config import LOCAL_HOST, LOCAL_PORT
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_MAX_FILE_MB = 200.0  # OpenAI's limit for a batch input file
 DEFAULT_MAX_LINE_MB = 6.0  # a request line; far above any chat request, small enough to hold in memory
 FAULTS_ENV = "BATCHCTL_SERVE_FAULTS"
@@ -54,6 +55,9 @@ class ServerConfig:
     tpm: int | None = _option(None, "cap on upstream tokens per minute, estimated from each request")
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
     log_level: str = _option("warning", "uvicorn's log level (default warning)", choices=LOG_LEVELS)
+    loop: str = _option(
+        "auto", "event loop: auto (uvloop when installed), asyncio or uvloop (pip install uvloop)", choices=LOOPS
+    )
     max_file_mb: float = _option(
         DEFAULT_MAX_FILE_MB, f"largest upload in MB, answered 413 above (default {DEFAULT_MAX_FILE_MB:g}, OpenAI's)"
     )
