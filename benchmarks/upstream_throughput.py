@@ -146,10 +146,24 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc); 0 where /proc is not there.
+
+    CPU per request is the figure to trust on a loaded machine: wall time there includes the time the
+    process waited for a core."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def through_server(
     stub_url: str, n: int, concurrency: int, workdir: Path, extra: list[str] = []
-) -> tuple[float, dict, float]:
-    """Requests per second of one N-request batch through `batchctl.server --upstream`, the batch, peak RSS (MB)."""
+) -> tuple[float, dict, float, float]:
+    """Requests per second of one N-request batch through `batchctl.server --upstream`, the batch, peak RSS (MB),
+    and the server's CPU microseconds a request."""
     import httpx
 
     port = free_port()
@@ -169,7 +183,7 @@ def through_server(
         with httpx.Client(base_url=base, timeout=60) as http:
             with open(path, "rb") as f:
                 file_id = http.post("/files", files={"file": ("input.jsonl", f)}, data={"purpose": "batch"}).json()["id"]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds(proc.pid)
             batch = http.post(
                 "/batches",
                 json={"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
@@ -177,7 +191,7 @@ def through_server(
             while batch["status"] not in ("completed", "failed", "expired", "cancelled"):
                 time.sleep(0.05)
                 batch = http.get(f"/batches/{batch['id']}").json()
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, cpu_seconds(proc.pid) - cpu
             ids = set()
             if batch.get("output_file_id"):  # zero lost: every custom_id once in the output file
                 with http.stream("GET", f"/files/{batch['output_file_id']}/content") as content:
@@ -185,7 +199,7 @@ def through_server(
         rss = peak_rss_mb(proc.pid)
         if batch["status"] != "completed" or batch["request_counts"]["completed"] != n or len(ids) != n:
             raise RuntimeError(f"batch did not complete cleanly (requests lost or failed): {batch}")
-        return n / elapsed, batch, rss
+        return n / elapsed, batch, rss, cpu / n * 1e6
     finally:
         proc.terminate()
         proc.wait(10)
@@ -219,17 +233,21 @@ def main() -> None:
         n = args.requests
         runs = f", median of {args.repeat}" if args.repeat > 1 else ""
         print(f"{n:,} chat requests per run, stub upstream at {stub_url}{runs}; server args: {args.server_args or '-'}")
-        print(f"{'conc':>5} {'aiohttp loop':>13} {'httpx loop':>11} {'ours':>9} {'/aiohttp':>9} {'/httpx':>7} {'server RSS':>11}")
+        print(f"{'conc':>5} {'aiohttp loop':>13} {'httpx loop':>11} {'ours':>9} {'/aiohttp':>9} {'/httpx':>7}"
+              f" {'server RSS':>11} {'CPU us/req aiohttp, ours (ratio)':>33}")
         best_lower = 0.0
         for c in args.concurrency:
-            anchors, httpxs, ours, rsss = [], [], [], []
+            anchors, httpxs, ours, rsss, cpus = [], [], [], [], {"aiohttp": [], "ours": []}
             for _ in range(args.repeat):  # alternate, so drifting machine load hits all alike
+                used = time.process_time()
                 anchors.append(asyncio.run(aiohttp_loop(url, n, c)))
+                cpus["aiohttp"].append((time.process_time() - used) / n * 1e6)
                 if c in HTTPX_AT and not args.no_httpx:
                     httpxs.append(asyncio.run(httpx_loop(url, n, c)))
                 with tempfile.TemporaryDirectory() as tmp:
-                    rate, _batch, rss = through_server(stub_url, n, c, Path(tmp), args.server_args.split())
+                    rate, _batch, rss, cpu = through_server(stub_url, n, c, Path(tmp), args.server_args.split())
                 ours.append(rate)
+                cpus["ours"].append(cpu)
                 rsss.append(rss)
             anchor, served = statistics.median(anchors), statistics.median(ours)
             ratio = served / anchor
@@ -244,9 +262,11 @@ def main() -> None:
             if best_lower and served < FALL_TOLERANCE * best_lower:
                 misses.append(f"ours falls to {served:,.0f}/s at concurrency {c} from {best_lower:,.0f}/s")
             best_lower = max(best_lower, served)
+            anchor_cpu, our_cpu = statistics.median(cpus["aiohttp"]), statistics.median(cpus["ours"])
             print(f"{c:>5} {anchor:11,.0f}/s {bare:>11} {served:7,.0f}/s {ratio:9.2f} {vs_httpx:>7}"
-                  f" {statistics.median(rsss):8.0f} MB")  # fmt: skip
-        print(f"(ours: one batch timed from create to completed, zero lost; target >= {args.target:.2f} of each anchor)")
+                  f" {statistics.median(rsss):8.0f} MB {anchor_cpu:16.0f}, {our_cpu:4.0f} ({anchor_cpu / our_cpu:.2f})")
+        print(f"(ours: one batch timed from create to completed, zero lost; target >= {args.target:.2f} of each anchor;"
+              f" CPU a request is the figure to trust on a loaded machine: load average {os.getloadavg()[0]:.1f})")
     finally:
         stub.terminate()
         stub.wait(10)

@@ -69,7 +69,10 @@ def make_executor(config: ServerConfig) -> Executor:
     """The upstream executor when the config names one, else the built-in echo model."""
     if config.upstream:
         return UpstreamExecutor(config)
-    return EchoExecutor(config)
+    echo = EchoExecutor(config)
+    # Answers without awaiting anything: the runner gives it one worker and time slices (runner.py).
+    echo.instant = config.latency <= 0  # type: ignore[attr-defined]
+    return echo
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:

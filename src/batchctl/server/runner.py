@@ -42,8 +42,11 @@ from batchctl.server.store import (
 
 log = logging.getLogger("batchctl.server")
 
-FLUSH_ROWS = 64  # commit results in groups of at most this many rows ...
+FLUSH_ROWS = 128  # commit results in groups of at most this many rows ...
 FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
+# An executor that answers without waiting (the echo model without --latency) runs in one worker that
+# hands the event loop back at least this often: the API answers in a few ms while a batch runs.
+SLICE_SECONDS = 0.001
 
 EXPIRED_ERROR = {
     "code": "batch_expired",
@@ -202,7 +205,7 @@ class BatchRunner:
             )  # fmt: skip
         committer = GroupCommitter(self.store, batch_id)
         pending: list[ResultRow] = []
-        last_flush = time.monotonic()
+        last_flush = slice_start = time.monotonic()
 
         def flush() -> None:
             nonlocal last_flush
@@ -227,6 +230,7 @@ class BatchRunner:
                     await committer.drain()  # this worker's last result, committed before it ends
 
         async def requests() -> None:
+            nonlocal slice_start
             for line_no, request in lines:
                 if stopping():
                     return
@@ -245,9 +249,13 @@ class BatchRunner:
                     committer.finish(row)  # committed with its mark cleared, at the latest with our next start
                     continue
                 pending.append(row)
-                if len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                now = time.monotonic()
+                flushed = len(pending) >= FLUSH_ROWS or now - last_flush >= FLUSH_SECONDS
+                if flushed:
                     flush()
+                if flushed or now - slice_start >= SLICE_SECONDS:  # a commit is a slice of its own
                     await asyncio.sleep(0)  # an instant executor (echo, no latency) must not starve the API
+                    slice_start = time.monotonic()
 
         async def ticker() -> None:
             # Commits stragglers while requests are slow, and notices the deadline while idle.
@@ -260,7 +268,9 @@ class BatchRunner:
                 if stopping():
                     return
 
-        workers = asyncio.gather(*(worker() for _ in range(self.executor.concurrency)))
+        # More workers only help an executor that waits; an instant one would take a slice each per loop turn.
+        count = 1 if getattr(self.executor, "instant", False) else self.executor.concurrency
+        workers = asyncio.gather(*(worker() for _ in range(count)))
         tick = asyncio.create_task(ticker())
         try:
             await asyncio.wait({workers, tick}, return_when=asyncio.FIRST_COMPLETED)

@@ -67,6 +67,12 @@ TpmOpt = Annotated[
     int | None,
     typer.Option("--tpm", min=1, help="Cap on upstream tokens per minute (estimated: the request's text / 4 + its max_tokens)."),
 ]
+MaxRetriesOpt = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Retries of an upstream 429/5xx or connection failure per request.")
+]
+UpstreamTimeoutOpt = Annotated[
+    float, typer.Option("--upstream-timeout", min=0.1, help="Seconds to wait for one upstream answer.")
+]
 MaxFileOpt = Annotated[
     float, typer.Option("--max-file-mb", min=0.001, help="Largest upload in MB; larger ones are answered 413.")
 ]
@@ -98,6 +104,8 @@ def serve(
     concurrency: ConcurrencyOpt = 8,
     rpm: RpmOpt = None,
     tpm: TpmOpt = None,
+    max_retries: MaxRetriesOpt = 4,
+    upstream_timeout: UpstreamTimeoutOpt = 600.0,
     max_file_mb: MaxFileOpt = DEFAULT_MAX_FILE_MB,
     max_line_mb: MaxLineOpt = DEFAULT_MAX_LINE_MB,
     allow_no_auth: AllowNoAuthOpt = False,
@@ -130,7 +138,8 @@ def serve(
     config = ServerConfig(
         host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
         failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, upstream_channel=upstream_channel,
-        concurrency=concurrency, rpm=rpm, tpm=tpm, max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
+        concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=upstream_timeout,
+        max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
     )  # fmt: skip
 
     if status:
