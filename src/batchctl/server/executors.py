@@ -256,6 +256,7 @@ class UpstreamExecutor:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.echo = EchoExecutor(config)
         self._session: Any = None  # made on first use, inside the running event loop
+        self._urls: dict[str, Any] = {}
         # Shared by every batch: the upstream sees at most `concurrency` requests at once in total,
         # and --rpm, --tpm and its Retry-After pauses hold for all of them together.
         self.slots = asyncio.Semaphore(self.concurrency)
@@ -283,7 +284,11 @@ class UpstreamExecutor:
 
         if body.get("model") == ECHO_MODEL:
             return await self.echo.execute(endpoint, body, custom_id)
-        url = self.url_for(endpoint)
+        url = self._urls.get(endpoint)
+        if url is None:
+            from yarl import URL  # aiohttp's URL type: parsed once per endpoint, not on every request
+
+            url = self._urls[endpoint] = URL(self.url_for(endpoint))
         session = self.session()
         data = fastjson.dumps_bytes(body)  # once, for every attempt
         attempt = 0
