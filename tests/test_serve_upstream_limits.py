@@ -156,8 +156,9 @@ def test_429_with_an_http_date_pauses_the_executor_then_retries_with_the_channel
         (["--upstream", "http://127.0.0.1:9/v1", "--upstream-key", "k", "--upstream-channel", "two"], "digits"),
     ],
 )
-def test_bad_channel_options_are_one_error_line(args, message, monkeypatch):
+@pytest.mark.parametrize("background", [[], ["--background"]])
+def test_bad_channel_options_are_one_error_line(args, message, background, monkeypatch):
     monkeypatch.delenv("BATCHCTL_UPSTREAM_KEY", raising=False)
-    result = CliRunner().invoke(app, ["serve", *args])
+    result = CliRunner().invoke(app, ["serve", *args, *background])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and message in result.stderr and "Traceback" not in result.output

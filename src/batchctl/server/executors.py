@@ -314,7 +314,7 @@ class UpstreamExecutor:
                 return failure
             asked = upstream_retry_after(headers)
             if asked is not None:
-                self.limits.pause(asked)  # every worker waits it out, and this request goes first after it
+                self.limits.pause(asked)  # every worker waits it out, this request included (in limits.wait)
             else:
                 # The client's backoff (batchctl.api.retry), retries counted from 0.
                 await self._sleep(retry_delay(attempt - 1, None, random=random.random))

@@ -165,6 +165,10 @@ def serve(
             out.info("No background batch server was running.")
         return
 
+    problem = config.problem()
+    if problem:
+        raise BatchctlError(problem, exit_code=2)
+
     if background:
         from batchctl.server.autostart import ensure_local_server, is_healthy
 
@@ -178,9 +182,6 @@ def serve(
 
     from batchctl.server import run
 
-    problem = config.problem()
-    if problem:
-        raise BatchctlError(problem, exit_code=2)
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
     if state.debug:
