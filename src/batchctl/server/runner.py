@@ -42,11 +42,11 @@ from batchctl.server.store import (
 
 log = logging.getLogger("batchctl.server")
 
-FLUSH_ROWS = 128  # commit results in groups of at most this many rows ...
+FLUSH_ROWS = 64  # commit results in groups of at most this many rows ...
 FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
 # An executor that answers without waiting (the echo model without --latency) runs in one worker that
 # hands the event loop back at least this often: the API answers in a few ms while a batch runs.
-SLICE_SECONDS = 0.001
+SLICE_SECONDS = 0.0005
 
 EXPIRED_ERROR = {
     "code": "batch_expired",
