@@ -23,4 +23,7 @@ def run(config: ServerConfig) -> None:
 
     app = wrap(create_app(config), config.faults)  # fault rules (tests, demos) sit outside everything
     access_log = config.log_level in ("debug", "info")
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=access_log)
+    # loop="auto": uvloop when it is installed (the `fast` extra; docs/performance.md has the figure).
+    uvicorn.run(
+        app, host=config.host, port=config.port, log_level=config.log_level, access_log=access_log, loop=config.loop
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from batchctl.config import LOCAL_HOST, LOCAL_PORT
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_MAX_FILE_MB = 200.0  # OpenAI's limit for a batch input file
 DEFAULT_MAX_LINE_MB = 6.0  # a request line; far above any chat request, small enough to hold in memory
 FAULTS_ENV = "BATCHCTL_SERVE_FAULTS"
@@ -45,11 +46,18 @@ class ServerConfig:
     upstream_key: str | None = _option(
         None, "key for --upstream (env BATCHCTL_UPSTREAM_KEY)", env="BATCHCTL_UPSTREAM_KEY"
     )
+    upstream_channel: str | None = _option(
+        None, "pin a New-API channel: the upstream key is sent as KEY-CHANNEL (the sk-KEY-N convention)"
+    )
     concurrency: int = _option(8, "requests in flight at once (default 8)")
     max_retries: int = _option(4, "retries of an upstream 429/5xx (default 4)")
     rpm: int | None = _option(None, "cap on upstream requests per minute")
+    tpm: int | None = _option(None, "cap on upstream tokens per minute, estimated from each request")
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
     log_level: str = _option("warning", "uvicorn's log level (default warning)", choices=LOG_LEVELS)
+    loop: str = _option(
+        "auto", "event loop: auto (uvloop when installed), asyncio or uvloop (pip install uvloop)", choices=LOOPS
+    )
     max_file_mb: float = _option(
         DEFAULT_MAX_FILE_MB, f"largest upload in MB, answered 413 above (default {DEFAULT_MAX_FILE_MB:g}, OpenAI's)"
     )
@@ -73,6 +81,14 @@ class ServerConfig:
             return "--failure-rate must be between 0 and 1"
         if self.concurrency < 1:
             return "--concurrency must be at least 1"
+        if (self.rpm is not None and self.rpm < 1) or (self.tpm is not None and self.tpm < 1):
+            return "--rpm and --tpm must be at least 1"
+        if self.upstream_channel is not None and not self.upstream:
+            return "--upstream-channel pins a channel of --upstream: give --upstream URL too"
+        if self.upstream_channel is not None and not self.upstream_channel.isdigit():
+            return f"--upstream-channel must be a New-API channel id (digits, e.g. 2), not {self.upstream_channel!r}"
+        if self.upstream_channel is not None and not self.upstream_key:
+            return "--upstream-channel needs the gateway's key: give --upstream-key KEY (or BATCHCTL_UPSTREAM_KEY)"
         if self.max_file_mb <= 0 or self.max_line_mb <= 0:
             return "--max-file-mb and --max-line-mb must be positive"
         if self.faults is not None:
@@ -134,7 +150,7 @@ def argument_parser() -> argparse.ArgumentParser:
     )
     # Field annotations are strings (postponed evaluation): the type of an option follows its default,
     # except the few whose default is None.
-    types = {"data_dir": Path, "rpm": int, "faults": Path}
+    types = {"data_dir": Path, "rpm": int, "tpm": int, "faults": Path}
     for f in fields(ServerConfig):
         assert f.default is not MISSING
         if isinstance(f.default, bool):

@@ -258,6 +258,8 @@ class EchoExecutor:
         self._outcome, self._error_body = Outcome, error_body
         self.config = config
         self.concurrency = max(1, config.concurrency)
+        # Answers without awaiting anything: the runner gives it one worker and time slices (runner.py).
+        self.instant = config.latency <= 0
 
     async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Any:
         Outcome, error_body = self._outcome, self._error_body

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from batchctl.api.retry import RETRYABLE_STATUSES, retry_delay
+from batchctl.api.retry import RETRYABLE_STATUSES, parse_retry_after, retry_delay
+from batchctl.masking import _bearer_token
+from batchctl.server import fastjson
 from batchctl.server.config import ServerConfig
 # The echo model lives in echo.py; its names are also importable from here (tests, older callers).
 from batchctl.server.echo import ECHO_MODEL, EchoExecutor, echo_should_fail, echo_vector  # noqa: F401
+from batchctl.server.limits import RateLimiter, UpstreamLimits  # RateLimiter: re-exported for older imports
 from batchctl.server.store import new_id
 
 
@@ -28,9 +31,11 @@ class Outcome:
 
     status_code: int | None = None
     body: dict[str, Any] | None = None
-    request_id: str = field(default_factory=lambda: new_id("req_"))
+    request_id: str = field(default_factory=lambda: quick_id("req_"))
     error_code: str | None = None
     error_message: str | None = None
+    # The body as the upstream sent it (valid JSON, on one line): the result line splices it in as it is.
+    body_text: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,35 +74,8 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
 
 # -- upstream ----------------------------------------------------------------------------------
 
-class RateLimiter:
-    """Spaces request starts so that at most `rpm` begin in any minute (evenly, no bursts)."""
-
-    def __init__(
-        self,
-        rpm: int | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.interval = 60.0 / rpm if rpm else 0.0
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-        self._clock = clock  # injectable: tests check the spacing without waiting for it
-        self._sleep = sleep
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        async with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            await self._sleep(start - now)
-
-
 class UpstreamExecutor:
-    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm cap and retries.
+    """Forwards each body to `{upstream}{endpoint minus /v1}`, with bounded concurrency, rpm/tpm caps and retries.
 
     Requests whose model is `echo` are still answered by the built-in echo model, so `/v1/models`
     can list it beside the upstream's models.
@@ -114,22 +92,27 @@ class UpstreamExecutor:
         self.concurrency = max(1, config.concurrency)
         self.remote = True  # requests cost something elsewhere: the runner records each one's start
         self.base = config.upstream.rstrip("/")  # type: ignore[union-attr]
-        self.headers = {"Authorization": f"Bearer {config.upstream_key}"} if config.upstream_key else {}
+        # `--upstream-channel N` pins a New-API channel: the key goes out as `Bearer KEY-N` on every call.
+        token = _bearer_token(config.upstream_key, config.upstream_channel)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.echo = EchoExecutor(config)
         self._session: Any = None  # made on first use, inside the running event loop
-        # Shared by every batch: the upstream sees at most `concurrency` requests at once in total.
+        self._urls: dict[str, Any] = {}
+        # Shared by every batch: the upstream sees at most `concurrency` requests at once in total,
+        # and --rpm, --tpm and its Retry-After pauses hold for all of them together.
         self.slots = asyncio.Semaphore(self.concurrency)
-        self.limiter = RateLimiter(config.rpm)
+        self.limits = UpstreamLimits(config.rpm, config.tpm)
+        self._sleep = asyncio.sleep  # the backoff between retries; injectable
 
     def session(self) -> Any:
         import aiohttp
 
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                headers=self.headers,
+                headers={**self.headers, "Content-Type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout, connect=10.0),
                 connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
-                json_serialize=_dumps,
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API answers no cookies worth keeping: skip the jar's work
             )
         return self._session
 
@@ -142,16 +125,22 @@ class UpstreamExecutor:
 
         if body.get("model") == ECHO_MODEL:
             return await self.echo.execute(endpoint, body, custom_id)
-        url = self.url_for(endpoint)
+        url = self._urls.get(endpoint)
+        if url is None:
+            from yarl import URL  # aiohttp's URL type: parsed once per endpoint, not on every request
+
+            url = self._urls[endpoint] = URL(self.url_for(endpoint))
         session = self.session()
+        data = fastjson.dumps_bytes(body)  # once, for every attempt
         attempt = 0
         while True:
             attempt += 1
             headers = None
             async with self.slots:
-                await self.limiter.wait()
+                if self.limits.active:
+                    await self.limits.wait(body)
                 try:
-                    async with session.post(url, json=body) as response:
+                    async with session.post(url, data=data) as response:
                         raw = await response.read()
                 except asyncio.TimeoutError as exc:
                     failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
@@ -164,21 +153,26 @@ class UpstreamExecutor:
                     failure, headers = outcome, response.headers
             if attempt > self.config.max_retries:
                 return failure
-            # The same backoff and Retry-After rules as the client (batchctl.api.retry), retries counted from 0.
-            await asyncio.sleep(retry_delay(attempt - 1, headers, random=random.random))
+            asked = upstream_retry_after(headers)
+            if asked is not None:
+                self.limits.pause(asked)  # every worker waits it out, this request included (in limits.wait)
+            else:
+                # The client's backoff (batchctl.api.retry), retries counted from 0.
+                await self._sleep(retry_delay(attempt - 1, None, random=random.random))
 
     @staticmethod
     def _outcome(status: int, headers: Any, raw: bytes, reason: str | None) -> Outcome:
-        request_id = headers.get("x-request-id") or new_id("req_")
+        request_id = headers.get("x-request-id") or quick_id("req_")
         try:
-            body = json.loads(raw)
+            body = fastjson.loads(raw)
         except ValueError:
             body = None
-        if not isinstance(body, dict):
-            text = raw.decode("utf-8", "replace")[:2000]
-            if 200 <= status < 300:
-                return Outcome(502, error_body(f"Upstream answered non-JSON: {text!r}", "server_error", "bad_upstream_response"), request_id)
-            body = error_body(text or reason or str(status), "server_error" if status >= 500 else "invalid_request_error")
+        if isinstance(body, dict):
+            return Outcome(status, body, request_id, body_text=_one_line(raw))
+        text = raw.decode("utf-8", "replace")[:2000]
+        if 200 <= status < 300:
+            return Outcome(502, error_body(f"Upstream answered non-JSON: {text!r}", "server_error", "bad_upstream_response"), request_id)
+        body = error_body(text or reason or str(status), "server_error" if status >= 500 else "invalid_request_error")
         return Outcome(status, body, request_id)
 
     async def models(self) -> list[str]:
@@ -197,5 +191,44 @@ class UpstreamExecutor:
             self._session = None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+MAX_UPSTREAM_RETRY_AFTER = 3600.0  # a batch can wait longer than an interactive client (60 s) would
+
+
+def upstream_retry_after(headers: Any, *, now: Callable[[], float] = time.time) -> float | None:
+    """The pause an upstream asked for with `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
+
+    None when it asked for none (or nonsense): then the usual backoff applies. Up to an hour is honoured,
+    not the client's 60 s: a batch has time, and an upstream that says when to come back knows best.
+    """
+    if headers is None:
+        return None
+    asked = parse_retry_after(headers, now=now)
+    if asked is None or asked != asked:  # NaN
+        return None
+    return min(max(asked, 0.0), MAX_UPSTREAM_RETRY_AFTER)
+
+
+def _one_line(raw: bytes) -> str | None:
+    """A JSON body that parsed, as text fit to splice into a result line; None to have it written anew.
+
+    Line breaks in valid JSON can only be whitespace between tokens (inside strings they are escaped),
+    so they become spaces. A byte-order mark, or any encoding but UTF-8, is left to the writer.
+    """
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("\ufeff"):
+        return None
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", " ").replace("\n", " ")
+    return text
+
+
+_ID_BITS = 96
+
+
+def quick_id(prefix: str) -> str:
+    """A unique id like `new_id`'s, from the `random` module: ids of result lines need no secret, only
+    uniqueness, and `secrets` costs a system call each (~5 % of the server's time at 5,000 requests/s)."""
+    return f"{prefix}{random.getrandbits(_ID_BITS):024x}"

@@ -58,7 +58,7 @@ class ResultRow:
     line_no: int
     custom_id: str
     ok: bool
-    result: dict[str, Any]
+    result: dict[str, Any] | str  # the result line, or its JSON text already written
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -317,33 +317,47 @@ class Store:
         The group commit of `serve --upstream`: many requests' starts and results share one commit,
         and each result row is still committed together with the removal of its in-flight mark.
         """
-        completed = failed = tokens_in = tokens_out = 0
-        now = time.time()
+        now, starts = time.time(), list(starts)
+        try:
+            with self.db:
+                self._mark_started(batch_id, starts, now)
+                if rows:
+                    before = self.db.total_changes
+                    self.db.executemany(_INSERT_RESULT, [_result_values(batch_id, row) for row in rows])
+                    if self.db.total_changes - before != len(rows):
+                        raise _AlreadyRecorded  # some rows were there already: count row by row instead
+                    self._clear_marks(batch_id, rows)
+                    self._bump_counts(batch_id, rows)
+            return
+        except _AlreadyRecorded:
+            pass  # rolled back; only a resumed batch gets here, and rarely
         with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
-                [(batch_id, line_no, now) for line_no in starts],
-            )
-            for row in rows:
-                cur = self.db.execute(
-                    "INSERT OR IGNORE INTO results (batch_id, line_no, custom_id, ok, result) VALUES (?,?,?,?,?)",
-                    (batch_id, row.line_no, row.custom_id, int(row.ok), json.dumps(row.result, ensure_ascii=False)),
-                )
-                self.db.execute("DELETE FROM inflight WHERE batch_id = ? AND line_no = ?", (batch_id, row.line_no))
-                if cur.rowcount != 1:
-                    continue
-                if row.ok:
-                    completed += 1
-                else:
-                    failed += 1
-                tokens_in += row.input_tokens
-                tokens_out += row.output_tokens
-            if rows:
-                self.db.execute(
-                    "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
-                    " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
-                    (completed, failed, tokens_in, tokens_out, batch_id),
-                )
+            self._mark_started(batch_id, starts, now)
+            inserted = [row for row in rows if self.db.execute(_INSERT_RESULT, _result_values(batch_id, row)).rowcount == 1]
+            self._clear_marks(batch_id, rows)
+            self._bump_counts(batch_id, inserted)
+
+    def _mark_started(self, batch_id: str, starts: Iterable[int], now: float) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
+            [(batch_id, line_no, now) for line_no in starts],
+        )
+
+    def _clear_marks(self, batch_id: str, rows: list[ResultRow]) -> None:
+        self.db.executemany(
+            "DELETE FROM inflight WHERE batch_id = ? AND line_no = ?", [(batch_id, row.line_no) for row in rows]
+        )
+
+    def _bump_counts(self, batch_id: str, rows: list[ResultRow]) -> None:
+        if not rows:
+            return
+        completed = sum(1 for row in rows if row.ok)
+        self.db.execute(
+            "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
+            " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+            (completed, len(rows) - completed, sum(row.input_tokens for row in rows),
+             sum(row.output_tokens for row in rows), batch_id),
+        )  # fmt: skip
 
     def take_interrupted(self, batch_id: str) -> int:
         """Count the requests left in flight by a crash into the batch's metadata; returns how many there were.
@@ -360,6 +374,18 @@ class Store:
                 self.db.execute("UPDATE batches SET metadata = ? WHERE id = ?", (json.dumps(metadata), batch_id))
                 self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
         return count
+
+
+_INSERT_RESULT = "INSERT OR IGNORE INTO results (batch_id, line_no, custom_id, ok, result) VALUES (?,?,?,?,?)"
+
+
+class _AlreadyRecorded(Exception):
+    """A group held rows recorded before: its transaction is rolled back and done row by row."""
+
+
+def _result_values(batch_id: str, row: ResultRow) -> tuple[Any, ...]:
+    text = row.result if isinstance(row.result, str) else json.dumps(row.result, ensure_ascii=False)
+    return (batch_id, row.line_no, row.custom_id, int(row.ok), text)
 
 
 def iter_results(db_path: Path, batch_id: str, *, ok: bool) -> Iterator[str]:

@@ -16,6 +16,8 @@ from batchctl.server.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_LINE_MB
 EPILOG = (
     "Examples: batchctl serve (foreground, Ctrl+C stops it); batchctl serve --latency 0.2 --failure-rate 0.05; "
     "batchctl serve --upstream http://127.0.0.1:8000/v1 --concurrency 16 (e.g. vLLM or Ollama); "
+    "batchctl serve --upstream https://gateway.example/v1 --upstream-key KEY --upstream-channel 2 --rpm 600 "
+    "(a New-API gateway, channel 2; docs/serve.md); "
     "batchctl serve --background; batchctl serve --status; batchctl serve --stop. "
     "Exit codes: 0 ok (--status: a server answers); 1 error (--status: none answers)."
 )
@@ -54,8 +56,23 @@ UpstreamKeyOpt = Annotated[
     typer.Option("--upstream-key", help="API key for --upstream. [env var: BATCHCTL_UPSTREAM_KEY]",
                  envvar="BATCHCTL_UPSTREAM_KEY", show_envvar=False),
 ]  # fmt: skip
+UpstreamChannelOpt = Annotated[
+    str | None,
+    typer.Option("--upstream-channel", metavar="N", help="Pin a channel of a New-API gateway --upstream: the key is"
+                 " sent as KEY-N on every forwarded call."),
+]  # fmt: skip
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")]
 RpmOpt = Annotated[int | None, typer.Option("--rpm", min=1, help="Cap on upstream requests per minute.")]
+TpmOpt = Annotated[
+    int | None,
+    typer.Option("--tpm", min=1, help="Cap on upstream tokens per minute (estimated: the request's text / 4 + its max_tokens)."),
+]
+MaxRetriesOpt = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Retries of an upstream 429/5xx or connection failure per request.")
+]
+UpstreamTimeoutOpt = Annotated[
+    float, typer.Option("--upstream-timeout", min=0.1, help="Seconds to wait for one upstream answer.")
+]
 MaxFileOpt = Annotated[
     float, typer.Option("--max-file-mb", min=0.001, help="Largest upload in MB; larger ones are answered 413.")
 ]
@@ -83,8 +100,12 @@ def serve(
     failure_rate: FailureRateOpt = 0.0,
     upstream: UpstreamOpt = None,
     upstream_key: UpstreamKeyOpt = None,
+    upstream_channel: UpstreamChannelOpt = None,
     concurrency: ConcurrencyOpt = 8,
     rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    max_retries: MaxRetriesOpt = 4,
+    upstream_timeout: UpstreamTimeoutOpt = 600.0,
     max_file_mb: MaxFileOpt = DEFAULT_MAX_FILE_MB,
     max_line_mb: MaxLineOpt = DEFAULT_MAX_LINE_MB,
     allow_no_auth: AllowNoAuthOpt = False,
@@ -116,7 +137,8 @@ def serve(
     url = f"http://{_connect_host(host)}:{port}/v1"
     config = ServerConfig(
         host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
-        failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, concurrency=concurrency, rpm=rpm,
+        failure_rate=failure_rate, upstream=upstream, upstream_key=upstream_key, upstream_channel=upstream_channel,
+        concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=upstream_timeout,
         max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
     )  # fmt: skip
 
@@ -143,6 +165,10 @@ def serve(
             out.info("No background batch server was running.")
         return
 
+    problem = config.problem()
+    if problem:
+        raise BatchctlError(problem, exit_code=2)
+
     if background:
         from batchctl.server.autostart import ensure_local_server, is_healthy
 
@@ -156,14 +182,12 @@ def serve(
 
     from batchctl.server import run
 
-    problem = config.problem()
-    if problem:
-        raise BatchctlError(problem, exit_code=2)
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
     if state.debug:
         config = replace(config, log_level="info")  # and uvicorn's access log
-    engine = f"upstream {upstream}" if upstream else "the echo model"
+    pin = f" (channel {upstream_channel})" if upstream_channel else ""
+    engine = f"upstream {upstream}{pin}" if upstream else "the echo model"
     out.info(
         f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {config.data_dir}). Ctrl+C stops it."
     )

@@ -1,0 +1,69 @@
+"""How `serve --upstream` writes results: the upstream's bytes spliced into the line, JSON with and without
+orjson, and group commits that count a row recorded twice only once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from batchctl.server import fastjson
+from batchctl.server.executors import Outcome, UpstreamExecutor
+from batchctl.server.runner import result_line
+from batchctl.server.store import ResultRow, Store
+
+
+def test_an_upstream_answer_is_spliced_into_the_result_line_as_it_came():
+    raw = '{\n  "object": "chat.completion",\n  "choices": [{"message": {"content": "line one\\nzwei \u00fc"}}],\r\n "x": 1.50}'
+    outcome = UpstreamExecutor._outcome(200, {"x-request-id": "req_up"}, raw.encode(), "OK")
+    assert outcome.ok and outcome.body["x"] == 1.5 and "\n" not in outcome.body_text
+    text = result_line('cid "quoted"', outcome)
+    assert "\n" not in text and '"x": 1.50}' in text  # the upstream's own bytes, not re-written
+    line = json.loads(text)
+    assert line["custom_id"] == 'cid "quoted"' and line["error"] is None and line["id"].startswith("batch_req_")
+    assert line["response"] == {"status_code": 200, "request_id": "req_up", "body": outcome.body}
+    assert line["response"]["body"]["choices"][0]["message"]["content"] == "line one\nzwei \u00fc"
+
+
+@pytest.mark.parametrize("raw", [b"\xef\xbb\xbf{\"a\": 1}", '{"a": "\u00e9"}'.encode("utf-16")])
+def test_answers_that_cannot_be_spliced_are_written_anew(raw):
+    outcome = UpstreamExecutor._outcome(200, {}, raw, "OK")
+    assert outcome.body == {"a": 1} or outcome.body == {"a": "\u00e9"}
+    assert outcome.body_text is None
+    assert json.loads(result_line("c", outcome))["response"]["body"] == outcome.body
+
+
+def test_failures_and_non_json_answers_are_lines_too():
+    line = json.loads(result_line("c", Outcome(error_code="upstream_timeout", error_message="slow")))
+    assert line["response"] is None and line["error"] == {"code": "upstream_timeout", "message": "slow"}
+    line = json.loads(result_line("c", UpstreamExecutor._outcome(200, {}, b"<html>", "OK")))
+    assert line["response"]["status_code"] == 502
+    assert line["response"]["body"]["error"]["code"] == "bad_upstream_response"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fastjson_with_and_without_orjson(fast, monkeypatch):
+    if not fast:
+        monkeypatch.setattr(fastjson, "orjson", None)
+    value = {"a": [1, 2.5, None, True], "t": "\u00fc\n", "big": 2**70}  # 2**70: past orjson's integers
+    assert json.loads(fastjson.dumps(value)) == value
+    assert json.loads(fastjson.dumps_bytes(value)) == value
+    assert fastjson.loads(b'{"x": NaN}')["x"] != fastjson.loads(b'{"x": NaN}')["x"]  # NaN, as json reads it
+    with pytest.raises(ValueError):
+        fastjson.loads(b"{nope")
+
+
+def test_a_group_with_a_row_recorded_before_counts_it_once(tmp_path):
+    store = Store(tmp_path)
+    batch = store.create_batch(endpoint="/v1/chat/completions", input_file_id="file-x", completion_window="24h",
+                               window_seconds=86400, metadata=None)["id"]  # fmt: skip
+    store.record_group(batch, [1, 2, 3], [])
+    store.record_group(batch, [], [ResultRow(1, "a", True, '{"custom_id": "a"}', 3, 4)])
+    rows = [ResultRow(1, "a", True, {"custom_id": "a"}, 3, 4), ResultRow(2, "b", False, {"custom_id": "b"}),
+            ResultRow(3, "c", True, {"custom_id": "c"}, 1, 1)]  # fmt: skip
+    store.record_group(batch, [], rows)
+    counts = store.get_batch(batch)
+    assert (counts["completed"], counts["failed"], counts["input_tokens"], counts["output_tokens"]) == (2, 1, 4, 5)
+    assert store.db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0] == 0
+    assert store.done_lines(batch) == {1, 2, 3}
+    store.close()
