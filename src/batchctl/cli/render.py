@@ -84,7 +84,9 @@ def format_rate(rate: float | None) -> str:
 
 
 def counts_text(progress: Progress) -> str:
-    """`37/100 (ok 35, failed 2)`."""
+    """`37/100 (ok 35, failed 2)`; `42%` from a provider that reports a percentage instead of counts."""
+    if progress.percent is not None:
+        return f"{progress.percent:.0f}%"
     return f"{progress.done}/{progress.total} (ok {progress.ok}, failed {progress.failed})"
 
 
@@ -100,7 +102,7 @@ def change_line(batch: Batch, *, now: float | None = None, live_counts: bool = T
         parts.append(NO_LIVE_COUNTS)
     else:
         parts.append(counts_text(progress))
-        if progress.fraction is not None:
+        if progress.fraction is not None and progress.percent is None:
             parts.append(f"{progress.fraction:.0%}")
     parts.append(f"elapsed {format_duration(elapsed_seconds(batch, now))}")
     return "  ".join(parts)
@@ -133,7 +135,7 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         status = status_text(batch.status)
     grid.add_row("status", status)
     grid.add_row("progress", _progress_row(progress, width=max(_BAR_MIN, min(50, width - 30))))
-    if progress.live:
+    if progress.live and progress.percent is None:
         counts = Text.assemble(("ok ", "dim"), (str(progress.ok), "green"), ("   failed ", "dim"),
                                (str(progress.failed), "red" if progress.failed else ""))
         grid.add_row("requests", counts)
@@ -200,6 +202,8 @@ def error_line(item: Any) -> str:
 
 
 def _label(progress: Progress) -> str:
+    if progress.percent is not None:
+        return f" {progress.percent:.0f}%"
     fraction = progress.fraction
     return f" {progress.done}/{progress.total}" + (f"  {fraction:.0%}" if fraction is not None else "")
 
@@ -207,7 +211,10 @@ def _label(progress: Progress) -> str:
 def _progress_row(progress: Progress, *, width: int = 50) -> RenderableType:
     if not progress.live:
         return Text(NO_LIVE_COUNTS, style="italic")
-    bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
+    if progress.percent is not None:
+        bar = ProgressBar(total=100, completed=progress.percent, width=width)
+    else:
+        bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
     grid = Table.grid()
     grid.add_row(bar, Text(_label(progress)))
     return grid
@@ -305,10 +312,13 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
         or ", ".join(f"{k}={v}" for k, v in metadata.items())
     )
     endpoint = batch.endpoint or "-"
+    done = f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else "")
+    if counts.total <= 0 and batch.progress is not None:  # a percentage instead of counts (together)
+        done = f"{batch.progress:.0f}%"
     return [
         batch.id,
         status_text(batch.status),
-        f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else ""),
+        done,
         created,
         endpoint.removeprefix("/v1/"),
         description or "",
