@@ -9,18 +9,24 @@ import pytest
 from batchctl.providers import MB, PROVIDERS, format_size, get_provider, parse_window
 
 
-def test_table_holds_the_four_providers():
-    assert set(PROVIDERS) == {"openai", "dashscope", "newapi", "local"}
+def test_table_holds_every_preset():
+    assert set(PROVIDERS) == {
+        "openai", "dashscope", "newapi", "local", "groq", "together", "zhipu", "moonshot", "gemini", "azure", "litellm"
+    }
     for name, spec in PROVIDERS.items():
         assert spec.name == name
-        assert "/v1/chat/completions" in spec.endpoints
-        assert "/v1/embeddings" in spec.endpoints
+        chat = "/v4/chat/completions" if name == "zhipu" else "/v1/chat/completions"
+        assert chat in spec.endpoints
 
 
 def test_openai_limits():
     spec = get_provider("openai")
     assert (spec.max_requests, spec.max_file_bytes, spec.max_line_bytes) == (50_000, 200 * MB, None)
-    assert spec.endpoints == ("/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses")
+    assert spec.endpoints == (
+        "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
+        "/v1/images/generations", "/v1/images/edits", "/v1/videos",
+    )
+    assert spec.max_embedding_inputs == 50_000
     assert spec.default_poll_interval == 10
     assert spec.live_counts is True
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from batchctl.errors import ConfigError
+from batchctl.providers import PROVIDERS
 
 APP_NAME = "batchctl"
 CONFIG_FILENAME = "config.toml"
@@ -26,16 +27,24 @@ LOCAL_PORT = 8765
 LOCAL_BASE_URL = f"http://{LOCAL_HOST}:{LOCAL_PORT}/v1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
-PROVIDER_KINDS = ("openai", "dashscope", "newapi", "local")
+PROVIDER_KINDS = tuple(PROVIDERS)
 
-# `profile add --preset NAME` fills in the base URL and provider kind.
-PRESETS: dict[str, tuple[str, str]] = {
-    "openai": ("https://api.openai.com/v1", "openai"),
-    "dashscope": ("https://dashscope.aliyuncs.com/compatible-mode/v1", "dashscope"),
-    "dashscope-intl": ("https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "dashscope"),
-    "newapi": ("http://localhost:3000/v1", "newapi"),
-    "local": (LOCAL_BASE_URL, "local"),
-}
+
+def _presets() -> dict[str, tuple[str, str]]:
+    """`profile add --preset NAME`: base URL and provider kind, from the provider table.
+
+    Each provider is a preset of its own name; its other API roots are `NAME-LABEL` (`dashscope-intl`).
+    A URL may hold `{placeholders}` (azure's `{resource}`) that `presets.preset_base_url` fills.
+    """
+    presets = {name: (spec.base_url, name) for name, spec in PROVIDERS.items() if spec.base_url}
+    for name, spec in PROVIDERS.items():
+        presets.update({f"{name}-{label}": (url, name) for label, url in spec.other_base_urls})
+    presets["local"] = (LOCAL_BASE_URL, "local")
+    return presets
+
+
+PRESETS: dict[str, tuple[str, str]] = _presets()
+
 
 ENV_PROFILE = "BATCHCTL_PROFILE"
 ENV_BASE_URL = "BATCHCTL_BASE_URL"

@@ -3,130 +3,34 @@
 Everything that differs between providers -- request and size limits, endpoints, completion windows,
 how often to poll, whether `request_counts` move while a batch runs -- is read from here, so the
 validator, the CLI and the embedded server agree. Stdlib only: this is imported on every command.
-
-Sizes: "MB" in provider docs is taken as MiB (1 MB = 1,048,576 bytes), as most clients compute it
-(`200 * 1024 * 1024`). That is 4.9% more lenient than a decimal reading; a profile can override any
-limit (`with_overrides`) where a provider turns out to be stricter.
+The row's shape (`ProviderSpec`) and the units are in `provider_spec.py`; the presets beyond OpenAI,
+DashScope, New-API and the local server (groq, together, zhipu, moonshot, gemini, azure, litellm) are in
+`provider_presets.py`. docs/providers.md says where each figure comes from.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-from dataclasses import dataclass
 
-from batchctl.quirks import WireQuirks, wire_of
+from batchctl.provider_presets import PRESET_PROVIDERS
 
-MB = 1024 * 1024
+# The shape of a row and its units live in provider_spec.py; re-exported here, where callers look.
+from batchctl.provider_spec import (  # noqa: F401
+    CHAT as _CHAT,
+    COMPLETIONS as _COMPLETIONS,
+    DS_TEST as _DS_TEST,
+    EMBEDDINGS as _EMBEDDINGS,
+    MB,
+    MODERATIONS as _MODERATIONS,
+    OVERRIDABLE_LIMITS,
+    RESPONSES as _RESPONSES,
+    UNVERIFIED as _UNVERIFIED,
+    ProviderSpec,
+    format_size,
+    parse_window,
+)
 
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# A positive integer and one unit, no leading zero, no spaces: "24h", "30s", "14d".
-_WINDOW_RE = re.compile(r"([1-9][0-9]*)([smhd])")
-
-OVERRIDABLE_LIMITS = ("max_requests", "max_file_bytes", "max_line_bytes")
-
-
-def parse_window(window: str) -> float | None:
-    """Seconds in a completion window such as "24h", "30s", "90m" or "14d"; None if it is not one."""
-    if not isinstance(window, str):
-        return None
-    m = _WINDOW_RE.fullmatch(window)
-    if m is None:
-        return None
-    return float(int(m.group(1)) * _SECONDS[m.group(2)])
-
-
-def format_size(n: int) -> str:
-    """Bytes for people, in the module's MB (MiB) convention: "200 MB", "6.5 MB", "812 KB", "90 bytes"."""
-    if n >= MB:
-        value, unit = n / MB, "MB"
-    elif n >= 1024:
-        value, unit = n / 1024, "KB"
-    else:
-        return f"{n:,} bytes"
-    text = f"{value:,.1f}"
-    if text.endswith(".0"):
-        text = text[:-2]
-    return f"{text} {unit}"
-
-
-@dataclass(frozen=True)
-class ProviderSpec:
-    """Limits and conventions of one kind of Batch API."""
-
-    name: str  # "openai" | "dashscope" | "newapi" | "local"
-    max_requests: int
-    max_file_bytes: int
-    max_line_bytes: int | None  # None: no per-line limit
-    endpoints: tuple[str, ...]
-    default_poll_interval: float  # seconds between status polls
-    live_counts: bool  # False: request_counts are only trustworthy once the batch has ended
-    completion_windows: str  # for people: what `completion_window` accepts
-    # How check_completion_window decides: allowed units, and the inclusive range in seconds.
-    window_units: str = "h"
-    min_window_s: float = 86400.0
-    max_window_s: float = 86400.0
-    # Query parameters its `GET /batches` filters on, beyond limit/after (`batchctl list` passes them through).
-    list_filters: tuple[str, ...] = ()
-
-    @property
-    def wire(self) -> WireQuirks:
-        """How this provider differs from OpenAI on the wire (`quirks.py`)."""
-        return wire_of(self.name)
-
-    def check_completion_window(self, window: str) -> str | None:
-        """None if this provider accepts `window`, else a message saying what it accepts."""
-        seconds = parse_window(window)
-        if (
-            seconds is not None
-            and window[-1] in self.window_units
-            and self.min_window_s <= seconds <= self.max_window_s
-        ):
-            return None
-        return f'completion window "{window}" is not accepted by {self.name}: use {self.completion_windows}'
-
-    def with_overrides(self, **kw: int | None) -> ProviderSpec:
-        """A copy with per-profile limits (max_requests, max_file_bytes, max_line_bytes).
-
-        A value of None means "no override" (an unset profile field); max_line_bytes=0 removes the
-        per-line limit.
-        """
-        unknown = sorted(set(kw) - set(OVERRIDABLE_LIMITS))
-        if unknown:
-            raise ValueError(
-                f"cannot override {', '.join(unknown)} of a provider: "
-                f"only {', '.join(OVERRIDABLE_LIMITS)} can be set per profile"
-            )
-        changes: dict[str, int | None] = {}
-        for key, value in kw.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
-            if value == 0:
-                if key != "max_line_bytes":
-                    raise ValueError(f"{key} must be a whole number of at least 1, not 0")
-                changes[key] = None
-            else:
-                changes[key] = value
-        return dataclasses.replace(self, **changes) if changes else self
-
-    def parts_needed(self, requests: int, size_bytes: int) -> int:
-        """How many files a batch input must be split into to fit both the request and size limits.
-
-        By size this is a lower bound: lines differ in length, so a splitter must still check each part.
-        """
-        by_requests = math.ceil(requests / self.max_requests) if requests else 1
-        by_size = math.ceil(size_bytes / self.max_file_bytes) if size_bytes else 1
-        return max(1, by_requests, by_size)
-
-
-_CHAT = "/v1/chat/completions"
-_EMBEDDINGS = "/v1/embeddings"
-_COMPLETIONS = "/v1/completions"
-_RESPONSES = "/v1/responses"
-_DS_TEST = "/v1/chat/ds-test"  # DashScope's free test endpoint, for the `batch-test-model`
+_OPENAI_MEDIA = ("/v1/images/generations", "/v1/images/edits", "/v1/videos")
 
 _DASHSCOPE_WINDOWS = "24h to 336h in hours, or 1d to 14d in days (e.g. 24h, 72h, 7d)"
 _DASHSCOPE_LIST_FILTERS = ("ds_name", "status", "create_after", "create_before")
@@ -137,13 +41,23 @@ PROVIDERS: dict[str, ProviderSpec] = {
         max_requests=50_000,
         max_file_bytes=200 * MB,
         max_line_bytes=None,
-        endpoints=(_CHAT, _EMBEDDINGS, _COMPLETIONS, _RESPONSES),
+        endpoints=(_RESPONSES, _CHAT, _EMBEDDINGS, _COMPLETIONS, _MODERATIONS, *_OPENAI_MEDIA),
         default_poll_interval=10.0,
         live_counts=True,
         completion_windows="24h (the only window OpenAI offers)",
         window_units="h",
         min_window_s=86400.0,
         max_window_s=86400.0,
+        title="OpenAI",
+        base_url="https://api.openai.com/v1",
+        batch_discount=0.5,
+        docs_url="https://platform.openai.com/docs/guides/batch",
+        verified=_UNVERIFIED,
+        max_embedding_inputs=50_000,
+        notes=(
+            "`output_expires_after` sets how long the output file is kept.",
+            "A finished batch reports its token `usage` and `model`.",
+        ),
     ),
     # Bailian / DashScope compatible mode. Its current docs say 50,000 requests per file; seed 000
     # (the New-API client's README) still says 10,000 -- a profile can lower the limit to that.
@@ -160,6 +74,22 @@ PROVIDERS: dict[str, ProviderSpec] = {
         min_window_s=24 * 3600.0,
         max_window_s=336 * 3600.0,
         list_filters=_DASHSCOPE_LIST_FILTERS,
+        title="DashScope (Alibaba Cloud Bailian / Model Studio, compatible mode)",
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        batch_discount=0.5,
+        other_base_urls=(
+            ("intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),  # Singapore
+            # The workspace endpoint (issue #18, unverified here): `--workspace-id ID` fills it in.
+            ("intl-workspace", "https://{workspace_id}.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1"),
+        ),
+        docs_url="https://help.aliyun.com/zh/model-studio/batch-interfaces-compatible-with-openai",
+        verified="seeds 000/001 (2025-10-23); the international endpoint from the issue, unverified here",
+        notes=(
+            "`request_counts` stay at 0 until the batch ends.",
+            "The free `batch-test-model` answers on /v1/chat/ds-test: try a file without cost.",
+            "`metadata.ds_name` / `ds_description` name the task in the console.",
+            "Poll at most once a minute; batches stay retrievable for 30 days.",
+        ),
     ),
     # The embedded server (`batchctl serve`): short windows such as 30s exist so expiry can be tested.
     "local": ProviderSpec(
@@ -180,7 +110,22 @@ PROVIDERS: dict[str, ProviderSpec] = {
 # A New-API gateway relays batches to an upstream channel, in practice DashScope: the upstream's
 # limits, endpoints and windows apply, and its counts are as frozen as DashScope's. The gateway itself
 # answers quickly, so it is polled at the usual pace.
-PROVIDERS["newapi"] = dataclasses.replace(PROVIDERS["dashscope"], name="newapi", default_poll_interval=10.0)
+PROVIDERS["newapi"] = dataclasses.replace(
+    PROVIDERS["dashscope"],
+    name="newapi",
+    default_poll_interval=10.0,
+    title="New-API gateway (relaying to DashScope)",
+    base_url="http://localhost:3000/v1",
+    other_base_urls=(),
+    docs_url="https://github.com/QuantumNous/new-api",
+    verified="seed 000 (2025-10-23) and tests/gateway_stub.py",
+    notes=(
+        "Pin the DashScope channel: the key becomes `sk-KEY-<channel>` (`--channel`).",
+        "Limits, endpoints and windows are the upstream's (DashScope).",
+    ),
+    unsupported=("stock New-API does not relay /v1/files (501): use `batchctl serve --upstream` in front of it",),
+)
+PROVIDERS.update(PRESET_PROVIDERS)
 
 
 def get_provider(name: str | None, overrides: dict | None = None) -> ProviderSpec:

@@ -21,6 +21,7 @@ from batchctl.cli.commands import list_ as list_cmd
 from batchctl.cli.commands import prepare as prepare_cmd
 from batchctl.cli.commands import price as price_cmd
 from batchctl.cli.commands import profile as profile_cmd
+from batchctl.cli.commands import providers as providers_cmd
 from batchctl.cli.commands import retry as retry_cmd
 from batchctl.cli.commands import serve as serve_cmd
 from batchctl.cli.commands import status as status_cmd
@@ -242,6 +243,7 @@ app.command("cancel", epilog=cancel_cmd.EPILOG)(cancel_cmd.cancel)
 app.add_typer(files_cmd.app, name="files", help="List, show and delete files stored on the server.")
 app.add_typer(jobs_cmd.app, name="jobs", help="Jobs from the local journal (no network): list, show, forget.")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("providers")(providers_cmd.providers)
 app.command("serve", epilog=serve_cmd.EPILOG)(serve_cmd.serve)
 app.command("usage", epilog=usage_cmd.EPILOG)(usage_cmd.usage)
 

@@ -13,6 +13,7 @@ import os
 
 from batchctl.providers import ProviderSpec, format_size
 from batchctl.validation.inputs import check_input_file
+from batchctl.validation.provider_rules import endpoint_hint, rules_for
 from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
 from batchctl.validation.report import (
     BLANK_LINES,
@@ -33,9 +34,9 @@ from batchctl.validation.report import (
     check_limits,
 )
 
-CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test"})
+CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test", "/v4/chat/completions"})
 # The body field that carries the input of each non-chat endpoint.
-INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/responses": "input"}
+INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/responses": "input", "/v4/embeddings": "input"}
 
 # Rough token estimate: about 4 bytes of UTF-8 text per token. That is close for English, and for
 # CJK text (3 bytes a character) gives ~0.75 tokens a character, near what Qwen/GPT tokenizers do.
@@ -88,6 +89,7 @@ class _FileValidator:
         self.model_line = 0
         self.first_line_of: dict[str, int] = {}
         self.text_bytes = 0
+        self.rules = rules_for(spec)  # provider-specific line rules (validation/provider_rules.py), or None
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
         self.problem_count += 1
@@ -130,7 +132,7 @@ class _FileValidator:
                 n,
                 INVALID_VALUE,
                 f"url {json.dumps(url)} is not an endpoint {self.spec.name} supports "
-                f"({', '.join(self.spec.endpoints)})",
+                f"({', '.join(self.spec.endpoints)}){endpoint_hint(self.spec, url)}",
                 "url",
             )
             url = None
@@ -153,6 +155,8 @@ class _FileValidator:
         if type(body) is not dict:
             add(n, INVALID_VALUE, f"body must be an object, not {_describe(body)}", "body")
             return
+        if self.rules is not None:
+            self.rules.check_line(n, url, body)
 
         model = body.get("model")
         if model is None:
@@ -331,8 +335,10 @@ def validate_file(
         warnings.append(
             Problem(crlf_line, CRLF_LINE_ENDINGS, f"line {crlf_line}: Windows line endings (CRLF); accepted")
         )
-    for problem in check_limits(requests, size, spec):
+    extra, extra_warnings = v.rules.finish(v.endpoint, requests) if v.rules is not None else ((), ())
+    for problem in [*check_limits(requests, size, spec), *extra]:
         v.add(problem.line, problem.code, problem.message, problem.param)
+    warnings.extend(extra_warnings)
 
     return ValidationReport(
         path=os.fspath(path),

@@ -63,14 +63,21 @@ def add(
         str | None,
         typer.Option(
             "--preset",
-            help="Fill in base URL and provider: openai, dashscope, dashscope-intl, newapi, local.",
+            help="Fill in base URL and provider from a preset (list: batchctl providers), e.g. openai, dashscope, "
+            "dashscope-intl, newapi, groq, together, zhipu, moonshot, gemini, azure, litellm, local.",
             autocompletion=complete_presets,
         ),
+    ] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="Azure resource name: --preset azure fills https://NAME.openai.azure.com/openai/v1/.")
+    ] = None,
+    workspace_id: Annotated[
+        str | None, typer.Option("--workspace-id", help="DashScope workspace id, for --preset dashscope-intl-workspace.")
     ] = None,
     provider: Annotated[
         str | None,
         typer.Option(
-            "--provider", help="Provider kind: openai, dashscope, newapi, local (selects limits).", autocompletion=complete_provider_kinds
+            "--provider", help="Provider kind (selects limits; list: batchctl providers).", autocompletion=complete_provider_kinds
         ),
     ] = None,
     api_key: Annotated[
@@ -97,17 +104,18 @@ def add(
 
     Example: batchctl profile add work --preset openai --api-key-env OPENAI_API_KEY
     """
-    from batchctl.config import PRESETS, PROVIDER_KINDS, Profile, load_config, save_config
+    from batchctl.config import PROVIDER_KINDS, Profile, load_config, save_config
+    from batchctl.presets import preset_base_url
     from batchctl.errors import BatchctlError
 
     state = AppState.get(ctx)
     out = state.out
+    placeholders = {"resource": resource, "workspace_id": workspace_id}
     if preset is not None:
-        if preset not in PRESETS:
-            raise typer.BadParameter(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}", param_hint="--preset")
-        preset_url, preset_provider = PRESETS[preset]
-        base_url = base_url or preset_url
+        base_url, preset_provider = preset_base_url(preset, placeholders, base_url=base_url)
         provider = provider or preset_provider
+    elif resource or workspace_id:
+        raise typer.BadParameter("--resource and --workspace-id fill a preset's URL: give --preset too", param_hint="--preset")
     if not base_url:
         raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
     from batchctl.urls import normalize_base_url

@@ -1,0 +1,102 @@
+"""`batchctl providers [NAME]`: the provider table as a Rich table on a terminal, aligned plain lines when
+piped, `--json` with the documented Provider shape; one provider in detail; an unknown name refused."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from test_json_shapes import documented_keys
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.providers import PROVIDERS
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_json_lists_every_provider_with_the_documented_keys():
+    result = run("providers", "--json")
+    assert result.exit_code == 0, result.output
+    views = json.loads(result.stdout)
+    assert [v["name"] for v in views] == list(PROVIDERS)
+    keys = documented_keys()["Provider"]
+    for view in views:
+        assert set(view) == keys, view["name"]
+    by_name = {v["name"]: v for v in views}
+    azure = by_name["azure"]
+    assert (azure["max_requests"], azure["max_file_bytes"], azure["batch_discount"]) == (100_000, 200 * 1024 * 1024, 0.5)
+    assert azure["base_url"] == "https://{resource}.openai.azure.com/openai/v1/"
+    assert by_name["zhipu"]["endpoint_max_requests"] == {"/v4/embeddings": 10_000}
+    assert by_name["openai"]["max_embedding_inputs"] == 50_000
+    assert by_name["dashscope"]["presets"] == {
+        "dashscope": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "dashscope-intl": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        "dashscope-intl-workspace": "https://{workspace_id}.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1",
+    }
+    assert by_name["local"]["base_url"] == "http://127.0.0.1:8765/v1"
+    assert by_name["litellm"]["batch_discount"] is None
+    assert by_name["gemini"]["unsupported"] and by_name["moonshot"]["refused_params_verified"] is False
+    assert set(by_name["groq"]["wire"]) >= {"upload_purpose", "auth_header", "serves_files"}
+
+
+def test_piped_output_is_one_aligned_plain_line_per_provider():
+    result = run("providers")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + len(PROVIDERS)
+    assert lines[0].split()[:3] == ["provider", "base", "URL"]
+    assert "│" not in result.stdout and "┃" not in result.stdout  # no Rich box drawing in a pipe
+    groq = next(line for line in lines if line.startswith("groq "))
+    assert "https://api.groq.com/openai/v1" in groq
+    assert "50,000" in groq and "200 MB" in groq and "/v1/audio/transcriptions" in groq
+    assert "24h to 7d" in groq and "50% off" in groq
+    # the base URL column starts at the same place on every line
+    column = lines[0].index("base URL")
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[1:])
+
+
+def test_on_a_terminal_it_is_a_rich_table(monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "240")
+    result = run("providers")
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # a terminal gets bold headers
+    assert "┃ provider" in text and "┏" in text
+    assert "│ azure" in text and "100,000" in text
+
+
+def test_one_provider_in_detail():
+    result = run("providers", "zhipu")
+    assert result.exit_code == 0, result.output
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if not line.startswith(("preset", "counts")))
+    assert rows["provider"] == "zhipu (Zhipu AI (BigModel))"
+    assert rows["limits"] == "50,000 requests, 100 MB per file, no line limit, 10,000 requests to /v4/embeddings"
+    assert rows["endpoints"] == "/v4/chat/completions, /v4/embeddings"
+    assert "preset zhipu" in result.stdout and "https://open.bigmodel.cn/api/paas/v4" in result.stdout
+    assert "url: /v4/chat/completions" in result.stdout
+    assert "unverified" in rows["figures"]
+
+
+def test_one_provider_as_json_is_an_object():
+    result = run("providers", "Moonshot", "--json")
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.stdout)
+    assert view["name"] == "moonshot" and view["endpoints"] == ["/v1/chat/completions"]
+    assert view["refused_params"]
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_an_unknown_provider_is_refused_with_the_known_ones(json_flag):
+    result = run("providers", "nope", *json_flag)
+    assert result.exit_code == 2
+    text = result.stdout if json_flag else result.output
+    assert "unknown provider 'nope'" in text
+    assert "groq" in text and "Traceback" not in result.output
+    if json_flag:
+        assert json.loads(result.stdout)["error"]["exit_code"] == 2
