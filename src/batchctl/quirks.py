@@ -73,10 +73,9 @@ OPENAI_STATUSES = frozenset(
 OPENAI_WIRE = WireQuirks()
 
 _GEMINI_FILES_HINT = (
-    "Gemini serves batch files only through its native Files API: upload the JSONL with google-genai "
-    "(client.files.upload(...)) and submit its id: batchctl submit --input-file-id files/ID --endpoint "
-    "/v1/chat/completions; fetch results the same way (client.files.download(file=OUTPUT_FILE_ID); "
-    "batchctl status BATCH_ID --json shows output_file_id)."
+    "Gemini serves batch files only through its own Files API (google-genai): upload with "
+    "client.files.upload(...), then batchctl submit --input-file-id files/ID --endpoint /v1/chat/completions; "
+    "download results with client.files.download(file=OUTPUT_FILE_ID) (batchctl status BATCH_ID --json shows it)."
 )
 
 # One entry per provider that speaks differently; groq and moonshot speak OpenAI's dialect.

@@ -283,7 +283,7 @@ class FilesNotServedError(APIError):
     ``hint`` says what to do instead, in that provider's words.
     """
 
-    def __init__(self, action: str, hint: str, provider: str | None = None) -> None:
-        who = f"{provider}'s" if provider else "this provider's"
-        super().__init__(f"{who} OpenAI-compatible API does not serve files, so {action} is not possible here; nothing was sent")
+    def __init__(self, action: str, hint: str, provider: str | None = None, *, url: str | None = None) -> None:
+        who = f"{provider}'s OpenAI-compatible API" if provider else f"the OpenAI-compatible API at {url or 'this server'}"
+        super().__init__(f"{who} does not serve files, so {action} is not possible here; nothing was sent", url=url)
         self.hint = hint or "Upload and download the files with the provider's own API."

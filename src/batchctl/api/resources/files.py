@@ -31,7 +31,7 @@ class Files:
         """Raise FilesNotServedError, before anything is sent, when the provider has no /files routes."""
         wire = self._client.wire
         if not wire.serves_files:
-            raise FilesNotServedError(action, wire.files_hint, provider)
+            raise FilesNotServedError(action, wire.files_hint, provider, url=self._client.base_url)
 
     def create(
         self,
