@@ -103,6 +103,8 @@ def _together(stub, submitted, running, calls, batch_id):
 
 def _azure(stub, submitted, running, calls, batch_id):
     assert {(r.authorization, r.api_key_header) for r in calls} == {(None, ADMIN_KEY)}
+    logged = run("--debug", "status", batch_id)  # the api-key header's key never reaches the debug log
+    assert logged.exit_code == 0 and "HTTP GET" in logged.stderr and ADMIN_KEY not in logged.output
 
 
 def _litellm(stub, submitted, running, calls, batch_id):

@@ -56,3 +56,14 @@ def test_a_moving_percentage_is_a_change():
 def test_a_job_of_parts_with_percentages_shows_their_mean():
     assert _percent([together(20), together(60)]) == 40
     assert _percent([together(20), together(None)]) is None
+
+
+def test_a_long_base64_id_is_never_cut():
+    """LiteLLM's ids run past a terminal's width: panels and tables fold them onto more lines, whole."""
+    long_id = "+/+/" + "bGl0ZWxsbV9wcm94eTt1bmlmaWVkX2lk" * 4 + "=="
+    batch = Batch(id=long_id, status="in_progress", created_at=T0, request_counts={"total": 3, "completed": 1})
+    panel = render(batch_panel(BatchView(batch), now=T0, width=80), width=80)
+    assert long_id in "".join(panel.replace("│", " ").split()) and "1/3" in panel
+    table = render(batches_table([BatchView(batch)] * 3, now=T0, width=80), width=80)
+    first_cells = "".join(line.split()[0] for line in table.splitlines()[2:] if line.strip())
+    assert first_cells == long_id * 3 and table.count("in_progress") == 3 and "1/3" in table

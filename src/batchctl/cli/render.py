@@ -128,6 +128,9 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
+    long_id = len(batch.id) > width - 6  # a title is cut to one line: a long id goes whole into the panel
+    if long_id:
+        grid.add_row("id", Text(batch.id, overflow="fold"))
 
     if nothing_succeeded(batch):
         status = Text.assemble(status_text(batch.status), (f" — 0 of {batch.request_counts.total:,} succeeded", "bold red"))
@@ -176,7 +179,7 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         grid.add_row(Text("errors", style="bold red"), Text("\n".join(lines), style="red"))
     return Panel(
         grid,
-        title=f"[bold]{escape(batch.id)}[/bold]",
+        title=None if long_id else f"[bold]{escape(batch.id)}[/bold]",
         title_align="left",
         border_style=STATUS_STYLES.get(batch.status, "white"),
         expand=True,
@@ -255,6 +258,9 @@ def batches_table(views: Sequence[BatchView], *, now: float | None = None, width
     label_width = max((len(_label(row["progress"])) for row in rows if row["progress"].live), default=len(NO_LIVE_COUNTS))
     label_width = max(label_width, max((len(NO_LIVE_COUNTS) for row in rows if not row["progress"].live), default=0) - _BAR_MIN)
 
+    # An id wider than the rest leaves room for (LiteLLM's base64 ids) folds onto more lines; never cut.
+    widths["batch"] = min(widths["batch"], max(12, width - widths["status"] - _BAR_MIN - label_width - 6))
+
     def room_for_bar(shown: list[str]) -> int:
         others = sum(widths[c] for c in shown if c != "progress")
         return width - others - label_width - 3 * (len(shown) - 1)  # a space of padding, a rule, a space
@@ -267,7 +273,8 @@ def batches_table(views: Sequence[BatchView], *, now: float | None = None, width
 
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     for column in columns:
-        table.add_column(column, no_wrap=True, min_width=widths.get(column))
+        table.add_column(column, no_wrap=column != "batch", overflow="fold", min_width=widths.get(column),
+                         max_width=widths["batch"] if column == "batch" else None)  # fmt: skip
     for row in rows:
         cells = {**row, "status": status_text(row["status"]), "progress": _progress_row(row["progress"], width=bar)}
         table.add_row(*(cells[column] for column in columns))
