@@ -120,3 +120,20 @@ def _zhipu(stub, submitted, running, calls, batch_id):
 
 
 CHECKS = {"together": _together, "azure": _azure, "litellm": _litellm, "zhipu": _zhipu}
+
+
+@pytest.mark.parametrize("provider_stub", ["zhipu"], indirect=True)
+def test_zhipu_requests_prepared_from_a_table_use_its_v4_paths(provider_stub, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    add_profile(provider_stub, "zhipu")
+    data = tmp_path / "rows.csv"
+    data.write_text("id,text\na,hello\nb,world\n")
+    prepared = run("prepare", str(data), "--template", "say {text}", "--model", "glm-4-flash", "-o", str(tmp_path / "req.jsonl"))
+    assert prepared.exit_code == 0, prepared.output
+    assert {json.loads(line)["url"] for line in (tmp_path / "req.jsonl").read_text().splitlines()} == {"/v4/chat/completions"}
+
+    submitted = run("submit", str(data), "--template", "say {text}", "--model", "glm-4-flash", "--wait",
+                    "--interval", "0.1", "-o", str(tmp_path / "out.jsonl"))  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    assert [b["endpoint"] for b in provider_stub.batches.values()] == ["/v4/chat/completions"]
+    assert (tmp_path / "out.jsonl").read_text().count('"custom_id"') == 2
