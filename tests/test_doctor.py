@@ -203,3 +203,100 @@ def test_secrets_echoed_by_a_server_are_masked():
     assert key not in text and token not in text  # ... its echo of the secrets is not
     check = newapi.check_channel(settings.base_url, "7", access_token=token, user_id="1", transport=transport)
     assert check.message and token not in check.message and token not in (check.hint or "")
+
+
+# -- in the provider's words (issue #18) ------------------------------------------------------------------
+
+
+class _NoFilesStandIn:
+    """A Batch API stand-in whose `/files` routes do not exist (a bare 404, as Google's front end answers);
+    `/batches` is served. Run by gateway_stub's runner on 127.0.0.1."""
+
+    base_url = ""
+
+    def app(self):
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse, PlainTextResponse
+        from starlette.routing import Route
+
+        def missing(request):
+            return PlainTextResponse("Not Found", status_code=404)
+
+        def batches(request):
+            if request.method == "GET":
+                return JSONResponse({"object": "list", "data": [], "has_more": False})
+            return JSONResponse({"error": {"message": "input_file_id is required", "code": "invalid_request"}}, status_code=400)
+
+        def batch_item(request):
+            return JSONResponse({"error": {"message": "batch not found", "code": "not_found"}}, status_code=404)
+
+        prefix = "/v1beta/openai"
+        return Starlette(
+            routes=[
+                Route(prefix + "/files{rest:path}", missing, methods=["GET", "POST"]),
+                Route(prefix + "/batches", batches, methods=["GET", "POST"]),
+                Route(prefix + "/batches/{rest:path}", batch_item, methods=["GET", "POST"]),
+            ]
+        )
+
+
+@pytest.fixture
+def no_files_server():
+    from gateway_stub import _Running
+
+    stub = _NoFilesStandIn()
+    running = _Running(stub)
+    running.start()
+    try:
+        yield stub.base_url.removesuffix("/v1") + "/v1beta/openai/"
+    finally:
+        running.stop()
+
+
+def test_newapi_missing_files_is_explained_in_new_apis_words(gateway):
+    gateway.files_not_implemented = True
+    add_profile(gateway)
+    result = run("doctor", "--json")
+    assert result.exit_code == 1
+    upload = checks_of(result)["files: upload"]
+    assert upload["status"] == "fail"
+    assert upload["detail"] == (
+        "this gateway does not relay /v1/files: use `batchctl serve --upstream` in front of it "
+        "(POST /v1/files -> 501 api_not_implemented)"
+    )
+    assert upload["hint"].startswith("batchctl serve --upstream GATEWAY_URL/v1")
+    assert ADMIN_KEY not in result.stdout
+
+
+def test_gemini_missing_files_is_explained_in_geminis_words(no_files_server):
+    added = run("profile", "add", "gem", "--preset", "gemini", "--base-url", no_files_server, "--api-key", "AIza-test")
+    assert added.exit_code == 0, added.output
+    result = run("doctor", "--json")
+    checks = checks_of(result)
+    for name, status in (("files: list", "warn"), ("files: upload", "fail"), ("files: content", "fail")):
+        assert checks[name]["status"] == status, checks[name]
+        assert checks[name]["detail"].startswith("Gemini's OpenAI-compatible layer does not serve file upload/download (")
+        assert "Google's Files API" in checks[name]["hint"]
+    assert checks["files: upload"]["detail"].endswith("(POST /v1beta/openai/files -> 404)")
+    assert checks["batches: list"]["status"] == "ok" and checks["batches: create"]["status"] == "ok"
+    plain = run("doctor")
+    assert "Gemini's OpenAI-compatible layer does not serve file upload/download" in plain.stdout
+
+
+def test_other_providers_keep_the_plain_words_for_the_same_answer(no_files_server):
+    assert run("profile", "add", "o", "--preset", "openai", "--base-url", no_files_server, "--api-key", "sk-t").exit_code == 0
+    checks = checks_of(run("doctor", "--json"))
+    assert checks["files: upload"]["detail"].startswith("this gateway does not serve POST /v1beta/openai/files (404)")
+    assert "Gemini" not in json.dumps(checks)
+    assert "provider" not in checks
+
+
+def test_azure_doctor_says_model_is_the_deployment_name(local_server):
+    added = run("profile", "add", "az", "--preset", "azure", "--base-url", local_server.base_url, "--api-key", "k")
+    assert added.exit_code == 0, added.output
+    result = run("doctor", "--json")
+    assert result.exit_code == 0, result.output
+    line = checks_of(result)["provider"]
+    assert line["status"] == "ok"
+    assert line["detail"].startswith("azure: on Azure, `model` in each request line is your deployment name")
+    assert "deployment name" in run("doctor").stdout

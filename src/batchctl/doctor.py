@@ -7,7 +7,8 @@ deliberately empty (a server that serves the route answers 400/422 and creates n
 cancel use an id that cannot exist. Only `full=True` runs a tiny real batch (`doctor_round_trip`) to prove
 the whole round trip.
 
-`classify_route`, `key_check`, `clock_skew_check` decide; `probe` and `run_doctor` do the HTTP.
+`classify_route`, `key_check`, `clock_skew_check` decide; `probe` and `run_doctor` do the HTTP; a missing
+route is then put in the provider's words by `doctor_provider` (from the provider table).
 """
 
 from __future__ import annotations
@@ -260,6 +261,16 @@ def _path_of(base_url: str) -> str:
     return urlsplit(base_url).path.rstrip("/")
 
 
+def _spec_of(settings: Settings):
+    """The provider's spec, for its words on missing routes; None when the profile names no known provider."""
+    from batchctl.providers import get_provider
+
+    try:
+        return get_provider(settings.provider)
+    except ValueError:
+        return None
+
+
 def _first_id(client: BatchClient, path: str) -> str | None:
     """The id of the first item a list route returns (to probe a real object), if any."""
     raw = client.request_raw("GET", path, params={"limit": 1})
@@ -285,6 +296,7 @@ def _run_checks(
     """Run every check for `settings`; `client` is needed only for `full` (the real round trip)."""
     from batchctl import newapi
     from batchctl.api import BatchClient
+    from batchctl.doctor_provider import in_provider_words, provider_line
 
     report = DoctorReport(settings.profile_name, settings.provider, settings.base_url, settings.channel)
     base = settings.base_url
@@ -318,11 +330,15 @@ def _run_checks(
     probes = [p for _, p, _ in route_probes]
     report.checks.append(key_check(settings, probes))
     key_failed = report.checks[-1].status == FAIL
+    spec = _spec_of(settings)
     for name, p, kind in route_probes:
         if key_failed and p.status in (401, 403):
             report.checks.append(CheckResult(name, SKIP, f"{p.label}: not known, the key was refused"))
         else:
-            report.checks.append(classify_route(name, p, kind=kind))
+            report.checks.append(in_provider_words(spec, classify_route(name, p, kind=kind), p))
+    note = provider_line(spec)
+    if note is not None:
+        report.checks.append(note)
 
     channel_check = None
     if settings.provider == "newapi" and settings.channel:

@@ -113,6 +113,14 @@ PRESET_PROVIDERS: dict[str, ProviderSpec] = {
             "file upload and download through the OpenAI-compatible layer "
             "(upload with Google's Files API, then pass the file id)",
         ),
+        route_advice=(
+            (
+                "files",
+                "Gemini's OpenAI-compatible layer does not serve file upload/download",
+                "Upload the input with Google's Files API (google-genai: client.files.upload) and create the batch "
+                "with that file id, or run `batchctl serve --upstream` with this base URL in front of it.",
+            ),
+        ),
     ),
     "azure": ProviderSpec(
         name="azure",
@@ -131,6 +139,10 @@ PRESET_PROVIDERS: dict[str, ProviderSpec] = {
         notes=(
             "`model` in each line is your deployment name, not the model's name.",
             "The key goes in an `api-key` header; `profile add --preset azure --resource NAME` fills the URL.",
+        ),
+        doctor_note=(
+            "on Azure, `model` in each request line is your deployment name (as named in your resource), "
+            "not the model's name; the key is sent in an `api-key` header"
         ),
     ),
     "litellm": ProviderSpec(

@@ -96,6 +96,10 @@ class ProviderSpec:
     max_embedding_inputs: int | None = None  # inputs summed over all embedding lines of a file (openai: 50,000)
     refused_params: tuple[str, ...] = ()  # body parameters the provider refuses (moonshot: some sampling ones)
     refused_params_verified: bool = True  # False: from second-hand sources; validate warns instead of refusing
+    # `doctor` in the provider's words: (collection, what a missing route means, what to do) for a Batch API
+    # collection ("files", "batches") the provider does not serve, and one line every doctor run shows.
+    route_advice: tuple[tuple[str, str, str], ...] = ()
+    doctor_note: str = ""
 
     @property
     def wire(self) -> WireQuirks:

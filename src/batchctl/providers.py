@@ -124,6 +124,15 @@ PROVIDERS["newapi"] = dataclasses.replace(
         "Limits, endpoints and windows are the upstream's (DashScope).",
     ),
     unsupported=("stock New-API does not relay /v1/files (501): use `batchctl serve --upstream` in front of it",),
+    route_advice=(
+        (
+            "files",
+            "this gateway does not relay /v1/files: use `batchctl serve --upstream` in front of it",
+            "batchctl serve --upstream GATEWAY_URL/v1 --upstream-key KEY runs the batch itself and sends each "
+            "request through the gateway (they carry a model, so no channel pin is needed); then use a profile "
+            "of that server (--preset local).",
+        ),
+    ),
 )
 PROVIDERS.update(PRESET_PROVIDERS)
 

@@ -48,7 +48,9 @@ def _run(ctx: typer.Context, *, full: bool, model: str | None, json_: bool) -> N
 def doctor(ctx: typer.Context, full: FullOpt = False, model: ModelOpt = None, json_: JsonOpt = False) -> None:
     """Check the active profile: reachability, key, Batch API routes, New-API channel, clock.
 
-    Each line is ok, warn or FAIL with what to do; exit code 1 when any check fails. Without --full nothing
+    Each line is ok, warn or FAIL with what to do; exit code 1 when any check fails. A route the provider
+    is known not to serve is explained in its words (New-API files, Gemini file upload), and a provider's
+    one must-know shows as a line of its own (azure: model is your deployment name). Without --full nothing
     is created: create routes are probed with empty requests, retrieve/cancel with an id that cannot exist.
 
     Example: batchctl doctor --model qwen-plus
