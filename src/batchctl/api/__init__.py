@@ -3,7 +3,7 @@
 Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
-from batchctl.api._base_client import probe_health
+from batchctl.api._base_client import path_segment, probe_health
 from batchctl.masking import Redactor, mask_secret
 from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url
 from batchctl.api.errors import (
@@ -70,6 +70,7 @@ __all__ = [
     "Redactor",
     "mask_secret",
     "normalize_base_url",
+    "path_segment",
     "probe_health",
     "raise_for_gateway_failure",
 ]

@@ -386,6 +386,9 @@ def _seg(identifier: str) -> str:
     return quote(str(identifier), safe="")
 
 
+path_segment = _seg  # public: for callers that build a path themselves (doctor's probes)
+
+
 def probe_health(root: str, timeout: float = 1.0, *, transport: httpx.BaseTransport | None = None) -> dict | None:
     """The `/health` answer of a batchctl server at `root` (no `/v1`), or None when nothing healthy answers."""
     try:
