@@ -493,7 +493,8 @@ class _Running:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         port = self.sock.getsockname()[1]
-        stub.base_url = f"http://127.0.0.1:{port}{stub.dialect.prefix}"
+        # Any object with `app()` and `base_url` runs here (other tests' stand-ins have no dialect).
+        stub.base_url = f"http://127.0.0.1:{port}{getattr(stub, 'dialect', NEWAPI).prefix}"
         config = uvicorn.Config(stub.app(), log_level="warning", lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
