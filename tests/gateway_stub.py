@@ -175,7 +175,7 @@ class GatewayStub:
             if upload is None or isinstance(upload, str):
                 return error(400, "'file' is a required property", "invalid_request", "invalid_request_error")
             content = await upload.read()
-            if (problem := self._refuse_upload(form, content)) is not None:
+            if (problem := self.dialect.refuse_upload(form, content)) is not None:
                 return error(400, problem, "invalid_request", "invalid_request_error")
             file_id = self.dialect.new_id("file-batch", next(self._ids))
             record = self._file_record(file_id, upload.filename or "input.jsonl", len(content), form.get("purpose", "batch"))
@@ -246,7 +246,7 @@ class GatewayStub:
             if body["input_file_id"] not in self.contents:
                 return error(400, f"file {body['input_file_id']} not found", "invalid_request", "invalid_request_error")
             lines = [line for line in self.contents[body["input_file_id"]].splitlines() if line.strip()]
-            if (problem := self._refuse_create(body, lines)) is not None:
+            if (problem := self.dialect.refuse_create(body, lines)) is not None:
                 return error(400, problem, "invalid_request", "invalid_request_error")
             batch_id = self.dialect.new_id("batch", next(self._ids))
             now = int(time.time())
@@ -368,34 +368,6 @@ class GatewayStub:
         }
         self.files[file_id] = record
         return record
-
-    def _refuse_upload(self, form: Any, content: bytes) -> str | None:
-        """Why this provider would refuse the upload (purpose, routing field, its limits), or None."""
-        d = self.dialect
-        if d.purpose and form.get("purpose") != d.purpose:
-            return f"purpose must be {d.purpose!r}, not {form.get('purpose')!r}"
-        if d.custom_llm_provider and form.get("custom_llm_provider") != d.custom_llm_provider:
-            return "custom_llm_provider is required to route the file (form field)"
-        if d.limits_of:
-            from batchctl.providers import get_provider
-
-            spec = get_provider(d.limits_of)
-            requests = sum(1 for line in content.splitlines() if line.strip())
-            if requests > spec.max_requests or len(content) > spec.max_file_bytes:
-                return f"file over {d.limits_of}'s limits ({spec.max_requests} requests, {spec.max_file_bytes} bytes)"
-        return None
-
-    def _refuse_create(self, body: dict[str, Any], lines: list[bytes]) -> str | None:
-        """Why this provider would refuse the create (routing field, line urls), or None."""
-        d = self.dialect
-        if d.custom_llm_provider and body.get("custom_llm_provider") != d.custom_llm_provider:
-            return "custom_llm_provider is required to route the batch"
-        if not body["endpoint"].startswith(d.url_prefix + "/"):
-            return f"endpoint must start with {d.url_prefix}/, not {body['endpoint']}"
-        for n, raw in enumerate(lines, 1):
-            if json.loads(raw).get("url") != body["endpoint"]:
-                return f"line {n}: url must be {body['endpoint']}"
-        return None
 
     def seed_batch(self, lines: list[dict[str, Any]], *, status: str = "in_progress") -> str:
         """A batch that exists already (made with the provider's own tools): its input stored, its id returned."""

@@ -15,6 +15,7 @@ quirks as its public docs describe them (`src/batchctl/quirks.py` is the client'
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,32 @@ class Dialect:
             raw = b"\xfb\xff\xbf" + f"litellm_proxy;unified_id,{kind}-{n:04d};target_model_names,gpt-4o".encode()
             return base64.b64encode(raw if len(raw) % 3 else raw + b"!").decode()
         return f"batch_{n:04d}" if kind == "batch" else f"{kind}-{n:04d}"
+
+    def refuse_upload(self, form: Any, content: bytes) -> str | None:
+        """Why this provider would refuse the upload (purpose, routing field, its limits), or None."""
+        if self.purpose and form.get("purpose") != self.purpose:
+            return f"purpose must be {self.purpose!r}, not {form.get('purpose')!r}"
+        if self.custom_llm_provider and form.get("custom_llm_provider") != self.custom_llm_provider:
+            return "custom_llm_provider is required to route the file (form field)"
+        if self.limits_of:
+            from batchctl.providers import get_provider
+
+            spec = get_provider(self.limits_of)
+            requests = sum(1 for line in content.splitlines() if line.strip())
+            if requests > spec.max_requests or len(content) > spec.max_file_bytes:
+                return f"file over {self.limits_of}'s limits ({spec.max_requests} requests, {spec.max_file_bytes} bytes)"
+        return None
+
+    def refuse_create(self, body: dict[str, Any], lines: list[bytes]) -> str | None:
+        """Why this provider would refuse the create (routing field, endpoint and line urls), or None."""
+        if self.custom_llm_provider and body.get("custom_llm_provider") != self.custom_llm_provider:
+            return "custom_llm_provider is required to route the batch"
+        if not body["endpoint"].startswith(self.url_prefix + "/"):
+            return f"endpoint must start with {self.url_prefix}/, not {body['endpoint']}"
+        for n, raw in enumerate(lines, 1):
+            if json.loads(raw).get("url") != body["endpoint"]:
+                return f"line {n}: url must be {body['endpoint']}"
+        return None
 
     def present(self, batch: dict[str, Any]) -> dict[str, Any]:
         """A stored batch as this provider sends it."""

@@ -47,9 +47,8 @@ class BaseClient:
 
     ``channel`` pins a New-API channel: the key is sent as ``Bearer <key>-<channel>``.
     ``debug_log`` receives one line of text at a time describing each HTTP exchange, secrets masked.
-    ``transport`` is handed to httpx (tests pass an ``httpx.MockTransport``).
-    ``wire`` is the provider's dialect (``batchctl.quirks``): the auth header, upload purpose, status
-    spelling, envelopes; ``warn`` receives what a server says in passing (a create's ``warning``);
+    ``transport`` is handed to httpx (tests pass an ``httpx.MockTransport``). ``wire``: the provider's
+    dialect (``batchctl.quirks``); ``warn`` gets what a server says in passing (a create's ``warning``);
     ``custom_llm_provider`` routes a LiteLLM proxy's calls (upload form, create body, query).
     """
 
