@@ -214,3 +214,33 @@ def test_importing_providers_is_cheap():
     code = f"import sys, batchctl.providers, batchctl.validation; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- per-provider line rules (validation/provider_rules.py) ------------------------------------------------
+
+
+def test_only_providers_with_line_rules_pay_for_them():
+    from batchctl.validation.provider_rules import rules_for
+
+    with_rules = {name for name, spec in PROVIDERS.items() if rules_for(spec) is not None}
+    assert with_rules == {"openai", "zhipu", "moonshot"}
+
+
+@pytest.mark.parametrize(
+    ("value", "inputs"),
+    [("one text", 1), (["a", "b", "c"], 3), ([1, 2, 3], 1), ([[1, 2], [3]], 2), ([], 0), (None, 0)],
+)
+def test_embedding_inputs_count_texts_and_token_arrays(value, inputs):
+    from batchctl.validation.provider_rules import _embedding_inputs
+
+    assert _embedding_inputs(value) == inputs
+
+
+def test_endpoint_hint_names_the_same_route_under_the_providers_prefix():
+    from batchctl.validation.provider_rules import endpoint_hint
+
+    zhipu, openai = get_provider("zhipu"), get_provider("openai")
+    assert endpoint_hint(zhipu, "/v1/chat/completions") == '; use "/v4/chat/completions" instead (zhipu\'s path for it)'
+    assert endpoint_hint(openai, "/v4/embeddings") == '; use "/v1/embeddings" instead (openai\'s path for it)'
+    assert endpoint_hint(zhipu, "/v1/responses") == ""
+    assert endpoint_hint(zhipu, 42) == ""

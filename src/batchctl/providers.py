@@ -83,7 +83,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
             ("intl-workspace", "https://{workspace_id}.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1"),
         ),
         docs_url="https://help.aliyun.com/zh/model-studio/batch-interfaces-compatible-with-openai",
-        verified="seeds 000/001 (2025-10-23); the international endpoint from the issue, unverified here",
+        verified=(
+            "routes and behaviour from seeds 000/001 (2025-10-23); limits, endpoints, windows and the workspace "
+            "endpoint from the issue, unverified here (no web access)"
+        ),
         notes=(
             "`request_counts` stay at 0 until the batch ends.",
             "The free `batch-test-model` answers on /v1/chat/ds-test: try a file without cost.",

@@ -13,8 +13,8 @@ import os
 
 from batchctl.providers import ProviderSpec, format_size
 from batchctl.validation.inputs import check_input_file
-from batchctl.validation.provider_rules import endpoint_hint, rules_for
 from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
+from batchctl.validation.provider_rules import endpoint_hint, rules_for
 from batchctl.validation.report import (
     BLANK_LINES,
     CRLF_LINE_ENDINGS,
@@ -253,7 +253,8 @@ def validate_file(
         v.add(
             None,
             INVALID_VALUE,
-            f'the batch endpoint "{endpoint}" is not one {spec.name} supports ({", ".join(spec.endpoints)})',
+            f'the batch endpoint "{endpoint}" is not one {spec.name} supports ({", ".join(spec.endpoints)})'
+            + endpoint_hint(spec, endpoint),
             "endpoint",
         )
     warnings: list[Problem] = []

@@ -69,10 +69,10 @@ def add(
         ),
     ] = None,
     resource: Annotated[
-        str | None, typer.Option("--resource", help="Azure resource name: --preset azure fills https://NAME.openai.azure.com/openai/v1/.")
+        str | None, typer.Option("--resource", metavar="NAME", help="Azure resource name: --preset azure fills https://NAME.openai.azure.com/openai/v1/.")
     ] = None,
     workspace_id: Annotated[
-        str | None, typer.Option("--workspace-id", help="DashScope workspace id, for --preset dashscope-intl-workspace.")
+        str | None, typer.Option("--workspace-id", metavar="ID", help="DashScope workspace id, for --preset dashscope-intl-workspace.")
     ] = None,
     provider: Annotated[
         str | None,
