@@ -98,6 +98,7 @@ def test_full_cycle(provider_stub, tmp_path, monkeypatch):
 def _together(stub, submitted, running, calls, batch_id):
     assert [f["purpose"] for f in stub.files.values() if f["purpose"] != "batch_output"] == ["batch-api"] * 2
     assert WARNING in " ".join(submitted.stderr.split()), submitted.stderr  # the create's warning, on stderr
+    assert WARNING not in submitted.stdout  # stdout keeps the id alone
     assert "50%" in running.stdout and "0/0" not in running.stdout  # progress, not counts
 
 

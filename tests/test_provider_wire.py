@@ -104,7 +104,7 @@ def test_together_upload_purpose_and_create_envelope(tmp_path):
     assert b'name="purpose"\r\n\r\nbatch-api\r\n' in rec.requests[0].content
     assert (batch.id, batch.status) == ("b7f3-uuid", "validating")
     assert batch.model_dump()["warning"] == "model is slow today"  # --json shows it too
-    assert warnings == ["the server warns about batch b7f3-uuid: model is slow today"]
+    assert warnings == ["the server's note on batch b7f3-uuid: model is slow today"]
 
 
 def test_together_create_without_envelope_or_warning_is_a_plain_batch():

@@ -48,7 +48,7 @@ class Batches:
 
         batch = c._json(c._request("POST", f"{c.base_url}/batches", json_body=body, creates=True), Batch, adapt)
         for warning in warnings:
-            c._notice(f"the server warns about batch {batch.id}: {warning}")
+            c._notice(f"the server's note on batch {batch.id}: {warning}")
         return batch
 
     def retrieve(self, batch_id: str) -> Batch:
