@@ -100,6 +100,7 @@ def _together(stub, submitted, running, calls, batch_id):
     assert WARNING in " ".join(submitted.stderr.split()), submitted.stderr  # the create's warning, on stderr
     assert WARNING not in submitted.stdout  # stdout keeps the id alone
     assert "50%" in running.stdout and "0/0" not in running.stdout  # progress, not counts
+    assert "in_progress  50%" in submitted.stderr and "0/0" not in submitted.stderr  # --wait's watcher too
 
 
 def _azure(stub, submitted, running, calls, batch_id):
