@@ -117,14 +117,14 @@ class AppState:
             )
         if settings.autostart:
             self._ensure_local_server(settings.base_url)
-        from batchctl.providers import spec_of
+        from batchctl.quirks import wire_of
 
         client = BatchClient(
             settings.base_url,
             settings.api_key,
             channel=settings.channel,
             debug_log=self.out.debug if self.debug else None,
-            wire=spec_of(settings).wire,  # the provider's dialect: auth header, purpose, statuses (quirks.py)
+            wire=wire_of(settings.provider),  # = spec.wire: auth header, purpose, statuses (quirks.py)
             warn=self.out.warn,
             custom_llm_provider=settings.custom_llm_provider,
         )
