@@ -115,6 +115,8 @@ def _litellm(stub, submitted, running, calls, batch_id):
     raw = {r.raw_path for r in calls}
     assert any("%2B" in p and "%2F" in p and "%3D" in p for p in raw), raw
     assert all(r.query.get("custom_llm_provider") == LITELLM_ROUTE for r in calls)
+    shown = run("profile", "show", "litellm")
+    assert f"custom_llm_provider {LITELLM_ROUTE}" in shown.stdout, shown.output
 
 
 def _zhipu(stub, submitted, running, calls, batch_id):
