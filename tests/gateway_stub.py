@@ -15,7 +15,10 @@ It behaves like a New-API gateway relaying batches to a DashScope channel, as fa
 - Switches: `files_not_implemented` (501 `api_not_implemented` on /v1/files, as stock New-API), and
   `batch_list_missing` (404 on `GET /v1/batches`, as gateways without a list route).
 
-Every request is recorded (method, path, query, Authorization) in `.requests`.
+Every request is recorded (method, path, raw path, query, Authorization, api-key) in `.requests`.
+
+`dialect=` makes it another provider's stand-in (`stub_dialects.py`: together, zhipu, gemini, azure,
+litellm, groq, moonshot); the fixture `provider_stub` takes the dialect's name by indirect parametrizing.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from stub_dialects import DIALECTS, NEWAPI, Dialect
 
 ADMIN_KEY = "sk-admin0key"
 USER_KEY = "sk-user0key"
@@ -42,6 +46,8 @@ class Recorded:
     path: str
     query: dict[str, str]
     authorization: str | None
+    raw_path: str = ""  # as sent, percent-encoding included
+    api_key_header: str | None = None
 
 
 def default_channels() -> dict[int, dict[str, Any]]:
@@ -88,6 +94,7 @@ class GatewayStub:
     max_page_size: int | None = None  # answer shorter pages than asked, as some providers do
     admin_api_forbidden_status: int = 200  # New-API says "insufficient permission" with HTTP 200
     instant: bool = False
+    dialect: Dialect = NEWAPI
     base_url: str = ""
     requests: list[Recorded] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -97,11 +104,12 @@ class GatewayStub:
 
     @property
     def root(self) -> str:
-        return self.base_url[: -len("/v1")]
+        return self.base_url[: -len(self.dialect.prefix)]
 
     def batch_calls(self) -> list[Recorded]:
-        """The recorded /v1/files and /v1/batches calls."""
-        return [r for r in self.requests if r.path.startswith(("/v1/files", "/v1/batches"))]
+        """The recorded /files and /batches calls."""
+        prefix = self.dialect.prefix
+        return [r for r in self.requests if r.path.startswith((f"{prefix}/files", f"{prefix}/batches"))]
 
     # -- the app ---------------------------------------------------------------------------------
 
@@ -114,6 +122,10 @@ class GatewayStub:
             return JSONResponse({"error": {"message": message, "type": type_, "code": code}}, status_code=status)
 
         def authorize(request) -> tuple[Response | None, int | None]:
+            if self.dialect.auth == "api-key":  # Azure: the key alone in `api-key`; a Bearer header is a mistake
+                if "authorization" in request.headers or request.headers.get("api-key") not in self.keys:
+                    return error(401, "Access denied due to invalid subscription key.", "401"), None
+                return None, None
             header = request.headers.get("authorization", "")
             token = header.removeprefix("Bearer ").strip()
             key, _, channel = token.removeprefix("sk-").partition("-")
@@ -137,7 +149,7 @@ class GatewayStub:
             problem, channel = authorize(request)
             if problem is not None:
                 return problem
-            if channel is None:
+            if channel is None and self.dialect.require_pin:
                 return error(
                     400,
                     "no model in the request and no channel pinned: cannot route (append -<channel id> to the key)",
@@ -163,7 +175,9 @@ class GatewayStub:
             if upload is None or isinstance(upload, str):
                 return error(400, "'file' is a required property", "invalid_request", "invalid_request_error")
             content = await upload.read()
-            file_id = f"file-batch-{next(self._ids):04d}"
+            if (problem := self.dialect.refuse_upload(form, content)) is not None:
+                return error(400, problem, "invalid_request", "invalid_request_error")
+            file_id = self.dialect.new_id("file-batch", next(self._ids))
             record = self._file_record(file_id, upload.filename or "input.jsonl", len(content), form.get("purpose", "batch"))
             self.contents[file_id] = content
             return JSONResponse(record)
@@ -174,7 +188,7 @@ class GatewayStub:
             if (problem := relay_guard(request)) is not None:
                 return problem
             file_id = request.path_params["file_id"]
-            if file_id not in self.files:
+            if file_id not in self.files:  # path params arrive decoded: a `%2F` in an id is a `/` here
                 return error(404, f"file {file_id} not found", "not_found", "invalid_request_error")
             if request.method == "DELETE":
                 del self.files[file_id]
@@ -213,7 +227,7 @@ class GatewayStub:
                 limit = int(request.query_params.get("limit") or len(data) or 1)
                 if self.max_page_size:
                     limit = min(limit, self.max_page_size)
-                page, more = data[:limit], len(data) > limit
+                page, more = [self._public(b["id"]) for b in data[:limit]], len(data) > limit
                 return JSONResponse(
                     {
                         "object": "list",
@@ -231,9 +245,11 @@ class GatewayStub:
                 return error(400, "input_file_id and endpoint are required", "invalid_request", "invalid_request_error")
             if body["input_file_id"] not in self.contents:
                 return error(400, f"file {body['input_file_id']} not found", "invalid_request", "invalid_request_error")
-            batch_id = f"batch_{next(self._ids):04d}"
-            now = int(time.time())
             lines = [line for line in self.contents[body["input_file_id"]].splitlines() if line.strip()]
+            if (problem := self.dialect.refuse_create(body, lines)) is not None:
+                return error(400, problem, "invalid_request", "invalid_request_error")
+            batch_id = self.dialect.new_id("batch", next(self._ids))
+            now = int(time.time())
             self.batches[batch_id] = {
                 "id": batch_id,
                 "object": "batch",
@@ -254,7 +270,7 @@ class GatewayStub:
             }
             if self.instant:
                 self._advance(batch_id, to_end=True)
-            return JSONResponse(self._public(batch_id))
+            return JSONResponse(self.dialect.created(self._public(batch_id)))
 
         async def batch_item(request):
             if (problem := relay_guard(request)) is not None:
@@ -304,14 +320,19 @@ class GatewayStub:
                 return problem
             return JSONResponse({"object": "list", "data": [{"id": "qwen-plus", "object": "model"}]})
 
+        v = self.dialect.prefix
+        # `:path` so an id holding a `/` (gemini's `batches/…`) is one parameter; the longer routes first.
+        files = [
+            Route(f"{v}/files", files_root, methods=["GET", "POST"]),
+            Route(f"{v}/files/{{file_id:path}}/content", file_content, methods=["GET"]),
+            Route(f"{v}/files/{{file_id:path}}", file_item, methods=["GET", "DELETE"]),
+        ]
         routes = [
-            Route("/v1/files", files_root, methods=["GET", "POST"]),
-            Route("/v1/files/{file_id}", file_item, methods=["GET", "DELETE"]),
-            Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
-            Route("/v1/batches", batches_root, methods=["GET", "POST"]),
-            Route("/v1/batches/{batch_id}", batch_item, methods=["GET"]),
-            Route("/v1/batches/{batch_id}/cancel", batch_cancel, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
+            *(files if self.dialect.files else []),
+            Route(f"{v}/batches", batches_root, methods=["GET", "POST"]),
+            Route(f"{v}/batches/{{batch_id:path}}/cancel", batch_cancel, methods=["POST"]),
+            Route(f"{v}/batches/{{batch_id:path}}", batch_item, methods=["GET"]),
+            Route(f"{v}/models", models, methods=["GET"]),
             Route("/api/channel/{channel_id}", admin_channel, methods=["GET"]),
         ]
         inner = Starlette(routes=routes)
@@ -325,7 +346,10 @@ class GatewayStub:
                     for pair in scope.get("query_string", b"").decode().split("&")
                     if pair
                 )
-                stub.requests.append(Recorded(scope["method"], scope["path"], query, headers.get("authorization")))
+                raw = scope.get("raw_path", b"").decode("latin-1").partition("?")[0]
+                stub.requests.append(
+                    Recorded(scope["method"], scope["path"], query, headers.get("authorization"), raw, headers.get("api-key"))
+                )
             await inner(scope, receive, send)
 
         return recording_app
@@ -345,11 +369,30 @@ class GatewayStub:
         self.files[file_id] = record
         return record
 
+    def seed_batch(self, lines: list[dict[str, Any]], *, status: str = "in_progress") -> str:
+        """A batch that exists already (made with the provider's own tools): its input stored, its id returned."""
+        file_id = self.dialect.new_id("file-batch", next(self._ids))
+        self.contents[file_id] = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        self._file_record(file_id, "seeded.jsonl", len(self.contents[file_id]), "batch")
+        batch_id = self.dialect.new_id("batch", next(self._ids))
+        now = int(time.time())
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": lines[0]["url"], "errors": None, "input_file_id": file_id,
+            "completion_window": "24h", "status": "validating", "output_file_id": None, "error_file_id": None,
+            "created_at": now, "in_progress_at": None, "completed_at": None, "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": {}, "_lines": len(lines),
+        }  # fmt: skip
+        if status != "validating":
+            self._advance(batch_id, to_end=status == "completed")
+        return batch_id
+
     def _public(self, batch_id: str) -> dict[str, Any]:
-        return {k: v for k, v in self.batches[batch_id].items() if not k.startswith("_")}
+        return self.dialect.present(self.batches[batch_id])
 
     def _advance(self, batch_id: str, *, to_end: bool = False) -> None:
         batch = self.batches[batch_id]
+        if batch.get("_hold"):  # a test keeps it where it is (to cancel it while it runs)
+            return
         while True:
             if batch["status"] == "validating":
                 batch["status"] = "in_progress"
@@ -399,7 +442,7 @@ class GatewayStub:
         for lines, key, prefix in ((ok_lines, "output_file_id", "file-batch_output"), (error_lines, "error_file_id", "file-batch_error")):
             if not lines:
                 continue
-            file_id = f"{prefix}-{next(self._ids):04d}"
+            file_id = self.dialect.new_id(prefix, next(self._ids))
             data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
             self._file_record(file_id, f"{file_id}.jsonl", len(data), "batch_output")
             self.contents[file_id] = data
@@ -422,7 +465,8 @@ class _Running:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         port = self.sock.getsockname()[1]
-        stub.base_url = f"http://127.0.0.1:{port}/v1"
+        # Any object with `app()` and `base_url` runs here (other tests' stand-ins have no dialect).
+        stub.base_url = f"http://127.0.0.1:{port}{getattr(stub, 'dialect', NEWAPI).prefix}"
         config = uvicorn.Config(stub.app(), log_level="warning", lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
@@ -445,6 +489,18 @@ class _Running:
 def gateway():
     """A running GatewayStub; `gateway.base_url` is its `/v1` root."""
     stub = GatewayStub()
+    running = _Running(stub)
+    running.start()
+    try:
+        yield stub
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def provider_stub(request):
+    """A running GatewayStub speaking the dialect named by indirect parametrizing (`stub_dialects.DIALECTS`)."""
+    stub = GatewayStub(dialect=DIALECTS[request.param])
     running = _Running(stub)
     running.start()
     try:

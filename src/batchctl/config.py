@@ -91,6 +91,7 @@ class Profile:
     access_token: str | None = None  # New-API dashboard access token (a secret, like the key)
     user_id: str | None = None  # New-API user id sent as `New-Api-User`
     limits: dict[str, int] = field(default_factory=dict)
+    custom_llm_provider: str | None = None  # LiteLLM proxy: sent with uploads and creates to route them
     # cost: model prices and `confirm_above`, read and checked by batchctl.cost.prices (docs/cost.md)
     prices: dict[str, object] = field(default_factory=dict)
 
@@ -137,7 +138,7 @@ class Profile:
         expected = {
             "base_url": str, "provider": str, "api_key": str, "api_key_env": str, "access_token": str,
             "channel": (str, int), "user_id": (str, int), "poll_interval": (int, float), "limits": dict,
-            "prices": dict,
+            "prices": dict, "custom_llm_provider": str,
         }  # fmt: skip
         for key, kinds in expected.items():
             if key in table and not isinstance(table[key], kinds) or isinstance(table.get(key), bool):
@@ -281,6 +282,7 @@ class Settings:
     access_token: str | None = None
     user_id: str | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
+    custom_llm_provider: str | None = None  # LiteLLM's routing field, from the profile
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> "flag" | "env NAME" | "profile NAME"
     # The env var the profile reads its key from, when that variable is not set (and no key came otherwise).
     missing_key_env: str | None = None
@@ -374,6 +376,7 @@ def resolve_settings(
         access_token=chosen.access_token,
         user_id=chosen.user_id,
         limits=dict(chosen.limits),
+        custom_llm_provider=chosen.custom_llm_provider,
         sources=sources,
         missing_key_env=chosen.api_key_env if not resolved_key and chosen.api_key_env and not env.get(chosen.api_key_env) else None,
     )

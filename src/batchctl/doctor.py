@@ -296,7 +296,9 @@ def _run_checks(
     """Run every check for `settings`; `client` is needed only for `full` (the real round trip)."""
     from batchctl import newapi
     from batchctl.api import BatchClient
+    from batchctl.api import path_segment as _seg  # ids as one path segment (gemini's `batches/…`)
     from batchctl.doctor_provider import in_provider_words, provider_line
+    from batchctl.quirks import wire_of
 
     report = DoctorReport(settings.profile_name, settings.provider, settings.base_url, settings.channel)
     base = settings.base_url
@@ -304,7 +306,8 @@ def _run_checks(
     # Probes are sent once each: a retry would only blur what the server does.
     with BatchClient(
         base, settings.api_key, channel=settings.channel, timeout=timeout, max_retries=0,
-        debug_log=debug_log, transport=transport,
+        debug_log=debug_log, transport=transport, wire=wire_of(settings.provider),
+        custom_llm_provider=settings.custom_llm_provider,
     ) as http:  # fmt: skip
         say(f"Probing {base} …")
         files_list = probe(http, "GET", "/files", params={"limit": 1})
@@ -321,10 +324,10 @@ def _run_checks(
         route_probes = [
             ("files: list", files_list, "list"),
             ("files: upload", probe(http, "POST", "/files", files={"purpose": (None, "batch")}), "create"),
-            ("files: content", probe(http, "GET", f"/files/{real_file or PROBE_FILE_ID}/content"), "real" if real_file else "item"),
+            ("files: content", probe(http, "GET", f"/files/{_seg(real_file or PROBE_FILE_ID)}/content"), "real" if real_file else "item"),
             ("batches: list", batches_list, "list"),
             ("batches: create", probe(http, "POST", "/batches", json={}), "create"),
-            ("batches: retrieve", probe(http, "GET", f"/batches/{real_batch or PROBE_BATCH_ID}"), "real" if real_batch else "item"),
+            ("batches: retrieve", probe(http, "GET", f"/batches/{_seg(real_batch or PROBE_BATCH_ID)}"), "real" if real_batch else "item"),
             ("batches: cancel", probe(http, "POST", f"/batches/{PROBE_BATCH_ID}/cancel"), "item"),
         ]
     probes = [p for _, p, _ in route_probes]

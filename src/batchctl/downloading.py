@@ -157,6 +157,7 @@ def download_results(
     `wait_for` is given (else a batch that has not finished is an error, exit code 6)."""
     from batchctl import journal
 
+    client.files.check_served(f"downloading the results of {batch_id}")  # before anything is sent
     entry = journal.lookup(batch_id)
     batch = client.batches.retrieve(batch_id)
     # Names resolved once: a default name carries the time, and the completeness check must see the same.

@@ -66,8 +66,9 @@ def open_checked(request: PrepareRequest, provider: ProviderSpec) -> RowSource:
 
     spec = request.spec
     spec.check()
-    if spec.endpoint not in provider.endpoints:
-        raise BatchctlError(f"{provider.name} does not support {spec.endpoint}",
+    spec.url_prefix = provider.wire.line_url_prefix  # lines in the provider's own paths (zhipu: /v4/...)
+    if spec.url not in provider.endpoints:
+        raise BatchctlError(f"{provider.name} does not support {spec.url}",
                             f"Use an endpoint it supports: {', '.join(provider.endpoints)}.")  # fmt: skip
     source = open_rows(request.data, fmt=request.fmt, delimiter=request.delimiter)
     spec.template.check_columns(source.columns, request.data.name)
@@ -118,7 +119,7 @@ def write_prepared(request: PrepareRequest, source: RowSource, output: Path) -> 
         raise BatchctlError(f"{request.data.name} has no data rows: nothing to prepare", "Add rows under the header.")
     return ValidationReport(
         path=str(output), size_bytes=output.stat().st_size, lines=rows, requests=rows, blank_lines=0,
-        endpoint=request.spec.endpoint, model=request.spec.model,
+        endpoint=request.spec.url, model=request.spec.model,
         est_input_tokens=math.ceil(counts[1] / BYTES_PER_TOKEN), problems=[], problem_count=0,
     )  # fmt: skip
 
@@ -187,7 +188,7 @@ def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Rep
     prepared = Prepared(final / name)
     reporter.info(f"Prepared {report.requests:,} requests from {prepare.data} ({source.fmt})")
     request.file, request.prepare = prepared.path, None
-    request.endpoint = prepare.spec.endpoint
+    request.endpoint = prepare.spec.url
     request.model = None  # every line has it already: no rewritten copy of the file (it is recorded below)
     request.job_options = {"prepare": prepare.recorded(source)}
     try:

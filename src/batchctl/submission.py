@@ -136,7 +136,7 @@ def describe_changes(upload: UploadFile, model: str | None) -> str:
 
 def upload_input(client: BatchClient, path: Path, *, progress: ProgressCallback | None = None) -> FileObject:
     """Upload a batch input file, streamed from disk; `progress(bytes_sent, total)` as it goes."""
-    return client.files.create(path=path, purpose="batch", progress=progress)
+    return client.files.create(path=path, progress=progress)  # the provider's purpose (together: batch-api)
 
 
 class BatchCreateError(BatchctlError):

@@ -221,6 +221,11 @@ def submit_batch(
     """
     from batchctl.submission import UploadFile, record_submission
 
+    if not spec.wire.serves_files and (request.file is not None or request.wait):
+        from batchctl.api.errors import FilesNotServedError
+
+        action = "uploading the input" if request.file is not None else "submit --wait (it downloads the results)"
+        raise FilesNotServedError(action, spec.wire.files_hint, spec.name)
     if request.prepare is not None:  # submit DATA --template: the requests are prepared into a temporary file
         from batchctl.preparing import prepared_input
 

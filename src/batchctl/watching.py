@@ -124,6 +124,7 @@ def fingerprint(batch: Batch) -> tuple[Any, ...]:
         counts.total,
         counts.completed,
         counts.failed,
+        batch.progress,
         batch.output_file_id,
         batch.error_file_id,
     )
@@ -141,6 +142,7 @@ class Progress:
     ok: int
     failed: int
     live: bool  # False: the provider reports counts only when the batch finishes
+    percent: float | None = None  # a provider's own percentage, when it reports no counts (together)
 
     @property
     def done(self) -> int:
@@ -148,6 +150,8 @@ class Progress:
 
     @property
     def fraction(self) -> float | None:
+        if self.percent is not None:
+            return self.percent / 100
         if not self.live or self.total <= 0:
             return None
         return min(self.done / self.total, 1.0)
@@ -155,6 +159,8 @@ class Progress:
 
 def progress_of(batch: Batch, *, live_counts: bool = True) -> Progress:
     counts = batch.request_counts
+    if counts.total <= 0 and batch.progress is not None:  # a percentage instead of counts: shown as "42%"
+        return Progress(total=0, ok=0, failed=0, live=True, percent=batch.progress)
     live = live_counts or batch.is_terminal
     return Progress(total=counts.total, ok=counts.completed, failed=counts.failed, live=live)
 

@@ -3,7 +3,7 @@
 Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
-from batchctl.api._base_client import probe_health
+from batchctl.api._base_client import path_segment, probe_health
 from batchctl.masking import Redactor, mask_secret
 from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url
 from batchctl.api.errors import (
@@ -15,6 +15,7 @@ from batchctl.api.errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    FilesNotServedError,
     InternalServerError,
     NotFoundError,
     NotImplementedByServerError,
@@ -54,6 +55,7 @@ __all__ = [
     "ContentStream",
     "FileDeleted",
     "FileObject",
+    "FilesNotServedError",
     "FilePage",
     "InternalServerError",
     "NotFoundError",
@@ -68,6 +70,7 @@ __all__ = [
     "Redactor",
     "mask_secret",
     "normalize_base_url",
+    "path_segment",
     "probe_health",
     "raise_for_gateway_failure",
 ]

@@ -21,6 +21,7 @@ from batchctl.api._multipart import MultipartFileUpload
 from batchctl.api._answers import not_json, redact_payload, shape_problem, unexpected
 from batchctl.api._response import RawResponse
 from batchctl.masking import Redactor, _bearer_token
+from batchctl.quirks import OPENAI_WIRE, WireQuirks
 from batchctl.api.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -46,7 +47,9 @@ class BaseClient:
 
     ``channel`` pins a New-API channel: the key is sent as ``Bearer <key>-<channel>``.
     ``debug_log`` receives one line of text at a time describing each HTTP exchange, secrets masked.
-    ``transport`` is handed to httpx (tests pass an ``httpx.MockTransport``).
+    ``transport`` is handed to httpx (tests pass an ``httpx.MockTransport``). ``wire``: the provider's
+    dialect (``batchctl.quirks``); ``warn`` gets what a server says in passing (a create's ``warning``);
+    ``custom_llm_provider`` routes a LiteLLM proxy's calls (upload form, create body, query).
     """
 
     def __init__(
@@ -59,8 +62,14 @@ class BaseClient:
         max_retries: int = 2,
         debug_log: DebugLog | None = None,
         transport: httpx.BaseTransport | None = None,
+        wire: WireQuirks | None = None,
+        warn: Callable[[str], None] | None = None,
+        custom_llm_provider: str | None = None,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
+        self.wire = wire or OPENAI_WIRE
+        self._warn = warn
+        self.custom_llm_provider = custom_llm_provider or None
         self._api_key = api_key or None
         self.channel = str(channel) if channel not in (None, "") else None
         self.timeout = timeout
@@ -109,10 +118,14 @@ class BaseClient:
     ) -> httpx.Request:
         sent: dict[str, str] = {}
         token = self._bearer_token
-        if token:
+        if token and self.wire.auth_header == "api-key":
+            sent["api-key"] = token  # Azure: the key as is, never in Authorization
+        elif token:
             sent["Authorization"] = f"Bearer {token}"
         sent.update(headers or {})
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        if self.custom_llm_provider and "custom_llm_provider" not in query:
+            query["custom_llm_provider"] = self.custom_llm_provider
         limits = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         if upload is not None:
             sent.update(upload.headers)
@@ -240,6 +253,11 @@ class BaseClient:
             elapsed_ms=_ms(started),
         )
 
+    def _notice(self, text: str) -> None:
+        """Tell the user what the server said in passing (stderr in the CLI), masked like the log."""
+        if self._warn is not None:
+            self._warn(self._redact(text))
+
     def _pause(self, retries_done: int, headers: httpx.Headers | None) -> None:
         delay = retry_delay(retries_done, headers, random=self._random)
         self._log(f"retrying in {delay:.2f} s (retry {retries_done + 1} of {self.max_retries})")
@@ -278,7 +296,10 @@ class BaseClient:
                 url=str(request.url),
             ) from None
 
-    def _json(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
+    def _json(
+        self, response: httpx.Response, model: type[ModelT], adapt: Callable[[Any], Any] | None = None
+    ) -> ModelT:
+        """The answer as ``model``; ``adapt`` turns a provider's dialect into OpenAI's first (``_dialect``)."""
         request = response.request
         request_id = request_id_from_headers(response.headers)
         where = dict(request_id=request_id, url=str(request.url))
@@ -286,6 +307,8 @@ class BaseClient:
             payload = self._payload(response)
         except APIResponseValidationError:  # HTML, or no body at all
             raise unexpected(response.status_code, model.__name__, not_json(self._redact(response.text)), **where) from None
+        if adapt is not None:
+            payload = adapt(payload)
         if isinstance(payload, dict) and "object" not in payload:
             raise_for_gateway_failure(payload, status=response.status_code, request_id=request_id)
         problem = shape_problem(payload, model.__name__)
@@ -360,6 +383,9 @@ def _seg(identifier: str) -> str:
     if not identifier:
         raise ValueError("an id is required")
     return quote(str(identifier), safe="")
+
+
+path_segment = _seg  # public: for callers that build a path themselves (doctor's probes)
 
 
 def probe_health(root: str, timeout: float = 1.0, *, transport: httpx.BaseTransport | None = None) -> dict | None:

@@ -23,6 +23,7 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "APIResponseValidationError",
+    "FilesNotServedError",
     "REQUEST_ID_HEADERS",
     "error_for_status",
     "parse_error_body",
@@ -274,3 +275,15 @@ def raise_for_gateway_failure(payload: Any, *, status: int = 200, request_id: st
             request_id=request_id,
             body=payload,
         )
+
+
+class FilesNotServedError(APIError):
+    """The provider's OpenAI-compatible API has no /files routes (gemini): raised before anything is sent.
+
+    ``hint`` says what to do instead, in that provider's words.
+    """
+
+    def __init__(self, action: str, hint: str, provider: str | None = None, *, url: str | None = None) -> None:
+        who = f"{provider}'s OpenAI-compatible API" if provider else f"the OpenAI-compatible API at {url or 'this server'}"
+        super().__init__(f"{who} does not serve files, so {action} is not possible here; nothing was sent", url=url)
+        self.hint = hint or "Upload and download the files with the provider's own API."

@@ -135,6 +135,8 @@ class Batch(_Model):
     cancelling_at: Timestamp = None
     cancelled_at: Timestamp = None
     request_counts: RequestCounts = Field(default_factory=RequestCounts)
+    # A percentage (0-100) some providers report instead of request_counts (together).
+    progress: float | None = None
     usage: BatchUsage | None = None
     metadata: dict[str, Any] | None = None
 
@@ -142,6 +144,16 @@ class Batch(_Model):
     @classmethod
     def _null_counts(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        # A progress that is not a number is no reason to refuse the batch: it is simply not shown.
+        try:
+            percent = float(value)
+        except (TypeError, ValueError):
+            return None
+        return min(max(percent, 0.0), 100.0) if percent == percent and not isinstance(value, bool) else None
 
     @property
     def is_terminal(self) -> bool:

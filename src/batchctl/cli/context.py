@@ -117,11 +117,16 @@ class AppState:
             )
         if settings.autostart:
             self._ensure_local_server(settings.base_url)
+        from batchctl.quirks import wire_of
+
         client = BatchClient(
             settings.base_url,
             settings.api_key,
             channel=settings.channel,
             debug_log=self.out.debug if self.debug else None,
+            wire=wire_of(settings.provider),  # = spec.wire: auth header, purpose, statuses (quirks.py)
+            warn=self.out.warn,
+            custom_llm_provider=settings.custom_llm_provider,
         )
         self._clients.append(client)
         return client
@@ -212,7 +217,7 @@ class AppState:
         Batches reached the same way share one client (a job's parts all do).
         """
         settings = self.settings_for_batch(batch_id)
-        route = (settings.base_url, settings.api_key, settings.channel)
+        route = (settings.base_url, settings.api_key, settings.channel, settings.provider, settings.custom_llm_provider)
         if route not in self._routes:
             self._routes[route] = self.client(settings)
         return self._routes[route]

@@ -70,6 +70,7 @@ def _api_rules() -> tuple[tuple[type, Rule], ...]:
     from batchctl.api import errors as api
 
     return (
+        (api.FilesNotServedError, lambda e: (e.message, e.hint)),
         (api.APITimeoutError, lambda e: (e.message, "The server may be busy; try again, or raise the timeout.")),
         (api.APIConnectionError, lambda e: (e.message, CHECK_URL_HINT)),
         (

@@ -84,7 +84,9 @@ def format_rate(rate: float | None) -> str:
 
 
 def counts_text(progress: Progress) -> str:
-    """`37/100 (ok 35, failed 2)`."""
+    """`37/100 (ok 35, failed 2)`; `42%` from a provider that reports a percentage instead of counts."""
+    if progress.percent is not None:
+        return f"{progress.percent:.0f}%"
     return f"{progress.done}/{progress.total} (ok {progress.ok}, failed {progress.failed})"
 
 
@@ -100,7 +102,7 @@ def change_line(batch: Batch, *, now: float | None = None, live_counts: bool = T
         parts.append(NO_LIVE_COUNTS)
     else:
         parts.append(counts_text(progress))
-        if progress.fraction is not None:
+        if progress.fraction is not None and progress.percent is None:
             parts.append(f"{progress.fraction:.0%}")
     parts.append(f"elapsed {format_duration(elapsed_seconds(batch, now))}")
     return "  ".join(parts)
@@ -126,6 +128,9 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
+    long_id = len(batch.id) > width - 6  # a title is cut to one line: a long id goes whole into the panel
+    if long_id:
+        grid.add_row("id", Text(batch.id, overflow="fold"))
 
     if nothing_succeeded(batch):
         status = Text.assemble(status_text(batch.status), (f" — 0 of {batch.request_counts.total:,} succeeded", "bold red"))
@@ -133,7 +138,7 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         status = status_text(batch.status)
     grid.add_row("status", status)
     grid.add_row("progress", _progress_row(progress, width=max(_BAR_MIN, min(50, width - 30))))
-    if progress.live:
+    if progress.live and progress.percent is None:
         counts = Text.assemble(("ok ", "dim"), (str(progress.ok), "green"), ("   failed ", "dim"),
                                (str(progress.failed), "red" if progress.failed else ""))
         grid.add_row("requests", counts)
@@ -174,7 +179,7 @@ def batch_panel(view: BatchView, *, now: float | None = None, width: int = 200) 
         grid.add_row(Text("errors", style="bold red"), Text("\n".join(lines), style="red"))
     return Panel(
         grid,
-        title=f"[bold]{escape(batch.id)}[/bold]",
+        title=None if long_id else f"[bold]{escape(batch.id)}[/bold]",
         title_align="left",
         border_style=STATUS_STYLES.get(batch.status, "white"),
         expand=True,
@@ -200,6 +205,8 @@ def error_line(item: Any) -> str:
 
 
 def _label(progress: Progress) -> str:
+    if progress.percent is not None:
+        return f" {progress.percent:.0f}%"
     fraction = progress.fraction
     return f" {progress.done}/{progress.total}" + (f"  {fraction:.0%}" if fraction is not None else "")
 
@@ -207,7 +214,10 @@ def _label(progress: Progress) -> str:
 def _progress_row(progress: Progress, *, width: int = 50) -> RenderableType:
     if not progress.live:
         return Text(NO_LIVE_COUNTS, style="italic")
-    bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
+    if progress.percent is not None:
+        bar = ProgressBar(total=100, completed=progress.percent, width=width)
+    else:
+        bar = ProgressBar(total=max(progress.total, 1), completed=progress.done if progress.total else 0, width=width)
     grid = Table.grid()
     grid.add_row(bar, Text(_label(progress)))
     return grid
@@ -248,6 +258,9 @@ def batches_table(views: Sequence[BatchView], *, now: float | None = None, width
     label_width = max((len(_label(row["progress"])) for row in rows if row["progress"].live), default=len(NO_LIVE_COUNTS))
     label_width = max(label_width, max((len(NO_LIVE_COUNTS) for row in rows if not row["progress"].live), default=0) - _BAR_MIN)
 
+    # An id wider than the rest leaves room for (LiteLLM's base64 ids) folds onto more lines; never cut.
+    widths["batch"] = min(widths["batch"], max(12, width - widths["status"] - _BAR_MIN - label_width - 6))
+
     def room_for_bar(shown: list[str]) -> int:
         others = sum(widths[c] for c in shown if c != "progress")
         return width - others - label_width - 3 * (len(shown) - 1)  # a space of padding, a rule, a space
@@ -260,7 +273,8 @@ def batches_table(views: Sequence[BatchView], *, now: float | None = None, width
 
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     for column in columns:
-        table.add_column(column, no_wrap=True, min_width=widths.get(column))
+        table.add_column(column, no_wrap=column != "batch", overflow="fold", min_width=widths.get(column),
+                         max_width=widths["batch"] if column == "batch" else None)  # fmt: skip
     for row in rows:
         cells = {**row, "status": status_text(row["status"]), "progress": _progress_row(row["progress"], width=bar)}
         table.add_row(*(cells[column] for column in columns))
@@ -305,10 +319,13 @@ def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
         or ", ".join(f"{k}={v}" for k, v in metadata.items())
     )
     endpoint = batch.endpoint or "-"
+    done = f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else "")
+    if counts.total <= 0 and batch.progress is not None:  # a percentage instead of counts (together)
+        done = f"{batch.progress:.0f}%"
     return [
         batch.id,
         status_text(batch.status),
-        f"{counts.completed + counts.failed}/{counts.total}" + (f" ({counts.failed} failed)" if counts.failed else ""),
+        done,
         created,
         endpoint.removeprefix("/v1/"),
         description or "",

@@ -75,8 +75,16 @@ def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
         cancelled_at=last["cancelled_at"] if ended else None,
         finalizing_at=last["finalizing_at"],
         request_counts=RequestCounts(total=total("total"), completed=total("completed"), failed=total("failed")),
+        progress=_percent(batches),
         metadata=job.metadata or None,
     )
+
+
+def _percent(batches: Sequence[Batch]) -> float | None:
+    """The parts' mean percentage when they report one instead of counts (together), else None."""
+    if not batches or any(b.request_counts.total or b.progress is None for b in batches):
+        return None
+    return sum(b.progress or 0.0 for b in batches) / len(batches)
 
 
 def _files(ids: list[str]) -> str | None:

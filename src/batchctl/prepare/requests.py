@@ -62,6 +62,12 @@ class PrepareSpec:
     body_extra: dict[str, Any] = field(default_factory=dict)
     id_column: str | None = None
     allow_empty: bool = False
+    url_prefix: str = "/v1"  # the provider's path prefix for request lines (zhipu: /v4; quirks.py)
+
+    @property
+    def url(self) -> str:
+        """The `url` each line carries: the endpoint under the provider's prefix (`/v4/chat/completions`)."""
+        return self.url_prefix + self.endpoint.removeprefix("/v1")
 
     def check(self) -> None:
         """Refuse combinations the endpoint cannot take, before any row is read."""
@@ -112,7 +118,7 @@ class PrepareSpec:
         """(custom_id, the JSONL line without newline, prompt bytes) for row `n`."""
         body, size = self.body(row, n)
         cid = row_id(n, row, self.id_column)
-        request = {"custom_id": cid, "method": "POST", "url": self.endpoint, "body": body}
+        request = {"custom_id": cid, "method": "POST", "url": self.url, "body": body}
         return cid, json.dumps(request, ensure_ascii=False), size
 
     def recorded(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from batchctl.api._base_client import _seg
+from batchctl.api._dialect import adapt_batch, adapt_page, unwrap_created
 from batchctl.api.models import Batch, BatchPage
 from batchctl.api.pagination import _iter_pages
 
@@ -35,16 +36,32 @@ class Batches:
         if metadata is not None:
             body["metadata"] = metadata
         c = self._client
-        return c._json(c._request("POST", f"{c.base_url}/batches", json_body=body, creates=True), Batch)
+        if c.custom_llm_provider:
+            body["custom_llm_provider"] = c.custom_llm_provider
+        warnings: list[str] = []
+
+        def adapt(payload: Any) -> Any:
+            payload, warning = unwrap_created(payload, c.wire)
+            if warning:
+                warnings.append(warning)
+            return payload
+
+        batch = c._json(c._request("POST", f"{c.base_url}/batches", json_body=body, creates=True), Batch, adapt)
+        for warning in warnings:
+            c._notice(f"the server's note on batch {batch.id}: {warning}")
+        return batch
 
     def retrieve(self, batch_id: str) -> Batch:
         c = self._client
-        return c._json(c._request("GET", f"{c.base_url}/batches/{_seg(batch_id)}"), Batch)
+        return c._json(c._request("GET", f"{c.base_url}/batches/{_seg(batch_id)}"), Batch, self._adapt)
 
     def cancel(self, batch_id: str) -> Batch:
         # Cancelling twice does no harm, so this POST is retried like a GET.
         c = self._client
-        return c._json(c._request("POST", f"{c.base_url}/batches/{_seg(batch_id)}/cancel"), Batch)
+        return c._json(c._request("POST", f"{c.base_url}/batches/{_seg(batch_id)}/cancel"), Batch, self._adapt)
+
+    def _adapt(self, payload: Any) -> Any:
+        return adapt_batch(payload, self._client.wire)
 
     def list(
         self,
@@ -57,7 +74,8 @@ class Batches:
         params: dict[str, Any] = {k: v for k, v in (extra_params or {}).items() if v is not None}
         params.update({k: v for k, v in (("limit", limit), ("after", after)) if v is not None})
         c = self._client
-        return c._json(c._request("GET", f"{c.base_url}/batches", params=params), BatchPage)
+        page = c._request("GET", f"{c.base_url}/batches", params=params)
+        return c._json(page, BatchPage, lambda payload: adapt_page(payload, c.wire))
 
     def iter(
         self,

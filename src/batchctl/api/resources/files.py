@@ -12,6 +12,7 @@ import httpx
 from batchctl.api._base_client import _seg
 from batchctl.api._multipart import MultipartFileUpload, ProgressCallback
 from batchctl.api._response import ContentStream
+from batchctl.api.errors import FilesNotServedError
 from batchctl.api.models import FileDeleted, FileObject, FilePage
 from batchctl.api.pagination import _iter_pages
 from batchctl.api.retry import should_retry_exception
@@ -26,28 +27,41 @@ class Files:
     def __init__(self, client: BaseClient) -> None:
         self._client = client
 
+    def check_served(self, action: str, provider: str | None = None) -> None:
+        """Raise FilesNotServedError, before anything is sent, when the provider has no /files routes."""
+        wire = self._client.wire
+        if not wire.serves_files:
+            raise FilesNotServedError(action, wire.files_hint, provider, url=self._client.base_url)
+
     def create(
         self,
         *,
         path: str | os.PathLike[str],
-        purpose: str = "batch",
+        purpose: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> FileObject:
         """Upload ``path`` as multipart/form-data, streamed from disk in chunks.
 
+        ``purpose`` defaults to the provider's for batch input (``batch``; together: ``batch-api``).
         ``progress(bytes_sent, total)`` is called as file bytes are handed to the connection
         (and again from 0 if the upload is retried).
         """
-        upload = MultipartFileUpload(path, fields={"purpose": purpose}, progress=progress)
+        self.check_served("uploading a file")
         c = self._client
+        fields = {"purpose": purpose or c.wire.upload_purpose, **dict(c.wire.upload_form_fields)}
+        if c.custom_llm_provider:
+            fields["custom_llm_provider"] = c.custom_llm_provider
+        upload = MultipartFileUpload(path, fields=fields, progress=progress)
         response = c._request("POST", f"{c.base_url}/files", upload=upload, creates=True)
         return c._json(response, FileObject)
 
     def retrieve(self, file_id: str) -> FileObject:
+        self.check_served("reading a file")
         c = self._client
         return c._json(c._request("GET", f"{c.base_url}/files/{_seg(file_id)}"), FileObject)
 
     def list(self, *, purpose: str | None = None, limit: int | None = None, after: str | None = None) -> FilePage:
+        self.check_served("listing files")
         c = self._client
         params = {"purpose": purpose, "limit": limit, "after": after}
         return c._json(c._request("GET", f"{c.base_url}/files", params=params), FilePage)
@@ -60,6 +74,7 @@ class Files:
         return _iter_pages(lambda after: self.list(purpose=purpose, limit=limit, after=after))
 
     def delete(self, file_id: str) -> FileDeleted:
+        self.check_served("deleting a file")
         c = self._client
         return c._json(c._request("DELETE", f"{c.base_url}/files/{_seg(file_id)}"), FileDeleted)
 
@@ -101,6 +116,7 @@ class Files:
             return received
 
     def _content_url(self, file_id: str) -> str:
+        self.check_served("downloading a file")
         return f"{self._client.base_url}/files/{_seg(file_id)}/content"
 
     def _save(self, url: str, partial: Path, progress: ProgressCallback | None) -> int:

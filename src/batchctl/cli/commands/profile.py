@@ -39,6 +39,7 @@ def profile_view(profile, *, active: bool) -> dict:
         "access_token": _mask(profile.access_token),
         "user_id": profile.user_id,
         "limits": dict(profile.limits) or None,
+        "custom_llm_provider": profile.custom_llm_provider,  # LiteLLM's routing field (config.toml)
     }
 
 
@@ -246,7 +247,7 @@ def show_profile(
             elif key == "api_key_env" and value and not view["api_key_env_set"]:
                 value = f"{value} (not set)"
             source = view.get("sources", {}).get(key)
-            state.out.line(f"{key:<14}{'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
+            state.out.line(f"{key:<13} {'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
 
     state.out.result(view, human=show)
 
