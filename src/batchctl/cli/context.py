@@ -168,9 +168,12 @@ class AppState:
         job by its batch id, as `submit` printed it)."""
         found: list[str] = []
         journal = self.journal()
-        for record in journal.batches():
-            parts = journal.parts(record.job_id) if record.job_id else []
-            item = record.job_id if len(parts) > 1 else record.batch_id
+        part_counts: dict[str, int] = {}  # a job's parts are asked for once, not once per part
+        for record in journal.newest_batches():
+            job_id = record.job_id
+            if job_id and job_id not in part_counts:
+                part_counts[job_id] = len(journal.parts(job_id))
+            item = job_id if job_id and part_counts[job_id] > 1 else record.batch_id
             if item not in found:
                 found.append(item)
             if len(found) == count:
