@@ -116,10 +116,18 @@ def test_help_names_every_value_in_words():
     assert "--after BATCH_ID" in text and "--port N" in text
 
 
-@pytest.mark.parametrize("args", [["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["status", "--help"]])
+OFFLINE_COMMANDS = [
+    ["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["jobs", "list"], ["--help"],
+    ["validate", "--help"], ["status", "--help"], ["submit", "--help"], ["download", "--help"], ["serve", "--help"],
+    ["profile", "--help"], ["jobs", "--help"], ["list", "--help"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", OFFLINE_COMMANDS, ids=" ".join)
 def test_offline_commands_never_load_the_http_stack(args, tmp_path):
-    """Commands that need no network import neither httpx nor the server (their import time is paid only
-    by commands that talk to a server)."""
+    """Commands that need no network import neither httpx, nor our pydantic models (`batchctl.api`), nor
+    the server (their import time is paid only by commands that talk to a server). pydantic itself may
+    be there only because Typer's own parameter adapters (`typer._adapters`) import it to run a command."""
     source = tmp_path / "in.jsonl"
     source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
                       '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
@@ -128,10 +136,13 @@ def test_offline_commands_never_load_the_http_stack(args, tmp_path):
         f"sys.argv = ['batchctl', *{[a.replace('{input}', str(source)) for a in args]!r}]\n"
         "from batchctl.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('LOADED=' + ','.join(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'starlette', 'uvicorn'})))\n"
+        "heavy = {'httpx', 'starlette', 'uvicorn', 'aiohttp', 'batchctl.api', 'batchctl.server.app'}\n"
+        "print('LOADED=' + ','.join(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy)))\n"
+        "print('PYDANTIC_WITHOUT_TYPER=' + str('pydantic' in sys.modules and 'typer._adapters' not in sys.modules))\n"
     )
     result = run_python("-c", code)
     assert "LOADED=\n" in result.stdout, result.stdout + result.stderr
+    assert "PYDANTIC_WITHOUT_TYPER=False" in result.stdout, result.stdout + result.stderr
 
 
 def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
