@@ -156,3 +156,39 @@ def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
     assert complete("bash", "batchctl status batch_c").split() == ["batch_c1", "batch_c0"]  # newest first
     zsh = complete("zsh", "batchctl download batch_c")
     assert zsh.index('"batch_c1":"new.jsonl"') < zsh.index('"batch_c0":"old.jsonl"')  # the input file as the help
+
+
+def test_running_a_command_imports_only_that_command(tmp_path):
+    """`main()` builds only the command it runs: `validate` never imports `serve`, `submit` or `status`."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+                      '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
+    code = (
+        "import sys\n"
+        f"sys.argv = ['batchctl', '--json', 'validate', {str(source)!r}]\n"
+        "from batchctl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        "print('COMMANDS=' + ','.join(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('batchctl.cli.commands.'))))\n"
+    )
+    result = run_python("-c", code)
+    assert "COMMANDS=validate\n" in result.stdout, result.stdout + result.stderr
+    assert '"ok": true' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["validate", "x.jsonl"], "validate"),
+        (["-p", "work", "--json", "status", "b"], "status"),
+        (["--base-url=http://h/v1", "-q", "list"], "list"),
+        (["--channel", "list", "jobs"], "jobs"),  # a root option's value is not the command
+        (["--help"], None),
+        (["--version"], None),
+        (["valdate"], None),  # a typo gets every command, for "Did you mean 'validate'?"
+        ([], None),
+    ],
+)
+def test_the_command_main_builds_is_read_from_argv(argv, command):
+    from batchctl.cli.app import command_in
+
+    assert command_in(argv) == command
