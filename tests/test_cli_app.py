@@ -117,9 +117,8 @@ def test_help_names_every_value_in_words():
 
 
 OFFLINE_COMMANDS = [
-    ["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["jobs", "list"], ["--help"],
-    ["validate", "--help"], ["status", "--help"], ["submit", "--help"], ["download", "--help"], ["serve", "--help"],
-    ["profile", "--help"], ["jobs", "--help"], ["list", "--help"],
+    ["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["--help"],
+    ["validate", "--help"], ["status", "--help"], ["submit", "--help"], ["serve", "--help"],
 ]  # fmt: skip
 
 

@@ -115,14 +115,12 @@ class Journal:
 
     def batches(self, *, job_id: str | None = None) -> list[BatchRecord]:
         """Every batch (or a job's), newest record first."""
-        if job_id is None:
-            return list(self.newest_batches())
-        rows = self.conn.execute("SELECT * FROM batches WHERE job_id = ? ORDER BY recorded_at DESC, rowid DESC", (job_id,))
-        return [_batch(row) for row in rows]
+        return list(self.newest_batches(job_id=job_id))
 
-    def newest_batches(self) -> Iterator[BatchRecord]:
-        """Every batch, newest record first, read as the caller goes (the newest ten of 100k cost ten rows)."""
-        for row in self.conn.execute("SELECT * FROM batches ORDER BY recorded_at DESC, rowid DESC"):
+    def newest_batches(self, *, job_id: str | None = None) -> Iterator[BatchRecord]:
+        """`batches()` read as the caller goes: the newest ten of 100k cost ten rows."""
+        where, args = ("WHERE job_id = ?", (job_id,)) if job_id is not None else ("", ())
+        for row in self.conn.execute(f"SELECT * FROM batches {where} ORDER BY recorded_at DESC, rowid DESC", args):
             yield _batch(row)
 
     # -- jobs ------------------------------------------------------------------------------------------
@@ -381,8 +379,8 @@ class Journal:
         raise NotFound(f"no job or batch {text!r} in the journal", "`batchctl list` shows the batches it knows.")
 
     def _ids(self, select: str, column: str, prefix: str) -> list[str]:
-        # A range rather than LIKE (`_` in every id is a LIKE wildcard) or substr (a full scan): the ids
-        # that start with `prefix` sort between it and the prefix with its last character one higher.
+        # A range on the index, not LIKE (`_` is a wildcard) or substr (a scan): ids starting with
+        # `prefix` sort from it up to the prefix with its last character one higher.
         after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         rows = self.conn.execute(f"{select} WHERE {column} >= ? AND {column} < ? ORDER BY {column}", (prefix, after))
         return [row[0] for row in rows]
