@@ -191,3 +191,13 @@ def test_the_command_main_builds_is_read_from_argv(argv, command):
     from batchctl.cli.app import command_in
 
     assert command_in(argv) == command
+
+
+def test_emoji_codes_in_names_stay_text(tmp_path):
+    """`:x:` in a file name is printed as it is, not as Rich's ❌ (nor is Rich's emoji table loaded)."""
+    source = tmp_path / "runs:x:today.jsonl"
+    source.write_text("{not json\n")
+    result = runner.invoke(app, ["validate", str(source)])
+    assert result.exit_code == 1
+    assert f"Error: {source} is not a valid batch input" in result.stderr
+    assert "❌" not in result.output

@@ -51,8 +51,10 @@ class Output:
         self.quiet_mode = quiet
         self.printed_json = False  # stdout holds one JSON document: an error after a result adds none
         # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
-        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        # emoji=False: `:x:` in a file name or a server's message is text, not ❌ (and Rich's table of
+        # emoji codes, 16 ms to load, is never needed).
+        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False, emoji=False)
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True, emoji=False)
 
     # -- results: one call, the mode decides --------------------------------------------------------
     def result(self, data: Any, human: Callable[[], None] | None = None, *, ids: Iterable[str] | None = None) -> None:
