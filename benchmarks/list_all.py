@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("-n", "--batches", type=int, default=2002)
     parser.add_argument("-r", "--repeat", type=int, default=3, help="runs of each; medians are shown")
     parser.add_argument("--target", type=float, default=2.0, help="the most ours/anchor that passes")
+    parser.add_argument("--quick", action="store_true", help="one run of each (for run_all.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -74,7 +74,10 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=1024, help="size of the generated CSV (MiB)")
     parser.add_argument("--limit-mb", type=float, default=100.0, help="peak RSS prepare must stay under (MiB)")
     parser.add_argument("--id-column", action="store_true", help="custom_ids from the id column (kept for the duplicate check)")
+    parser.add_argument("--quick", action="store_true", help="a 200 MiB CSV (for run_all.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.size_mb = 200
 
     with tempfile.TemporaryDirectory(prefix="batchctl-prepare-") as tmp:
         source = Path(tmp) / "reviews.csv"

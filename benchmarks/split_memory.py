@@ -79,7 +79,10 @@ def main() -> int:
     parser.add_argument("--limit-mb", type=float, default=100.0, help="peak RSS the splitter must stay under (MiB)")
     parser.add_argument("--max-requests", type=int, default=50_000)
     parser.add_argument("--max-file-mb", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="a 200 MiB input (for run_all.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.size_mb = 200
 
     with tempfile.TemporaryDirectory(prefix="batchctl-split-") as tmp:
         source = Path(tmp) / "input.jsonl"

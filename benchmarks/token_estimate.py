@@ -66,6 +66,7 @@ def error_table(sample: list[dict], counts: dict[str, list[int]]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-fixture", action="store_true", help="store the exact counts for the tests")
+    parser.add_argument("--quick", action="store_true", help="accepted for run_all.py; the comparison is already quick")
     args = parser.parse_args(argv)
     samples = {name: load_sample(path) for name, path in SAMPLES.items()}
     if args.write_fixture:

@@ -77,7 +77,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--limit-mb", type=float, default=100.0)
+    parser.add_argument("--quick", action="store_true", help="a 100 MiB upload (for run_all.py)")
     args = parser.parse_args()
+    if args.quick:
+        args.size_mb = 100
 
     from batchctl.api import BatchClient
 

@@ -116,10 +116,17 @@ def test_help_names_every_value_in_words():
     assert "--after BATCH_ID" in text and "--port N" in text
 
 
-@pytest.mark.parametrize("args", [["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["status", "--help"]])
+OFFLINE_COMMANDS = [
+    ["validate", "{input}"], ["profile", "list"], ["profile", "show"], ["jobs"], ["--help"],
+    ["validate", "--help"], ["status", "--help"], ["submit", "--help"], ["serve", "--help"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", OFFLINE_COMMANDS, ids=" ".join)
 def test_offline_commands_never_load_the_http_stack(args, tmp_path):
-    """Commands that need no network import neither httpx nor the server (their import time is paid only
-    by commands that talk to a server)."""
+    """Commands that need no network import neither httpx, nor our pydantic models (`batchctl.api`), nor
+    the server (their import time is paid only by commands that talk to a server). pydantic itself may
+    be there only because Typer's own parameter adapters (`typer._adapters`) import it to run a command."""
     source = tmp_path / "in.jsonl"
     source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
                       '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
@@ -128,10 +135,13 @@ def test_offline_commands_never_load_the_http_stack(args, tmp_path):
         f"sys.argv = ['batchctl', *{[a.replace('{input}', str(source)) for a in args]!r}]\n"
         "from batchctl.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('LOADED=' + ','.join(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'starlette', 'uvicorn'})))\n"
+        "heavy = {'httpx', 'starlette', 'uvicorn', 'aiohttp', 'batchctl.api', 'batchctl.server.app'}\n"
+        "print('LOADED=' + ','.join(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy)))\n"
+        "print('PYDANTIC_WITHOUT_TYPER=' + str('pydantic' in sys.modules and 'typer._adapters' not in sys.modules))\n"
     )
     result = run_python("-c", code)
     assert "LOADED=\n" in result.stdout, result.stdout + result.stderr
+    assert "PYDANTIC_WITHOUT_TYPER=False" in result.stdout, result.stdout + result.stderr
 
 
 def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
@@ -145,3 +155,49 @@ def test_batch_ids_complete_from_this_machines_journal_in_bash_and_zsh():
     assert complete("bash", "batchctl status batch_c").split() == ["batch_c1", "batch_c0"]  # newest first
     zsh = complete("zsh", "batchctl download batch_c")
     assert zsh.index('"batch_c1":"new.jsonl"') < zsh.index('"batch_c0":"old.jsonl"')  # the input file as the help
+
+
+def test_running_a_command_imports_only_that_command(tmp_path):
+    """`main()` builds only the command it runs: `validate` never imports `serve`, `submit` or `status`."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+                      '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
+    code = (
+        "import sys\n"
+        f"sys.argv = ['batchctl', '--json', 'validate', {str(source)!r}]\n"
+        "from batchctl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        "print('COMMANDS=' + ','.join(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('batchctl.cli.commands.'))))\n"
+    )
+    result = run_python("-c", code)
+    assert "COMMANDS=validate\n" in result.stdout, result.stdout + result.stderr
+    assert '"ok": true' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["validate", "x.jsonl"], "validate"),
+        (["-p", "work", "--json", "status", "b"], "status"),
+        (["--base-url=http://h/v1", "-q", "list"], "list"),
+        (["--channel", "list", "jobs"], "jobs"),  # a root option's value is not the command
+        (["--help"], None),
+        (["--version"], None),
+        (["valdate"], None),  # a typo gets every command, for "Did you mean 'validate'?"
+        ([], None),
+    ],
+)
+def test_the_command_main_builds_is_read_from_argv(argv, command):
+    from batchctl.cli.app import command_in
+
+    assert command_in(argv) == command
+
+
+def test_emoji_codes_in_names_stay_text(tmp_path):
+    """`:x:` in a file name is printed as it is, not as Rich's ❌ (nor is Rich's emoji table loaded)."""
+    source = tmp_path / "runs:x:today.jsonl"
+    source.write_text("{not json\n")
+    result = runner.invoke(app, ["validate", str(source)])
+    assert result.exit_code == 1
+    assert f"Error: {source} is not a valid batch input" in result.stderr
+    assert "❌" not in result.output

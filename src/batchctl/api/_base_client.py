@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pydantic
@@ -93,6 +93,13 @@ class BaseClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def health(self, timeout: float = 1.0) -> dict | None:
+        """`probe_health` of this client's server root, over this client's own connections (a command's
+        next request reuses the one it opened), the key sent as with every request; None: nothing healthy."""
+        parts = urlsplit(self.base_url)
+        raw = self.request_raw("GET", f"{parts.scheme}://{parts.netloc}/health", timeout=timeout, max_body=64 * 1024)
+        return health_answer(raw.status, raw.content)
 
     def __enter__(self) -> Self:
         return self
@@ -393,9 +400,17 @@ def probe_health(root: str, timeout: float = 1.0, *, transport: httpx.BaseTransp
     try:
         with httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}) as http:
             response = http.get(root + "/health")
-            if response.status_code == 200:
-                body = response.json()
-                return body if isinstance(body, dict) and body.get("status") == "ok" else None
-    except (httpx.HTTPError, ValueError):
+            return health_answer(response.status_code, response.content)
+    except httpx.HTTPError:
         return None
-    return None
+
+
+def health_answer(status: int | None, content: bytes) -> dict | None:
+    """A `/health` body that says a batchctl server is there and well, else None."""
+    if status != 200:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and body.get("status") == "ok" else None

@@ -1,33 +1,22 @@
 """The root Typer app: global options, command registration (all in one place), and `main()`.
 
 Importing this module stays cheap: command modules import httpx, pydantic models and the server
-inside their functions, and a test guards that `import batchctl.cli.app` pulls in neither.
+inside their functions, and a test guards that `import batchctl.cli.app` pulls in neither. `main()`
+imports and builds only the command it runs (`batchctl validate` never loads `serve` or `submit`);
+`app` (help, completion, the docs, tests) has them all.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from batchctl import __version__
-from batchctl.cli.commands import cancel as cancel_cmd
-from batchctl.cli.commands import doctor as doctor_cmd
-from batchctl.cli.commands import download as download_cmd
-from batchctl.cli.commands import files as files_cmd
-from batchctl.cli.commands import jobs as jobs_cmd
-from batchctl.cli.commands import list_ as list_cmd
-from batchctl.cli.commands import prepare as prepare_cmd
-from batchctl.cli.commands import price as price_cmd
-from batchctl.cli.commands import profile as profile_cmd
-from batchctl.cli.commands import providers as providers_cmd
-from batchctl.cli.commands import retry as retry_cmd
-from batchctl.cli.commands import serve as serve_cmd
-from batchctl.cli.commands import status as status_cmd
-from batchctl.cli.commands import submit as submit_cmd
-from batchctl.cli.commands import usage as usage_cmd
-from batchctl.cli.commands import validate as validate_cmd
 from batchctl.cli.context import AppState
 from batchctl.cli.options import ApiKeyOpt, BaseUrlOpt, ChannelOpt, DebugOpt, JsonOpt, ProfileOpt, QuietOpt
 from batchctl.cli.output import Output
@@ -164,20 +153,24 @@ class BatchctlGroup(TyperGroup):
             raise typer.Exit(report_exception(exc, state.out, debug=state.debug)) from None
 
 
-app = typer.Typer(
-    name="batchctl",
-    cls=BatchctlGroup,
-    help=(
-        "Run LLM batch jobs on OpenAI-compatible Batch APIs (OpenAI, DashScope, New-API gateways) "
-        "or the embedded local server.\n\n"
-        "Quick start: batchctl submit examples/chat.jsonl --wait"
-    ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def new_app() -> typer.Typer:
+    """The root Typer app with its global options and no command yet."""
+    root_app = typer.Typer(
+        name="batchctl",
+        cls=BatchctlGroup,
+        help=(
+            "Run LLM batch jobs on OpenAI-compatible Batch APIs (OpenAI, DashScope, New-API gateways) "
+            "or the embedded local server.\n\n"
+            "Quick start: batchctl submit examples/chat.jsonl --wait"
+        ),
+        epilog=EXIT_CODES_HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root_app.callback()(root)
+    return root_app
 
 
 def _version_callback(value: bool) -> None:
@@ -186,7 +179,6 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     profile: ProfileOpt = None,
@@ -229,23 +221,84 @@ def root(
 
 
 # -- command registration: every command of batchctl is listed here ------------------------------------
-app.command("validate", epilog=validate_cmd.EPILOG)(validate_cmd.validate)
-app.command("prepare", epilog=prepare_cmd.EPILOG)(prepare_cmd.prepare)
-app.command("submit", epilog=submit_cmd.EPILOG)(submit_cmd.submit)
-app.command("download", epilog=download_cmd.EPILOG)(download_cmd.download)
-app.command("retry", epilog=retry_cmd.EPILOG)(retry_cmd.retry)
-profile_cmd.app.command("test")(doctor_cmd.test_profile)
-profile_cmd.app.add_typer(price_cmd.app, name="price", help="Model prices of the profile in use: set, list, remove (docs/cost.md).")
-app.add_typer(profile_cmd.app, name="profile", help="Manage connection profiles (base URL, key, channel).")
-app.command("status", epilog=status_cmd.EPILOG)(status_cmd.status)
-app.command("list")(list_cmd.list_batches)
-app.command("cancel", epilog=cancel_cmd.EPILOG)(cancel_cmd.cancel)
-app.add_typer(files_cmd.app, name="files", help="List, show and delete files stored on the server.")
-app.add_typer(jobs_cmd.app, name="jobs", help="Jobs from the local journal (no network): list, show, forget.")
-app.command("doctor")(doctor_cmd.doctor)
-app.command("providers")(providers_cmd.providers)
-app.command("serve", epilog=serve_cmd.EPILOG)(serve_cmd.serve)
-app.command("usage", epilog=usage_cmd.EPILOG)(usage_cmd.usage)
+# name: (module in batchctl.cli.commands, its command function or Typer sub-app, help of a sub-app).
+# A command's EPILOG (exit codes and the like) is its module's, where it has one.
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "validate": ("validate", "validate", None),
+    "prepare": ("prepare", "prepare", None),
+    "submit": ("submit", "submit", None),
+    "download": ("download", "download", None),
+    "retry": ("retry", "retry", None),
+    "profile": ("profile", "app", "Manage connection profiles (base URL, key, channel)."),
+    "status": ("status", "status", None),
+    "list": ("list_", "list_batches", None),
+    "cancel": ("cancel", "cancel", None),
+    "files": ("files", "app", "List, show and delete files stored on the server."),
+    "jobs": ("jobs", "app", "Jobs from the local journal (no network): list, show, forget."),
+    "doctor": ("doctor", "doctor", None),
+    "providers": ("providers", "providers", None),
+    "serve": ("serve", "serve", None),
+    "usage": ("usage", "usage", None),
+}
+# Root options that take a value, for finding the command's name in argv without building every command.
+_VALUED_ROOT_OPTIONS = frozenset({"--profile", "-p", "--base-url", "--api-key", "--channel", "--channel_id"})
+_FLAG_ROOT_OPTIONS = frozenset({"--json", "--quiet", "-q", "--debug"})
+
+
+def _profile_app() -> typer.Typer:
+    """`profile`, with `profile test` (doctor's) and `profile price` added once."""
+    from batchctl.cli.commands import doctor, price, profile
+
+    if not getattr(profile.app, "_batchctl_complete", False):
+        profile.app.command("test")(doctor.test_profile)
+        profile.app.add_typer(price.app, name="price", help="Model prices of the profile in use: set, list, remove (docs/cost.md).")
+        profile.app._batchctl_complete = True  # type: ignore[attr-defined]
+    return profile.app
+
+
+def register(root_app: typer.Typer, name: str) -> None:
+    """Import the command `name` and add it to `root_app`."""
+    module_name, attribute, group_help = COMMANDS[name]
+    if name == "profile":
+        root_app.add_typer(_profile_app(), name=name, help=group_help)
+        return
+    module = importlib.import_module(f"batchctl.cli.commands.{module_name}")
+    if group_help is not None:
+        root_app.add_typer(getattr(module, attribute), name=name, help=group_help)
+    else:
+        root_app.command(name, epilog=getattr(module, "EPILOG", None))(getattr(module, attribute))
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with just `only` (what `main()` runs: the rest is never imported)."""
+    root_app = new_app()
+    for name in [only] if only else COMMANDS:
+        register(root_app, name)
+    return root_app
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The command `argv` runs, when that is certain from the root options before it; else None
+    (help, --version, completion, a typo: those get every command)."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):
+        return None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _VALUED_ROOT_OPTIONS:
+            i += 2
+        elif token.split("=", 1)[0] in _VALUED_ROOT_OPTIONS or token in _FLAG_ROOT_OPTIONS:
+            i += 1
+        else:
+            return token if token in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first use, with every command
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -261,4 +314,4 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
             signal.signal(signum, terminate)
-    app(prog_name="batchctl")
+    build_app(only=command_in(sys.argv[1:]))(prog_name="batchctl")

@@ -115,8 +115,6 @@ class AppState:
                 f"{settings.missing_key_env} is not set (profile {settings.profile_name} reads its key from it)",
                 f"Set it (export {settings.missing_key_env}=...), or give a key: --api-key, BATCHCTL_API_KEY.",
             )
-        if settings.autostart:
-            self._ensure_local_server(settings.base_url)
         from batchctl.quirks import wire_of
 
         client = BatchClient(
@@ -129,22 +127,24 @@ class AppState:
             custom_llm_provider=settings.custom_llm_provider,
         )
         self._clients.append(client)
+        # The health check rides this client's connection, which its first request then reuses.
+        if settings.autostart and client.health() is None:
+            self._ensure_local_server(settings.base_url)
         return client
 
     def _ensure_local_server(self, url: str) -> None:
+        """Nothing healthy answered at `url`: start a background server, unless BATCHCTL_AUTOSTART=0."""
         from batchctl.config import data_dir
-        from batchctl.server.autostart import ensure_local_server, is_healthy, server_root
+        from batchctl.server.autostart import ensure_local_server
 
         if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
-            if not is_healthy(server_root(url)[0]):
-                from batchctl.errors import BatchctlError
+            from batchctl.errors import BatchctlError
 
-                raise BatchctlError(
-                    f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
-                    hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
-                )
-        else:
-            ensure_local_server(url, data_dir(), notify=self.out.info)
+            raise BatchctlError(
+                f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
+                hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
+            )
+        ensure_local_server(url, data_dir(), notify=self.out.info)
 
     def journal(self) -> Journal:
         """The journal, opened once for this command (closed in `close`)."""
@@ -173,9 +173,12 @@ class AppState:
         job by its batch id, as `submit` printed it)."""
         found: list[str] = []
         journal = self.journal()
-        for record in journal.batches():
-            parts = journal.parts(record.job_id) if record.job_id else []
-            item = record.job_id if len(parts) > 1 else record.batch_id
+        part_counts: dict[str, int] = {}  # a job's parts are asked for once, not once per part
+        for record in journal.newest_batches():
+            job_id = record.job_id
+            if job_id and job_id not in part_counts:
+                part_counts[job_id] = len(journal.parts(job_id))
+            item = job_id if job_id and part_counts[job_id] > 1 else record.batch_id
             if item not in found:
                 found.append(item)
             if len(found) == count:

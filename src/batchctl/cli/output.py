@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -51,8 +51,10 @@ class Output:
         self.quiet_mode = quiet
         self.printed_json = False  # stdout holds one JSON document: an error after a result adds none
         # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
-        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        # emoji=False: `:x:` in a file name or a server's message is text, not ❌ (and Rich's table of
+        # emoji codes, 16 ms to load, is never needed).
+        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False, emoji=False)
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True, emoji=False)
 
     # -- results: one call, the mode decides --------------------------------------------------------
     def result(self, data: Any, human: Callable[[], None] | None = None, *, ids: Iterable[str] | None = None) -> None:
@@ -100,20 +102,24 @@ class Output:
         """Whether a redrawn dashboard makes sense: people at a real terminal, not --json."""
         return not self.json_mode and is_interactive(sys.stderr if to_stderr else sys.stdout)
 
-    def live(self, get_renderable: Callable[[], Any], *, to_stderr: bool = False):
-        """A Rich Live region redrawn from `get_renderable` (a no-op context when not `live_enabled`)."""
+    @contextmanager
+    def live(self, get_renderable: Callable[[], Any], *, to_stderr: bool = False) -> Iterator[Callable[[], None]]:
+        """A Rich Live region drawn from `get_renderable` whenever the caller calls the `redraw` it yields
+        (a no-op when not `live_enabled`). No refresh thread: a watch waiting between polls costs no CPU."""
         if not self.live_enabled(to_stderr=to_stderr) or self.quiet_mode:
-            return nullcontext()
+            yield lambda: None
+            return
         from rich.live import Live
 
-        return Live(
+        with Live(
             console=self.err if to_stderr else self.console,
             get_renderable=get_renderable,
-            refresh_per_second=4,
+            auto_refresh=False,
             transient=True,
             redirect_stdout=False,
             redirect_stderr=False,
-        )
+        ) as region:
+            yield region.refresh
 
     @contextmanager
     def progress(self, label: str, total: int | None) -> Iterator[Callable[[int, int], None]]:

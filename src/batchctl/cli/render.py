@@ -286,24 +286,40 @@ def _progress_width(progress: Progress) -> int:
 
 
 class _Fitted:
-    """A renderable that is built for the width it is drawn at (a Live redraw after a resize refits)."""
+    """A renderable that is built for the size it is drawn at (a Live redraw after a resize refits)."""
 
     def __init__(self, build: Any) -> None:
         self.build = build
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        yield self.build(options.max_width)
+        yield from self.build(options.max_width, options.size.height)
 
 
 def dashboard(views: Sequence[BatchView], *, header: str, now: float | None = None) -> RenderableType:
-    """The live view: a header line, then a panel per batch (a table when there are more than two)."""
+    """The live view: a header line, then a panel per batch (a table when there are more than two).
+
+    A table taller than the screen shows the unfinished batches first and counts the rest on one line:
+    rows nobody can see are not built (500 batches redraw as fast as 50).
+    """
     now = time.time() if now is None else now
     body: list[RenderableType] = [Text(header, style="dim")]
     if len(views) > 2:
-        body.append(_Fitted(lambda width: batches_table(views, now=now, width=width)))
+        body.append(_Fitted(lambda width, height: _table_for_screen(views, now=now, width=width, height=height)))
     else:
-        body.extend(_Fitted(lambda width, view=view: batch_panel(view, now=now, width=width)) for view in views)
+        body.extend(_Fitted(lambda width, height, view=view: [batch_panel(view, now=now, width=width)]) for view in views)
     return Group(*body)
+
+
+def _table_for_screen(views: Sequence[BatchView], *, now: float, width: int, height: int) -> list[RenderableType]:
+    room = max(3, height - 6)  # the header (and a notice) line, the table's head and rule, the "more" line
+    if len(views) <= room:
+        return [batches_table(views, now=now, width=width)]
+    shown = sorted(views, key=lambda view: view.batch.is_terminal)[:room]  # stable: unfinished first, in order
+    on_screen = {id(view) for view in shown}
+    hidden = [view.batch for view in views if id(view) not in on_screen]
+    finished = sum(batch.is_terminal for batch in hidden)
+    more = f"... and {len(hidden)} more ({finished} finished, {len(hidden) - finished} not yet)"
+    return [batches_table(shown, now=now, width=width), Text(more, style="dim")]
 
 
 def list_row(batch: Batch, *, now: float | None = None) -> list[Any]:
