@@ -60,12 +60,13 @@ def iter_raw_lines(
     offset = 0
     limit = -1 if max_line is None else max_line + 2  # room for a CRLF ending
     with open(path, "rb", buffering=READ_BUFFER) as f:
+        readline = f.readline
         n = 0
-        while raw := f.readline(limit):
+        while raw := readline(limit):
             n += 1
             start = offset
             offset += len(raw)
-            if len(raw) == limit and not raw.endswith(b"\n"):
+            if offset - start == limit and raw[-1] != 10:  # cut at the limit: not "\n"-terminated
                 raw = _skip_rest(f, raw)
                 offset = start + raw.length
             if n == 1 and strip_bom and raw.startswith(BOM):
