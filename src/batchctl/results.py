@@ -23,8 +23,9 @@ from batchctl.validation import iter_raw_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
-    from batchctl.reporting import Reporter
     from batchctl.merging import MergeReport
+    from batchctl.reporting import Reporter
+    from batchctl.result_tally import ResultTally
 
 CONTENT_FORMATS = ("jsonl", "csv")
 # The error file goes beside the output: results.jsonl -> results.errors.jsonl.
@@ -85,22 +86,17 @@ def scan_results(path: str | os.PathLike[str]) -> tuple[int, int]:
 
     Output files can hold failures too: some servers put HTTP error responses there.
     """
-    lines = failed = 0
-    for line in iter_result_lines([Path(path)]):
-        lines += 1
-        obj = parse_result(line)
-        if obj is None or result_failed(obj):
-            failed += 1
-    return lines, failed
+    from batchctl.result_tally import tally_file
+
+    return tally_file(path)
 
 
 def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
     """The non-blank lines of each result file in turn, as raw bytes without the line ending."""
     for path in paths:
         for _, _, raw in iter_raw_lines(path, strip_bom=False):
-            line = raw.rstrip(b"\r\n")
-            if line.strip():
-                yield line
+            if not raw.isspace():  # the same test as `raw.strip()`, without the copy
+                yield raw.rstrip(b"\r\n")
 
 
 def parse_result(line: bytes) -> dict[str, Any] | None:
@@ -195,6 +191,9 @@ class DownloadResult:
     failed_requests: int = 0
     # What the saved files say that the batch's request_counts do not (result_checks.count_differences).
     warnings: list[str] = field(default_factory=list)
+    # The saved result files' lines, counted as they were checked (usage of the output, failures of
+    # both), so the bill needs no second read; None when they were not all counted here.
+    tally: ResultTally | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,15 +231,20 @@ def save_results(
     from batchctl.merging import MergeReport, iter_merged
     from batchctl.result_checks import check_result_file
 
-    result = DownloadResult(batch.id, batch.status)
+    from batchctl.cost.usage import usage_from_batch
+    from batchctl.result_tally import ResultTally
+
+    result = DownloadResult(batch.id, batch.status, tally=ResultTally())
     transform = merge_input is not None or content_format is not None
     if not transform:
         if batch.output_file_id:
-            saved = _download(client, "output", batch.output_file_id, output, reporter, keep)
+            # The bill reads the output's usage only when the batch object reports none.
+            count_usage = usage_from_batch(batch) is None
+            saved = _download(client, "output", batch.output_file_id, output, reporter, keep, result.tally, count_usage)
             result.files.append(saved)
             result.failed_requests += saved.failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep, result.tally)
             result.files.append(saved)
             result.failed_requests += saved.lines
         lines = {f.kind: f.lines for f in result.files}
@@ -257,10 +261,12 @@ def save_results(
             with _progress(reporter, "Downloading the output") as update:
                 client.files.download_to(batch.output_file_id, raw_output, progress=update)
             raw.append(raw_output)
-            output_lines, failed = check_result_file(raw_output, kind="output", file_id=batch.output_file_id, final=output)
+            output_lines, failed = check_result_file(
+                raw_output, kind="output", file_id=batch.output_file_id, final=output, tally=result.tally, count_usage=True
+            )
             result.failed_requests += failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, tally=result.tally)
             result.files.append(saved)
             result.failed_requests += saved.lines
             raw.append(errors_output)
@@ -316,23 +322,30 @@ def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[C
 
 
 def _download(
-    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None, keep: Collection[Path] = ()
-) -> SavedFile:
-    """Download to `<path>.part`, check it is results (`check_result_file`), only then rename it."""
-    from batchctl.result_checks import check_result_file
+    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None,
+    keep: Collection[Path] = (), tally: ResultTally | None = None, count_usage: bool = False,
+) -> SavedFile:  # fmt: skip
+    """Download to `<path>.part`, check it is results (`ResultCheck`, counting its lines into `tally`
+    as they arrive, with their usage if `count_usage`), only then rename it."""
+    from batchctl.result_checks import ResultCheck
+    from batchctl.result_tally import FollowedDownload, tally_file
 
     if path in keep:
-        lines, failed = scan_results(path)
+        lines, failed = tally_file(path, tally, count_usage=count_usage)
         return SavedFile(kind, path, lines, path.stat().st_size, file_id, failed, kept=True)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(path.name + ".part")
+    check = ResultCheck(kind=kind, file_id=file_id, final=path, tally=tally, count_usage=count_usage)
+    followed = FollowedDownload(staged, check.add, check.restart)
     try:
         with _progress(reporter, f"Downloading the {kind} file") as update:
-            size = client.files.download_to(file_id, staged, progress=update)
-        lines, failed = check_result_file(staged, kind=kind, file_id=file_id, final=path)
+            size = client.files.download_to(file_id, staged, progress=followed.progress(update))
+        followed.finish(staged)
         os.replace(staged, path)
     except BaseException:
+        followed.close()
         staged.unlink(missing_ok=True)
         raise
+    lines, failed = check.counts
     return SavedFile(kind, path, lines, int(size), file_id, failed)

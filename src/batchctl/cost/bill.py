@@ -163,6 +163,14 @@ def bill_for_download(
     reported = usage_from_batch(batch)
     if reported is not None:
         bill.usage.merge(reported)
+    tally = result.tally
+    if tally is not None and saved.keys() <= {"output", "error"}:  # counted as they were saved: no read-back
+        if reported is None:
+            bill.usage.merge(tally.usage)
+        tally.failures.batch_ids = bill.failures.batch_ids
+        bill.failures = tally.failures
+        bill.files = [str(saved[kind]) for kind in ("output", "error") if kind in saved]
+        return _finish(bill, prices if prices is not None else _price_table(profile))
     if "merged" in saved:  # one line per request, the failures included
         paths = [saved["merged"]]
     elif "content" in saved:  # answers only: the failures come from the error file, successes from the counts
@@ -175,11 +183,13 @@ def bill_for_download(
     for path in paths:
         _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
     bill.files = [str(p) for p in paths]
-    if prices is None:
-        from batchctl.cost.prices import price_table
+    return _finish(bill, prices if prices is not None else _price_table(profile))
 
-        prices = price_table(profile)
-    return _finish(bill, prices)
+
+def _price_table(profile: str | None) -> PriceTable:
+    from batchctl.cost.prices import price_table
+
+    return price_table(profile)
 
 
 def failures_for_batch(client: BatchClient, batch: Batch) -> FailureSummary | None:
