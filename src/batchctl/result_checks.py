@@ -39,13 +39,16 @@ class ResultCheck:
         self.tally = tally if tally is not None else ResultTally()
         self._start = self.tally.snapshot()
 
-    def add(self, raw: bytes) -> None:
-        if not self.tally.add(raw, count_usage=self.count_usage):
+    def add(self, raw: bytes, start: int = 0) -> tuple[str, bool]:
+        """(custom_id, failed) of the line `raw` (`start`: where it is in the file, unused here)."""
+        custom_id, failed = self.tally.add(raw, count_usage=self.count_usage)
+        if custom_id is None:
             problem = _line_problem(raw.rstrip(b"\r\n")) or "is not a result"
             raise BatchctlError(
                 f"the {self.kind} file {self.file_id or ''} the server sent is not results: line {self.counts[0]} {problem}".replace("  ", " "),
                 f"Nothing was saved as {self.final}. Check the server with batchctl doctor, then download again.",
             )
+        return custom_id, failed
 
     def restart(self) -> None:
         """Forget the lines added so far (the download starts again)."""

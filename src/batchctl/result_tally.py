@@ -101,9 +101,9 @@ class ResultTally:
         """Lines that are errors, or not results at all."""
         return self.failures.failed
 
-    def add(self, line: bytes, *, count_usage: bool = True) -> bool:
-        """Count one non-blank result line (bytes, no ending); True when it is a result: a JSON
-        object with a string custom_id."""
+    def add(self, line: bytes, *, count_usage: bool = True) -> tuple[str | None, bool]:
+        """Count one non-blank result line (bytes, ending or not): (its custom_id, or None when it is
+        not a result — a JSON object with a string custom_id —, whether it failed)."""
         outline = _outline(line, count_usage)
         if outline is not None:  # a success: the counters get the parts they read
             if count_usage:
@@ -113,7 +113,7 @@ class ResultTally:
                 else:
                     self.usage.count(False, body.model, body.usage)
             self.failures.add_success()
-            return True
+            return outline.custom_id, False
         try:
             obj = loads(line)
         except ValueError:
@@ -121,8 +121,10 @@ class ResultTally:
         result = obj if isinstance(obj, dict) else None
         if count_usage:
             self.usage.add_line(result)
+        failed = self.failures.failed
         self.failures.add_line(result)
-        return result is not None and isinstance(result.get("custom_id"), str)
+        custom_id = result.get("custom_id") if result is not None else None
+        return (custom_id if isinstance(custom_id, str) else None), self.failures.failed > failed
 
 
 def raw_result_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
@@ -151,11 +153,12 @@ class FollowedDownload:
     reads the rest once the file is complete at `path`, the last line without a newline included.
     """
 
-    def __init__(self, target: Path, sink: Callable[[bytes], None], restart: Callable[[], None]) -> None:
+    def __init__(self, target: Path, sink: Callable[[bytes, int], object], restart: Callable[[], None]) -> None:
         self._partial = target.with_name(target.name + ".part")
-        self._sink, self._restart = sink, restart
+        self._sink, self._restart = sink, restart  # sink(line, its byte offset in the file)
         self._handle: Any = None
         self._pending = b""
+        self._offset = 0  # where `_pending` starts in the file
         self._started = False
 
     def progress(self, update: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
@@ -175,13 +178,13 @@ class FollowedDownload:
     def finish(self, path: Path) -> None:
         self._poll(path)
         if self._pending and not self._pending.isspace():
-            self._sink(self._pending)
+            self._sink(self._pending, self._offset)
         self.close()
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
-        self._handle, self._pending = None, b""
+        self._handle, self._pending, self._offset = None, b"", 0
 
     def _poll(self, complete: Path | None) -> None:
         if self._handle is None:
@@ -194,7 +197,9 @@ class FollowedDownload:
             return
         lines = (self._pending + data if self._pending else data).split(b"\n")
         self._pending = lines.pop()
-        sink = self._sink
+        sink, offset = self._sink, self._offset
         for line in lines:
             if line and not line.isspace():
-                sink(line)
+                sink(line, offset)
+            offset += len(line) + 1
+        self._offset = offset

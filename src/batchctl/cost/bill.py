@@ -152,8 +152,8 @@ def bill_for(
 def bill_for_download(
     result: DownloadResult, batch: Batch, *, profile: str | None = None, prices: PriceTable | None = None
 ) -> Bill:
-    """The bill after `download` saved `result`'s files: read back from disk, no second download.
-    Prices: `prices`, else the built-in table with `profile`'s overrides.
+    """The bill after `download` saved `result`'s files: from the counts the download made of them as
+    they arrived (`result.tally`), else read back from disk; never a second download. Prices: `prices`, else the built-in table with `profile`'s overrides.
 
     A `--content` file has no usage left in it: the batch's own `usage` is used then (else none).
     """
@@ -163,14 +163,6 @@ def bill_for_download(
     reported = usage_from_batch(batch)
     if reported is not None:
         bill.usage.merge(reported)
-    tally = result.tally
-    if tally is not None and saved.keys() <= {"output", "error"}:  # counted as they were saved: no read-back
-        if reported is None:
-            bill.usage.merge(tally.usage)
-        tally.failures.batch_ids = bill.failures.batch_ids
-        bill.failures = tally.failures
-        bill.files = [str(saved[kind]) for kind in ("output", "error") if kind in saved]
-        return _finish(bill, prices if prices is not None else _price_table(profile))
     if "merged" in saved:  # one line per request, the failures included
         paths = [saved["merged"]]
     elif "content" in saved:  # answers only: the failures come from the error file, successes from the counts
@@ -180,8 +172,17 @@ def bill_for_download(
     else:
         paths = [saved[kind] for kind in ("output", "error") if kind in saved]
     count_usage = reported is None and "content" not in saved
-    for path in paths:
-        _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
+    if result.tally is not None:  # those lines, counted as they were saved: nothing is read back
+        if count_usage:
+            bill.usage.merge(result.tally.usage)
+        failures = result.tally.failures
+        failures.lines += bill.failures.lines
+        failures.succeeded += bill.failures.succeeded
+        failures.batch_ids = bill.failures.batch_ids
+        bill.failures = failures
+    else:
+        for path in paths:
+            _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
     bill.files = [str(p) for p in paths]
     return _finish(bill, prices if prices is not None else _price_table(profile))
 
