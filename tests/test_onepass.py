@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from batch_factory import create_batch
-from batchctl.api import BatchClient
 from batchctl.cli.app import app
 from batchctl.cost.bill import Bill, _feed, bill_for_files
 from batchctl.cost.prices import price_table
@@ -21,6 +19,7 @@ from batchctl.result_tally import FollowedDownload, ResultTally
 from batchctl.results import iter_result_lines
 from batchctl.validation import DUPLICATE_CUSTOM_ID, validate_file
 from batchctl.validation.ids import FirstLines
+from test_cli_download import finished_batch, flaky  # noqa: F401 - flaky: the failing server fixture
 
 runner = CliRunner()
 
@@ -152,29 +151,10 @@ def test_a_followed_download_counts_lines_as_they_land_and_starts_over_on_a_retr
 # -- end to end: the bill of a download is the bill of its files read back ---------------------------------
 
 
-@pytest.fixture
-def flaky(start_server, monkeypatch):
-    server = start_server(latency=0.0, failure_rate=0.3)
-    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
-    return server
-
-
-def finished(server, tmp_path: Path, n: int) -> str:
-    import time
-
-    batch_id = create_batch(server.base_url, tmp_path, n)
-    with BatchClient(server.base_url) as client:
-        for _ in range(200):
-            if client.batches.retrieve(batch_id).is_terminal:
-                return batch_id
-            time.sleep(0.05)
-    raise AssertionError("the batch did not finish")
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("merge", [False, True])
 def test_the_bill_of_a_download_is_the_bill_of_its_files_read_back(flaky, tmp_path, in_tmp, merge):
-    batch_id = finished(flaky, tmp_path, 40)
+    batch_id = finished_batch(flaky, tmp_path, 40)
     args = ["--json", "download", batch_id, "-o", "res.jsonl"]
     if merge:
         args += ["--merge", str(next(tmp_path.glob("input-40-*.jsonl")))]
