@@ -18,7 +18,7 @@ from batchctl.providers import get_provider
 from batchctl.result_tally import FollowedDownload, ResultTally
 from batchctl.results import iter_result_lines
 from batchctl.validation import DUPLICATE_CUSTOM_ID, validate_file
-from batchctl.validation.ids import FirstLines
+from batchctl.validation.ids import SeenIds
 from test_cli_download import finished_batch, flaky  # noqa: F401 - flaky: the failing server fixture
 
 runner = CliRunner()
@@ -58,14 +58,12 @@ def test_jsonfast_loads_reads_nan_as_the_stdlib_does():
 # -- custom_ids in fixed-size slots ---------------------------------------------------------------------
 
 
-def test_first_lines_remembers_each_id_past_many_growths():
-    table = FirstLines(slots=4)
-    for n in range(1, 20_001):
-        assert table.first_line(f"request-{n}", n) == n
-    assert len(table) == 20_000
-    assert table.first_line("request-1", 30_000) == 1
-    assert table.first_line("request-20000", 30_001) == 20_000
-    assert table.first_line("request-20001", 30_002) == 30_002
+def test_seen_ids_remembers_each_id_past_many_growths():
+    seen = SeenIds(slots=4)
+    assert not any(seen.seen(f"request-{n}") for n in range(20_000))
+    assert len(seen) == 20_000
+    assert seen.seen("request-0") and seen.seen("request-19999")
+    assert not seen.seen("request-20000")
 
 
 def test_a_duplicate_far_down_a_file_names_the_id_and_both_lines(tmp_path):
@@ -74,13 +72,17 @@ def test_a_duplicate_far_down_a_file_names_the_id_and_both_lines(tmp_path):
          "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
         for n in range(1, 30_001)
     ]  # fmt: skip
-    lines.append(dict(lines[4_999]))  # line 30,001 repeats line 5,000's id
+    lines += [dict(lines[4_999]), dict(lines[6]), dict(lines[4_999])]  # lines 30,001-3 repeat 5,000 and 7
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     report = validate_file(path, spec=get_provider("local"))
     assert [(p.code, p.message) for p in report.problems] == [
-        (DUPLICATE_CUSTOM_ID, 'line 30001: custom_id "r5000" already used on line 5000')
+        (DUPLICATE_CUSTOM_ID, 'line 30001: custom_id "r5000" already used on line 5000'),
+        (DUPLICATE_CUSTOM_ID, 'line 30002: custom_id "r7" already used on line 7'),
+        (DUPLICATE_CUSTOM_ID, 'line 30003: custom_id "r5000" already used on line 5000'),
     ]
+    capped = validate_file(path, spec=get_provider("local"), max_problems=1)
+    assert capped.problem_count == 3 and [p.line for p in capped.problems] == [30001]
 
 
 # -- result lines counted once ------------------------------------------------------------------------
@@ -166,3 +168,21 @@ def test_the_bill_of_a_download_is_the_bill_of_its_files_read_back(flaky, tmp_pa
     assert shown["failed"] > 0
     for key in ("lines", "succeeded", "failed", "retryable", "by_code", "top_messages"):
         assert shown[key] == read_back[key], key
+
+
+def test_an_id_that_only_shares_a_hash_with_an_earlier_one_is_no_duplicate(tmp_path, monkeypatch):
+    import batchctl.validation.checks as checks
+
+    class Colliding(SeenIds):  # "r9" hashes like an id seen before it
+        def seen(self, custom_id: str) -> bool:
+            return super().seen(custom_id) or custom_id == "r9"
+
+    monkeypatch.setattr(checks, "SeenIds", Colliding)
+    lines = [{"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}} for n in range(1, 13)]  # fmt: skip
+    lines.append(dict(lines[8]))  # line 13 really repeats r9
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    report = validate_file(path, spec=get_provider("local"))
+    assert report.problem_count == 1
+    assert [p.message for p in report.problems] == ['line 13: custom_id "r9" already used on line 9']

@@ -13,7 +13,7 @@ import os
 
 from batchctl.jsonfast import FAST_ERRORS, parse
 from batchctl.providers import ProviderSpec, format_size
-from batchctl.validation.ids import FirstLines
+from batchctl.validation.ids import SeenIds, first_lines
 from batchctl.validation.inputs import check_input_file
 from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
 from batchctl.validation.report import (
@@ -88,7 +88,8 @@ class _FileValidator:
         self.endpoint_line: int | None = None  # the line it came from (None: given by the caller)
         self.model: str | None = None
         self.model_line = 0
-        self.first_line = FirstLines().first_line
+        self.seen = SeenIds().seen
+        self.duplicates: list[tuple[Problem, str]] = []  # kept duplicate problems, named at the end
         self.text_bytes = 0
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
@@ -98,6 +99,26 @@ class _FileValidator:
                 message = f"line {line}: {message}"
             self.problems.append(Problem(line, code, message, param))
 
+    def _add_duplicate(self, n: int, cid: str) -> None:
+        kept = len(self.problems)
+        self.add(n, DUPLICATE_CUSTOM_ID, "", "custom_id")  # the message says the first line: `name_duplicates`
+        if len(self.problems) > kept:
+            self.duplicates.append((self.problems[-1], cid))
+
+    def name_duplicates(self, path: str | os.PathLike[str]) -> None:
+        """Say on which line each kept duplicate's id was first used (the file read again, up to the
+        last of them); an id that only shared a hash with an earlier one is no problem after all."""
+        if not self.duplicates:
+            return
+        firsts = first_lines(path, {cid for _, cid in self.duplicates})
+        for problem, cid in self.duplicates:
+            first = firsts.get(cid, problem.line)
+            if first == problem.line:
+                self.problems.remove(problem)
+                self.problem_count -= 1
+            else:
+                problem.message = f"line {problem.line}: custom_id {json.dumps(cid)} already used on line {first}"
+
     def check(self, n: int, obj: object) -> None:
         if type(obj) is not dict:
             self.add(n, INVALID_VALUE, f"expected a JSON object, got {_describe(obj)}")
@@ -106,9 +127,8 @@ class _FileValidator:
 
         cid = obj.get("custom_id")
         if type(cid) is str and cid:  # the common case first: a file of many lines spends its time here
-            first = self.first_line(cid, n)
-            if first != n:
-                add(n, DUPLICATE_CUSTOM_ID, f"custom_id {json.dumps(cid)} already used on line {first}", "custom_id")
+            if self.seen(cid):
+                self._add_duplicate(n, cid)
         elif cid is None:
             add(n, MISSING_REQUIRED_PARAMETER, "custom_id is missing", "custom_id")
         elif type(cid) is not str:
@@ -357,6 +377,7 @@ def validate_file(
         warnings.append(
             Problem(crlf_line, CRLF_LINE_ENDINGS, f"line {crlf_line}: Windows line endings (CRLF); accepted")
         )
+    v.name_duplicates(path)
     for problem in check_limits(requests, size, spec):
         v.add(problem.line, problem.code, problem.message, problem.param)
 

@@ -1,57 +1,68 @@
-"""The line each `custom_id` was first seen on, in fixed-size slots: duplicates found in flat memory.
+"""The `custom_id`s seen so far, in fixed-size slots: duplicates found in flat memory.
 
-A dict of the id strings took ~120 B a request (104 MiB at 500k lines). `FirstLines` keeps no strings:
-each id's 64-bit hash (Python's own string hash, keyed afresh in every process) and its line number
-sit in an open-addressing table of two arrays, 12 bytes a slot, at most half full: ~12 MiB at 500k.
-Two different ids with the same 64-bit hash would pass for a duplicate; among 500k ids the chance is
-about 1 in 150 million per file.
+A dict of the id strings took ~120 B a request (104 MiB at 500k lines). `SeenIds` keeps no strings:
+each id's 64-bit hash (Python's own string hash, keyed afresh in every process) sits in an
+open-addressing table, one `array` of 8-byte slots at most half full: 8 MiB at 500k ids. It says
+only *that* an id was seen; the line it was first seen on is found afterwards by reading the file
+again for the few duplicates reported (`validate_file`), which also weeds out the rare id that only
+shares a hash with an earlier one (about 1 in 150 million per file at 500k ids).
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 
 _FIRST_SLOTS = 1 << 16
 
 
-class FirstLines:
-    """`first_line(custom_id, n)`: the line the id was first seen on (n itself when it is new)."""
+class SeenIds:
+    """`seen(custom_id)`: whether the id was given before (it is remembered from now on)."""
 
     def __init__(self, slots: int = _FIRST_SLOTS) -> None:
         self._hashes = array("q", bytes(8 * slots))  # 0: an empty slot
-        self._lines = array("I", bytes(4 * slots))
         self._mask = slots - 1
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def first_line(self, custom_id: str, n: int) -> int:
+    def seen(self, custom_id: str) -> bool:
         h = hash(custom_id) or 1
         hashes, mask = self._hashes, self._mask
         i = h & mask
         while seen := hashes[i]:
             if seen == h:
-                return self._lines[i]
+                return True
             i = (i + 1) & mask
         hashes[i] = h
-        self._lines[i] = n
         self._count += 1
         if self._count * 2 > mask:
             self._grow()
-        return n
+        return False
 
     def _grow(self) -> None:
-        old = zip(self._hashes, self._lines)
-        slots = (self._mask + 1) * 2
-        self._hashes = array("q", bytes(8 * slots))
-        self._lines = array("I", bytes(4 * slots))
-        self._mask = slots - 1
-        hashes, lines, mask = self._hashes, self._lines, self._mask
-        for h, n in old:
+        old = self._hashes
+        self._mask = mask = len(old) * 2 - 1
+        self._hashes = hashes = array("q", bytes(8 * (mask + 1)))
+        for h in old:
             if h:
                 i = h & mask
                 while hashes[i]:
                     i = (i + 1) & mask
                 hashes[i] = h
-                lines[i] = n
+
+
+def first_lines(path: str | os.PathLike[str], wanted: set[str]) -> dict[str, int]:
+    """The line each id of `wanted` is first used on in the file at `path` (ids not found are left out),
+    reading no further than it must."""
+    from batchctl.validation.jsonl import iter_request_lines
+
+    found: dict[str, int] = {}
+    for n, obj in iter_request_lines(path):
+        cid = obj.get("custom_id")
+        if type(cid) is str and cid in wanted and cid not in found:
+            found[cid] = n
+            if len(found) == len(wanted):
+                break
+    return found
