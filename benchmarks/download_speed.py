@@ -214,7 +214,9 @@ def finished_batch(server: str, workdir: Path, lines: int, errors: int) -> Itera
 
 
 def bench_env(workdir: Path, base_url: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    # The tree measured: this checkout's src/, or BENCH_SRC (another checkout's src/, for a before/after).
+    src = os.environ.get("BENCH_SRC") or str(ROOT / "src")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
     env.update(BATCHCTL_CONFIG_DIR=str(workdir / "config"), BATCHCTL_DATA_DIR=str(workdir / "data"),
                BATCHCTL_BASE_URL=base_url, BATCHCTL_API_KEY="sk-bench", NO_COLOR="1")  # fmt: skip
     return env

@@ -85,7 +85,8 @@ def generate(path: str, lines: int, line_bytes: int, seed: int = 7) -> None:
             f.write(json.dumps(request, ensure_ascii=False) + "\n")
 
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The tree measured: this checkout's src/, or BENCH_SRC (another checkout's src/, for a before/after).
+SRC = os.environ.get("BENCH_SRC") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])), NO_COLOR="1")
 
 
