@@ -11,7 +11,6 @@ import json
 import math
 import os
 
-from batchctl.jsonfast import FAST_ERRORS, parse
 from batchctl.providers import ProviderSpec, format_size
 from batchctl.validation.ids import SeenIds, first_lines
 from batchctl.validation.inputs import check_input_file
@@ -307,6 +306,8 @@ def validate_file(
     otherwise the first line's url sets it. What is not a readable regular file (missing, a directory,
     a FIFO, a device, a symlink loop) raises BatchctlError before anything is read.
     """
+    from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
+
     v = _FileValidator(spec, endpoint, max_problems)
     if endpoint is not None and endpoint not in v.endpoints:
         v.add(
