@@ -58,8 +58,8 @@ def test_jsonfast_loads_reads_nan_as_the_stdlib_does():
 # -- custom_ids in fixed-size slots ---------------------------------------------------------------------
 
 
-def test_seen_ids_remembers_each_id_past_many_growths():
-    seen = SeenIds(slots=4)
+def test_seen_ids_remembers_each_id_past_the_set_and_many_growths():
+    seen = SeenIds(slots=4, set_ids=100)
     assert not any(seen.seen(f"request-{n}") for n in range(20_000))
     assert len(seen) == 20_000
     assert seen.seen("request-0") and seen.seen("request-19999")
