@@ -148,8 +148,8 @@ class FollowedDownload:
 
     `progress(update)` is the callback to give `download_to` (wrapping `update`, the reporter's): at
     each chunk it reads what has reached `<target>.part` (download_to's staging name, still in the
-    page cache) and passes each complete non-blank line on, so counting overlaps the transfer instead
-    of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
+    page cache) and passes each complete non-blank line on, with where it starts in the file, so
+    counting overlaps the transfer instead of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
     reads the rest once the file is complete at `path`, the last line without a newline included.
     """
 
