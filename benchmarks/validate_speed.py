@@ -1,12 +1,15 @@
-"""How fast is `validate_file`, next to a bare `json.loads` loop over the same file?
+"""How fast is `batchctl validate`, next to a bare `json.loads` loop over the same file, and how much memory?
 
-Generates a 50,000-line (~100 MB) chat JSONL file, then times, each in a fresh subprocess so peak
-RSS is that measurement's own:
-  - bare:     for line in f: json.loads(line)          (binary file, 1 MiB buffer)
-  - validate: batchctl.validation.validate_file(path, spec=get_provider("openai"))
-and prints lines/s, MB/s and peak RSS for both. Best of --repeat runs.
+Generates a chat JSONL file — 50,000 lines (~100 MB) by default; with --big also 500,000 lines (~1 GB) —
+then times, alternating, each in a fresh process:
+  - anchor:      for line in f: json.loads(line)            (binary file, 1 MiB buffer)
+  - ours, whole: `batchctl validate FILE --json`            (the CLI as a whole process)
+  - ours, in:    validate_file(path, spec=openai)           (seconds inside the process, beside the
+                                                             anchor's seconds inside its own)
+and prints the medians, the ratios (target <= 1.0: faster than the bare loop) and the peak RSS of the
+CLI (target <= 60 MiB at 1 GB / 500k lines). Exits 1 when a target is missed.
 
-    python benchmarks/validate_speed.py [--lines 50000] [--line-bytes 2000] [--repeat 3] [--keep PATH]
+    python benchmarks/validate_speed.py [--lines 50000] [--line-bytes 2000] [--repeat 3] [--big] [--keep PATH]
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 WORDS = (
     "batch request model token latency throughput window endpoint gateway channel upstream "
@@ -50,12 +55,6 @@ print(json.dumps({"seconds": dt, "lines": report.lines, "tokens": report.est_inp
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
-BASELINE = """
-import json, resource
-from batchctl.providers import get_provider
-from batchctl.validation import validate_file
-print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
 
 
 def generate(path: str, lines: int, line_bytes: int, seed: int = 7) -> None:
@@ -86,14 +85,66 @@ def generate(path: str, lines: int, line_bytes: int, seed: int = 7) -> None:
             f.write(json.dumps(request, ensure_ascii=False) + "\n")
 
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The tree measured: this checkout's src/, or BENCH_SRC (another checkout's src/, for a before/after).
+SRC = os.environ.get("BENCH_SRC") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])), NO_COLOR="1")
 
 
-def run(code: str, path: str) -> dict:
-    # The checkout's src/ first, so the benchmark measures this tree even when not installed.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", code, path], check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout)
+def run(code: str, path: str) -> tuple[float, dict]:
+    """(wall seconds of the whole process, what it printed as JSON)."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code, path], check=True, capture_output=True, text=True, env=ENV)
+    return time.perf_counter() - start, json.loads(out.stdout)
+
+
+def run_cli(path: str) -> tuple[float, dict]:
+    """(wall seconds, the report) of `batchctl validate FILE --json`; exit 1 (problems found) is fine."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "batchctl", "validate", path, "--json"], capture_output=True, text=True, env=ENV)
+    wall = time.perf_counter() - start
+    if out.returncode not in (0, 1):
+        raise SystemExit(f"batchctl validate exited {out.returncode}: {out.stderr[-2000:]}")
+    return wall, json.loads(out.stdout)
+
+
+def cli_peak_rss(path: str) -> float:
+    """Peak RSS (MiB) of one `batchctl validate` run, alone: the kernel's accounting of a waited-for child."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
+    command = [sys.executable, "-c", code, sys.executable, "-m", "batchctl", "validate", path, "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=ENV)
+    return int(out.stdout.strip()) / 1024
+
+
+def measure(path: str, lines: int, repeat: int, rss_target: float | None) -> bool:
+    size = os.path.getsize(path)
+    print(f"file: {lines:,} lines, {size:,} bytes ({size / 2**20:.0f} MiB), python {sys.version.split()[0]}")
+    run(BARE, path)  # warm the page cache so no side pays for the disk
+    anchor_wall, anchor_in, cli_wall, ours_in = [], [], [], []
+    report: dict = {}
+    for _ in range(repeat):  # alternate, so drifting machine load hits all alike
+        wall, bare = run(BARE, path)
+        anchor_wall.append(wall)
+        anchor_in.append(bare["seconds"])
+        wall, report = run_cli(path)
+        cli_wall.append(wall)
+        ours_in.append(run(VALIDATE, path)[1]["seconds"])
+    rss = cli_peak_rss(path)
+    a_wall, a_in = statistics.median(anchor_wall), statistics.median(anchor_in)
+    o_wall, o_in = statistics.median(cli_wall), statistics.median(ours_in)
+    print(f"  anchor: bare json.loads loop   whole process {a_wall:7.3f} s   inside {a_in:7.3f} s")
+    print(f"  ours:   batchctl validate      whole process {o_wall:7.3f} s   validate_file {o_in:7.3f} s")
+    ok = True
+    for name, ratio in (("whole process", o_wall / a_wall), ("in-process", o_in / a_in)):
+        ok &= ratio <= 1.0
+        print(f"  ratio {name:13}: {ratio:5.2f}x (target <= 1.0x){'' if ratio <= 1.0 else '  MISSED'}")
+    rss_ok = rss_target is None or rss <= rss_target
+    print(f"  peak RSS of batchctl validate: {rss:.1f} MiB" + ("" if rss_target is None else
+          f" (target <= {rss_target:.0f} MiB){'' if rss_ok else '  MISSED'}"))  # fmt: skip
+    codes = sorted({p["code"] for p in report.get("problems", [])})
+    print(f"  report: {report.get('requests', 0):,} requests, ~{report.get('est_input_tokens', 0):,} input tokens, "
+          f"problems: {', '.join(codes) or 'none'}")  # fmt: skip
+    return ok and rss_ok
 
 
 def main() -> None:
@@ -101,41 +152,18 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=50_000)
     parser.add_argument("--line-bytes", type=int, default=2000, help="average bytes per line")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--big", action="store_true", help="also 500,000 lines (~1 GB), with the 60 MiB RSS target")
     parser.add_argument("--keep", help="write the generated file here and keep it")
     args = parser.parse_args()
-
-    tmpdir = None
-    if args.keep:
-        path = args.keep
-    else:
-        tmpdir = tempfile.TemporaryDirectory()
-        path = os.path.join(tmpdir.name, "bench.jsonl")
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or os.path.join(tmp, "bench.jsonl")
         generate(path, args.lines, args.line_bytes)
-        size = os.path.getsize(path)
-        mb = size / (1024 * 1024)
-        print(f"file: {args.lines:,} lines, {size:,} bytes ({mb:.1f} MB), python {sys.version.split()[0]}")
-        run(BARE, path)  # warm the page cache so neither side pays for the disk
-        base_rss = run(BASELINE, "")["maxrss_kb"]
-        results = {}
-        for name, code in (("bare json.loads", BARE), ("validate_file", VALIDATE)):
-            runs = [run(code, path) for _ in range(args.repeat)]
-            best = min(runs, key=lambda r: r["seconds"])
-            best["maxrss_kb"] = max(r["maxrss_kb"] for r in runs)
-            results[name] = best
-        print(f"{'':16} {'seconds':>8} {'lines/s':>10} {'MB/s':>7} {'peak RSS':>9}")
-        for name, r in results.items():
-            s = r["seconds"]
-            print(f"{name:16} {s:8.3f} {r['lines'] / s:10,.0f} {mb / s:7.1f} {r['maxrss_kb'] / 1024:7.1f} MB")
-        ratio = results["validate_file"]["seconds"] / results["bare json.loads"]["seconds"]
-        print(f"validate_file / bare = {ratio:.2f}x; interpreter + imports alone peak at {base_rss / 1024:.1f} MB RSS")
-        print(
-            f"estimated input tokens: {results['validate_file']['tokens']:,}; "
-            f"problems found: {results['validate_file']['problems'] or 'none'}"
-        )
-    finally:
-        if tmpdir is not None:
-            tmpdir.cleanup()
+        ok = measure(path, args.lines, args.repeat, None)
+        if args.big:
+            big = os.path.join(tmp, "big.jsonl")
+            generate(big, 500_000, args.line_bytes)
+            ok &= measure(big, 500_000, args.repeat, 60.0)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -64,25 +64,40 @@ class ResultIndex:
     attempts that lost are `superseded`.
     """
 
-    def __init__(self, paths: Sequence[Path], ranks: Sequence[int] | None = None) -> None:
+    def __init__(self, paths: Sequence[Path], ranks: Sequence[int] | None = None, *, read: bool = True) -> None:
         self.paths = list(paths)
         self.ranks = list(ranks) if ranks is not None else None
         self.where: dict[str, tuple[int, int, int, bool]] = {}
         self.duplicates = 0
         self.superseded = 0
         self.unreadable = 0
-        for number, path in enumerate(self.paths):
-            for _, start, raw in iter_raw_lines(path, strip_bom=False):
-                line = raw.rstrip(b"\r\n")
-                if not line.strip():
-                    continue
-                obj = parse_result(line)
-                cid = obj.get("custom_id") if obj else None
-                if not isinstance(cid, str):
-                    self.unreadable += 1
-                    continue
-                self._add(cid, (number, start, len(line), not result_failed(obj)))  # type: ignore[arg-type]
         self._handles: list[IO[bytes] | None] = [None] * len(self.paths)
+        for number in range(len(self.paths)) if read else ():
+            self.read_file(number)
+
+    def read_file(self, number: int) -> None:
+        """Index file `number` from disk (without `read`, the caller adds its lines as they come)."""
+        for _, start, raw in iter_raw_lines(self.paths[number], strip_bom=False):
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            obj = parse_result(line)
+            cid = obj.get("custom_id") if obj else None
+            if not isinstance(cid, str):
+                self.unreadable += 1
+                continue
+            self.add(cid, number, start, len(line), not result_failed(obj))  # type: ignore[arg-type]
+
+    def reread(self, numbers: Iterable[int]) -> None:
+        """Start again from files `numbers` as they are on disk (a download restarted)."""
+        self.where.clear()
+        self.duplicates = self.superseded = self.unreadable = 0
+        for number in numbers:
+            self.read_file(number)
+
+    def add(self, custom_id: str, number: int, start: int, length: int, ok: bool) -> None:
+        """A result of file `number`: `length` bytes at `start` (ending excluded), a success or not."""
+        self._add(custom_id, (number, start, length, ok))
 
     def _add(self, cid: str, spot: tuple[int, int, int, bool]) -> None:
         old = self.where.get(cid)
@@ -135,7 +150,8 @@ _ResultIndex = ResultIndex
 
 
 def iter_merged(
-    input_path: Path, result_paths: Sequence[Path], report: MergeReport, *, ranks: Sequence[int] | None = None
+    input_path: Path, result_paths: Sequence[Path], report: MergeReport, *, ranks: Sequence[int] | None = None,
+    index: ResultIndex | None = None,
 ) -> Iterator[bytes]:
     """One result line per input request, in input order, joined by custom_id; fills `report`.
 
@@ -144,8 +160,9 @@ def iter_merged(
 
     Output and error files are not in input order (OpenAI does not promise it); a request with no
     result gets a `missing_result` envelope, so the merged file always has one line per request.
+    `index`: the results' index when the caller built it (as they downloaded); read from the files if not.
     """
-    index = ResultIndex(result_paths, ranks)
+    index = index if index is not None else ResultIndex(result_paths, ranks)
     used: set[str] = set()
     try:
         for _, request in iter_request_lines(input_path):
@@ -153,17 +170,17 @@ def iter_merged(
             if not isinstance(cid, str):
                 continue
             report.requests += 1
-            line = index.read(cid) if cid not in used else None
-            if line is None:
+            spot = index.best(cid) if cid not in used else None
+            if spot is None:
                 report.missing.append(cid)
                 line = json.dumps(missing_result(cid), ensure_ascii=False).encode()
             else:
                 used.add(cid)
-                obj = parse_result(line)
-                if obj is None or result_failed(obj):
-                    report.failed.append(cid)
-                else:
+                line = index.read(cid)  # type: ignore[assignment]
+                if spot[3]:  # judged when indexed: the line is not parsed again
                     report.succeeded += 1
+                else:
+                    report.failed.append(cid)
             yield line
     finally:
         index.close()

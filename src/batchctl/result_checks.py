@@ -19,28 +19,57 @@ from batchctl.errors import BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.result_tally import ResultTally
 
 _HTML = re.compile(rb"^\s*<(!doctype|html|head|body|\?xml)\b", re.IGNORECASE)
 
 
-def check_result_file(path: Path, *, kind: str, file_id: str | None, final: Path) -> tuple[int, int]:
-    """(lines, failed ones) of the result file at `path`; raises BatchctlError naming the first line
-    that is not a JSON object with a `custom_id` (an HTML page, a cut line). `final`: the name it was
-    meant for, which the caller leaves untouched when this raises."""
-    from batchctl.results import iter_result_lines, result_failed
+class ResultCheck:
+    """One result file's lines checked and counted as they come (`add`, non-blank lines as read): the
+    first that is not a JSON object with a `custom_id` (an HTML page, a cut line) raises BatchctlError
+    naming it. `final`: the name the file was meant for, which the caller leaves untouched then. The
+    lines are counted into `tally` (usage too with `count_usage`)."""
 
-    lines = failed = 0
-    for line in iter_result_lines([path]):
-        lines += 1
-        problem = _line_problem(line)
-        if problem is not None:
+    def __init__(
+        self, *, kind: str, file_id: str | None, final: Path, tally: ResultTally | None = None, count_usage: bool = False
+    ) -> None:
+        from batchctl.result_tally import ResultTally
+
+        self.kind, self.file_id, self.final, self.count_usage = kind, file_id, final, count_usage
+        self.tally = tally if tally is not None else ResultTally()
+        self._start = self.tally.snapshot()
+
+    def add(self, raw: bytes, start: int = 0) -> tuple[str, bool]:
+        """(custom_id, failed) of the line `raw` (`start`: where it is in the file, unused here)."""
+        custom_id, failed = self.tally.add(raw, count_usage=self.count_usage)
+        if custom_id is None:
+            problem = _line_problem(raw.rstrip(b"\r\n")) or "is not a result"
             raise BatchctlError(
-                f"the {kind} file {file_id or ''} the server sent is not results: line {lines} {problem}".replace("  ", " "),
-                f"Nothing was saved as {final}. Check the server with batchctl doctor, then download again.",
+                f"the {self.kind} file {self.file_id or ''} the server sent is not results: line {self.counts[0]} {problem}".replace("  ", " "),
+                f"Nothing was saved as {self.final}. Check the server with batchctl doctor, then download again.",
             )
-        if result_failed(json.loads(line)):
-            failed += 1
-    return lines, failed
+        return custom_id, failed
+
+    def restart(self) -> None:
+        """Forget the lines added so far (the download starts again)."""
+        self.tally.restore(self._start)
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(lines, failed ones) added."""
+        return self.tally.lines - self._start.lines, self.tally.failed - self._start.failed
+
+
+def check_result_file(
+    path: Path, *, kind: str, file_id: str | None, final: Path, tally: ResultTally | None = None, count_usage: bool = False
+) -> tuple[int, int]:
+    """(lines, failed ones) of the result file at `path`, read back and checked with `ResultCheck`."""
+    from batchctl.result_tally import raw_result_lines
+
+    check = ResultCheck(kind=kind, file_id=file_id, final=final, tally=tally, count_usage=count_usage)
+    for raw in raw_result_lines(path):
+        check.add(raw)
+    return check.counts
 
 
 def _line_problem(line: bytes) -> str | None:

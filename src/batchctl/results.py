@@ -7,7 +7,6 @@ so an interrupted run never leaves a truncated result behind. Merging into input
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -19,12 +18,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
+from batchctl.jsonfast import loads
 from batchctl.validation import iter_raw_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.merging import MergeReport, ResultIndex
     from batchctl.reporting import Reporter
-    from batchctl.merging import MergeReport
+    from batchctl.result_tally import ResultTally
 
 CONTENT_FORMATS = ("jsonl", "csv")
 # The error file goes beside the output: results.jsonl -> results.errors.jsonl.
@@ -85,27 +86,22 @@ def scan_results(path: str | os.PathLike[str]) -> tuple[int, int]:
 
     Output files can hold failures too: some servers put HTTP error responses there.
     """
-    lines = failed = 0
-    for line in iter_result_lines([Path(path)]):
-        lines += 1
-        obj = parse_result(line)
-        if obj is None or result_failed(obj):
-            failed += 1
-    return lines, failed
+    from batchctl.result_tally import tally_file
+
+    return tally_file(path)
 
 
 def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
     """The non-blank lines of each result file in turn, as raw bytes without the line ending."""
     for path in paths:
         for _, _, raw in iter_raw_lines(path, strip_bom=False):
-            line = raw.rstrip(b"\r\n")
-            if line.strip():
-                yield line
+            if not raw.isspace():  # the same test as `raw.strip()`, without the copy
+                yield raw.rstrip(b"\r\n")
 
 
 def parse_result(line: bytes) -> dict[str, Any] | None:
     try:
-        obj = json.loads(line)
+        obj = loads(line)
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
@@ -195,6 +191,9 @@ class DownloadResult:
     failed_requests: int = 0
     # What the saved files say that the batch's request_counts do not (result_checks.count_differences).
     warnings: list[str] = field(default_factory=list)
+    # The saved result files' lines, counted as they were checked (usage of the output, failures of
+    # both), so the bill needs no second read; None when they were not all counted here.
+    tally: ResultTally | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,62 +227,86 @@ def save_results(
     The error file is always saved as the server sent it. Overwrite checks are the caller's
     (`check_overwrite`, done before anything is downloaded).
     """
-    from batchctl.answers import content_field, write_content
-    from batchctl.merging import MergeReport, iter_merged
-    from batchctl.result_checks import check_result_file
+    from batchctl.cost.usage import usage_from_batch
+    from batchctl.result_tally import ResultTally
 
-    result = DownloadResult(batch.id, batch.status)
-    transform = merge_input is not None or content_format is not None
-    if not transform:
+    # The bill reads the output's usage only when the batch object reports none.
+    count_usage = usage_from_batch(batch) is None
+    result = DownloadResult(batch.id, batch.status, tally=ResultTally())
+    if merge_input is None and content_format is None:
         if batch.output_file_id:
-            saved = _download(client, "output", batch.output_file_id, output, reporter, keep)
+            saved = _download(client, "output", batch.output_file_id, output, reporter, keep, result.tally, count_usage)
             result.files.append(saved)
             result.failed_requests += saved.failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep, result.tally)
             result.files.append(saved)
             result.failed_requests += saved.lines
         lines = {f.kind: f.lines for f in result.files}
         _warn_counts(result, batch, lines.get("output"), lines.get("error"), reporter)
         return result
+    _save_transformed(client, batch, result, output=output, errors_output=errors_output, merge_input=merge_input,
+                      content_format=content_format, reporter=reporter, count_usage=count_usage)  # fmt: skip
+    return result
 
-    # Download the raw files beside the target (same file system), build the output, drop the raws.
+
+def _save_transformed(
+    client: BatchClient, batch: Batch, result: DownloadResult, *, output: Path, errors_output: Path,
+    merge_input: Path | None, content_format: str | None, reporter: Reporter | None, count_usage: bool,
+) -> None:  # fmt: skip
+    """`save_results` with --merge or --content: the raw output downloaded beside the target (same file
+    system), indexed by custom_id as it arrives when merging, the output built, the raw dropped.
+    `result.tally` ends up holding what the bill reads: the merged lines, or the error file's."""
+    from batchctl.answers import content_field, write_content
+    from batchctl.merging import MergeReport, ResultIndex, iter_merged
+    from batchctl.result_tally import ResultTally
+
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
-        raw: list[Path] = []
+        raw = [Path(scratch) / "output.jsonl"] if batch.output_file_id else []
+        raw += [errors_output] if batch.error_file_id else []
+        index = ResultIndex(raw, read=False) if merge_input is not None else None
         output_lines = 0
         if batch.output_file_id:
-            raw_output = Path(scratch) / "output.jsonl"
-            with _progress(reporter, "Downloading the output") as update:
-                client.files.download_to(batch.output_file_id, raw_output, progress=update)
-            raw.append(raw_output)
-            output_lines, failed = check_result_file(raw_output, kind="output", file_id=batch.output_file_id, final=output)
-            result.failed_requests += failed
+            saved = _download(client, "output", batch.output_file_id, raw[0], reporter, tally=ResultTally(),
+                              final=output, index=index)  # fmt: skip
+            output_lines = saved.lines
+            result.failed_requests += saved.failed
+        error_tally = ResultTally()
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, tally=error_tally,
+                              index=index, number=len(raw) - 1)  # fmt: skip
             result.files.append(saved)
             result.failed_requests += saved.lines
-            raw.append(errors_output)
 
         if merge_input is not None:
             result.merge = MergeReport()
-            lines: Iterable[bytes] = iter_merged(merge_input, raw, result.merge)
+            lines: Iterable[bytes] = iter_merged(merge_input, raw, result.merge, index=index)
         else:
             lines = iter_result_lines(raw)
         label = f"Writing {'the answers' if content_format else 'the results in input order'}"
         with _progress(reporter, label) as update:
             lines = _reported(lines, update, total=sum(path.stat().st_size for path in raw))
             if content_format is not None:
+                result.tally = error_tally  # the bill of answers-only: the error file's lines, the batch's counts
                 count = write_content(output, lines, fmt=content_format, field_name=content_field(batch.endpoint))
                 kind = "content"
             else:
-                count = write_lines(output, lines)
+                result.tally = ResultTally()
+                count = write_lines(output, _tallied(lines, result.tally, count_usage))
                 kind = "merged"
         result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, batch.output_file_id))
         if merge_input is None:
             errors = next((f.lines for f in result.files if f.kind == "error"), None)
             _warn_counts(result, batch, output_lines if batch.output_file_id else None, errors, reporter)
-    return result
+
+
+def _tallied(lines: Iterable[bytes], tally: ResultTally, count_usage: bool) -> Iterator[bytes]:
+    """`lines` as they are written, counted into `tally` (what the bill of a merged file reads)."""
+    add = tally.add
+    for line in lines:
+        add(line, count_usage=count_usage)
+        yield line
 
 
 def _warn_counts(
@@ -316,23 +339,46 @@ def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[C
 
 
 def _download(
-    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None, keep: Collection[Path] = ()
-) -> SavedFile:
-    """Download to `<path>.part`, check it is results (`check_result_file`), only then rename it."""
-    from batchctl.result_checks import check_result_file
+    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None,
+    keep: Collection[Path] = (), tally: ResultTally | None = None, count_usage: bool = False, *,
+    final: Path | None = None, index: ResultIndex | None = None, number: int = 0,
+) -> SavedFile:  # fmt: skip
+    """Download to `<path>.part`, check it is results (`ResultCheck`, counting its lines into `tally`
+    as they arrive, with their usage if `count_usage`), only then rename it. `final`: the name the
+    results are for (`path` by default); `index`: where to add each line as file `number`."""
+    from batchctl.result_checks import ResultCheck
+    from batchctl.result_tally import FollowedDownload, tally_file
 
     if path in keep:
-        lines, failed = scan_results(path)
+        lines, failed = tally_file(path, tally, count_usage=count_usage)
         return SavedFile(kind, path, lines, path.stat().st_size, file_id, failed, kept=True)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(path.name + ".part")
+    check = ResultCheck(kind=kind, file_id=file_id, final=final or path, tally=tally, count_usage=count_usage)
+    restarted = False
+
+    def add(line: bytes, start: int) -> None:
+        custom_id, failed = check.add(line)
+        if index is not None:
+            index.add(custom_id, number, start, len(line.rstrip(b"\r")), not failed)
+
+    def restart() -> None:
+        nonlocal restarted
+        restarted = True
+        check.restart()
+
+    followed = FollowedDownload(staged, add, restart)
     try:
         with _progress(reporter, f"Downloading the {kind} file") as update:
-            size = client.files.download_to(file_id, staged, progress=update)
-        lines, failed = check_result_file(staged, kind=kind, file_id=file_id, final=path)
+            size = client.files.download_to(file_id, staged, progress=followed.progress(update))
+        followed.finish(staged)
         os.replace(staged, path)
     except BaseException:
+        followed.close()
         staged.unlink(missing_ok=True)
         raise
+    if restarted and index is not None:  # a retry: the first attempt's lines went in too
+        index.reread(range(number + 1))
+    lines, failed = check.counts
     return SavedFile(kind, path, lines, int(size), file_id, failed)

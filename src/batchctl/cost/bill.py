@@ -152,8 +152,8 @@ def bill_for(
 def bill_for_download(
     result: DownloadResult, batch: Batch, *, profile: str | None = None, prices: PriceTable | None = None
 ) -> Bill:
-    """The bill after `download` saved `result`'s files: read back from disk, no second download.
-    Prices: `prices`, else the built-in table with `profile`'s overrides.
+    """The bill after `download` saved `result`'s files: from the counts the download made of them as
+    they arrived (`result.tally`), else read back from disk; never a second download. Prices: `prices`, else the built-in table with `profile`'s overrides.
 
     A `--content` file has no usage left in it: the batch's own `usage` is used then (else none).
     """
@@ -172,14 +172,25 @@ def bill_for_download(
     else:
         paths = [saved[kind] for kind in ("output", "error") if kind in saved]
     count_usage = reported is None and "content" not in saved
-    for path in paths:
-        _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
+    if result.tally is not None:  # those lines, counted as they were saved: nothing is read back
+        if count_usage:
+            bill.usage.merge(result.tally.usage)
+        failures = result.tally.failures
+        failures.lines += bill.failures.lines
+        failures.succeeded += bill.failures.succeeded
+        failures.batch_ids = bill.failures.batch_ids
+        bill.failures = failures
+    else:
+        for path in paths:
+            _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
     bill.files = [str(p) for p in paths]
-    if prices is None:
-        from batchctl.cost.prices import price_table
+    return _finish(bill, prices if prices is not None else _price_table(profile))
 
-        prices = price_table(profile)
-    return _finish(bill, prices)
+
+def _price_table(profile: str | None) -> PriceTable:
+    from batchctl.cost.prices import price_table
+
+    return price_table(profile)
 
 
 def failures_for_batch(client: BatchClient, batch: Batch) -> FailureSummary | None:

@@ -79,11 +79,16 @@ class FailureSummary:
     example_of: dict[str, str | None] = field(default_factory=dict)
     batch_ids: list[str] = field(default_factory=list)  # for the retry hint
 
-    def add_line(self, result: dict[str, Any] | None) -> None:
+    def add_success(self) -> None:
+        """Count a result line known to be a success."""
         self.lines += 1
+        self.succeeded += 1
+
+    def add_line(self, result: dict[str, Any] | None) -> None:
         if result is not None and not result_failed(result):
-            self.succeeded += 1
+            self.add_success()
             return
+        self.lines += 1
         self.failed += 1
         if result is None:
             code, status, message, custom_id = UNREADABLE, None, "the line is not a JSON object", None

@@ -22,18 +22,20 @@ TOKEN_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens"
 
 
 def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    # type() rather than isinstance: a bool is not a count. Called for each field of each result line.
+    return value if type(value) is int and value > 0 else 0  # type: ignore[return-value,operator]
 
 
 def _detail(usage: dict, name: str, key: str) -> int:
     details = usage.get(name)
-    return _int(details.get(key)) if isinstance(details, dict) else 0
+    return _int(details.get(key)) if type(details) is dict else 0
 
 
 def tokens_of_usage(usage: dict) -> dict[str, int]:
     """A `usage` object of either shape as input/output/total/cached/reasoning tokens."""
-    input_ = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
-    output = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
+    get = usage.get
+    input_ = _int(get("prompt_tokens")) or _int(get("input_tokens"))
+    output = _int(get("completion_tokens")) or _int(get("output_tokens"))
     cached = _detail(usage, "prompt_tokens_details", "cached_tokens") or _detail(usage, "input_tokens_details", "cached_tokens")
     reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens") or _detail(
         usage, "output_tokens_details", "reasoning_tokens"
@@ -56,8 +58,11 @@ class ModelUsage:
 
     def add(self, tokens: dict[str, int], requests: int = 1) -> None:
         self.requests += requests
-        for key in TOKEN_FIELDS:
-            setattr(self, key, getattr(self, key) + tokens[key])
+        self.input_tokens += tokens["input_tokens"]
+        self.output_tokens += tokens["output_tokens"]
+        self.total_tokens += tokens["total_tokens"]
+        self.cached_tokens += tokens["cached_tokens"]
+        self.reasoning_tokens += tokens["reasoning_tokens"]
 
 
 @dataclass
@@ -79,17 +84,23 @@ class Usage:
 
     def add_line(self, result: dict[str, Any] | None) -> None:
         """Count one result line: success or failure, and its response's usage."""
+        response = result.get("response") if result is not None else None
+        body = response.get("body") if isinstance(response, dict) else None
+        if isinstance(body, dict):
+            self.count(result is None or result_failed(result), body.get("model"), body.get("usage"))
+        else:
+            self.count(result is None or result_failed(result), None, None)
+
+    def count(self, failed: bool, model: object, usage: object) -> None:
+        """Count a result line from the parts `add_line` reads: failed or not, its response body's
+        `model` and `usage` (None when there is none)."""
         self.lines += 1
-        if result is None or result_failed(result):
+        if failed:
             self.failed += 1
         else:
             self.succeeded += 1
-        response = result.get("response") if result is not None else None
-        body = response.get("body") if isinstance(response, dict) else None
-        usage = body.get("usage") if isinstance(body, dict) else None
-        if isinstance(usage, dict):
-            model = body.get("model") if isinstance(body.get("model"), str) else None  # type: ignore[union-attr]
-            self.add_tokens(model, tokens_of_usage(usage))
+        if type(usage) is dict:
+            self.add_tokens(model if type(model) is str else None, tokens_of_usage(usage))
 
     def merge(self, other: Usage) -> None:
         """Add another batch's usage (the batches of one job)."""

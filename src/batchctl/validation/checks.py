@@ -12,6 +12,7 @@ import math
 import os
 
 from batchctl.providers import ProviderSpec, format_size
+from batchctl.validation.ids import SeenIds, first_lines
 from batchctl.validation.inputs import check_input_file
 from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
 from batchctl.validation.provider_rules import endpoint_hint, rules_for
@@ -87,7 +88,8 @@ class _FileValidator:
         self.endpoint_line: int | None = None  # the line it came from (None: given by the caller)
         self.model: str | None = None
         self.model_line = 0
-        self.first_line_of: dict[str, int] = {}
+        self.seen = SeenIds().seen
+        self.duplicates: list[tuple[Problem, str]] = []  # kept duplicate problems, named at the end
         self.text_bytes = 0
         self.rules = rules_for(spec)  # provider-specific line rules (validation/provider_rules.py), or None
 
@@ -98,6 +100,26 @@ class _FileValidator:
                 message = f"line {line}: {message}"
             self.problems.append(Problem(line, code, message, param))
 
+    def _add_duplicate(self, n: int, cid: str) -> None:
+        kept = len(self.problems)
+        self.add(n, DUPLICATE_CUSTOM_ID, "", "custom_id")  # the message says the first line: `name_duplicates`
+        if len(self.problems) > kept:
+            self.duplicates.append((self.problems[-1], cid))
+
+    def name_duplicates(self, path: str | os.PathLike[str]) -> None:
+        """Say on which line each kept duplicate's id was first used (the file read again, up to the
+        last of them); an id that only shared a hash with an earlier one is no problem after all."""
+        if not self.duplicates:
+            return
+        firsts = first_lines(path, {cid for _, cid in self.duplicates})
+        for problem, cid in self.duplicates:
+            first = firsts.get(cid, problem.line)
+            if first == problem.line:
+                self.problems.remove(problem)
+                self.problem_count -= 1
+            else:
+                problem.message = f"line {problem.line}: custom_id {json.dumps(cid)} already used on line {first}"
+
     def check(self, n: int, obj: object) -> None:
         if type(obj) is not dict:
             self.add(n, INVALID_VALUE, f"expected a JSON object, got {_describe(obj)}")
@@ -105,16 +127,15 @@ class _FileValidator:
         add = self.add
 
         cid = obj.get("custom_id")
-        if cid is None:
+        if type(cid) is str and cid:  # the common case first: a file of many lines spends its time here
+            if self.seen(cid):
+                self._add_duplicate(n, cid)
+        elif cid is None:
             add(n, MISSING_REQUIRED_PARAMETER, "custom_id is missing", "custom_id")
         elif type(cid) is not str:
             add(n, INVALID_VALUE, f"custom_id must be a string, not {_describe(cid)}", "custom_id")
-        elif not cid:
-            add(n, INVALID_VALUE, "custom_id is empty", "custom_id")
         else:
-            first = self.first_line_of.setdefault(cid, n)
-            if first != n:
-                add(n, DUPLICATE_CUSTOM_ID, f"custom_id {json.dumps(cid)} already used on line {first}", "custom_id")
+            add(n, INVALID_VALUE, "custom_id is empty", "custom_id")
 
         method = obj.get("method")
         if method != "POST":
@@ -124,7 +145,9 @@ class _FileValidator:
                 add(n, INVALID_VALUE, f'method must be "POST", not {json.dumps(method)}', "method")
 
         url = obj.get("url")
-        if url is None:
+        if url == self.endpoint and url in self.endpoints:  # the batch's endpoint, known good
+            pass
+        elif url is None:
             add(n, MISSING_REQUIRED_PARAMETER, "url is missing", "url")
             url = None
         elif type(url) is not str or url not in self.endpoints:
@@ -159,7 +182,9 @@ class _FileValidator:
             self.rules.check_line(n, url, body)
 
         model = body.get("model")
-        if model is None:
+        if model == self.model and model is not None:  # the batch's model, known good
+            pass
+        elif model is None:
             add(n, MISSING_REQUIRED_PARAMETER, "body.model is missing", "body.model")
         elif type(model) is not str:
             add(n, INVALID_VALUE, f"body.model must be a string, not {_describe(model)}", "body.model")
@@ -194,6 +219,15 @@ class _FileValidator:
         if type(messages) is not list or not messages:
             what = "empty" if type(messages) is list else _describe(messages)
             self.add(n, INVALID_VALUE, f"body.messages must be a non-empty array, not {what}", "body.messages")
+            return
+        text = 0
+        for m in messages:  # the common shape, quickly: objects with a role and text content
+            if type(m) is dict and "role" in m and type(content := m.get("content")) is str:
+                text += len(content) if content.isascii() else len(content.encode("utf-8", "surrogatepass"))
+            else:
+                break
+        else:
+            self.text_bytes += text
             return
         text = 0
         for i, m in enumerate(messages):
@@ -235,6 +269,34 @@ def _bad_utf8_message(raw: bytes, err: UnicodeDecodeError, first_line: bool) -> 
     return msg
 
 
+_BLANK = "blank"
+
+
+def _parse_slowly(raw: bytes, n: int) -> tuple[object, str | None, str]:
+    """(object, None, "") of a line the fast parser refused but the stdlib reads (NaN aside: refused),
+    else (None, problem code or _BLANK, message): the stdlib's verdict, in words."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as err:
+        return None, INVALID_UTF8, _bad_utf8_message(raw, err, n == 1)
+    try:
+        return decode_json(text), None, ""
+    except RecursionError:
+        return None, INVALID_JSON_LINE, "not valid JSON: nested too deeply (arrays or objects inside each other)"
+    except ValueError as err:
+        if text.isspace() or not text:
+            return None, _BLANK, ""
+        if isinstance(err, json.JSONDecodeError):
+            msg = f"not valid JSON: {err.msg} (column {err.colno})"
+        else:
+            msg = f"not valid JSON: {err}"
+        if b"\r" in raw.rstrip(b"\r\n"):
+            msg = "lines end with a carriage return (CR) only, as in old Mac files; save the file with LF line endings"
+        elif not raw.endswith(b"\n"):
+            msg += "; the last line has no newline, so the file may be truncated"
+        return None, INVALID_JSON_LINE, msg
+
+
 def validate_file(
     path: str | os.PathLike[str],
     *,
@@ -248,6 +310,8 @@ def validate_file(
     otherwise the first line's url sets it. What is not a readable regular file (missing, a directory,
     a FIFO, a device, a symlink loop) raises BatchctlError before anything is read.
     """
+    from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
+
     v = _FileValidator(spec, endpoint, max_problems)
     if endpoint is not None and endpoint not in v.endpoints:
         v.add(
@@ -259,7 +323,6 @@ def validate_file(
         )
     warnings: list[Problem] = []
     max_line = spec.max_line_bytes
-    loads = decode_json
     check = v.check
     lines = requests = 0
     blanks: list[int] = []  # the first few blank line numbers, for the warning
@@ -289,34 +352,18 @@ def validate_file(
                     f"{format_size(max_line)} per line",
                 )
         try:
-            text = raw.decode()
-        except UnicodeDecodeError as err:
-            requests += 1
-            v.add(lines, INVALID_UTF8, _bad_utf8_message(raw, err, lines == 1))
-            continue
-        try:
-            obj = loads(text)
-        except RecursionError:
-            requests += 1
-            v.add(lines, INVALID_JSON_LINE, "not valid JSON: nested too deeply (arrays or objects inside each other)")
-            continue
-        except ValueError as err:
-            if text.isspace() or not text:
+            obj = parse(raw)  # the fast parser; what it refuses is looked at again below
+        except FAST_ERRORS:
+            obj, code, message = _parse_slowly(raw, lines)
+            if code is _BLANK:
                 blank_count += 1
                 if blank_count <= _SHOWN_BLANK_LINES:
                     blanks.append(lines)
                 continue
-            requests += 1
-            if isinstance(err, json.JSONDecodeError):
-                msg = f"not valid JSON: {err.msg} (column {err.colno})"
-            else:
-                msg = f"not valid JSON: {err}"
-            if b"\r" in raw.rstrip(b"\r\n"):
-                msg = "lines end with a carriage return (CR) only, as in old Mac files; save the file with LF line endings"
-            elif not raw.endswith(b"\n"):
-                msg += "; the last line has no newline, so the file may be truncated"
-            v.add(lines, INVALID_JSON_LINE, msg)
-            continue
+            if code is not None:
+                requests += 1
+                v.add(lines, code, message)
+                continue
         requests += 1
         if not crlf_line and raw.endswith(b"\r\n"):
             crlf_line = lines
@@ -336,6 +383,7 @@ def validate_file(
         warnings.append(
             Problem(crlf_line, CRLF_LINE_ENDINGS, f"line {crlf_line}: Windows line endings (CRLF); accepted")
         )
+    v.name_duplicates(path)
     extra, extra_warnings = v.rules.finish(v.endpoint, requests) if v.rules is not None else ((), ())
     for problem in [*check_limits(requests, size, spec), *extra]:
         v.add(problem.line, problem.code, problem.message, problem.param)

@@ -27,12 +27,17 @@ def iter_request_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict
     `validate_file`; lines that are not UTF-8 JSON objects are skipped silently, so validate first.
     Line numbers match the validator's.
     """
+    from batchctl.jsonfast import FAST_ERRORS, parse
+
     loads = decode_json
     for n, _, raw in iter_raw_lines(path):
         try:
-            obj = loads(raw.decode())
-        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            continue
+            obj = parse(raw)  # the fast parser; the stdlib judges what it refuses
+        except FAST_ERRORS:
+            try:
+                obj = loads(raw.decode())
+            except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                continue
         if type(obj) is dict:
             yield n, obj
 
@@ -57,21 +62,37 @@ def iter_raw_lines(
     passed on byte for byte. `offset` is where the yielded bytes start in the file. With `max_line`,
     a line longer than that (ending excluded) comes as a `LongLine` holding only its head.
     """
-    offset = 0
     limit = -1 if max_line is None else max_line + 2  # room for a CRLF ending
     with open(path, "rb", buffering=READ_BUFFER) as f:
-        n = 0
-        while raw := f.readline(limit):
+        readline = f.readline
+        raw = readline(limit)
+        if not raw:
+            return
+        raw = _whole(f, raw, limit)  # the first line, whole or its head
+        offset = _length(raw)
+        if strip_bom and raw.startswith(BOM):
+            yield 1, len(BOM), _without_bom(raw)
+        else:
+            yield 1, 0, raw
+        n = 1
+        while raw := readline(limit):  # the loop every line goes through: kept to the bone
             n += 1
-            start = offset
-            offset += len(raw)
-            if len(raw) == limit and not raw.endswith(b"\n"):
+            if len(raw) == limit and raw[-1] != 10:  # cut at the limit: not "\n"-terminated
                 raw = _skip_rest(f, raw)
-                offset = start + raw.length
-            if n == 1 and strip_bom and raw.startswith(BOM):
-                raw = _without_bom(raw)
-                start += len(BOM)
-            yield n, start, raw
+                yield n, offset, raw
+                offset += raw.length
+            else:
+                yield n, offset, raw
+                offset += len(raw)
+
+
+def _whole(f: BinaryIO, raw: bytes, limit: int) -> bytes:
+    """`raw`, or a `LongLine` when it was cut at `limit`."""
+    return _skip_rest(f, raw) if len(raw) == limit and raw[-1] != 10 else raw
+
+
+def _length(raw: bytes) -> int:
+    return raw.length if isinstance(raw, LongLine) else len(raw)
 
 
 def _without_bom(raw: bytes) -> bytes:

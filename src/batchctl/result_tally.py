@@ -1,0 +1,205 @@
+"""One pass over result lines: is each one a result, did it fail, what did it use — read once.
+
+A download used to read each result file back four times (the check that it is results, the
+failure count, the usage, the failure summary), parsing every line with `json.loads` each time.
+`ResultTally.add(line)` does it all at once, and for the common line — a success — parses only the
+few fields it needs (custom_id, error, response.status_code, response.body.model and .usage): msgspec
+skips the rest (the answer text) without building it. A line that does not fit that shape, and every
+failure, is parsed whole and goes through the same functions as before (`results.result_failed`,
+`Usage.add_line`, `FailureSummary.add_line`), so the figures are the ones a read-back gave.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchctl.cost.failures import FailureSummary
+from batchctl.cost.usage import Usage
+from batchctl.jsonfast import loads
+from batchctl.validation import iter_raw_lines
+
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - a dependency; without it every line is parsed whole
+    msgspec = None  # type: ignore[assignment]
+
+if msgspec is not None:
+
+    class _Body(msgspec.Struct):
+        model: Any = None
+        usage: Any = None
+
+    class _Response(msgspec.Struct):
+        status_code: Any = None
+        body: _Body | None = None
+
+    class _Status(msgspec.Struct):
+        status_code: Any = None
+
+    class _Outline(msgspec.Struct):
+        """The fields of a result line the counters read; the rest is skipped unbuilt."""
+
+        custom_id: Any = None
+        error: Any = None
+        response: _Response | None = None
+
+    class _StatusOutline(msgspec.Struct):
+        """`_Outline` without the response body: when the usage is not wanted."""
+
+        custom_id: Any = None
+        error: Any = None
+        response: _Status | None = None
+
+    _decode_outline = msgspec.json.Decoder(_Outline).decode
+    _decode_status = msgspec.json.Decoder(_StatusOutline).decode
+    _OUTLINE_ERRORS: tuple[type[BaseException], ...] = (msgspec.DecodeError, RecursionError)
+
+
+def _outline(line: bytes, with_body: bool) -> Any:
+    """The outline of a successful result line with a string custom_id, else None (parse it whole)."""
+    if msgspec is None:  # pragma: no cover
+        return None
+    try:
+        outline = _decode_outline(line) if with_body else _decode_status(line)
+    except _OUTLINE_ERRORS:
+        return None
+    response = outline.response
+    if type(outline.custom_id) is not str or outline.error or response is None:
+        return None
+    status = response.status_code
+    if isinstance(status, int) and status >= 400:
+        return None
+    return outline
+
+
+@dataclass
+class ResultTally:
+    """Counts of the result lines fed to `add`: usage (where asked) and why requests failed."""
+
+    usage: Usage = field(default_factory=Usage)
+    failures: FailureSummary = field(default_factory=FailureSummary)
+
+    def snapshot(self) -> ResultTally:
+        return copy.deepcopy(self)
+
+    def restore(self, snapshot: ResultTally) -> None:
+        """Back to the counts of `snapshot` (from `snapshot()`), in place."""
+        again = copy.deepcopy(snapshot)
+        self.usage, self.failures = again.usage, again.failures
+
+    @property
+    def lines(self) -> int:
+        return self.failures.lines
+
+    @property
+    def failed(self) -> int:
+        """Lines that are errors, or not results at all."""
+        return self.failures.failed
+
+    def add(self, line: bytes, *, count_usage: bool = True) -> tuple[str | None, bool]:
+        """Count one non-blank result line (bytes, ending or not): (its custom_id, or None when it is
+        not a result — a JSON object with a string custom_id —, whether it failed)."""
+        outline = _outline(line, count_usage)
+        if outline is not None:  # a success: the counters get the parts they read
+            if count_usage:
+                body = outline.response.body
+                if body is None:
+                    self.usage.count(False, None, None)
+                else:
+                    self.usage.count(False, body.model, body.usage)
+            self.failures.add_success()
+            return outline.custom_id, False
+        try:
+            obj = loads(line)
+        except ValueError:
+            obj = None
+        result = obj if isinstance(obj, dict) else None
+        if count_usage:
+            self.usage.add_line(result)
+        failed = self.failures.failed
+        self.failures.add_line(result)
+        custom_id = result.get("custom_id") if result is not None else None
+        return (custom_id if isinstance(custom_id, str) else None), self.failures.failed > failed
+
+
+def raw_result_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The non-blank lines of a result file as read, endings kept (both parsers skip them): no copy."""
+    for _, _, raw in iter_raw_lines(path, strip_bom=False):
+        if not raw.isspace():
+            yield raw
+
+
+def tally_file(path: str | os.PathLike[str], tally: ResultTally | None = None, *, count_usage: bool = False) -> tuple[int, int]:
+    """(result lines, failed ones) of a result file, counted into `tally` (a new one by default)."""
+    tally = tally if tally is not None else ResultTally()
+    lines, failed = tally.lines, tally.failed
+    for raw in raw_result_lines(path):
+        tally.add(raw, count_usage=count_usage)
+    return tally.lines - lines, tally.failed - failed
+
+
+class FollowedDownload:
+    """The lines of a file `Files.download_to` is writing, handed to `sink` while the bytes arrive.
+
+    `progress(update)` is the callback to give `download_to` (wrapping `update`, the reporter's): at
+    each chunk it reads what has reached `<target>.part` (download_to's staging name, still in the
+    page cache) and passes each complete non-blank line on, with where it starts in the file, so
+    counting overlaps the transfer instead of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
+    reads the rest once the file is complete at `path`, the last line without a newline included.
+    """
+
+    def __init__(self, target: Path, sink: Callable[[bytes, int], object], restart: Callable[[], None]) -> None:
+        self._partial = target.with_name(target.name + ".part")
+        self._sink, self._restart = sink, restart  # sink(line, its byte offset in the file)
+        self._handle: Any = None
+        self._pending = b""
+        self._offset = 0  # where `_pending` starts in the file
+        self._started = False
+
+    def progress(self, update: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        def on_progress(received: int, total: int) -> None:
+            if received == 0:
+                if self._started:  # a retry: the earlier attempt's lines no longer count
+                    self.close()
+                    self._restart()
+                self._started = True
+            else:
+                self._poll(None)
+            if update is not None:
+                update(received, total)
+
+        return on_progress
+
+    def finish(self, path: Path) -> None:
+        self._poll(path)
+        if self._pending and not self._pending.isspace():
+            self._sink(self._pending, self._offset)
+        self.close()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._handle, self._pending, self._offset = None, b"", 0
+
+    def _poll(self, complete: Path | None) -> None:
+        if self._handle is None:
+            try:
+                self._handle = open(complete or self._partial, "rb")  # noqa: SIM115 - closed by close()
+            except FileNotFoundError:
+                return
+        data = self._handle.read()
+        if not data:
+            return
+        lines = (self._pending + data if self._pending else data).split(b"\n")
+        self._pending = lines.pop()
+        sink, offset = self._sink, self._offset
+        for line in lines:
+            if line and not line.isspace():
+                sink(line, offset)
+            offset += len(line) + 1
+        self._offset = offset

@@ -1,0 +1,188 @@
+"""One pass over files: the fast JSON parser decides as the stdlib does, custom_ids in fixed-size slots,
+result lines counted once as they stream in, and the bill of a download equal to reading the files back."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.cost.bill import Bill, _feed, bill_for_files
+from batchctl.cost.prices import price_table
+from batchctl.jsonfast import loads
+from batchctl.providers import get_provider
+from batchctl.result_tally import FollowedDownload, ResultTally
+from batchctl.results import iter_result_lines
+from batchctl.validation import DUPLICATE_CUSTOM_ID, validate_file
+from batchctl.validation.ids import SeenIds
+from test_cli_download import finished_batch, flaky  # noqa: F401 - flaky: the failing server fixture
+
+runner = CliRunner()
+
+
+# -- jsonfast ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": 123456789012345678901234567890}',  # past 64 bits: msgspec refuses, the stdlib keeps the int
+        b'{"a": "\\ud800"}',  # a lone surrogate escape
+        b'{"a": 1e400}',  # infinity
+        b'{"a": 1, "a": 2}',  # the last of duplicate keys wins
+        b' {"a": [1.5, -0, true, null, "\\u00e9"]} \r\n',
+        "{\"a\": \"\u5199\u8bd7\"}".encode(),
+    ],
+)
+def test_jsonfast_loads_gives_what_json_loads_gives(data):
+    assert repr(loads(data)) == repr(json.loads(data))
+
+
+@pytest.mark.parametrize("data", [b"{not json", b'{"a": "\xff"}', b"", b"[" * 5000 + b"]" * 5000])
+def test_jsonfast_loads_refuses_what_json_loads_refuses(data):
+    with pytest.raises((ValueError, RecursionError)) as stdlib:
+        json.loads(data)
+    with pytest.raises(stdlib.type):
+        loads(data)
+
+
+def test_jsonfast_loads_reads_nan_as_the_stdlib_does():
+    # msgspec refuses NaN; json.loads reads it (validation refuses it with its own decoder)
+    assert math.isnan(loads(b'{"a": NaN}')["a"])
+
+
+# -- custom_ids in fixed-size slots ---------------------------------------------------------------------
+
+
+def test_seen_ids_remembers_each_id_past_the_set_and_many_growths():
+    seen = SeenIds(slots=4, set_ids=100)
+    assert not any(seen.seen(f"request-{n}") for n in range(20_000))
+    assert len(seen) == 20_000
+    assert seen.seen("request-0") and seen.seen("request-19999")
+    assert not seen.seen("request-20000")
+
+
+def test_a_duplicate_far_down_a_file_names_the_id_and_both_lines(tmp_path):
+    lines = [
+        {"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
+        for n in range(1, 30_001)
+    ]  # fmt: skip
+    lines += [dict(lines[4_999]), dict(lines[6]), dict(lines[4_999])]  # lines 30,001-3 repeat 5,000 and 7
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    report = validate_file(path, spec=get_provider("local"))
+    assert [(p.code, p.message) for p in report.problems] == [
+        (DUPLICATE_CUSTOM_ID, 'line 30001: custom_id "r5000" already used on line 5000'),
+        (DUPLICATE_CUSTOM_ID, 'line 30002: custom_id "r7" already used on line 7'),
+        (DUPLICATE_CUSTOM_ID, 'line 30003: custom_id "r5000" already used on line 5000'),
+    ]
+    capped = validate_file(path, spec=get_provider("local"), max_problems=1)
+    assert capped.problem_count == 3 and [p.line for p in capped.problems] == [30001]
+
+
+# -- result lines counted once ------------------------------------------------------------------------
+
+
+def mixed_results() -> bytes:
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+             "prompt_tokens_details": {"cached_tokens": 2}, "completion_tokens_details": {"reasoning_tokens": True}}  # fmt: skip
+    lines = [
+        {"custom_id": "a", "response": {"status_code": 200, "body": {"model": "gpt-4o-mini", "usage": usage}}, "error": None},
+        {"custom_id": "b", "response": {"status_code": 200, "body": {"model": "qwen-plus", "usage": {"input_tokens": 7, "output_tokens": -3}}}},
+        {"custom_id": "c", "response": {"status_code": 429, "body": {"error": {"code": "rate_limit_exceeded", "message": "slow"}}}},
+        {"custom_id": "d", "response": None, "error": {"code": "server_error", "message": "boom"}},
+        {"custom_id": "e", "response": {"status_code": 200, "body": "not an object"}},
+        {"custom_id": "f", "response": {"status_code": 200, "body": {"model": 5, "usage": {"prompt_tokens": 3}}}, "error": ""},
+        {"custom_id": "g", "response": {"status_code": 500, "body": {"usage": {"prompt_tokens": 4}}}},
+        {"custom_id": 7, "response": {"status_code": 200}},
+        [1, 2],
+    ]  # fmt: skip
+    return b"\n\n".join(json.dumps(line).encode() for line in lines) + b"\r\n{cut line\n   \n"
+
+
+def test_a_tally_counts_what_reading_the_file_back_counts(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(mixed_results())
+    tally = ResultTally()
+    for line in iter_result_lines([path]):
+        tally.add(line)
+    bill = Bill()
+    _feed(iter_result_lines([path]), bill)
+    assert tally.usage.to_dict() == bill.usage.to_dict()
+    assert tally.failures.to_dict() == bill.failures.to_dict()
+    assert (tally.lines, tally.failed) == (10, 5)  # c, d, g, the array and the cut line failed
+
+
+def test_a_followed_download_counts_lines_as_they_land_and_starts_over_on_a_retry(tmp_path):
+    target = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.part"
+    data = mixed_results()
+    seen: list[tuple[bytes, int]] = []
+    restarts: list[int] = []
+    followed = FollowedDownload(target, lambda line, start: seen.append((line, start)), lambda: restarts.append(1))
+    progress = followed.progress(None)
+
+    def write(chunks: list[bytes]) -> None:
+        progress(0, len(data))
+        received = 0
+        with open(partial, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                f.flush()
+                received += len(chunk)
+                progress(received, len(data))
+
+    first = data.index(b"\n") + 1
+    write([data[: first + 5], data[first + 5 : first + 9]])  # a first attempt, cut short after one line
+    partial.unlink()
+    assert len(seen) == 1 and not restarts
+    seen.clear()
+    write([data[i : i + 37] for i in range(0, len(data), 37)])  # the retry, in small pieces
+    assert restarts == [1]
+    partial.rename(target)
+    followed.finish(target)
+    assert [line for line, _ in seen] == [line for line in data.split(b"\n") if line.strip()]
+    assert all(data[start : start + len(line)] == line for line, start in seen)
+
+
+# -- end to end: the bill of a download is the bill of its files read back ---------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("merge", [False, True])
+def test_the_bill_of_a_download_is_the_bill_of_its_files_read_back(flaky, tmp_path, in_tmp, merge):
+    batch_id = finished_batch(flaky, tmp_path, 40)
+    args = ["--json", "download", batch_id, "-o", "res.jsonl"]
+    if merge:
+        args += ["--merge", str(next(tmp_path.glob("input-40-*.jsonl")))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)["bill"]["failures"]
+    files = [in_tmp / "res.jsonl"] + ([] if merge else [in_tmp / "res.errors.jsonl"])
+    read_back = bill_for_files(files, prices=price_table(None)).failures.to_dict()
+    assert shown["failed"] > 0
+    for key in ("lines", "succeeded", "failed", "retryable", "by_code", "top_messages"):
+        assert shown[key] == read_back[key], key
+
+
+def test_an_id_that_only_shares_a_hash_with_an_earlier_one_is_no_duplicate(tmp_path, monkeypatch):
+    import batchctl.validation.checks as checks
+
+    class Colliding(SeenIds):  # "r9" hashes like an id seen before it
+        def seen(self, custom_id: str) -> bool:
+            return super().seen(custom_id) or custom_id == "r9"
+
+    monkeypatch.setattr(checks, "SeenIds", Colliding)
+    lines = [{"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}} for n in range(1, 13)]  # fmt: skip
+    lines.append(dict(lines[8]))  # line 13 really repeats r9
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    report = validate_file(path, spec=get_provider("local"))
+    assert report.problem_count == 1
+    assert [p.message for p in report.problems] == ['line 13: custom_id "r9" already used on line 9']
