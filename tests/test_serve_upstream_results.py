@@ -1,5 +1,5 @@
 """How `serve --upstream` writes results: the upstream's bytes spliced into the line, JSON with and without
-orjson, and group commits that count a row recorded twice only once."""
+msgspec, and group commits that count a row recorded twice only once."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from batchctl import jsonfast
 from batchctl.server import fastjson
 from batchctl.server.executors import Outcome, UpstreamExecutor
 from batchctl.server.runner import result_line
@@ -42,10 +43,11 @@ def test_failures_and_non_json_answers_are_lines_too():
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_fastjson_with_and_without_orjson(fast, monkeypatch):
+def test_fastjson_with_and_without_msgspec(fast, monkeypatch):
     if not fast:
-        monkeypatch.setattr(fastjson, "orjson", None)
-    value = {"a": [1, 2.5, None, True], "t": "\u00fc\n", "big": 2**70}  # 2**70: past orjson's integers
+        monkeypatch.setattr(fastjson, "_encode", None)
+        monkeypatch.setattr(jsonfast, "parse", json.loads)
+    value = {"a": [1, 2.5, None, True], "t": "\u00fc\n", "big": 2**70}  # 2**70: past 64-bit integers
     assert json.loads(fastjson.dumps(value)) == value
     assert json.loads(fastjson.dumps_bytes(value)) == value
     assert fastjson.loads(b'{"x": NaN}')["x"] != fastjson.loads(b'{"x": NaN}')["x"]  # NaN, as json reads it
