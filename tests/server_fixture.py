@@ -20,6 +20,7 @@ its own data dir; all are killed when the test ends (stopped with SIGTERM under 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,6 +41,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_in_thread(app, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI `app` with uvicorn in a thread on 127.0.0.1; yields its root URL ("http://127.0.0.1:PORT")."""
+    import threading
+
+    import uvicorn
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
 
 
 def _child_env(api_key: str | None) -> dict[str, str]:

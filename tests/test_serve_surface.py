@@ -5,7 +5,6 @@ arguments, expiry parameters, stale cursors and `x-should-retry`."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from openai.types import ModerationCreateResponse
 from openai.types.responses import Response
 
-from server_fixture import free_port
+from server_fixture import app_in_thread
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +139,6 @@ def test_echo_refuses_images_and_videos_on_create(local_server, tmp_path):
 @pytest.fixture
 def any_endpoint_upstream():
     """An upstream that answers every POST under /v1/ with the path and body it got."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -160,15 +158,8 @@ def any_endpoint_upstream():
         return JSONResponse({"created": 1, "data": [{"b64_json": "AAAA"}], "path": request.url.path, "usage": usage})
 
     app = Starlette(routes=[Route("/v1/{rest:path}", anything, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/v1", seen
-    server.should_exit = True
-    thread.join(5)
+    with app_in_thread(app) as root:
+        yield f"{root}/v1", seen
 
 
 def test_upstream_accepts_and_forwards_any_v1_endpoint(start_server, any_endpoint_upstream, tmp_path):

@@ -3,8 +3,9 @@ clock injected, so an hour passes without waiting for it; and a server.db of an 
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from batchctl.server.config import ServerConfig
 from batchctl.server.store import Store
-from server_fixture import free_port
+from server_fixture import app_in_thread, free_port
 from test_server_api import chat_lines, wait_batch, write_jsonl
 
 pytestmark = pytest.mark.e2e
@@ -34,30 +35,21 @@ class Clock:
 def start_clocked(tmp_path, monkeypatch):
     """`start_clocked(sweep_seconds=60)` -> (base_url, clock, data_dir) of a server whose files' clock the
     test moves. With the default sweep period only a request can find a file expired."""
-    import uvicorn
 
     from batchctl.server import app as server_app
 
-    servers = []
+    with contextlib.ExitStack() as servers:
 
-    def start(sweep_seconds: float = 60.0, **config):
-        monkeypatch.setattr(server_app, "SWEEP_SECONDS", sweep_seconds)
-        clock = Clock()
-        port = free_port()
-        data_dir = tmp_path / "data"
-        app = server_app.create_app(ServerConfig(port=port, data_dir=data_dir, **config), clock=clock)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        while not server.started:
-            time.sleep(0.01)
-        return f"http://127.0.0.1:{port}/v1", clock, data_dir
+        def start(sweep_seconds: float = 60.0, **config):
+            monkeypatch.setattr(server_app, "SWEEP_SECONDS", sweep_seconds)
+            clock = Clock()
+            port = free_port()
+            data_dir = tmp_path / "data"
+            app = server_app.create_app(ServerConfig(port=port, data_dir=data_dir, **config), clock=clock)
+            root = servers.enter_context(app_in_thread(app, port))
+            return f"{root}/v1", clock, data_dir
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(5)
+        yield start
 
 
 @pytest.fixture

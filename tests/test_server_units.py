@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +21,7 @@ from batchctl.server.executors import (
     echo_vector,
 )
 from batchctl.server.wire import OpenAIErrorResponse
-from server_fixture import free_port
+from server_fixture import app_in_thread, free_port
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
 
 CHAT = "/v1/chat/completions"
@@ -105,7 +103,6 @@ def test_check_create_batch_accepts_short_windows():
 @pytest.fixture
 def stub_upstream():
     """A tiny OpenAI-compatible chat server in a thread; `fail_first` 503s per custom_id before succeeding."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -129,15 +126,8 @@ def stub_upstream():
         return JSONResponse({"object": "list", "data": [{"id": "up-model", "object": "model"}]})
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/v1", seen
-    server.should_exit = True
-    thread.join(5)
+    with app_in_thread(app) as root:
+        yield f"{root}/v1", seen
 
 
 @pytest.mark.e2e
