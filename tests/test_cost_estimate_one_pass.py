@@ -76,3 +76,20 @@ def test_an_invalid_file_shows_no_estimate(tmp_path):
     result = runner.invoke(app, ["validate", str(path), "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["estimate"] is None
+
+
+def test_submit_shows_the_estimate_of_its_validation_pass(server, in_tmp):
+    """`submit --model` over real HTTP: the estimate counted while validating the rewritten copy is the
+    standalone estimate of the user's file with that model."""
+    from batchctl.cost.estimate import estimate_for_profile, estimate_line
+
+    source = in_tmp / "requests.jsonl"
+    rows = [request(i, "/v1/chat/completions", {"model": "gpt-4o-mini", "max_tokens": 20 + i,
+                                                 "messages": [{"role": "user", "content": f"Résumé {i}, 数据\n\nok"}]})
+            for i in range(12)]  # fmt: skip
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    expected = estimate_line(estimate_for_profile(source, model_override="qwen-plus"))
+    result = runner.invoke(app, ["submit", str(source), "--model", "qwen-plus", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"Estimate: {expected}" in result.stderr
+    assert "12 requests" in expected and estimate_line(estimate_for_profile(source)) != expected  # the model counts

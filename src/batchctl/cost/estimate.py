@@ -237,11 +237,16 @@ def check_before_submit(
     profile: str | None = None,
     max_cost: float | None = None,
     confirm: Callable[[str], bool] | None = None,
+    tally: EstimateTally | None = None,
 ) -> Estimate:
-    """`submit`'s cost gate, before anything is uploaded: the estimate; raises the `--max-cost`
-    refusal, and asks `confirm(question)` (None: never ask, e.g. --yes or no terminal) above the
-    profile's threshold, raising when the answer is no."""
-    estimate = estimate_for_profile(path, endpoint=endpoint, model_override=model_override, profile=profile)
+    """`submit`'s cost gate, before anything is uploaded: the estimate (from `tally`, filled in the
+    validation pass, else a pass of its own); raises the `--max-cost` refusal, and asks
+    `confirm(question)` (None: never ask, e.g. --yes or no terminal) above the profile's threshold,
+    raising when the answer is no."""
+    if tally is not None:
+        estimate = tally.for_profile(profile)
+    else:
+        estimate = estimate_for_profile(path, endpoint=endpoint, model_override=model_override, profile=profile)
     error = check_max_cost(estimate, max_cost)
     if error is not None:
         raise error
