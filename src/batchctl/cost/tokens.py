@@ -39,6 +39,7 @@ _FAMILIES: tuple[tuple[str, str], ...] = (
 )
 
 
+@lru_cache(maxsize=1024)  # asked for each text of each request: a file names few models
 def family_of(model: str | None) -> str | None:
     """The vocabulary a model's tokenizer uses (cl100k_base, o200k_base, qwen), or None if unknown."""
     name = (model or "").rsplit("/", 1)[-1].lower()
