@@ -4,8 +4,8 @@ Generates a chat JSONL file — 50,000 lines (~100 MB) by default; with --big al
 then times, alternating, each in a fresh process:
   - anchor:      for line in f: json.loads(line)            (binary file, 1 MiB buffer)
   - ours, whole: `batchctl validate FILE --json`            (the CLI as a whole process)
-  - ours, in:    validate_file(path, spec=openai)           (seconds inside the process, beside the
-                                                             anchor's seconds inside its own)
+  - ours, in:    validate_file(path, spec=openai) with the   (seconds inside the process, beside the
+                 cost estimate's tally, as the CLI runs it   anchor's seconds inside its own)
 and prints the medians, the ratios (target <= 1.0: faster than the bare loop) and the peak RSS of the
 CLI (target <= 60 MiB at 1 GB / 500k lines). Exits 1 when a target is missed.
 
@@ -44,11 +44,13 @@ print(json.dumps({"seconds": dt, "lines": n, "maxrss_kb": resource.getrusage(res
 
 VALIDATE = """
 import json, resource, sys, time
+from batchctl.cost.estimate import EstimateTally
 from batchctl.providers import get_provider
 from batchctl.validation import validate_file
 path = sys.argv[1]
 t = time.perf_counter()
-report = validate_file(path, spec=get_provider("openai"))
+tally = EstimateTally(path)  # as `batchctl validate`: the cost estimate counted in the validation pass
+report = validate_file(path, spec=get_provider("openai"), per_request=tally.add)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "lines": report.lines, "tokens": report.est_input_tokens,
                   "problems": sorted({p.code for p in report.problems}),

@@ -118,12 +118,17 @@ def preflight(
         check_input_file(request.file)  # a FIFO, a device or a directory is refused before it is read
 
     plan = SubmitPlan(endpoint=request.endpoint or "", model=request.model)
+    tally = None
     if upload is not None and request.file is not None:
         display = str(request.file)
         if request.model is not None:
             upload.rewrite(model=request.model)  # line numbers kept: problems name the user's lines
         if request.validate:
-            report = validate_file(upload.path, spec=spec, endpoint=plan.endpoint or None, max_problems=SHOWN_PROBLEMS)
+            from batchctl.cost.estimate import EstimateTally
+
+            tally = EstimateTally(request.file, model_override=request.model)  # the estimate, in this pass
+            report = validate_file(upload.path, spec=spec, endpoint=plan.endpoint or None, max_problems=SHOWN_PROBLEMS,
+                                   per_request=tally.add)  # fmt: skip
             report.path = display
             plan.report = report
             if not report.ok:
@@ -147,7 +152,7 @@ def preflight(
 
         estimate = check_before_submit(
             request.file, endpoint=plan.endpoint or None, model_override=request.model,
-            profile=settings.profile_name, max_cost=request.max_cost, confirm=request.confirm,
+            profile=settings.profile_name, max_cost=request.max_cost, confirm=request.confirm, tally=tally,
         )  # fmt: skip
         reporter.info("Estimate: " + estimate_line(estimate))
     if not plan.endpoint:

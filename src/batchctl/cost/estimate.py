@@ -166,21 +166,22 @@ class Estimate:
         }
 
 
-def estimate_file(
-    path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None, prices: PriceTable
-) -> Estimate:
-    """Estimate a Batch input file in one streamed pass; lines that are not requests are skipped."""
-    confirm = prices.confirm_above if prices.confirm_above is not None else DEFAULT_CONFIRM_ABOVE
-    estimate = Estimate(path=str(path), confirm_above=confirm)
-    for _, obj in iter_request_lines(path):
-        body = obj.get("body")
-        if not isinstance(body, dict):
-            continue
-        model = model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
-        url = obj.get("url") if isinstance(obj.get("url"), str) else endpoint
+class EstimateTally:
+    """Adds up an estimate one request line at a time: `estimate_file`'s loop, and `validate_file`'s
+    per-line hook (so `validate` parses each line once). Prices are looked up at the end (`priced`)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
+        self.estimate = Estimate(path=str(path))
+        self.endpoint, self.model_override = endpoint, model_override
+
+    def add(self, obj: dict, body: dict) -> None:
+        """Count one request line (`obj`, its `body` already known to be an object)."""
+        estimate = self.estimate
+        model = self.model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
+        url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
         per_model = estimate.by_model.get(model)
         if per_model is None:
-            per_model = estimate.by_model[model] = ModelEstimate(model, price=prices.lookup(model))
+            per_model = estimate.by_model[model] = ModelEstimate(model)
         tokens, method = _input_tokens(body, url, model)
         bound = _output_bound(body, url)
         estimate.methods.add(method)
@@ -191,7 +192,32 @@ def estimate_file(
                 target.unbounded_requests += 1
             else:
                 target.output_tokens_max += bound
-    return estimate
+
+    def priced(self, prices: PriceTable) -> Estimate:
+        """The estimate, with each model's price from `prices` and the profile's confirm threshold."""
+        estimate = self.estimate
+        estimate.confirm_above = prices.confirm_above if prices.confirm_above is not None else DEFAULT_CONFIRM_ABOVE
+        for model, per_model in estimate.by_model.items():
+            per_model.price = prices.lookup(model)
+        return estimate
+
+    def for_profile(self, profile: str | None) -> Estimate:
+        """`priced` with the built-in prices and `profile`'s overrides (what validate shows)."""
+        from batchctl.cost.prices import price_table
+
+        return self.priced(price_table(profile))
+
+
+def estimate_file(
+    path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None, prices: PriceTable
+) -> Estimate:
+    """Estimate a Batch input file in one streamed pass; lines that are not requests are skipped."""
+    tally = EstimateTally(path, endpoint=endpoint, model_override=model_override)
+    for _, obj in iter_request_lines(path):
+        body = obj.get("body")
+        if isinstance(body, dict):
+            tally.add(obj, body)
+    return tally.priced(prices)
 
 
 def estimate_for_profile(
@@ -211,11 +237,16 @@ def check_before_submit(
     profile: str | None = None,
     max_cost: float | None = None,
     confirm: Callable[[str], bool] | None = None,
+    tally: EstimateTally | None = None,
 ) -> Estimate:
-    """`submit`'s cost gate, before anything is uploaded: the estimate; raises the `--max-cost`
-    refusal, and asks `confirm(question)` (None: never ask, e.g. --yes or no terminal) above the
-    profile's threshold, raising when the answer is no."""
-    estimate = estimate_for_profile(path, endpoint=endpoint, model_override=model_override, profile=profile)
+    """`submit`'s cost gate, before anything is uploaded: the estimate (from `tally`, filled in the
+    validation pass, else a pass of its own); raises the `--max-cost` refusal, and asks
+    `confirm(question)` (None: never ask, e.g. --yes or no terminal) above the profile's threshold,
+    raising when the answer is no."""
+    if tally is not None:
+        estimate = tally.for_profile(profile)
+    else:
+        estimate = estimate_for_profile(path, endpoint=endpoint, model_override=model_override, profile=profile)
     error = check_max_cost(estimate, max_cost)
     if error is not None:
         raise error

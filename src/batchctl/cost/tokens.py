@@ -39,6 +39,7 @@ _FAMILIES: tuple[tuple[str, str], ...] = (
 )
 
 
+@lru_cache(maxsize=1024)  # asked for each text of each request: a file names few models
 def family_of(model: str | None) -> str | None:
     """The vocabulary a model's tokenizer uses (cl100k_base, o200k_base, qwen), or None if unknown."""
     name = (model or "").rsplit("/", 1)[-1].lower()
@@ -71,26 +72,160 @@ _DIGITS_PER_TOKEN = {"o200k_base": 3, "cl100k_base": 3, "qwen": 1}  # Qwen split
 
 
 def heuristic_tokens(text: str, family: str | None = None) -> int:
-    """Estimated tokens of `text`: CJK characters at a per-vocabulary rate, other text by pieces."""
+    """Estimated tokens of `text`: CJK characters at a per-vocabulary rate, other text by pieces.
+
+    A piece is a maximal run of letters, of digits, of punctuation, or of whitespace (a newline in it
+    costs half a token; a lone space joins the next piece). Runs are counted with C-level byte work on
+    an ASCII copy of the text (`_ascii_pieces`), never a Python loop per piece; only words holding
+    non-ASCII letters are looked at one by one. The sum is kept exact in fiftieths of a token, so the
+    result is the one summing floats piece by piece gives (`_by_pieces`, still used when the exact sum
+    ends on a half and float rounding decides).
+    """
     family = family if family in _CJK_PER_CHAR else "o200k_base"
-    tokens = 0.0
-    if not text.isascii():
-        runs = _CJK_RUN.findall(text)
-        if runs:
-            tokens += sum(map(len, runs)) * _CJK_PER_CHAR[family] + len(runs) * _CJK_PER_RUN[family]
-            text = _CJK_RUN.sub(" ", text)
+    digits = _DIGITS_PER_TOKEN[family]
+    if text.isascii():
+        return round(_ascii_pieces(text.encode("ascii"), digits, _RAW) / 2)  # halves: exact floats
+    if "\x01" in text or "\x02" in text or "\x03" in text:  # our stand-ins, in the text itself
+        return _by_pieces(text, family)
+    parts = _NON_ASCII.split(text)  # ASCII, non-ASCII run, ASCII, ..., ASCII
+    stand_ins, cjk_chars, cjk_runs = zip(*map(_RUNS.__getitem__, parts[1::2]))
+    parts[1::2] = stand_ins
+    ascii_copy = "".join(parts).encode("ascii")
+    cjk = sum(cjk_runs)
+    fiftieths = sum(cjk_chars) * _CJK_PER_CHAR_50[family] + cjk * _CJK_PER_RUN_50[family]
+    halves = _ascii_pieces(ascii_copy, digits, _STAND_IN)
+    correction, alpha = _marked_words(ascii_copy, digits)
+    fiftieths += 25 * halves
+    fiftieths += 50 * correction + 20 * alpha  # 20/50 = 1/2.5 a letter
+    if not cjk and not alpha:
+        return round(fiftieths / 50)
+    if fiftieths % 50 == 25 or len(text) > 1_000_000:  # on a half (or a float error that may reach it)
+        return _by_pieces(text, family)
+    return (fiftieths + 25) // 50
+
+
+# Fiftieths of a token, so that sums are exact integers (tests check they equal the float rates).
+_CJK_PER_CHAR_50 = {name: round(rate * 50) for name, rate in _CJK_PER_CHAR.items()}
+_CJK_PER_RUN_50 = {name: round(rate * 50) for name, rate in _CJK_PER_RUN.items()}
+
+
+def _byte_table(members: bytes, to: bytes) -> bytes:
+    return bytes(to[0] if b in members else 32 for b in range(256))
+
+
+# ASCII classes as str.isspace/isalpha (and re's \s, [^\W\d_]) see them. In the ASCII copy of a
+# non-ASCII text, \x01 \x02 \x03 stand for non-ASCII letters (alphabetic, digit-like, other numeric).
+_ASCII = bytes(range(128))
+_SPACES = b" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_LETTER_BYTES = bytes(b for b in _ASCII if chr(b).isalpha())
+_PUNCT_BYTES = bytes(b for b in _ASCII if b not in _SPACES and not chr(b).isalnum() and b != ord("_"))
+_MARKS = b"\x01\x02\x03"
+_DIGITS = _byte_table(b"0123456789", b"0")
+_RAW = (_byte_table(_LETTER_BYTES, b"a"), _byte_table(_PUNCT_BYTES, b"."))
+_STAND_IN = (_byte_table(_LETTER_BYTES + _MARKS, b"a"), _byte_table(bytes(set(_PUNCT_BYTES) - set(_MARKS)), b"."))
+_LONG_WORD, _LONG_NUMBER, _LONG_PUNCT = re.compile(b"a" * 11 + b"+"), re.compile(b"0000+"), re.compile(rb"\.\.\.\.+")
+_NEWLINE_RUN = re.compile(r"\n\s*")
+
+
+def _runs(classes: bytes, mark: bytes) -> int:
+    """How many maximal runs of `mark` the class string holds."""
+    return classes.count(b" " + mark) + (classes[:1] == mark)
+
+
+def _ascii_pieces(data: bytes, digits: int, tables: tuple[bytes, bytes]) -> int:
+    """Half-tokens of an ASCII text's pieces: words, digit runs, punctuation runs, newlines."""
+    letters, punct = data.translate(tables[0]), data.translate(tables[1])
+    words = _runs(letters, b"a") + sum((len(m) - 1) // _LETTERS_PER_TOKEN for m in _LONG_WORD.findall(letters))
+    marks = _runs(punct, b".") + sum((len(m) - 1) // 3 for m in _LONG_PUNCT.findall(punct))
+    if digits == 1:
+        numbers = sum(map(data.count, b"0123456789"))
+    else:
+        classes = data.translate(_DIGITS)
+        numbers = _runs(classes, b"0") + sum(-(-len(m) // digits) - 1 for m in _LONG_NUMBER.findall(classes))
+    newlines = len(_NEWLINE_RUN.findall(data.decode("ascii"))) if b"\n" in data else 0
+    return 2 * (words + marks + numbers) + newlines
+
+
+_NON_ASCII = re.compile("([^\x00-\x7f]+)")
+_CJK_SPLIT = re.compile(f"({_CJK_RUN.pattern})")
+
+
+class _RunCache(dict):
+    """A run of non-ASCII characters -> (its ASCII stand-in, CJK characters, CJK runs), kept for reuse."""
+
+    def __missing__(self, run: str) -> tuple[str, int, int]:
+        pieces = _CJK_SPLIT.split(run)  # other, CJK, other, ..., other
+        out, cjk = [], pieces[1::2]
+        for i, piece in enumerate(pieces):
+            out.append(" " if i % 2 else "".join(map(_stand_in, piece)))  # a CJK run is replaced by a space
+        if len(self) > 50_000:  # bounded: a file of all-different runs must not grow it without end
+            self.clear()
+        value = self[run] = ("".join(out), sum(map(len, cjk)), len(cjk))
+        return value
+
+
+_RUNS = _RunCache()
+
+
+def _stand_in(char: str) -> str:
+    """The ASCII character of the same piece class as a non-ASCII one."""
+    if char.isspace():
+        return " "
+    if char.isdecimal():
+        return "0"
+    if char.isdigit():
+        return "\x02"
+    if char.isalpha():
+        return "\x01"
+    return "\x03" if char.isalnum() else "."
+
+
+_MARK_CLASSES = bytes(109 if b in _MARKS else 97 if b in _LETTER_BYTES else 32 for b in range(256))  # m, a, space
+_MARKED_WORD = re.compile(b"m[am]*")  # a literal first byte: found at memchr speed
+
+
+def _marked_words(ascii_copy: bytes, digits: int) -> tuple[int, int]:
+    """(whole tokens to add, letters at 1/2.5 a token) for the words holding non-ASCII letters, which
+    `_ascii_pieces` counted as ASCII words."""
+    correction = alpha = 0
+    classes = ascii_copy.translate(_MARK_CLASSES)
+    for match in _MARKED_WORD.finditer(classes):
+        end = match.end()
+        start = classes.rfind(b" ", 0, match.start()) + 1  # the word's ASCII letters before its first mark
+        length, first = end - start, ascii_copy[start]
+        correction -= 1 + (length - 1) // _LETTERS_PER_TOKEN
+        if first == 2:
+            correction += -(-length // digits)
+        elif first == 3:
+            correction += 1 + (length - 1) // 3
+        else:
+            alpha += length
+    return correction, alpha
+
+
+def _by_pieces(text: str, family: str) -> int:
+    """The heuristic summed in floats piece by piece, in text order (for the rare texts where the
+    float rounding of that sum decides the result)."""
+    total = 0.0
+    cjk = [] if text.isascii() else _CJK_RUN.findall(text)
+    if cjk:
+        total += sum(map(len, cjk)) * _CJK_PER_CHAR[family] + len(cjk) * _CJK_PER_RUN[family]
+        text = _CJK_RUN.sub(" ", text)
     digits = _DIGITS_PER_TOKEN[family]
     for piece in _PIECE.findall(text):
-        core = piece.strip()
-        if not core:
-            tokens += 0.5 if "\n" in piece else 0.0  # newlines mostly merge; spaces join the next word
-        elif core[0].isdigit():
-            tokens += -(-len(core) // digits)
-        elif core[0].isalpha():
-            tokens += 1 + (len(core) - 1) // _LETTERS_PER_TOKEN if core.isascii() else len(core) / 2.5
-        else:
-            tokens += 1 + (len(core) - 1) // 3
-    return round(tokens)
+        total += _piece_tokens(piece, piece.strip(), digits)
+    return round(total)
+
+
+def _piece_tokens(piece: str, core: str, digits: int) -> float:
+    """One piece's tokens: newlines half a token, spaces none, words, numbers and punctuation by length."""
+    if not core:
+        return 0.5 if "\n" in piece else 0.0
+    if core[0].isdigit():
+        return -(-len(core) // digits)
+    if core[0].isalpha():
+        return 1 + (len(core) - 1) // _LETTERS_PER_TOKEN if core.isascii() else len(core) / 2.5
+    return 1 + (len(core) - 1) // 3
 
 
 # -- exact tokenizers, when installed ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 
 from batchctl.providers import ProviderSpec, format_size
 from batchctl.validation.ids import SeenIds, first_lines
@@ -33,6 +34,7 @@ from batchctl.validation.report import (
     ValidationReport,
     _size_with_bytes,
     check_limits,
+    describe_type as _describe,
 )
 
 CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test", "/v4/chat/completions"})
@@ -43,23 +45,9 @@ INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/resp
 # CJK text (3 bytes a character) gives ~0.75 tokens a character, near what Qwen/GPT tokenizers do.
 _BYTES_PER_TOKEN = 4
 _SHOWN_BLANK_LINES = 5
+LineHook = Callable[[dict, dict], None] | None  # (the parsed line, its body)
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
 READ_LINE_LIMIT = 64 * 1024 * 1024
-
-
-def _describe(value: object) -> str:
-    """A JSON type name for messages: "an array", "a number", ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _text_bytes(value: object) -> int:
@@ -78,7 +66,7 @@ def _text_bytes(value: object) -> int:
 class _FileValidator:
     """State of one pass over a file; `check(lineno, obj)` judges one parsed line."""
 
-    def __init__(self, spec: ProviderSpec, endpoint: str | None, max_problems: int) -> None:
+    def __init__(self, spec: ProviderSpec, endpoint: str | None, max_problems: int, per_request: LineHook) -> None:
         self.spec = spec
         self.endpoints = frozenset(spec.endpoints)
         self.max_problems = max_problems
@@ -92,6 +80,7 @@ class _FileValidator:
         self.duplicates: list[tuple[Problem, str]] = []  # kept duplicate problems, named at the end
         self.text_bytes = 0
         self.rules = rules_for(spec)  # provider-specific line rules (validation/provider_rules.py), or None
+        self.per_request = per_request  # e.g. the cost estimate's tally, given each (line, body) parsed here
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
         self.problem_count += 1
@@ -180,6 +169,8 @@ class _FileValidator:
             return
         if self.rules is not None:
             self.rules.check_line(n, url, body)
+        if self.per_request is not None:
+            self.per_request(obj, body)
 
         model = body.get("model")
         if model == self.model and model is not None:  # the batch's model, known good
@@ -303,16 +294,18 @@ def validate_file(
     spec: ProviderSpec,
     endpoint: str | None = None,
     max_problems: int = 1000,
+    per_request: LineHook = None,
 ) -> ValidationReport:
     """Check a Batch input file line by line against `spec`; never raises on bad content.
 
     `endpoint` is the batch's endpoint when it is already chosen (every line's url must equal it);
     otherwise the first line's url sets it. What is not a readable regular file (missing, a directory,
-    a FIFO, a device, a symlink loop) raises BatchctlError before anything is read.
+    a FIFO, a device, a symlink loop) raises BatchctlError before anything is read. `per_request(line,
+    body)` is called for each request whose body is an object (validate's cost estimate, in this pass).
     """
     from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
 
-    v = _FileValidator(spec, endpoint, max_problems)
+    v = _FileValidator(spec, endpoint, max_problems, per_request)
     if endpoint is not None and endpoint not in v.endpoints:
         v.add(
             None,

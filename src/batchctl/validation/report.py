@@ -152,3 +152,18 @@ def summary_line(report: ValidationReport, display: str | None = None) -> str:
 def invalid_error_message(report: ValidationReport, display: str | None = None) -> str:
     count = report.problem_count
     return f"{display or report.path} is not a valid batch input: {count:,} problem{'s' if count != 1 else ''}"
+
+
+def describe_type(value: object) -> str:
+    """A JSON type name for messages: "an array", "a number", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -47,6 +47,7 @@ def validate(
     Example: batchctl validate examples/chat.jsonl
     """
     from batchctl.cli.reports import show_problems, show_summary_table
+    from batchctl.cost.estimate import EstimateTally
     from batchctl.validation import invalid_error_message, validate_file
 
     state = AppState.get(ctx, json_=json_)
@@ -54,13 +55,13 @@ def validate(
     spec = state.provider_spec()
     # Scripts get up to JSON_PROBLEMS problems, a screen SHOWN_PROBLEMS; --max-problems sets both.
     kept, shown = max_problems or JSON_PROBLEMS, max_problems or SHOWN_PROBLEMS
-    report = validate_file(file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS))
-
-    estimate = None
-    if report.ok:  # what the file would cost, offline (tokens; money where the model's price is known)
-        from batchctl.cost.estimate import estimate_for_profile
-
-        estimate = estimate_for_profile(file, endpoint=endpoint, profile=state.settings().profile_name)
+    # What the file would cost, offline (tokens; money where the model's price is known): counted in
+    # the validation pass, which parses each line once; shown only when the file is valid.
+    tally = EstimateTally(file, endpoint=endpoint)
+    report = validate_file(
+        file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), per_request=tally.add
+    )
+    estimate = tally.for_profile(state.settings().profile_name) if report.ok else None
     data = report.to_dict()
     data["estimate"] = estimate.to_dict() if estimate is not None else None
     data["problems"] = data["problems"][:kept]
