@@ -100,3 +100,38 @@ def test_an_unknown_provider_is_refused_with_the_known_ones(json_flag):
     assert "groq" in text and "Traceback" not in result.output
     if json_flag:
         assert json.loads(result.stdout)["error"]["exit_code"] == 2
+
+
+BOX_ONLY = re.compile(r"^[\s│┃|]*$")
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_on_a_real_terminal_every_provider_fits_the_width(columns):
+    """At 80 and 120 columns the key facts of every provider are readable: no line wider than the terminal,
+    every name whole at the start of its row, the base URLs whole, no run of blank lines; wide enough, the
+    full table (endpoints, windows, quirks)."""
+    import os
+
+    from test_cli_status import run_in_pty
+    from test_dashboard_fit import CONTROL
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES", "CI")}
+    env.update(PYTHONUNBUFFERED="1", TERM="xterm-256color")
+    code, raw = run_in_pty(["providers"], env, columns=columns, rows=50)
+    text = CONTROL.sub(b"", raw).decode("utf-8", "replace").replace("\r", "")
+    assert code == 0, text
+    lines = text.rstrip("\n").split("\n")
+    too_wide = [line for line in lines if len(line) > columns]
+    assert not too_wide, "\n".join(too_wide)
+    blank_runs = [i for i in range(1, len(lines)) if BOX_ONLY.match(lines[i]) and BOX_ONLY.match(lines[i - 1])]
+    assert not blank_runs, text
+    starts = {re.sub(r"^[│\s]+", "", line).split(" ")[0] for line in lines}
+    for name, spec in PROVIDERS.items():
+        assert name in starts, name
+        if spec.base_url:
+            assert spec.base_url in text, spec.base_url  # never folded: people copy it
+    assert "50% off" in text and "500 MB" in text and "6 MB" in text
+    if columns < 200:
+        assert "batchctl providers NAME" in text  # where the endpoints, windows and quirks are
+    else:
+        assert "/v1/audio/transcriptions" in text and "quirks" in text
