@@ -135,3 +135,49 @@ def test_on_a_real_terminal_every_provider_fits_the_width(columns):
         assert "batchctl providers NAME" in text  # where the endpoints, windows and quirks are
     else:
         assert "/v1/audio/transcriptions" in text and "quirks" in text
+
+
+DOC_NOTES = re.compile(r"\bissue\b|#\d|session|\bseeds?\b|as remembered|web access", re.I)
+DEV_NOTES = re.compile(DOC_NOTES.pattern + "|tests/", re.I)  # what a command prints names no test file
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_what_users_read_is_in_their_words_not_development_notes():
+    """No "issue", "session", "seed", "as remembered" or "no web access" in the JSON or the detail view;
+    figures not checked against the provider's docs say so with a date and what to do."""
+    views = json.loads(run("providers", "--json").stdout)
+    leaks = [(v["name"], text) for v in views for text in _strings(v) if DEV_NOTES.search(text)]
+    assert not leaks, leaks
+    for name in PROVIDERS:
+        detail = run("providers", name)
+        assert detail.exit_code == 0, detail.output
+        assert not DEV_NOTES.search(detail.stdout), (name, detail.stdout)
+    by_name = {v["name"]: v for v in views}
+    for name in ("openai", "together", "groq", "azure"):
+        assert by_name[name]["verified"].startswith("unverified (2026-11-30): not checked against the provider's")
+        assert "before relying on them" in by_name[name]["verified"]
+    assert "unverified (2026-11-30)" in by_name["dashscope"]["verified"]
+    assert by_name["local"]["verified"] is None
+
+
+def test_docs_providers_cite_provider_docs_and_the_real_journal():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text(encoding="utf-8")
+    assert not DOC_NOTES.search(doc), DOC_NOTES.search(doc).group(0)
+    assert "journal.jsonl" not in doc and "`<data dir>/journal.db`, SQLite" in doc
+    assert (Path(__file__).resolve().parent.parent / "docs" / "jobs.md").read_text(encoding="utf-8").count("journal.db")
+    assert "unverified (2026-11-30)" in doc.lower()
+    for spec in PROVIDERS.values():
+        if spec.docs_url and "github.com" not in spec.docs_url:
+            assert f"<{spec.docs_url}>" in doc, spec.docs_url
