@@ -146,3 +146,31 @@ def test_builtin_local_cannot_be_removed():
     r = invoke("profile", "remove", "local")
     assert r.exit_code == 1
     assert r.stderr.startswith("Error: the 'local' profile is built in and cannot be removed")
+
+
+def test_readme_profile_example_matches_what_profile_add_does():
+    """The README says `profile add` makes the new profile active (and `--no-use` does not); its example,
+    run command by command, leaves active the profile each comment names, and no `profile use` is a no-op."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Using a real provider", 1)[1].split("\n## ", 1)[0]
+    prose, block = section.split("```bash", 1)
+    assert "makes it the active one" in prose and "--no-use" in prose
+    checked = 0
+    for raw in block.split("```", 1)[0].strip().splitlines():
+        command, _, comment = raw.partition("#")
+        argv = shlex.split(command)[1:]
+        if argv[:1] != ["profile"]:
+            continue
+        if argv[1] == "use":
+            assert load_config().active != argv[2], f"{raw!r} changes nothing: the profile is already active"
+        r = invoke(*argv)
+        assert r.exit_code == 0, r.output
+        said = re.search(r"(\w+) is now active|(\w+) stays active|back to (\w+)", comment)
+        if said:
+            assert load_config().active == next(filter(None, said.groups())), raw
+            checked += 1
+    assert checked >= 3

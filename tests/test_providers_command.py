@@ -100,3 +100,84 @@ def test_an_unknown_provider_is_refused_with_the_known_ones(json_flag):
     assert "groq" in text and "Traceback" not in result.output
     if json_flag:
         assert json.loads(result.stdout)["error"]["exit_code"] == 2
+
+
+BOX_ONLY = re.compile(r"^[\s│┃|]*$")
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_on_a_real_terminal_every_provider_fits_the_width(columns):
+    """At 80 and 120 columns the key facts of every provider are readable: no line wider than the terminal,
+    every name whole at the start of its row, the base URLs whole, no run of blank lines; wide enough, the
+    full table (endpoints, windows, quirks)."""
+    import os
+
+    from test_cli_status import run_in_pty
+    from test_dashboard_fit import CONTROL
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES", "CI")}
+    env.update(PYTHONUNBUFFERED="1", TERM="xterm-256color")
+    code, raw = run_in_pty(["providers"], env, columns=columns, rows=50)
+    text = CONTROL.sub(b"", raw).decode("utf-8", "replace").replace("\r", "")
+    assert code == 0, text
+    lines = text.rstrip("\n").split("\n")
+    too_wide = [line for line in lines if len(line) > columns]
+    assert not too_wide, "\n".join(too_wide)
+    blank_runs = [i for i in range(1, len(lines)) if BOX_ONLY.match(lines[i]) and BOX_ONLY.match(lines[i - 1])]
+    assert not blank_runs, text
+    starts = {re.sub(r"^[│\s]+", "", line).split(" ")[0] for line in lines}
+    for name, spec in PROVIDERS.items():
+        assert name in starts, name
+        if spec.base_url:
+            assert spec.base_url in text, spec.base_url  # never folded: people copy it
+    assert "50% off" in text and "500 MB" in text and "6 MB" in text
+    if columns < 200:
+        assert "batchctl providers NAME" in text  # where the endpoints, windows and quirks are
+    else:
+        assert "/v1/audio/transcriptions" in text and "quirks" in text
+
+
+DOC_NOTES = re.compile(r"\bissue\b|#\d|session|\bseeds?\b|as remembered|web access", re.I)
+DEV_NOTES = re.compile(DOC_NOTES.pattern + "|tests/", re.I)  # what a command prints names no test file
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_what_users_read_is_in_their_words_not_development_notes():
+    """No "issue", "session", "seed", "as remembered" or "no web access" in the JSON or the detail view;
+    figures not checked against the provider's docs say so with a date and what to do."""
+    views = json.loads(run("providers", "--json").stdout)
+    leaks = [(v["name"], text) for v in views for text in _strings(v) if DEV_NOTES.search(text)]
+    assert not leaks, leaks
+    for name in PROVIDERS:
+        detail = run("providers", name)
+        assert detail.exit_code == 0, detail.output
+        assert not DEV_NOTES.search(detail.stdout), (name, detail.stdout)
+    by_name = {v["name"]: v for v in views}
+    for name in ("openai", "together", "groq", "azure"):
+        assert by_name[name]["verified"].startswith("unverified (2026-11-30): not checked against the provider's")
+        assert "before relying on them" in by_name[name]["verified"]
+    assert "unverified (2026-11-30)" in by_name["dashscope"]["verified"]
+    assert by_name["local"]["verified"] is None
+
+
+def test_docs_providers_cite_provider_docs_and_the_real_journal():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text(encoding="utf-8")
+    assert not DOC_NOTES.search(doc), DOC_NOTES.search(doc).group(0)
+    assert "journal.jsonl" not in doc and "`<data dir>/journal.db`, SQLite" in doc
+    assert (Path(__file__).resolve().parent.parent / "docs" / "jobs.md").read_text(encoding="utf-8").count("journal.db")
+    assert "unverified (2026-11-30)" in doc.lower()
+    for spec in PROVIDERS.values():
+        if spec.docs_url and "github.com" not in spec.docs_url:
+            assert f"<{spec.docs_url}>" in doc, spec.docs_url

@@ -1,9 +1,9 @@
 """Presets beyond OpenAI, DashScope, New-API and the local server: providers that speak OpenAI's Batch
-API with small differences (issue #18). `providers.py` merges them into its one table.
+API with small differences. `providers.py` merges them into its one table.
 
 How they differ on the wire (purposes, status spelling, envelopes, headers) is in `quirks.py`; what they
 accept (limits, endpoints, windows) and what people should know is here. Figures not checked against
-the provider's docs in this session say so in `verified` (and in docs/providers.md). Stdlib only.
+the provider's current docs say so in `verified` (and in docs/providers.md). Stdlib only.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ PRESET_PROVIDERS: dict[str, ProviderSpec] = {
     ),
     "moonshot": ProviderSpec(
         name="moonshot",
-        max_requests=50_000,  # the docs as known give only the size limit; a profile can lower this
+        max_requests=50_000,  # its docs state only the size limit; a profile can lower this
         max_file_bytes=100 * MB,
         max_line_bytes=None,
         endpoints=(CHAT,),
@@ -91,7 +91,10 @@ PRESET_PROVIDERS: dict[str, ProviderSpec] = {
         verified=UNVERIFIED,
         refused_params=("n", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty"),
         refused_params_verified=False,
-        notes=("Chat completions only.", "Some sampling parameters are refused (validate warns; list unverified)."),
+        notes=(
+            "Chat completions only.",
+            "Some sampling parameters may be refused; `batchctl validate` warns of them (which ones is unverified).",
+        ),
         unsupported=("embeddings", "completions", "responses"),
     ),
     "gemini": ProviderSpec(

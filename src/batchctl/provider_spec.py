@@ -27,8 +27,13 @@ RESPONSES = "/v1/responses"
 MODERATIONS = "/v1/moderations"
 DS_TEST = "/v1/chat/ds-test"  # DashScope's free test endpoint, for the `batch-test-model`
 
-# `verified` of a row whose figures could not be checked against the provider's docs in this session.
-UNVERIFIED = "from the issue and the provider's docs as remembered; unverified here (no web access)"
+# `verified` of a row whose figures have not been checked against the provider's current docs; people read
+# it (`batchctl providers NAME`, the JSON `verified` field), so it is written for them.
+VERIFIED_AS_OF = "2026-11-30"
+UNVERIFIED = (
+    f"unverified ({VERIFIED_AS_OF}): not checked against the provider's current docs; "
+    "check the limits there before relying on them"
+)
 
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A positive integer and one unit, no leading zero, no spaces: "24h", "30s", "14d".

@@ -25,6 +25,7 @@ from batchctl.provider_spec import (  # noqa: F401
     OVERRIDABLE_LIMITS,
     RESPONSES as _RESPONSES,
     UNVERIFIED as _UNVERIFIED,
+    VERIFIED_AS_OF,
     ProviderSpec,
     format_size,
     parse_window,
@@ -59,8 +60,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "A finished batch reports its token `usage` and `model`.",
         ),
     ),
-    # Bailian / DashScope compatible mode. Its current docs say 50,000 requests per file; seed 000
-    # (the New-API client's README) still says 10,000 -- a profile can lower the limit to that.
+    # Bailian / DashScope compatible mode. Its docs say 50,000 requests per file; the New-API client's
+    # README still says 10,000 -- a profile can lower the limit to that.
     "dashscope": ProviderSpec(
         name="dashscope",
         max_requests=50_000,
@@ -79,13 +80,14 @@ PROVIDERS: dict[str, ProviderSpec] = {
         batch_discount=0.5,
         other_base_urls=(
             ("intl", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),  # Singapore
-            # The workspace endpoint (issue #18, unverified here): `--workspace-id ID` fills it in.
+            # The workspace endpoint (unverified): `--workspace-id ID` fills it in.
             ("intl-workspace", "https://{workspace_id}.ap-southeast-1.maas.aliyuncs.com/compatible-mode/v1"),
         ),
         docs_url="https://help.aliyun.com/zh/model-studio/batch-interfaces-compatible-with-openai",
         verified=(
-            "routes and behaviour from seeds 000/001 (2025-10-23); limits, endpoints, windows and the workspace "
-            "endpoint from the issue, unverified here (no web access)"
+            "routes and behaviour checked against the New-API client and its README (2025-10-23); limits, "
+            f"endpoints, windows and the workspace endpoint unverified ({VERIFIED_AS_OF}): not checked against "
+            "the provider's current docs; check the limits there before relying on them"
         ),
         notes=(
             "`request_counts` stay at 0 until the batch ends.",
@@ -122,7 +124,10 @@ PROVIDERS["newapi"] = dataclasses.replace(
     base_url="http://localhost:3000/v1",
     other_base_urls=(),
     docs_url="https://github.com/QuantumNous/new-api",
-    verified="seed 000 (2025-10-23) and tests/gateway_stub.py",
+    verified=(
+        "checked against the New-API client's README (2025-10-23) and a stand-in of the gateway; the limits "
+        "are DashScope's (see `batchctl providers dashscope`)"
+    ),
     notes=(
         "Pin the DashScope channel: the key becomes `sk-KEY-<channel>` (`--channel`).",
         "Limits, endpoints and windows are the upstream's (DashScope).",

@@ -11,6 +11,10 @@ from batchctl.cli.options import JsonOpt, complete_provider_kinds
 
 _WORD_CAP = 24  # a longer word (a URL) may be folded
 COLUMNS = ("provider", "base URL", "requests", "file", "line", "endpoints", "windows", "discount", "quirks")
+# A narrower terminal gets the key facts only; the long fields are left to `batchctl providers NAME`.
+COMPACT_COLUMNS = ("provider", "base URL", "requests", "file", "line", "discount")
+_WRAPPED_MIN = {"windows": 22, "quirks": 30}  # the full table only when these can wrap into readable lines
+MORE = "Endpoints, completion windows and quirks: batchctl providers NAME"
 
 
 def _discount(view: dict) -> str:
@@ -39,13 +43,70 @@ def _row(view: dict, sep: str = " ") -> tuple[str, ...]:
     """One provider's cells; `sep` joins its endpoints and quirks (a newline in a terminal's table)."""
     return (
         view["name"],
-        view["base_url"] or "(your server's URL)",
+        _base_url(view),
         *_limits(view),
         ("," + sep).join(view["endpoints"]),
         view["completion_windows"],
         _discount(view),
         sep.join(_quirks(view)) or "-",
     )
+
+
+def _base_url(view: dict) -> str:
+    return view["base_url"] or "(your server's URL)"
+
+
+def _compact_row(view: dict) -> tuple[str, ...]:
+    return (view["name"], _base_url(view), *_limits(view), _discount(view))
+
+
+def _facts(view: dict) -> str:
+    """A provider's limits and discount in one line: "50,000 requests, 200 MB a file, no line limit, 50% off"."""
+    requests, size, line = _limits(view)
+    line_limit = f"{line} a line" if line != "-" else "no line limit"
+    discount = _discount(view)
+    return f"{requests} requests, {size} a file, {line_limit}" + ("" if discount == "-" else f", {discount}")
+
+
+def _table_width(widths: list[int]) -> int:
+    """Columns of these widths in a boxed Rich table: a cell is padded by 1 on each side, n + 1 rules."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _full_width(rows: list[tuple[str, ...]]) -> int:
+    """How wide the full table must be for its copyable columns to stay whole and the rest to read well."""
+    widths = []
+    for index, column in enumerate(COLUMNS):
+        cells = [column, *(row[index] for row in rows)]
+        if column in _WRAPPED_MIN:
+            widths.append(_WRAPPED_MIN[column])
+        elif column == "endpoints":
+            widths.append(min(max(len(w) for cell in cells for w in cell.split()), _WORD_CAP))
+        else:
+            widths.append(max(len(line) for cell in cells for line in cell.splitlines()))
+    return _table_width(widths)
+
+
+def _overview(views: list[dict], width: int):
+    """The providers at the terminal's width: the full table where it fits, else the key facts only --
+    a compact table, or on a narrower terminal one block per provider (name, base URL, limits)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    full = [_row(view, "\n") for view in views]
+    if width >= _full_width(full):
+        return _table(COLUMNS, full, keep=2)
+    compact = [_compact_row(view) for view in views]
+    needed = _table_width([max(len(row[i]) for row in [COMPACT_COLUMNS, *compact]) for i in range(len(COMPACT_COLUMNS))])
+    if width >= needed:
+        return Group(_table(COMPACT_COLUMNS, compact, keep=len(COMPACT_COLUMNS), lines=False), Text(MORE, style="dim"))
+    blocks = Table(box=None, show_header=False, padding=(0, 2, 0, 0), pad_edge=False)
+    blocks.add_column(no_wrap=True, style="bold")
+    blocks.add_column(overflow="fold")
+    for view in views:
+        blocks.add_row(view["name"], Text(f"{_base_url(view)}\n{_facts(view)}"))
+    return Group(blocks, Text(MORE, style="dim"))
 
 
 def _detail_rows(view: dict) -> list[tuple[str, str]]:
@@ -77,12 +138,13 @@ def _aligned(rows: list[tuple[str, ...]], sep: str = "  ") -> list[str]:
     return [sep.join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip() for row in rows]
 
 
-def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]], *, header: bool = True, keep: int = 1):
-    """A Rich table; its first `keep` columns (names, URLs people copy) are never wrapped."""
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]], *, header: bool = True, keep: int = 1, lines: bool = True):
+    """A Rich table; its first `keep` columns (names, URLs people copy) are never wrapped; `lines`: rules
+    between rows (for rows of several lines)."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(show_header=header, header_style="bold", show_lines=header)
+    table = Table(show_header=header, header_style="bold", show_lines=header and lines)
     for index, column in enumerate(columns):
         # Wide enough for the longest word of the column (an endpoint), so words are not cut in two.
         word = max((len(w) for row in rows for w in row[index].split()), default=0)
@@ -115,7 +177,7 @@ def providers(
 
     def show_all() -> None:
         out.print_fitted(
-            lambda width: _table(COLUMNS, [_row(view, "\n") for view in views]),
+            lambda width: _overview(views, width or 10_000),
             plain=lambda: _aligned([COLUMNS, *(_row(view) for view in views)]),
         )
 
