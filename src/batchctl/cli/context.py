@@ -128,8 +128,15 @@ class AppState:
         )
         self._clients.append(client)
         # The health check rides this client's connection, which its first request then reuses.
-        if settings.autostart and client.health() is None:
-            self._ensure_local_server(settings.base_url)
+        if settings.autostart:
+            health = client.health()
+            if health is None:
+                self._ensure_local_server(settings.base_url)
+            else:  # the server on the local profile's port is used only if it keeps this data dir
+                from batchctl.config import data_dir
+                from batchctl.server.autostart import require_own_server
+
+                require_own_server(health, settings.base_url, data_dir())
         return client
 
     def _ensure_local_server(self, url: str) -> None:

@@ -143,6 +143,14 @@ class ServerConfig:
         return config
 
 
+def data_dir_id(path: Path | str) -> str:
+    """The identity a server gives of its state dir in `/health`: the sha256 of its resolved path (not the path,
+    which may name a user). The `local` profile only uses a server whose identity is its own data dir's."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(path).expanduser().resolve()).encode("utf-8")).hexdigest()
+
+
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m batchctl.server",

@@ -143,12 +143,18 @@ def serve(
     )  # fmt: skip
 
     if status:
-        info = _status(home, url)
+        info = _status(home, url, config.state_dir())
 
         def show() -> None:
             if info["running"]:
                 pid = f" (pid {info['pid']}" + (f", log {info['log']})" if info.get("log") else ")")
-                out.success(f"A local batch server answers on {info['url']}{pid}")
+                if info["this_data_dir"]:
+                    out.success(f"A local batch server for this data dir answers on {info['url']}{pid}")
+                else:
+                    out.warn(
+                        f"a batch server for another data dir answers on {info['url']}{pid}:"
+                        " the local profile of this data dir does not use it"
+                    )
             else:
                 out.info(f"No local batch server answers on {url}.")
 
@@ -198,9 +204,10 @@ def _connect_host(host: str) -> str:
     return LOCAL_HOST if host in ("0.0.0.0", "::", "") else host
 
 
-def _status(home: Path, url: str) -> dict:
-    """Whether a server answers on `url` (or where the background server recorded it), with pid and log."""
-    from batchctl.server.autostart import is_healthy, server_status
+def _status(home: Path, url: str, state_dir: Path) -> dict:
+    """Whether a server answers on `url` (or where the background server recorded it), with pid and log,
+    and whether it keeps `state_dir` (`this_data_dir`; None when none answers)."""
+    from batchctl.server.autostart import is_healthy, server_status, serves_data_dir
 
     health = is_healthy(url.removesuffix("/v1"))
     recorded = server_status(home)
@@ -214,4 +221,5 @@ def _status(home: Path, url: str) -> dict:
         "pid": health.get("pid") if health else None,
         "background": ours,
         "log": recorded["log"] if ours and recorded else None,
+        "this_data_dir": serves_data_dir(health, home, state_dir) if health else None,
     }

@@ -1,0 +1,90 @@
+"""`batchctl serve` and the `local` profile: a server is used only by its own data dir; port, upstream and
+background output checked at start-up."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from server_fixture import free_port
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.server.config import data_dir_id
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture
+def two_data_dirs(tmp_path, monkeypatch):
+    """A `local`-provider profile on a free port, and two data dirs A and B; yields (url, use) where
+    `use("A")` makes A the data dir of the commands that follow. Stops A's and B's servers at the end."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    added = runner.invoke(app, ["profile", "add", "mine", "--provider", "local", "--base-url", url])
+    assert added.exit_code == 0, added.output
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+    dirs = {name: tmp_path / f"data-{name}" for name in "AB"}
+
+    def use(name: str) -> None:
+        monkeypatch.setenv("BATCHCTL_DATA_DIR", str(dirs[name]))
+
+    yield url, use, dirs
+    for name in "AB":
+        use(name)
+        runner.invoke(app, ["serve", "--stop"])
+
+
+def test_the_local_profile_refuses_another_data_dirs_server(two_data_dirs):
+    url, use, dirs = two_data_dirs
+    root = url.removesuffix("/v1")
+    use("A")
+    first = runner.invoke(app, ["list", "--json"])
+    assert first.exit_code == 0, first.output
+    assert "Started the local batch server" in first.stderr
+    health = httpx.get(root + "/health").json()
+    assert health["data_dir_id"] == data_dir_id(dirs["A"] / "server")
+    assert str(dirs["A"]) not in json.dumps(health)  # an identity, not the path
+
+    use("B")
+    refused = runner.invoke(app, ["list", "--json"])
+    assert refused.exit_code == 1, refused.output
+    port = url.split(":")[-1].removesuffix("/v1")
+    assert refused.stderr.startswith(f"Error: a batch server for another data dir answers on 127.0.0.1:{port}\n")
+    assert "--base-url" in refused.stderr and "Traceback" not in refused.output
+    assert not (dirs["B"] / "server").exists()  # nothing of B's went anywhere
+
+    status = runner.invoke(app, ["serve", "--status", "--port", port, "--json"])
+    assert status.exit_code == 0, status.output
+    info = json.loads(status.stdout)
+    assert info["running"] and info["this_data_dir"] is False and not info["background"]
+    human = runner.invoke(app, ["serve", "--status", "--port", port])
+    assert "another data dir" in human.stderr
+
+    use("A")
+    again = runner.invoke(app, ["list", "--json"])
+    assert again.exit_code == 0 and "Started" not in again.stderr
+    ours = json.loads(runner.invoke(app, ["serve", "--status", "--port", port, "--json"]).stdout)
+    assert ours["this_data_dir"] is True and ours["background"] is True
+
+
+def test_serve_background_refuses_another_data_dirs_server(two_data_dirs):
+    url, use, _ = two_data_dirs
+    port = url.split(":")[-1].removesuffix("/v1")
+    use("A")
+    assert runner.invoke(app, ["serve", "--background", "--port", port]).exit_code == 0
+    use("B")
+    result = runner.invoke(app, ["serve", "--background", "--port", port])
+    assert result.exit_code == 1, result.output
+    assert "Error: a batch server for another data dir answers" in result.stderr
+
+
+def test_a_server_without_an_identity_is_ours_only_if_recorded_in_this_data_dir(tmp_path):
+    from batchctl.server.autostart import PID_FILE, serves_data_dir
+
+    old = {"status": "ok", "version": "0.0", "pid": 4242}
+    assert not serves_data_dir(old, tmp_path)
+    (tmp_path / PID_FILE).write_text(json.dumps({"pid": 4242, "url": "http://127.0.0.1:1/v1"}))
+    assert serves_data_dir(old, tmp_path)
+    assert not serves_data_dir({**old, "data_dir_id": data_dir_id(tmp_path / "elsewhere")}, tmp_path)
