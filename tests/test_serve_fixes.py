@@ -88,3 +88,17 @@ def test_a_server_without_an_identity_is_ours_only_if_recorded_in_this_data_dir(
     (tmp_path / PID_FILE).write_text(json.dumps({"pid": 4242, "url": "http://127.0.0.1:1/v1"}))
     assert serves_data_dir(old, tmp_path)
     assert not serves_data_dir({**old, "data_dir_id": data_dir_id(tmp_path / "elsewhere")}, tmp_path)
+
+
+def test_serve_on_a_port_in_use_is_one_clear_error():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: port {port} on 127.0.0.1 is in use\n")
+    assert "--port" in result.stderr and "batchctl serve --status" in result.stderr
+    assert "Serving" not in result.output and "Errno" not in result.output

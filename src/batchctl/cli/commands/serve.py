@@ -190,6 +190,7 @@ def serve(
 
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
+    _check_bindable(host, port)
     if state.debug:
         config = replace(config, log_level="info")  # and uvicorn's access log
     pin = f" (channel {upstream_channel})" if upstream_channel else ""
@@ -198,6 +199,34 @@ def serve(
         f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {config.data_dir}). Ctrl+C stops it."
     )
     run(config)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Raise BatchctlError (exit 1) when the server could not listen on host:port, before it says it serves."""
+    import errno
+    import socket
+
+    from batchctl.errors import BatchctlError
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise BatchctlError(f"cannot listen on {host}: {exc.strerror or exc}", hint="Give an address of this machine as --host.") from exc
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BatchctlError(
+                f"port {port} on {host} is in use",
+                hint=f"Give another --port, or see whether a batch server answers there: batchctl serve --status --port {port}",
+            ) from exc
+        raise BatchctlError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="Give an address of this machine as --host, and a port you may use as --port (1024 and above).",
+        ) from exc
 
 
 def _connect_host(host: str) -> str:
