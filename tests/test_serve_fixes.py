@@ -102,3 +102,29 @@ def test_serve_on_a_port_in_use_is_one_clear_error():
     assert result.stderr.startswith(f"Error: port {port} on 127.0.0.1 is in use\n")
     assert "--port" in result.stderr and "batchctl serve --status" in result.stderr
     assert "Serving" not in result.output and "Errno" not in result.output
+
+
+@pytest.mark.parametrize("mode", [[], ["--background"]])
+@pytest.mark.parametrize("upstream", ["notaurl", "ftp://host/v1", "http://"])
+def test_an_invalid_upstream_is_refused_at_start(mode, upstream, monkeypatch):
+    port = str(free_port())
+    ran = []
+    monkeypatch.setattr("batchctl.server.run", ran.append)  # a foreground server would not return
+    try:
+        result = runner.invoke(app, ["serve", *mode, "--port", port, "--upstream", upstream])
+    finally:
+        runner.invoke(app, ["serve", "--stop"])
+    assert not ran
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: invalid --upstream URL {upstream!r}")
+    assert "http://127.0.0.1:8000/v1" in result.stderr  # the hint
+    assert "Serving" not in result.output and "Started" not in result.output
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+
+
+def test_python_m_server_refuses_an_invalid_upstream():
+    from batchctl.server.config import ServerConfig
+
+    assert "--upstream 'notaurl' must start with http://" in ServerConfig(upstream="notaurl").problem()
+    assert ServerConfig(upstream="http://127.0.0.1:8000/v1").problem() is None

@@ -83,6 +83,13 @@ class ServerConfig:
             return "--concurrency must be at least 1"
         if (self.rpm is not None and self.rpm < 1) or (self.tpm is not None and self.tpm < 1):
             return "--rpm and --tpm must be at least 1"
+        if self.upstream is not None:
+            from batchctl.urls import normalize_base_url
+
+            try:
+                normalize_base_url(self.upstream)
+            except ValueError:
+                return f"--upstream {self.upstream!r} must start with http:// or https:// and name a host"
         if self.upstream_channel is not None and not self.upstream:
             return "--upstream-channel pins a channel of --upstream: give --upstream URL too"
         if self.upstream_channel is not None and not self.upstream_channel.isdigit():

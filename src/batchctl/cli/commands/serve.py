@@ -171,6 +171,16 @@ def serve(
             out.info("No background batch server was running.")
         return
 
+    if upstream is not None:
+        from batchctl.urls import normalize_base_url
+
+        try:
+            normalize_base_url(upstream)
+        except ValueError as exc:
+            raise BatchctlError(
+                f"invalid --upstream URL {upstream!r}: it must start with http:// or https:// and name a host",
+                hint="Give the OpenAI base URL of the server to forward to, /v1 included, such as http://127.0.0.1:8000/v1.",
+            ) from exc
     problem = config.problem()
     if problem:
         raise BatchctlError(problem, exit_code=2)
