@@ -128,3 +128,21 @@ def test_python_m_server_refuses_an_invalid_upstream():
 
     assert "--upstream 'notaurl' must start with http://" in ServerConfig(upstream="notaurl").problem()
     assert ServerConfig(upstream="http://127.0.0.1:8000/v1").problem() is None
+
+
+def test_serve_background_prints_the_base_url_and_the_upstream_never_the_key(monkeypatch):
+    port = str(free_port())
+    monkeypatch.setenv("BATCHCTL_UPSTREAM_KEY", "sk-secret-upstream")
+    try:
+        started = runner.invoke(
+            app, ["serve", "--background", "--port", port, "--upstream", "http://user:pw@127.0.0.1:9/v1"]
+        )
+        assert started.exit_code == 0, started.output
+        assert f"Started the local batch server on http://127.0.0.1:{port}/v1, forwarding to http://127.0.0.1:9/v1 (pid" in started.output
+        assert "sk-secret-upstream" not in started.output and "pw@" not in started.output
+        assert runner.invoke(app, ["serve", "--stop"]).exit_code == 0
+        plain_port = str(free_port())
+        plain = runner.invoke(app, ["serve", "--background", "--port", plain_port])
+        assert f"on http://127.0.0.1:{plain_port}/v1 (pid" in plain.output and "forwarding" not in plain.output
+    finally:
+        runner.invoke(app, ["serve", "--stop"])

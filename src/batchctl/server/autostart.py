@@ -166,7 +166,8 @@ def _start(
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if is_healthy(root, timeout=0.5):
-            notify(f"Started the local batch server on {root} (pid {proc.pid}, log {log_path})")
+            forwarding = f", forwarding to {_without_userinfo(config.upstream)}" if config.upstream else ""
+            notify(f"Started the local batch server on {root}/v1{forwarding} (pid {proc.pid}, log {log_path})")
             return True
         if proc.poll() is not None:
             break
@@ -178,6 +179,14 @@ def _start(
         f"The local batch server did not start on {root}.",
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
     )
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` without a `user:password@` part: what is shown of an upstream never carries a secret."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _port_open(host: str, port: int) -> bool:
