@@ -146,3 +146,17 @@ def test_serve_background_prints_the_base_url_and_the_upstream_never_the_key(mon
         assert f"on http://127.0.0.1:{plain_port}/v1 (pid" in plain.output and "forwarding" not in plain.output
     finally:
         runner.invoke(app, ["serve", "--stop"])
+
+
+def test_the_retry_statuses_are_told_as_the_code_has_them():
+    from pathlib import Path
+
+    from batchctl.api.retry import RETRYABLE_STATUSES
+
+    assert RETRYABLE_STATUSES == {408, 409, 429} | set(range(500, 600)) - {501}
+    said = "408/409/429/5xx (not 501)"
+    help_text = " ".join(runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "400"}).output.split())
+    assert said in help_text and "timeout or connection failure" in help_text
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
+    assert f"retries of a {said} answer, a timeout or a connection failure" in doc
+    assert "nothing is deleted until" not in doc and "expires 30 days after upload" in " ".join(doc.split())

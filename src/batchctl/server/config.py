@@ -50,7 +50,9 @@ class ServerConfig:
         None, "pin a New-API channel: the upstream key is sent as KEY-CHANNEL (the sk-KEY-N convention)"
     )
     concurrency: int = _option(8, "requests in flight at once (default 8)")
-    max_retries: int = _option(4, "retries of an upstream 429/5xx (default 4)")
+    max_retries: int = _option(
+        4, "retries of an upstream 408/409/429/5xx (not 501), timeout or connection failure (default 4)"
+    )
     rpm: int | None = _option(None, "cap on upstream requests per minute")
     tpm: int | None = _option(None, "cap on upstream tokens per minute, estimated from each request")
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")

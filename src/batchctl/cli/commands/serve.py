@@ -68,8 +68,10 @@ TpmOpt = Annotated[
     typer.Option("--tpm", min=1, help="Cap on upstream tokens per minute (estimated: the request's text / 4 + its max_tokens)."),
 ]
 MaxRetriesOpt = Annotated[
-    int, typer.Option("--max-retries", min=0, help="Retries of an upstream 429/5xx or connection failure per request.")
-]
+    int,
+    typer.Option("--max-retries", min=0, help="Retries per request of an upstream 408/409/429/5xx (not 501) answer,"
+                 " timeout or connection failure."),
+]  # fmt: skip
 UpstreamTimeoutOpt = Annotated[
     float, typer.Option("--upstream-timeout", min=0.1, help="Seconds to wait for one upstream answer.")
 ]
@@ -111,7 +113,7 @@ def serve(
     allow_no_auth: AllowNoAuthOpt = False,
     faults: FaultsOpt = None,
     background: Annotated[bool, typer.Option("--background", help="Start in the background and return.")] = False,
-    status: Annotated[bool, typer.Option("--status", help="Show whether a local server runs, and exit.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show whether a server answers on --port, and whether it is this data dir's; exit.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the background server, and exit.")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -119,7 +121,8 @@ def serve(
 
     It serves /v1/files, /v1/batches and /v1/models like OpenAI, runs batches with the offline `echo`
     model (or forwards them to --upstream), and keeps its state across restarts. The `local` profile
-    starts it in the background by itself when needed.
+    uses the server on its port that keeps this data dir, and starts one in the background when none
+    answers.
 
     Example: batchctl serve --port 8765 --latency 0.1
     """
