@@ -66,8 +66,8 @@ def require_own_server(health: dict, root: str, data_dir: Path, state_dir: Path 
     _, host, port = server_root(root)
     raise BatchctlError(
         f"a batch server for another data dir answers on {host}:{port}",
-        hint=f"This data dir's batches do not go there. Stop it (`batchctl serve --stop` with its data dir), or give this"
-        f" data dir's server another port: `batchctl profile add NAME --provider local --base-url"
+        hint="This data dir's batches do not go there. Stop it (`batchctl serve --stop` with its data dir),"
+        f" or give this data dir's server another port: `batchctl profile add NAME --provider local --base-url"
         f" http://{LOCAL_HOST}:PORT/v1` (`batchctl serve --status` says whose server answers).",
     )
 

@@ -224,7 +224,9 @@ def _check_bindable(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        raise BatchctlError(f"cannot listen on {host}: {exc.strerror or exc}", hint="Give an address of this machine as --host.") from exc
+        raise BatchctlError(
+            f"cannot listen on {host}: {exc.strerror or exc}", hint="Give an address of this machine as --host."
+        ) from exc
     family, kind, proto, _, address = infos[0]
     try:
         with socket.socket(family, kind, proto) as sock:
@@ -234,7 +236,8 @@ def _check_bindable(host: str, port: int) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise BatchctlError(
                 f"port {port} on {host} is in use",
-                hint=f"Give another --port, or see whether a batch server answers there: batchctl serve --status --port {port}",
+                hint="Give another --port, or see whether a batch server answers there:"
+                f" batchctl serve --status --port {port}",
             ) from exc
         raise BatchctlError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
