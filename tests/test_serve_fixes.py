@@ -19,10 +19,10 @@ runner = CliRunner()
 
 @pytest.fixture
 def two_data_dirs(tmp_path, monkeypatch):
-    """A `local`-provider profile on a free port, and two data dirs A and B; yields (url, use) where
+    """The `local` profile on a free port, and two data dirs A and B; yields (url, use) where
     `use("A")` makes A the data dir of the commands that follow. Stops A's and B's servers at the end."""
     url = f"http://127.0.0.1:{free_port()}/v1"
-    added = runner.invoke(app, ["profile", "add", "mine", "--provider", "local", "--base-url", url])
+    added = runner.invoke(app, ["profile", "add", "local", "--provider", "local", "--base-url", url])
     assert added.exit_code == 0, added.output
     monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
     dirs = {name: tmp_path / f"data-{name}" for name in "AB"}
@@ -161,3 +161,13 @@ def test_the_retry_statuses_are_told_as_the_code_has_them():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
     assert f"retries of a {said} answer, a timeout or a connection failure" in doc
     assert "nothing is deleted until" not in doc and "expires 30 days after upload" in " ".join(doc.split())
+
+
+def test_a_profile_of_another_name_uses_the_server_its_url_names(start_server, monkeypatch):
+    server = start_server()  # its own data dir, not this one's
+    added = runner.invoke(app, ["profile", "add", "mine", "--provider", "local", "--base-url", server.base_url])
+    assert added.exit_code == 0, added.output
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Started" not in result.stderr

@@ -67,8 +67,8 @@ def require_own_server(health: dict, root: str, data_dir: Path, state_dir: Path 
     raise BatchctlError(
         f"a batch server for another data dir answers on {host}:{port}",
         hint="This data dir's batches do not go there. Stop it (`batchctl serve --stop` with its data dir),"
-        f" or give this data dir's server another port: `batchctl profile add NAME --provider local --base-url"
-        f" http://{LOCAL_HOST}:PORT/v1` (`batchctl serve --status` says whose server answers).",
+        f" or give this data dir's local profile another port: `batchctl profile add local --provider local"
+        f" --base-url http://{LOCAL_HOST}:PORT/v1` (`batchctl serve --status` says whose server answers).",
     )
 
 
@@ -78,30 +78,33 @@ def ensure_local_server(
     notify: Callable[[str], None],
     *,
     config: ServerConfig | None = None,
+    own_only: bool = True,
 ) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
 
     The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
     `data_dir/server.log`. `config` sets the rest (its own `data_dir` wins; host and port come from
     `base_url`); its secrets go in the environment, not on a command line that `ps` shows. Raises
-    BatchctlError, naming the log, if it does not come up in ~10 s, and when the server that answers
-    keeps another data dir than this one (`require_own_server`).
+    BatchctlError, naming the log, if it does not come up in ~10 s, and (`own_only`) when the server
+    that answers keeps another data dir than this one (`require_own_server`).
     """
     root, host, port = server_root(base_url)
     data_dir = Path(data_dir)
     state_dir = config.data_dir if config is not None and config.data_dir else data_dir / "server"
     health = is_healthy(root)
     if health is not None:
-        require_own_server(health, root, data_dir, state_dir)
+        if own_only:
+            require_own_server(health, root, data_dir, state_dir)
         return False
     data_dir.mkdir(parents=True, exist_ok=True)
     # Two commands starting the server at once: the second waits for the first, then finds it healthy.
     with _start_lock(data_dir):
         health = is_healthy(root)
         if health is not None:
-            require_own_server(health, root, data_dir, state_dir)
+            if own_only:
+                require_own_server(health, root, data_dir, state_dir)
             return False
-        return _start(root, host, port, data_dir, notify, config, state_dir)
+        return _start(root, host, port, data_dir, notify, config, state_dir, own_only)
 
 
 @contextlib.contextmanager
@@ -125,13 +128,15 @@ def _start(
     notify: Callable[[str], None],
     config: ServerConfig | None,
     state_dir: Path,
+    own_only: bool,
 ) -> bool:
     if _port_open(host, port):
         # Something listens: a busy server answers slowly, so give it longer before deciding it is
         # not ours (starting a second one would only fail on the taken port).
         health = is_healthy(root, timeout=10.0)
         if health is not None:
-            require_own_server(health, root, data_dir, state_dir)
+            if own_only:
+                require_own_server(health, root, data_dir, state_dir)
             return False
         raise BatchctlError(
             f"something listens on {root} but does not answer as a batchctl server",
