@@ -61,6 +61,8 @@ def test_the_local_profile_refuses_another_data_dirs_server(two_data_dirs):
     assert info["running"] and info["this_data_dir"] is False and not info["background"]
     human = runner.invoke(app, ["serve", "--status", "--port", port])
     assert "another data dir" in human.stderr
+    stop = runner.invoke(app, ["serve", "--stop", "--port", port])
+    assert stop.exit_code == 0 and "keeps another data dir and was not stopped" in stop.output
 
     use("A")
     again = runner.invoke(app, ["list", "--json"])

@@ -171,7 +171,14 @@ def serve(
         if stop_background_server(home):
             out.success(f"Stopped the local batch server (pid {recorded['pid'] if recorded else '?'}).")
         else:
-            out.info("No background batch server was running.")
+            seen = _status(home, url, config.state_dir())
+            if seen["running"] and not seen["this_data_dir"]:
+                out.info(
+                    f"No background batch server of this data dir was running; the one on {seen['url']}"
+                    f" (pid {seen['pid']}) keeps another data dir and was not stopped."
+                )
+            else:
+                out.info("No background batch server was running.")
         return
 
     if upstream is not None:
