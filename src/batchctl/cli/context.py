@@ -128,11 +128,23 @@ class AppState:
         )
         self._clients.append(client)
         # The health check rides this client's connection, which its first request then reuses.
-        if settings.autostart and client.health() is None:
-            self._ensure_local_server(settings.base_url)
+        if settings.autostart:
+            from batchctl.config import LOCAL_PROFILE
+
+            # The `local` profile uses the server on its port only if it keeps this data dir; a profile of
+            # another name names its server by its own base URL, and uses the one there.
+            own_only = settings.profile_name == LOCAL_PROFILE
+            health = client.health()
+            if health is None:
+                self._ensure_local_server(settings.base_url, own_only=own_only)
+            elif own_only:
+                from batchctl.config import data_dir
+                from batchctl.server.autostart import require_own_server
+
+                require_own_server(health, settings.base_url, data_dir())
         return client
 
-    def _ensure_local_server(self, url: str) -> None:
+    def _ensure_local_server(self, url: str, *, own_only: bool = True) -> None:
         """Nothing healthy answered at `url`: start a background server, unless BATCHCTL_AUTOSTART=0."""
         from batchctl.config import data_dir
         from batchctl.server.autostart import ensure_local_server
@@ -144,7 +156,7 @@ class AppState:
                 f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
                 hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
             )
-        ensure_local_server(url, data_dir(), notify=self.out.info)
+        ensure_local_server(url, data_dir(), notify=self.out.info, own_only=own_only)
 
     def journal(self) -> Journal:
         """The journal, opened once for this command (closed in `close`)."""

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchctl import __version__
 from batchctl.server import batches, files
-from batchctl.server.config import ServerConfig
+from batchctl.server.config import ServerConfig, data_dir_id
 from batchctl.server.executors import make_executor
 from batchctl.server.runner import BatchRunner
 from batchctl.server.store import Store, new_id
@@ -89,7 +89,8 @@ class RequestIdAndAuth:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid()})
+    body = {"status": "ok", "version": __version__, "pid": os.getpid(), "data_dir_id": request.app.state.data_dir_id}
+    return JSONResponse(body)
 
 
 async def list_models(request: Request) -> Response:
@@ -174,5 +175,6 @@ def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) 
             OpenAIErrorResponse: on_api_error, HTTPException: on_http_error, Exception: on_internal_error
         },
     )  # fmt: skip
+    app.state.data_dir_id = data_dir_id(data_dir)  # in /health: whose server this is (autostart.py)
     app.add_middleware(RequestIdAndAuth, api_key=config.api_key)
     return app

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import BatchctlError
 from batchctl.scratch import process_alive
-from batchctl.server.config import ServerConfig
+from batchctl.server.config import ServerConfig, data_dir_id
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
@@ -46,30 +46,65 @@ def is_healthy(root: str, timeout: float = 1.0) -> dict | None:
     return probe_health(root, timeout)
 
 
+def serves_data_dir(health: dict, data_dir: Path, state_dir: Path | None = None) -> bool:
+    """Whether the server that gave `health` keeps its state in `state_dir` (default `data_dir/server`).
+
+    Its `/health` names it by `data_dir_id`. A server too old to say so counts as ours only when it is
+    the background server recorded in `data_dir` (same pid); any other is another data dir's.
+    """
+    state_dir = Path(state_dir) if state_dir is not None else Path(data_dir) / "server"
+    if "data_dir_id" in health:
+        return health["data_dir_id"] == data_dir_id(state_dir)
+    recorded = _read_pid_file(data_dir)
+    return bool(recorded and recorded["pid"] == health.get("pid"))
+
+
+def require_own_server(health: dict, root: str, data_dir: Path, state_dir: Path | None = None) -> None:
+    """Raise BatchctlError unless the server that gave `health` at `root` is `data_dir`'s (serves_data_dir)."""
+    if serves_data_dir(health, data_dir, state_dir):
+        return
+    _, host, port = server_root(root)
+    raise BatchctlError(
+        f"a batch server for another data dir answers on {host}:{port}",
+        hint="This data dir's batches do not go there. Stop it (`batchctl serve --stop` with its data dir),"
+        f" or give this data dir's local profile another port: `batchctl profile add local --provider local"
+        f" --base-url http://{LOCAL_HOST}:PORT/v1` (`batchctl serve --status` says whose server answers).",
+    )
+
+
 def ensure_local_server(
     base_url: str,
     data_dir: Path,
     notify: Callable[[str], None],
     *,
     config: ServerConfig | None = None,
+    own_only: bool = True,
 ) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
 
     The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
     `data_dir/server.log`. `config` sets the rest (its own `data_dir` wins; host and port come from
     `base_url`); its secrets go in the environment, not on a command line that `ps` shows. Raises
-    BatchctlError, naming the log, if it does not come up in ~10 s.
+    BatchctlError, naming the log, if it does not come up in ~10 s, and (`own_only`) when the server
+    that answers keeps another data dir than this one (`require_own_server`).
     """
     root, host, port = server_root(base_url)
-    if is_healthy(root):
-        return False
     data_dir = Path(data_dir)
+    state_dir = config.data_dir if config is not None and config.data_dir else data_dir / "server"
+    health = is_healthy(root)
+    if health is not None:
+        if own_only:
+            require_own_server(health, root, data_dir, state_dir)
+        return False
     data_dir.mkdir(parents=True, exist_ok=True)
     # Two commands starting the server at once: the second waits for the first, then finds it healthy.
     with _start_lock(data_dir):
-        if is_healthy(root):
+        health = is_healthy(root)
+        if health is not None:
+            if own_only:
+                require_own_server(health, root, data_dir, state_dir)
             return False
-        return _start(root, host, port, data_dir, notify, config)
+        return _start(root, host, port, data_dir, notify, config, state_dir, own_only)
 
 
 @contextlib.contextmanager
@@ -86,12 +121,22 @@ def _start_lock(data_dir: Path) -> Iterator[None]:
 
 
 def _start(
-    root: str, host: str, port: int, data_dir: Path, notify: Callable[[str], None], config: ServerConfig | None
+    root: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    notify: Callable[[str], None],
+    config: ServerConfig | None,
+    state_dir: Path,
+    own_only: bool,
 ) -> bool:
     if _port_open(host, port):
         # Something listens: a busy server answers slowly, so give it longer before deciding it is
         # not ours (starting a second one would only fail on the taken port).
-        if is_healthy(root, timeout=10.0):
+        health = is_healthy(root, timeout=10.0)
+        if health is not None:
+            if own_only:
+                require_own_server(health, root, data_dir, state_dir)
             return False
         raise BatchctlError(
             f"something listens on {root} but does not answer as a batchctl server",
@@ -104,7 +149,7 @@ def _start(
         )
     log_path = data_dir / LOG_FILE
     config = config or ServerConfig()
-    config = replace(config, host=LOCAL_HOST, port=port, data_dir=config.data_dir or data_dir / "server")
+    config = replace(config, host=LOCAL_HOST, port=port, data_dir=state_dir)
     command = [sys.executable, "-m", "batchctl.server", *config.to_argv()]
     # The child imports the same batchctl as this process, installed or not.
     package_root = str(Path(__file__).resolve().parents[2])
@@ -126,7 +171,8 @@ def _start(
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if is_healthy(root, timeout=0.5):
-            notify(f"Started the local batch server on {root} (pid {proc.pid}, log {log_path})")
+            forwarding = f", forwarding to {_without_userinfo(config.upstream)}" if config.upstream else ""
+            notify(f"Started the local batch server on {root}/v1{forwarding} (pid {proc.pid}, log {log_path})")
             return True
         if proc.poll() is not None:
             break
@@ -138,6 +184,14 @@ def _start(
         f"The local batch server did not start on {root}.",
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
     )
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` without a `user:password@` part: what is shown of an upstream never carries a secret."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -50,7 +50,9 @@ class ServerConfig:
         None, "pin a New-API channel: the upstream key is sent as KEY-CHANNEL (the sk-KEY-N convention)"
     )
     concurrency: int = _option(8, "requests in flight at once (default 8)")
-    max_retries: int = _option(4, "retries of an upstream 429/5xx (default 4)")
+    max_retries: int = _option(
+        4, "retries of an upstream 408/409/429/5xx (not 501), timeout or connection failure (default 4)"
+    )
     rpm: int | None = _option(None, "cap on upstream requests per minute")
     tpm: int | None = _option(None, "cap on upstream tokens per minute, estimated from each request")
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
@@ -83,6 +85,13 @@ class ServerConfig:
             return "--concurrency must be at least 1"
         if (self.rpm is not None and self.rpm < 1) or (self.tpm is not None and self.tpm < 1):
             return "--rpm and --tpm must be at least 1"
+        if self.upstream is not None:
+            from batchctl.urls import normalize_base_url
+
+            try:
+                normalize_base_url(self.upstream)
+            except ValueError:
+                return f"--upstream {self.upstream!r} must start with http:// or https:// and name a host"
         if self.upstream_channel is not None and not self.upstream:
             return "--upstream-channel pins a channel of --upstream: give --upstream URL too"
         if self.upstream_channel is not None and not self.upstream_channel.isdigit():
@@ -141,6 +150,14 @@ class ServerConfig:
         if problem:
             parser.error(problem)
         return config
+
+
+def data_dir_id(path: Path | str) -> str:
+    """The identity a server gives of its state dir in `/health`: the sha256 of its resolved path (not the path,
+    which may name a user). The `local` profile only uses a server whose identity is its own data dir's."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(path).expanduser().resolve()).encode("utf-8")).hexdigest()
 
 
 def argument_parser() -> argparse.ArgumentParser:

@@ -68,8 +68,10 @@ TpmOpt = Annotated[
     typer.Option("--tpm", min=1, help="Cap on upstream tokens per minute (estimated: the request's text / 4 + its max_tokens)."),
 ]
 MaxRetriesOpt = Annotated[
-    int, typer.Option("--max-retries", min=0, help="Retries of an upstream 429/5xx or connection failure per request.")
-]
+    int,
+    typer.Option("--max-retries", min=0, help="Retries per request of an upstream 408/409/429/5xx (not 501) answer,"
+                 " timeout or connection failure."),
+]  # fmt: skip
 UpstreamTimeoutOpt = Annotated[
     float, typer.Option("--upstream-timeout", min=0.1, help="Seconds to wait for one upstream answer.")
 ]
@@ -111,7 +113,7 @@ def serve(
     allow_no_auth: AllowNoAuthOpt = False,
     faults: FaultsOpt = None,
     background: Annotated[bool, typer.Option("--background", help="Start in the background and return.")] = False,
-    status: Annotated[bool, typer.Option("--status", help="Show whether a local server runs, and exit.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show whether a server answers on --port, and whether it is this data dir's; exit.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the background server, and exit.")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -119,7 +121,8 @@ def serve(
 
     It serves /v1/files, /v1/batches and /v1/models like OpenAI, runs batches with the offline `echo`
     model (or forwards them to --upstream), and keeps its state across restarts. The `local` profile
-    starts it in the background by itself when needed.
+    uses the server on its port that keeps this data dir, and starts one in the background when none
+    answers.
 
     Example: batchctl serve --port 8765 --latency 0.1
     """
@@ -143,12 +146,18 @@ def serve(
     )  # fmt: skip
 
     if status:
-        info = _status(home, url)
+        info = _status(home, url, config.state_dir())
 
         def show() -> None:
             if info["running"]:
                 pid = f" (pid {info['pid']}" + (f", log {info['log']})" if info.get("log") else ")")
-                out.success(f"A local batch server answers on {info['url']}{pid}")
+                if info["this_data_dir"]:
+                    out.success(f"A local batch server for this data dir answers on {info['url']}{pid}")
+                else:
+                    out.warn(
+                        f"a batch server for another data dir answers on {info['url']}{pid}:"
+                        " the local profile of this data dir does not use it"
+                    )
             else:
                 out.info(f"No local batch server answers on {url}.")
 
@@ -162,9 +171,26 @@ def serve(
         if stop_background_server(home):
             out.success(f"Stopped the local batch server (pid {recorded['pid'] if recorded else '?'}).")
         else:
-            out.info("No background batch server was running.")
+            seen = _status(home, url, config.state_dir())
+            if seen["running"] and not seen["this_data_dir"]:
+                out.info(
+                    f"No background batch server of this data dir was running; the one on {seen['url']}"
+                    f" (pid {seen['pid']}) keeps another data dir and was not stopped."
+                )
+            else:
+                out.info("No background batch server was running.")
         return
 
+    if upstream is not None:
+        from batchctl.urls import normalize_base_url
+
+        try:
+            normalize_base_url(upstream)
+        except ValueError as exc:
+            raise BatchctlError(
+                f"invalid --upstream URL {upstream!r}: it must start with http:// or https:// and name a host",
+                hint="Give the OpenAI base URL of the server to forward to, /v1 included, such as http://127.0.0.1:8000/v1.",
+            ) from exc
     problem = config.problem()
     if problem:
         raise BatchctlError(problem, exit_code=2)
@@ -184,6 +210,7 @@ def serve(
 
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
+    _check_bindable(host, port)
     if state.debug:
         config = replace(config, log_level="info")  # and uvicorn's access log
     pin = f" (channel {upstream_channel})" if upstream_channel else ""
@@ -194,13 +221,45 @@ def serve(
     run(config)
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Raise BatchctlError (exit 1) when the server could not listen on host:port, before it says it serves."""
+    import errno
+    import socket
+
+    from batchctl.errors import BatchctlError
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise BatchctlError(
+            f"cannot listen on {host}: {exc.strerror or exc}", hint="Give an address of this machine as --host."
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BatchctlError(
+                f"port {port} on {host} is in use",
+                hint="Give another --port, or see whether a batch server answers there:"
+                f" batchctl serve --status --port {port}",
+            ) from exc
+        raise BatchctlError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="Give an address of this machine as --host, and a port you may use as --port (1024 and above).",
+        ) from exc
+
+
 def _connect_host(host: str) -> str:
     return LOCAL_HOST if host in ("0.0.0.0", "::", "") else host
 
 
-def _status(home: Path, url: str) -> dict:
-    """Whether a server answers on `url` (or where the background server recorded it), with pid and log."""
-    from batchctl.server.autostart import is_healthy, server_status
+def _status(home: Path, url: str, state_dir: Path) -> dict:
+    """Whether a server answers on `url` (or where the background server recorded it), with pid and log,
+    and whether it keeps `state_dir` (`this_data_dir`; None when none answers)."""
+    from batchctl.server.autostart import is_healthy, server_status, serves_data_dir
 
     health = is_healthy(url.removesuffix("/v1"))
     recorded = server_status(home)
@@ -214,4 +273,5 @@ def _status(home: Path, url: str) -> dict:
         "pid": health.get("pid") if health else None,
         "background": ours,
         "log": recorded["log"] if ours and recorded else None,
+        "this_data_dir": serves_data_dir(health, home, state_dir) if health else None,
     }

@@ -1,0 +1,175 @@
+"""`batchctl serve` and the `local` profile: a server is used only by its own data dir; port, upstream and
+background output checked at start-up."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from server_fixture import free_port
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.server.config import data_dir_id
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+@pytest.fixture
+def two_data_dirs(tmp_path, monkeypatch):
+    """The `local` profile on a free port, and two data dirs A and B; yields (url, use) where
+    `use("A")` makes A the data dir of the commands that follow. Stops A's and B's servers at the end."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    added = runner.invoke(app, ["profile", "add", "local", "--provider", "local", "--base-url", url])
+    assert added.exit_code == 0, added.output
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+    dirs = {name: tmp_path / f"data-{name}" for name in "AB"}
+
+    def use(name: str) -> None:
+        monkeypatch.setenv("BATCHCTL_DATA_DIR", str(dirs[name]))
+
+    yield url, use, dirs
+    for name in "AB":
+        use(name)
+        runner.invoke(app, ["serve", "--stop"])
+
+
+def test_the_local_profile_refuses_another_data_dirs_server(two_data_dirs):
+    url, use, dirs = two_data_dirs
+    root = url.removesuffix("/v1")
+    use("A")
+    first = runner.invoke(app, ["list", "--json"])
+    assert first.exit_code == 0, first.output
+    assert "Started the local batch server" in first.stderr
+    health = httpx.get(root + "/health").json()
+    assert health["data_dir_id"] == data_dir_id(dirs["A"] / "server")
+    assert str(dirs["A"]) not in json.dumps(health)  # an identity, not the path
+
+    use("B")
+    refused = runner.invoke(app, ["list", "--json"])
+    assert refused.exit_code == 1, refused.output
+    port = url.split(":")[-1].removesuffix("/v1")
+    assert refused.stderr.startswith(f"Error: a batch server for another data dir answers on 127.0.0.1:{port}\n")
+    assert "--base-url" in refused.stderr and "Traceback" not in refused.output
+    assert not (dirs["B"] / "server").exists()  # nothing of B's went anywhere
+
+    status = runner.invoke(app, ["serve", "--status", "--port", port, "--json"])
+    assert status.exit_code == 0, status.output
+    info = json.loads(status.stdout)
+    assert info["running"] and info["this_data_dir"] is False and not info["background"]
+    human = runner.invoke(app, ["serve", "--status", "--port", port])
+    assert "another data dir" in human.stderr
+    stop = runner.invoke(app, ["serve", "--stop", "--port", port])
+    assert stop.exit_code == 0 and "keeps another data dir and was not stopped" in stop.output
+
+    use("A")
+    again = runner.invoke(app, ["list", "--json"])
+    assert again.exit_code == 0 and "Started" not in again.stderr
+    ours = json.loads(runner.invoke(app, ["serve", "--status", "--port", port, "--json"]).stdout)
+    assert ours["this_data_dir"] is True and ours["background"] is True
+
+
+def test_serve_background_refuses_another_data_dirs_server(two_data_dirs):
+    url, use, _ = two_data_dirs
+    port = url.split(":")[-1].removesuffix("/v1")
+    use("A")
+    assert runner.invoke(app, ["serve", "--background", "--port", port]).exit_code == 0
+    use("B")
+    result = runner.invoke(app, ["serve", "--background", "--port", port])
+    assert result.exit_code == 1, result.output
+    assert "Error: a batch server for another data dir answers" in result.stderr
+
+
+def test_a_server_without_an_identity_is_ours_only_if_recorded_in_this_data_dir(tmp_path):
+    from batchctl.server.autostart import PID_FILE, serves_data_dir
+
+    old = {"status": "ok", "version": "0.0", "pid": 4242}
+    assert not serves_data_dir(old, tmp_path)
+    (tmp_path / PID_FILE).write_text(json.dumps({"pid": 4242, "url": "http://127.0.0.1:1/v1"}))
+    assert serves_data_dir(old, tmp_path)
+    assert not serves_data_dir({**old, "data_dir_id": data_dir_id(tmp_path / "elsewhere")}, tmp_path)
+
+
+def test_serve_on_a_port_in_use_is_one_clear_error():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: port {port} on 127.0.0.1 is in use\n")
+    assert "--port" in result.stderr and "batchctl serve --status" in result.stderr
+    assert "Serving" not in result.output and "Errno" not in result.output
+
+
+@pytest.mark.parametrize("mode", [[], ["--background"]])
+@pytest.mark.parametrize("upstream", ["notaurl", "ftp://host/v1", "http://"])
+def test_an_invalid_upstream_is_refused_at_start(mode, upstream, monkeypatch):
+    port = str(free_port())
+    ran = []
+    monkeypatch.setattr("batchctl.server.run", ran.append)  # a foreground server would not return
+    try:
+        result = runner.invoke(app, ["serve", *mode, "--port", port, "--upstream", upstream])
+    finally:
+        runner.invoke(app, ["serve", "--stop"])
+    assert not ran
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: invalid --upstream URL {upstream!r}")
+    assert "http://127.0.0.1:8000/v1" in result.stderr  # the hint
+    assert "Serving" not in result.output and "Started" not in result.output
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+
+
+def test_python_m_server_refuses_an_invalid_upstream():
+    from batchctl.server.config import ServerConfig
+
+    assert "--upstream 'notaurl' must start with http://" in ServerConfig(upstream="notaurl").problem()
+    assert ServerConfig(upstream="http://127.0.0.1:8000/v1").problem() is None
+
+
+def test_serve_background_prints_the_base_url_and_the_upstream_never_the_key(monkeypatch):
+    port = str(free_port())
+    monkeypatch.setenv("BATCHCTL_UPSTREAM_KEY", "sk-secret-upstream")
+    try:
+        started = runner.invoke(
+            app, ["serve", "--background", "--port", port, "--upstream", "http://user:pw@127.0.0.1:9/v1"]
+        )
+        assert started.exit_code == 0, started.output
+        said = f"Started the local batch server on http://127.0.0.1:{port}/v1, forwarding to http://127.0.0.1:9/v1 (pid"
+        assert said in started.output
+        assert "sk-secret-upstream" not in started.output and "pw@" not in started.output
+        assert runner.invoke(app, ["serve", "--stop"]).exit_code == 0
+        plain_port = str(free_port())
+        plain = runner.invoke(app, ["serve", "--background", "--port", plain_port])
+        assert f"on http://127.0.0.1:{plain_port}/v1 (pid" in plain.output and "forwarding" not in plain.output
+    finally:
+        runner.invoke(app, ["serve", "--stop"])
+
+
+def test_the_retry_statuses_are_told_as_the_code_has_them():
+    from pathlib import Path
+
+    from batchctl.api.retry import RETRYABLE_STATUSES
+
+    assert RETRYABLE_STATUSES == {408, 409, 429} | set(range(500, 600)) - {501}
+    said = "408/409/429/5xx (not 501)"
+    help_text = " ".join(runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "400"}).output.split())
+    assert said in help_text and "timeout or connection failure" in help_text
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
+    assert f"retries of a {said} answer, a timeout or a connection failure" in doc
+    assert "nothing is deleted until" not in doc and "expires 30 days after upload" in " ".join(doc.split())
+
+
+def test_a_profile_of_another_name_uses_the_server_its_url_names(start_server, monkeypatch):
+    server = start_server()  # its own data dir, not this one's
+    added = runner.invoke(app, ["profile", "add", "mine", "--provider", "local", "--base-url", server.base_url])
+    assert added.exit_code == 0, added.output
+    monkeypatch.setenv("BATCHCTL_AUTOSTART", "1")
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Started" not in result.stderr
