@@ -41,7 +41,7 @@ ContentOpt = Annotated[
     bool,
     typer.Option(
         "--content",
-        help="Write just custom_id + the answer (assistant text, completion text or embedding) + error, "
+        help="Write just custom_id + the answer (assistant text, completion text, embedding, or moderation results) + error, "
         "instead of the full result envelopes.",
     ),
 ]
