@@ -79,3 +79,34 @@ def test_content_of_a_responses_batch(served, tmp_path):
     assert rows["plain"]["content"] == "echo: What is a batch?"
     assert rows["items"]["content"] == "echo: second"
     assert "2 succeeded" in result.output and "0 succeeded" not in result.output
+
+
+def test_dash_output_writes_the_answers_to_stdout(served, tmp_path):
+    batch_id = run_batch(served.base_url, tmp_path, "/v1/moderations", MODERATIONS)
+    result = runner.invoke(app, ["download", batch_id, "--content", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]  # only the answers on stdout
+    assert [r["custom_id"] for r in rows] == ["one", "three", "parts"]
+    assert "Answers (jsonl): - (3 rows)" in result.stderr and "3 succeeded" in result.stderr
+    assert not Path("-").exists() and list(Path().iterdir()) == []
+
+    as_csv = runner.invoke(app, ["download", batch_id, "--content", "--format", "csv", "-o", "-"])
+    assert as_csv.exit_code == 0, as_csv.output
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout.lstrip("\ufeff"))))
+    assert [r["custom_id"] for r in table] == ["one", "three", "parts"]
+
+    source = tmp_path / "source.jsonl"
+    source.write_text("".join(json.dumps({"method": "POST", "url": "/v1/moderations", **r}) + "\n" for r in MODERATIONS))
+    merged = runner.invoke(app, ["download", batch_id, "--merge", str(source), "-o", "-"])
+    assert merged.exit_code == 0, merged.output
+    assert [json.loads(line)["custom_id"] for line in merged.stdout.splitlines()] == ["one", "three", "parts"]
+    assert not Path("-").exists()
+
+
+def test_dash_output_is_refused_where_it_makes_no_sense(served, tmp_path):
+    batch_id = run_batch(served.base_url, tmp_path, "/v1/moderations", MODERATIONS[:1])
+    plain = runner.invoke(app, ["download", batch_id, "-o", "-"])
+    assert plain.exit_code == 2 and "needs --content, --merge or --join" in plain.output
+    with_json = runner.invoke(app, ["download", batch_id, "--content", "-o", "-", "--json"])
+    assert with_json.exit_code == 2 and "--json" in with_json.output
+    assert not Path("-").exists()

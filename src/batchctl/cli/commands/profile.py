@@ -129,6 +129,9 @@ def add(
     if provider not in PROVIDER_KINDS:
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
 
+    from batchctl.config import channel_warning, check_channel
+
+    channel = check_channel(channel, "--channel")
     config = load_config()
     if name in config.profiles and not force:
         raise BatchctlError(f"a profile named {name!r} already exists", hint=f"Use --force to replace it, or: batchctl profile remove {name}")
@@ -162,6 +165,8 @@ def add(
     out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
     if api_key_env and not os.environ.get(api_key_env) and not api_key:
         out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
+    if warning := channel_warning(provider, channel):
+        out.warn(warning)
     if not api_key and not api_key_env and provider != "local":
         out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
 
