@@ -72,3 +72,4 @@ def test_a_channel_on_another_provider_warns():
     assert add_gateway().exit_code == 0
     quiet = runner.invoke(app, ["-p", "g", "--channel", "5", "profile", "show", "--json"])
     assert quiet.exit_code == 0 and "Warning" not in quiet.stderr
+
