@@ -89,7 +89,7 @@ def test_profile_show_says_where_the_profile_in_use_comes_from():
     assert runner.invoke(app, ["profile", "add", "b", "--base-url", "http://b", "--api-key", "sk-b-0002", "--no-use"]).exit_code == 0
     picked = runner.invoke(app, ["profile", "show", "-p", "b"])
     assert picked.exit_code == 0, picked.output
-    assert "in_use        yes (from -p/--profile)" in picked.stdout
+    assert any(line.split(None, 1) == ["in_use", "yes (from -p/--profile)"] for line in picked.stdout.splitlines())
     assert json.loads(runner.invoke(app, ["profile", "show", "--json"]).stdout)["in_use"] == "profile use"
 
 

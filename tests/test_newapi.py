@@ -207,10 +207,16 @@ def test_pin_refused_for_non_admin_key(gateway, input_file):
 
 
 def test_non_numeric_channel_is_a_clear_error(gateway, input_file):
-    add_profile("bad", gateway, channel="abc", token=None)
-    result = run("submit", str(input_file), "--no-check")
+    # Refused here, before the gateway ever sees it (it would answer 400 无效的渠道 Id).
+    added = run("profile", "add", "bad", "--base-url", gateway.base_url, "--provider", "newapi", "--api-key", ADMIN_KEY,
+                "--channel", "abc")  # fmt: skip
+    assert added.exit_code == 1 and "Error: channel 'abc' (--channel) is not a New-API channel id" in added.stderr
+    add_profile("bad", gateway, channel=None, token=None)
+    sent = len(gateway.requests)
+    result = run("--channel", "abc", "submit", str(input_file), "--no-check")
     assert result.exit_code == 1
-    assert "HTTP 400" in result.stderr and "abc" in result.stderr
+    assert result.stderr.splitlines()[0] == "Error: channel 'abc' (--channel) is not a New-API channel id"
+    assert len(gateway.requests) == sent  # nothing was sent
 
 
 # -- submit's pre-flight check --------------------------------------------------------------------------

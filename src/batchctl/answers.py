@@ -1,5 +1,5 @@
-"""Just the answers of a batch (`download --content`): custom_id, the assistant text, completion text
-or embedding, and the error, as JSONL or CSV."""
+"""Just the answers of a batch (`download --content`): custom_id, the assistant text, completion text,
+embedding or moderation results, and the error, as JSONL or CSV."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ CONTENT_FIELD_BY_ENDPOINT = {
     "/v1/responses": "content",
     "/v1/completions": "text",
     "/v1/embeddings": "embedding",
+    "/v1/moderations": "results",
 }
 
 
 def content_field(endpoint: str | None) -> str:
-    """The name --content gives the extracted value: content, text or embedding."""
+    """The name --content gives the extracted value: content, text, embedding or results (moderations)."""
     return CONTENT_FIELD_BY_ENDPOINT.get(endpoint or "", "content")
 
 
@@ -47,7 +48,8 @@ def _error_message(result: dict[str, Any]) -> str | None:
 
 
 def _answer(body: Any) -> Any:
-    """The useful part of a response body: assistant text, completion text, or embedding(s)."""
+    """The useful part of a response body: assistant text, completion text, embedding(s), or the
+    moderation results (one `{flagged, categories, category_scores, ...}` per input)."""
     if not isinstance(body, dict):
         return None
     data = body.get("data")
@@ -61,6 +63,9 @@ def _answer(body: Any) -> Any:
         if isinstance(message, dict):
             return message.get("content")
         return first.get("text")
+    results = body.get("results")
+    if isinstance(results, list) and all(isinstance(item, dict) for item in results):  # /v1/moderations
+        return results
     if isinstance(body.get("output_text"), str):
         return body["output_text"]
     output = body.get("output")

@@ -55,6 +55,28 @@ ENV_DATA_DIR = "BATCHCTL_DATA_DIR"
 
 
 
+CHANNEL_HINT = "A New-API channel id is a whole number: the ID column of the gateway's Channels page (e.g. --channel 7)."
+CHANNEL_PROVIDER = "newapi"
+
+
+def check_channel(value: str | int | None, where: str) -> str | None:
+    """`value` as a New-API channel id (digits only), or a ConfigError naming `where` it came from."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"channel {str(value)!r} ({where}) is not a New-API channel id", hint=CHANNEL_HINT)
+    return text
+
+
+def channel_warning(provider: str, channel: str | None, where: str = "--channel") -> str | None:
+    """What to say when a channel pin meets a provider that is not a New-API gateway (None: all is well)."""
+    if not channel or provider == CHANNEL_PROVIDER:
+        return None
+    return (f"{where} pins a New-API channel; provider {provider} has no channels, yet the key is still sent as "
+            f"<key>-{channel} (drop the channel, or use a profile with --provider newapi)")  # fmt: skip
+
+
 def config_dir() -> Path:
     override = os.environ.get(ENV_CONFIG_DIR)
     if override:
@@ -157,7 +179,7 @@ class Profile:
         try:
             profile = cls(name=name, **table)
             if profile.channel is not None:
-                profile.channel = str(profile.channel)
+                profile.channel = check_channel(profile.channel, f"profile {name!r} in {path}")
             if profile.user_id is not None:
                 profile.user_id = str(profile.user_id)
             if profile.poll_interval is not None:
@@ -344,6 +366,9 @@ def resolve_settings(
     if not resolved_key and chosen.provider == "openai" and env.get("OPENAI_API_KEY"):
         resolved_key, sources["api_key"] = env["OPENAI_API_KEY"], "env OPENAI_API_KEY"
     resolved_channel = pick("channel", channel, ENV_CHANNEL, chosen.channel)
+    channel_from = sources.get("channel", "")
+    where = {"flag": "--channel"}.get(channel_from) or (channel_from.replace("env ", "") if channel_from.startswith("env ") else channel_from)
+    resolved_channel = check_channel(resolved_channel, where)
     if name == OPENAI_PROFILE and name not in config.profiles:  # the built-in one reads the OpenAI SDK's env vars
         for key, env_name in (("base_url", ENV_OPENAI_BASE_URL), ("api_key", ENV_OPENAI_API_KEY)):
             if sources.get(key) == f"profile {OPENAI_PROFILE}" and env.get(env_name):

@@ -33,6 +33,14 @@ def preset_base_url(preset: str, values: Mapping[str, str | None], *, base_url: 
         option = "--" + unused[0].replace("_", "-")
         raise BatchctlError(f"{option} is not used by preset {preset} (its base URL is {template})", None, EXIT_USAGE)
     if base_url:
+        given = [key for key in wanted if values.get(key)]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise BatchctlError(
+                f"{option} fills preset {preset}'s base URL ({template}), but --base-url gives the whole URL",
+                f"Give one of them: --preset {preset} {option} NAME, or --preset {preset} --base-url URL.",
+                EXIT_USAGE,
+            )
         return base_url, provider
     url = template
     for key in wanted:

@@ -218,6 +218,23 @@ def root(
     )
     ctx.obj = state
     ctx.call_on_close(state.close)
+    _warn_about_channel(state, pinned=bool(channel or os.environ.get("BATCHCTL_CHANNEL")))
+
+
+def _warn_about_channel(state: AppState, *, pinned: bool) -> None:
+    """A --channel (or BATCHCTL_CHANNEL) for a profile whose provider is not a New-API gateway: one
+    warning line. A bad value or profile is left for the command to report (as its Error)."""
+    if not pinned:
+        return
+    from batchctl.config import channel_warning
+    from batchctl.errors import BatchctlError
+
+    try:
+        settings = state.settings()
+    except BatchctlError:
+        return
+    if warning := channel_warning(settings.provider, settings.channel):
+        state.out.warn(warning)
 
 
 # -- command registration: every command of batchctl is listed here ------------------------------------

@@ -89,8 +89,9 @@ class Output:
             self.line(text)
 
     def show(self, *renderables: Any, to_stderr: bool = False) -> None:
-        """Renderables for people only (panels, tables): nothing under --json."""
-        if self.json_mode:
+        """Renderables for people only (panels, tables): nothing under --json; on stderr, nothing under
+        --quiet either (its talk is ids and errors only)."""
+        if self.json_mode or (to_stderr and self.quiet_mode):
             return
         if to_stderr:
             for renderable in renderables:

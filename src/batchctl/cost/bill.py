@@ -183,6 +183,13 @@ def bill_for_download(
     else:
         for path in paths:
             _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
+    if "content" in saved and not bill.usage.lines:
+        # No usage in the batch object (moderations report no tokens; some providers none at all) and
+        # none left in the answers: the requests are still counted, from the batch's own counts.
+        counts = batch.request_counts
+        bill.usage.source = "batch object"
+        bill.usage.succeeded, bill.usage.failed = counts.completed, counts.failed
+        bill.usage.lines = counts.completed + counts.failed
     bill.files = [str(p) for p in paths]
     return _finish(bill, prices if prices is not None else _price_table(profile))
 

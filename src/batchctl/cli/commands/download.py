@@ -26,7 +26,8 @@ EPILOG = (
     "--content --format csv), the error file beside it as <name>.errors.jsonl (--errors-output); each is "
     "written to <name>.part and renamed when complete. Exit codes: 0 completed; 3 failed (or no request succeeded); 4 expired; "
     "5 cancelled (whatever partial results exist are still saved); 6 not finished yet (without --wait); "
-    "1 error; 130 interrupted."
+    "1 error; 130 interrupted. -o - writes the --content, --merge or --join output to stdout (everything "
+    "else goes to stderr; the error file, if any, to <BATCH_ID>.errors.jsonl unless --errors-output)."
 )
 
 MergeOpt = Annotated[
@@ -41,7 +42,7 @@ ContentOpt = Annotated[
     bool,
     typer.Option(
         "--content",
-        help="Write just custom_id + the answer (assistant text, completion text or embedding) + error, "
+        help="Write just custom_id + the answer (assistant text, completion text, embedding, or moderation results) + error, "
         "instead of the full result envelopes.",
     ),
 ]
@@ -112,6 +113,13 @@ def download(
     from batchctl.results import CONTENT_FORMATS
 
     state = AppState.get(ctx, json_=json_, debug=debug)
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout:
+        if not (content or merge is not None or join is not None):
+            raise typer.BadParameter("-o - (stdout) needs --content, --merge or --join: a plain download saves two files",
+                                     param_hint="--output")  # fmt: skip
+        if state.json:
+            raise typer.BadParameter("-o - and --json both want stdout: give -o FILE with --json", param_hint="--output")
     join_request = join_options(join, output=output, fmt=fmt, id_column=id_column, delimiter=delimiter, prefix=prefix,
                                 parse_json=parse_json, force=force, merge=merge, content=content)  # fmt: skip
     fmt = (fmt or "jsonl").lower()
@@ -119,6 +127,18 @@ def download(
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")
     if fmt != "jsonl" and not content and join_request is None:
         raise typer.BadParameter("--format applies to --content and --join only", param_hint="--format")
+    scratch = None
+    if to_stdout:  # written to a scratch file as usual (atomic, checked), then copied to stdout
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="batchctl-stdout-")
+        ctx.call_on_close(scratch.cleanup)
+        suffix = f".{fmt}" if join_request is None or join_request.fmt else ".csv"
+        output = Path(scratch.name) / f"answers{suffix}"
+        errors_output = errors_output or Path(f"{batch_id}.errors.jsonl")
+        if join_request is not None:
+            join_request.output = output
+        state.out.console = state.out.err  # the summary and the bill: stderr, stdout keeps only the data
     request = DownloadRequest(
         output=output,
         errors_output=errors_output,
@@ -159,6 +179,16 @@ def download(
         outcome = download_results(
             state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
         )
+    if to_stdout:
+        import shutil
+
+        for saved in outcome.result.files:
+            if saved.kind in ("content", "merged", "joined") and saved.path == output:
+                with open(output, "rb") as source:
+                    stdout = typer.get_binary_stream("stdout")
+                    shutil.copyfileobj(source, stdout)
+                    stdout.flush()
+                saved.path = Path("-")
     show_download(state.out, outcome)
     from batchctl.cli.cost_render import show_bill
     from batchctl.cost.bill import settle_download

@@ -113,7 +113,10 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
         except NotFoundError as exc:
             failed += 1
             results.append({"id": file_id, "deleted": False, "error": f"not found: {exc.message}"})
-            state.out.warn(f"{file_id}: not found (already deleted, or on another server)")
+            where = state.settings().base_url
+            state.out.error(f"no file {file_id} on {where}: nothing to delete",
+                            "It may be deleted already, or live on another server: check the id with "
+                            "`batchctl files list` (-p PROFILE for another one).")  # fmt: skip
     state.out.result(results)
     if failed:
         raise typer.Exit(EXIT_ERROR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Annotated
 
@@ -14,6 +15,10 @@ from batchctl.cli.options import JsonOpt, complete_presets, complete_profile_nam
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 NameArg = Annotated[str, typer.Argument(help="Profile name.", autocompletion=complete_profile_names, show_default=False, metavar="NAME")]
+
+
+# What `profile add` accepts as a name: one word for -p NAME, config.toml and shell history.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _mask(secret: str | None) -> str | None:
@@ -111,6 +116,9 @@ def add(
 
     state = AppState.get(ctx)
     out = state.out
+    if not PROFILE_NAME.fullmatch(name):
+        raise BatchctlError(f"{name!r} is not a usable profile name",
+                            "Use letters, digits, '_', '.' and '-' only (e.g. work-eu).")  # fmt: skip
     placeholders = {"resource": resource, "workspace_id": workspace_id}
     if preset is not None:
         base_url, preset_provider = preset_base_url(preset, placeholders, base_url=base_url)
@@ -129,6 +137,9 @@ def add(
     if provider not in PROVIDER_KINDS:
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
 
+    from batchctl.config import channel_warning, check_channel
+
+    channel = check_channel(channel, "--channel")
     config = load_config()
     if name in config.profiles and not force:
         raise BatchctlError(f"a profile named {name!r} already exists", hint=f"Use --force to replace it, or: batchctl profile remove {name}")
@@ -162,6 +173,8 @@ def add(
     out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
     if api_key_env and not os.environ.get(api_key_env) and not api_key:
         out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
+    if warning := channel_warning(provider, channel):
+        out.warn(warning)
     if not api_key and not api_key_env and provider != "local":
         out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
 
@@ -239,15 +252,18 @@ def show_profile(
         view = profile_view(config.get(name), active=name == _active_name(config))
 
     def show() -> None:
+        width = max(len(key) for key in view if key not in ("sources", "api_key_env_set"))
         for key, value in view.items():
             if key in ("sources", "api_key_env_set"):
                 continue
             if key == "in_use":
                 value = f"yes (from {value})"
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
             elif key == "api_key_env" and value and not view["api_key_env_set"]:
                 value = f"{value} (not set)"
             source = view.get("sources", {}).get(key)
-            state.out.line(f"{key:<13} {'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
+            state.out.line(f"{key:<{width}} {'-' if value is None or value == '' else value}" + (f"  ({source})" if source else ""))
 
     state.out.result(view, human=show)
 

@@ -1,0 +1,41 @@
+"""`profile add/show` rough edges: names, a preset's placeholder beside --base-url, the show layout."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+from batchctl.config import config_path
+
+runner = CliRunner()
+
+
+def test_a_name_with_a_space_is_refused_and_valid_names_still_work():
+    for bad in ("bad name", "a/b", "x;y", ""):
+        r = runner.invoke(app, ["profile", "add", bad, "--preset", "openai", "--api-key", "sk-k-1234"])
+        assert r.exit_code == 1, (bad, r.output)
+        assert r.stderr.splitlines()[0] == f"Error: {bad!r} is not a usable profile name"
+        assert "letters, digits" in r.stderr.splitlines()[1]
+    assert not config_path().exists()
+    for good in ("work", "ok.name_1-2", "Bailian-EU"):
+        r = runner.invoke(app, ["profile", "add", good, "--preset", "openai", "--api-key", "sk-k-1234"])
+        assert r.exit_code == 0, r.output
+
+
+def test_resource_beside_an_explicit_base_url_is_refused():
+    r = runner.invoke(app, ["profile", "add", "x", "--preset", "azure", "--resource", "r", "--base-url", "http://other/v1",
+                            "--api-key", "k"])  # fmt: skip
+    assert r.exit_code == 2
+    assert "Error: --resource fills preset azure's base URL" in r.output and "--base-url gives the whole URL" in r.output
+    assert not config_path().exists()
+
+
+def test_show_says_yes_or_no_and_lines_up():
+    assert runner.invoke(app, ["profile", "add", "a", "--preset", "openai", "--api-key", "sk-k-1234"]).exit_code == 0
+    assert runner.invoke(app, ["profile", "add", "b", "--preset", "openai", "--api-key", "sk-k-1234", "--no-use"]).exit_code == 0
+    for name, active in (("a", "yes"), ("b", "no")):
+        out = runner.invoke(app, ["profile", "show", name]).stdout.splitlines()
+        assert any(line.split() == ["active", active] for line in out), out
+        assert "True" not in "\n".join(out) and "False" not in "\n".join(out)
+        starts = {len(line) - len(line[line.index(" "):].lstrip()) for line in out}
+        assert len(starts) == 1, out  # every value starts in the same column, custom_llm_provider's too
