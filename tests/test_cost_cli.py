@@ -91,7 +91,7 @@ def test_estimate_line(tmp_path):
     assert f"prices of {BUILTIN_PRICES['qwen-plus'].as_of}" in line
     path.write_text(json.dumps({"custom_id": "1", "body": {"model": "nope", "messages": []}}) + "\n")
     line = estimate_line(estimate_file(path, prices=PriceTable(BUILTIN_PRICES)))
-    assert "output unbounded (1 requests set no max_tokens)" in line and "no price for nope: tokens only" in line
+    assert "output unbounded (1 request sets no max_tokens)" in line and "no price for nope: tokens only" in line
 
 
 def test_usage_of_local_files_json_and_human(tmp_path):
@@ -169,3 +169,10 @@ def test_status_and_download_wiring_against_a_server(finished_batch, tmp_path):
     bill = bill_for_download(saved, batch)
     assert bill.failures.failed == len(FAILING) and bill.usage.total("total_tokens") > 0
     assert bill.to_dict()["failures"]["top_messages"][0]["example_custom_id"] in FAILING
+
+
+def test_an_amount_too_small_to_show_reads_as_under_it_not_as_two_signs():
+    from batchctl.cost.estimate import _at_least, _at_most
+
+    assert _at_most("< $0.0001") == "< $0.0001" and _at_most("$0.02") == "≤ $0.02"
+    assert _at_least("< ¥0.0001") == "from < ¥0.0001" and _at_least("¥1.50") == "≥ ¥1.50"

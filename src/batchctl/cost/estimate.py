@@ -303,6 +303,16 @@ def _count(n: int) -> str:
     return f"{n:,}"
 
 
+def _at_most(money: str) -> str:
+    """"≤ $0.02", or "< $0.0001" for an amount too small to show (format_money says "< $0.0001")."""
+    return money if money.startswith("< ") else f"≤ {money}"
+
+
+def _at_least(money: str) -> str:
+    """"≥ $0.02", or "from < $0.0001" for an amount too small to show."""
+    return f"from {money}" if money.startswith("< ") else f"≥ {money}"
+
+
 def estimate_line(estimate: Estimate) -> str:
     """`12 requests, ~3,400 input tokens (heuristic), output up to 6,000 tokens; batch ≤ $0.02 (real time
     $0.04; prices of 2025-08-01)`: what the file will cost, in one line."""
@@ -312,7 +322,8 @@ def estimate_line(estimate: Estimate) -> str:
     parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({estimate.method})"]
     bound = estimate.output_bound
     if bound is None:
-        parts.append(f"output unbounded ({estimate.unbounded_requests:,} requests set no max_tokens)")
+        n = estimate.unbounded_requests
+        parts.append(f"output unbounded ({n:,} {'request sets' if n == 1 else 'requests set'} no max_tokens)")
     elif bound == 0:
         parts.append("no output tokens")
     else:
@@ -323,10 +334,10 @@ def estimate_line(estimate: Estimate) -> str:
         unknown = estimate.unknown_models
         return text + (f"; no price for {', '.join(unknown)}: tokens only" if unknown else "")
     if bound is None:
-        batch = f"batch ≥ {format_money(estimate.cost('batch_input'), currency)} for the input"
+        batch = f"batch {_at_least(format_money(estimate.cost('batch_input'), currency))} for the input"
         realtime = format_money(estimate.cost("realtime_input"), currency)
     else:
-        batch = f"batch ≤ {format_money(estimate.cost('batch_max'), currency)}"
+        batch = f"batch {_at_most(format_money(estimate.cost('batch_max'), currency))}"
         realtime = format_money(estimate.cost("realtime_max"), currency)
     dates = ", ".join(estimate.to_dict()["prices_as_of"])
     return f"{text}; {batch} (real time {realtime}; prices of {dates})"
