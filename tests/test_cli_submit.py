@@ -76,6 +76,7 @@ def test_submit_without_wait_prints_the_id_and_the_watch_command(server, in_tmp)
     batch_id = result.stdout.strip()
     assert batch_id.startswith("batch_")
     assert f"batchctl status --watch {batch_id}" in result.stderr
+    assert result.stderr.count("input tokens") == 1, result.stderr  # one count of the file's tokens: the estimate's
     batch = httpx.get(f"{server.base_url}/batches/{batch_id}").json()
     tags = {k: batch["metadata"].pop(k) for k in ("batchctl_job", "batchctl_part", "batchctl_token")}
     assert batch["metadata"] == {"project": "eval", "run": "1"}  # the user's, beside the job's tags

@@ -141,11 +141,14 @@ def format_tokens(n: int) -> str:
 
 
 def summary_line(report: ValidationReport, display: str | None = None) -> str:
-    """One line for people: `chat.jsonl: 100 requests to /v1/chat/completions, model x, 21 KB, ~1,234 input tokens`."""
+    """One line for people: `chat.jsonl: 100 requests to /v1/chat/completions, model x, 21 KB`.
+
+    No token count: `submit` prints the cost estimate's (`Estimate: ...`) on the next line, and two
+    different counts of the same file (this report's bytes / 4 and the estimate's) only confuse.
+    """
     return (
         f"{display or report.path}: {report.requests:,} request{'s' if report.requests != 1 else ''}"
-        f" to {report.endpoint or '?'}, model {report.model or '?'}, {format_size(report.size_bytes)},"
-        f" {format_tokens(report.est_input_tokens)} input tokens (estimate)"
+        f" to {report.endpoint or '?'}, model {report.model or '?'}, {format_size(report.size_bytes)}"
     )
 
 
