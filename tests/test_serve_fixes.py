@@ -173,3 +173,33 @@ def test_a_profile_of_another_name_uses_the_server_its_url_names(start_server, m
     result = runner.invoke(app, ["list", "--json"])
     assert result.exit_code == 0, result.output
     assert "Started" not in result.stderr
+
+
+def test_one_server_per_data_dir_a_second_on_another_port_is_refused(two_data_dirs):
+    """Two servers on one state dir would each resume its unfinished batches: the second must not start,
+    whichever way it is started (background, foreground, `python -m batchctl.server`)."""
+    import subprocess
+    import sys
+
+    url, use, dirs = two_data_dirs
+    port = url.split(":")[-1].removesuffix("/v1")
+    use("A")
+    assert runner.invoke(app, ["serve", "--background", "--port", port]).exit_code == 0
+    pid = httpx.get(url.removesuffix("/v1") + "/health").json()["pid"]
+    other = str(free_port())
+
+    background = runner.invoke(app, ["serve", "--background", "--port", other])
+    assert background.exit_code == 1, background.output
+    assert background.stderr.startswith(f"Error: this data dir's batch server (pid {pid}) already runs, but not on")
+
+    foreground = runner.invoke(app, ["serve", "--port", other])
+    assert foreground.exit_code == 1, foreground.output
+    assert f"Error: another batchctl server (pid {pid}) already keeps its state in" in foreground.stderr
+    assert "Serving the Batch API" not in foreground.output and "Traceback" not in foreground.output
+
+    direct = subprocess.run(
+        [sys.executable, "-m", "batchctl.server", "--port", other, "--data-dir", str(dirs["A"] / "server")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert direct.returncode == 1 and direct.stderr.startswith(f"Error: another batchctl server (pid {pid})")
+    assert "Traceback" not in direct.stderr

@@ -8,10 +8,73 @@ depends on the CLI). Heavy imports happen inside the functions.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from batchctl.server.config import ServerConfig
+
+STATE_LOCK = "server.lock"
+_claimed: dict[Path, int] = {}  # state dir -> the descriptor whose lock this process holds until it exits
+
+
+def _try_lock(state_dir: Path) -> tuple[int, str | None]:
+    """(descriptor, None) holding the state dir's lock, or (-1, pid text of the server that holds it)."""
+    import fcntl
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / STATE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        return -1, holder or "?"
+    return fd, None
+
+
+def state_dir_holder(state_dir: Path) -> str | None:
+    """The pid (text) of a running server that keeps its state in `state_dir`, or None when none does."""
+    state_dir = Path(state_dir).resolve()
+    if state_dir in _claimed:
+        return str(os.getpid())
+    if not state_dir.is_dir():  # no server keeps its state there (yet); nothing to create to find that out
+        return None
+    fd, holder = _try_lock(state_dir)
+    if holder is None:
+        os.close(fd)
+    return holder
+
+
+def claim_state_dir(state_dir: Path) -> None:
+    """Hold `state_dir`'s lock for the life of this process: one server per state dir.
+
+    Two servers on one state dir would each resume and run its unfinished batches (paying twice for
+    every request sent upstream), so the second refuses to start. The lock is the kernel's (`flock`):
+    it goes with the process, even after kill -9, so no stale lock is ever left behind.
+    """
+    from batchctl.errors import BatchctlError
+
+    state_dir = Path(state_dir).resolve()
+    if state_dir in _claimed:
+        return
+    try:
+        fd, holder = _try_lock(state_dir)
+    except OSError as exc:
+        raise BatchctlError(
+            f"cannot keep the server's state in {state_dir}: {exc.strerror or exc}",
+            hint="Give the server a directory it can write: --data-dir DIR.",
+        ) from None
+    if holder is not None:
+        raise BatchctlError(
+            f"another batchctl server (pid {holder}) already keeps its state in {state_dir}",
+            hint="One server per state dir (a second would run its batches twice): use that one, stop it "
+            "(`batchctl serve --stop`, or `kill PID`), or give this one another --data-dir.",
+        )
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _claimed[state_dir] = fd
 
 
 def run(config: ServerConfig) -> None:
@@ -21,6 +84,7 @@ def run(config: ServerConfig) -> None:
     from batchctl.server.app import create_app
     from batchctl.server.faults import wrap
 
+    claim_state_dir(config.state_dir())
     app = wrap(create_app(config), config.faults)  # fault rules (tests, demos) sit outside everything
     access_log = config.log_level in ("debug", "info")
     # loop="auto": uvloop when it is installed (the `fast` extra; docs/performance.md has the figure).

@@ -147,6 +147,15 @@ def _start(
             f"Nothing answers at {root}, and a local server can only be started on this machine.",
             hint="Start the server there with `batchctl serve`, or point the profile at 127.0.0.1.",
         )
+    from batchctl.server import state_dir_holder
+
+    holder = state_dir_holder(state_dir)
+    if holder is not None:
+        raise BatchctlError(
+            f"this data dir's batch server (pid {holder}) already runs, but not on {root}",
+            hint="One server per data dir (a second would run its batches twice): use its port "
+            "(`batchctl serve --status`), or stop it first with `batchctl serve --stop`.",
+        )
     log_path = data_dir / LOG_FILE
     config = config or ServerConfig()
     config = replace(config, host=LOCAL_HOST, port=port, data_dir=state_dir)

@@ -211,6 +211,9 @@ def serve(
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
     _check_bindable(host, port)
+    from batchctl.server import claim_state_dir
+
+    claim_state_dir(config.state_dir())
     if state.debug:
         config = replace(config, log_level="info")  # and uvicorn's access log
     pin = f" (channel {upstream_channel})" if upstream_channel else ""
