@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -485,25 +486,22 @@ class _Running:
         self.sock.close()
 
 
-@pytest.fixture
-def gateway():
-    """A running GatewayStub; `gateway.base_url` is its `/v1` root."""
-    stub = GatewayStub()
+def _run(stub: GatewayStub) -> Iterator[GatewayStub]:
     running = _Running(stub)
     running.start()
     try:
         yield stub
     finally:
         running.stop()
+
+
+@pytest.fixture
+def gateway():
+    """A running GatewayStub; `gateway.base_url` is its `/v1` root."""
+    yield from _run(GatewayStub())
 
 
 @pytest.fixture
 def provider_stub(request):
     """A running GatewayStub speaking the dialect named by indirect parametrizing (`stub_dialects.DIALECTS`)."""
-    stub = GatewayStub(dialect=DIALECTS[request.param])
-    running = _Running(stub)
-    running.start()
-    try:
-        yield stub
-    finally:
-        running.stop()
+    yield from _run(GatewayStub(dialect=DIALECTS[request.param]))
