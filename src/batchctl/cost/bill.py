@@ -1,7 +1,7 @@
 """The bill of finished batches: token usage, its cost, the saving, and why requests failed.
 
-Use cases for `batchctl usage`, and the one call `download` and `status` make after the lead wires
-them: `bill_for_files` (local result files), `bill_for_batches` (batch ids: a job is a list of
+Use cases for `batchctl usage`, and the calls `download` and `status` make
+after a batch ends: `bill_for_files` (local result files), `bill_for_batches` (batch ids: a job is a list of
 batches), `bill_for_download` (the files a download just saved), `failures_for_batch` (status).
 Result lines are streamed once, through the usage and the failure counters together.
 """
