@@ -33,7 +33,7 @@ from upstream_throughput import ROOT, cpu_seconds, free_port, peak_rss_mb, wait_
 try:  # where the echo model lives (it moved out of executors.py)
     from batchctl.server.echo import echo_chat
 except ImportError:
-    from batchctl.server.executors import echo_chat
+    from batchctl.server.echo import echo_chat
 
 LATENCY_TARGET_MS = 10.0
 SAMPLE_SECONDS = 0.01  # between two GETs: a watcher polls, it does not hammer

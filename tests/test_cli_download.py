@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from batch_factory import create_batch, write_requests
 from batchctl.api import BatchClient
 from batchctl.cli.app import app
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()

@@ -13,7 +13,7 @@ from batch_factory import write_requests
 from server_fixture import sigint_by_default
 from batchctl import journal
 from batchctl.cli.app import app
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()

@@ -16,7 +16,7 @@ from batchctl.cost.estimate import estimate_line
 from batchctl.cost.estimate import estimate_file
 from batchctl.cost.prices import BUILTIN_PRICES, PriceTable, format_money, price_table
 from batchctl.errors import ConfigError
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 
 runner = CliRunner()
 REQUIRED_MODELS = ["qwen-turbo", "qwen-plus", "qwen-max", "qwen-flash", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini",

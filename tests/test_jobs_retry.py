@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from batch_factory import write_requests
 from batchctl.cli.app import app
 from batchctl.jobs.store import Journal
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()

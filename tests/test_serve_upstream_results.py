@@ -9,7 +9,8 @@ import pytest
 
 from batchctl import jsonfast
 from batchctl.server import fastjson
-from batchctl.server.executors import Outcome, UpstreamExecutor
+from batchctl.server.executors import UpstreamExecutor
+from batchctl.server.outcome import Outcome
 from batchctl.server.runner import result_line
 from batchctl.server.store import ResultRow, Store
 

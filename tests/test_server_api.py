@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 
 pytestmark = pytest.mark.e2e
 

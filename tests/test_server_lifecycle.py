@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from batchctl.server.executors import echo_should_fail
+from batchctl.server.echo import echo_should_fail
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl
 
 pytestmark = pytest.mark.e2e

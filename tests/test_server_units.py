@@ -14,12 +14,8 @@ from batchctl.errors import BatchctlError
 from batchctl.server import autostart
 from batchctl.server.batches import check_create_batch
 from batchctl.server.config import ServerConfig
-from batchctl.server.executors import (
-    EchoExecutor,
-    RateLimiter,
-    echo_should_fail,
-    echo_vector,
-)
+from batchctl.server.echo import EchoExecutor, echo_should_fail, echo_vector
+from batchctl.server.limits import RateLimiter
 from batchctl.server.wire import OpenAIErrorResponse
 from server_fixture import app_in_thread, free_port
 from test_server_api import chat_lines, create_batch, upload, wait_batch, write_jsonl

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from batchctl.server.config import ServerConfig
+from batchctl.server.outcome import Outcome, error_body
 from batchctl.server.store import new_id
 
 ECHO_MODEL = "echo"
@@ -252,17 +253,12 @@ class EchoExecutor:
     """The offline model: answers every request from its own body, after `latency` seconds."""
 
     def __init__(self, config: ServerConfig) -> None:
-        # Here, not at the top: executors.py imports this module for its protocol's users.
-        from batchctl.server.executors import Outcome, error_body
-
-        self._outcome, self._error_body = Outcome, error_body
         self.config = config
         self.concurrency = max(1, config.concurrency)
         # Answers without awaiting anything: the runner gives it one worker and time slices (runner.py).
         self.instant = config.latency <= 0
 
-    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Any:
-        Outcome, error_body = self._outcome, self._error_body
+    async def execute(self, endpoint: str, body: dict[str, Any], custom_id: str) -> Outcome:
         if self.config.latency > 0:
             await asyncio.sleep(self.config.latency)
         if echo_should_fail(custom_id, self.config.failure_rate):

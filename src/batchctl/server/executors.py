@@ -11,44 +11,16 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass, field
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, parse_retry_after, retry_delay
 from batchctl.masking import _bearer_token
 from batchctl.server import fastjson
 from batchctl.server.config import ServerConfig
-# The echo model lives in echo.py; its names are also importable from here (tests, older callers).
-from batchctl.server.echo import ECHO_MODEL, EchoExecutor, echo_should_fail, echo_vector  # noqa: F401
-from batchctl.server.limits import RateLimiter, UpstreamLimits  # RateLimiter: re-exported for older imports
-from batchctl.server.store import new_id
-
-
-@dataclass
-class Outcome:
-    """A response (`status_code`, `body`) or, when there is none, an `error_code`/`error_message`."""
-
-    status_code: int | None = None
-    body: dict[str, Any] | None = None
-    request_id: str = field(default_factory=lambda: quick_id("req_"))
-    error_code: str | None = None
-    error_message: str | None = None
-    # The body as the upstream sent it (valid JSON, on one line): the result line splices it in as it is.
-    body_text: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    def usage(self) -> tuple[int, int]:
-        """(input tokens, output tokens) reported in the body, 0 when absent."""
-        usage = (self.body or {}).get("usage") if self.ok else None
-        if not isinstance(usage, dict):
-            return 0, 0
-        tokens_in = usage.get("prompt_tokens", usage.get("input_tokens", 0))
-        tokens_out = usage.get("completion_tokens", usage.get("output_tokens", 0))
-        return (tokens_in if isinstance(tokens_in, int) else 0, tokens_out if isinstance(tokens_out, int) else 0)
+from batchctl.server.echo import ECHO_MODEL, EchoExecutor
+from batchctl.server.limits import UpstreamLimits
+from batchctl.server.outcome import Outcome, error_body, quick_id
 
 
 class Executor(Protocol):
@@ -67,9 +39,6 @@ def make_executor(config: ServerConfig) -> Executor:
         return UpstreamExecutor(config)
     return EchoExecutor(config)
 
-
-def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 # -- upstream ----------------------------------------------------------------------------------
@@ -223,12 +192,3 @@ def _one_line(raw: bytes) -> str | None:
     if "\n" in text or "\r" in text:
         text = text.replace("\r", " ").replace("\n", " ")
     return text
-
-
-_ID_BITS = 96
-
-
-def quick_id(prefix: str) -> str:
-    """A unique id like `new_id`'s, from the `random` module: ids of result lines need no secret, only
-    uniqueness, and `secrets` costs a system call each (~5 % of the server's time at 5,000 requests/s)."""
-    return f"{prefix}{random.getrandbits(_ID_BITS):024x}"

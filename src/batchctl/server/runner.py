@@ -31,7 +31,8 @@ from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
 from batchctl.server.commits import GroupCommitter
 from batchctl.server import fastjson
-from batchctl.server.executors import Executor, Outcome, quick_id
+from batchctl.server.executors import Executor
+from batchctl.server.outcome import Outcome, quick_id
 from batchctl.server.store import (
     CANCELLABLE_STATUSES,
     POSSIBLY_DUPLICATED,
