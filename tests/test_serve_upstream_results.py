@@ -8,7 +8,6 @@ import json
 import pytest
 
 from batchctl import jsonfast
-from batchctl.server import fastjson
 from batchctl.server.executors import UpstreamExecutor
 from batchctl.server.outcome import Outcome
 from batchctl.server.runner import result_line
@@ -44,16 +43,16 @@ def test_failures_and_non_json_answers_are_lines_too():
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_fastjson_with_and_without_msgspec(fast, monkeypatch):
+def test_jsonfast_with_and_without_msgspec(fast, monkeypatch):
     if not fast:
-        monkeypatch.setattr(fastjson, "_encode", None)
+        monkeypatch.setattr(jsonfast, "_encode", None)
         monkeypatch.setattr(jsonfast, "parse", json.loads)
     value = {"a": [1, 2.5, None, True], "t": "\u00fc\n", "big": 2**70}  # 2**70: past 64-bit integers
-    assert json.loads(fastjson.dumps(value)) == value
-    assert json.loads(fastjson.dumps_bytes(value)) == value
-    assert fastjson.loads(b'{"x": NaN}')["x"] != fastjson.loads(b'{"x": NaN}')["x"]  # NaN, as json reads it
+    assert json.loads(jsonfast.dumps(value)) == value
+    assert json.loads(jsonfast.dumps_bytes(value)) == value
+    assert jsonfast.loads(b'{"x": NaN}')["x"] != jsonfast.loads(b'{"x": NaN}')["x"]  # NaN, as json reads it
     with pytest.raises(ValueError):
-        fastjson.loads(b"{nope")
+        jsonfast.loads(b"{nope")
 
 
 def test_a_group_with_a_row_recorded_before_counts_it_once(tmp_path):

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from batchctl.api.retry import RETRYABLE_STATUSES, parse_retry_after, retry_delay
 from batchctl.masking import _bearer_token
-from batchctl.server import fastjson
+from batchctl import jsonfast
 from batchctl.server.config import ServerConfig
 from batchctl.server.echo import ECHO_MODEL, EchoExecutor
 from batchctl.server.limits import UpstreamLimits
@@ -100,7 +100,7 @@ class UpstreamExecutor:
 
             url = self._urls[endpoint] = URL(self.url_for(endpoint))
         session = self.session()
-        data = fastjson.dumps_bytes(body)  # once, for every attempt
+        data = jsonfast.dumps_bytes(body)  # once, for every attempt
         attempt = 0
         while True:
             attempt += 1
@@ -133,7 +133,7 @@ class UpstreamExecutor:
     def _outcome(status: int, headers: Any, raw: bytes, reason: str | None) -> Outcome:
         request_id = headers.get("x-request-id") or quick_id("req_")
         try:
-            body = fastjson.loads(raw)
+            body = jsonfast.loads(raw)
         except ValueError:
             body = None
         if isinstance(body, dict):

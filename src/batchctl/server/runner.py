@@ -30,7 +30,7 @@ from typing import Any
 from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
 from batchctl.server.commits import GroupCommitter
-from batchctl.server import fastjson
+from batchctl import jsonfast
 from batchctl.server.executors import Executor
 from batchctl.server.outcome import Outcome, quick_id
 from batchctl.server.store import (
@@ -64,10 +64,10 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     """
     line_id = quick_id("batch_req_")
     if outcome.error_code is None and outcome.status_code is not None:
-        body = outcome.body_text if outcome.body_text is not None else fastjson.dumps(outcome.body)
+        body = outcome.body_text if outcome.body_text is not None else jsonfast.dumps(outcome.body)
         return (
-            f'{{"id":"{line_id}","custom_id":{fastjson.dumps(custom_id)},"response":{{"status_code":'
-            f'{outcome.status_code},"request_id":{fastjson.dumps(outcome.request_id)},"body":{body}}},"error":null}}'
+            f'{{"id":"{line_id}","custom_id":{jsonfast.dumps(custom_id)},"response":{{"status_code":'
+            f'{outcome.status_code},"request_id":{jsonfast.dumps(outcome.request_id)},"body":{body}}},"error":null}}'
         )
     response = None
     if outcome.status_code is not None:
@@ -75,7 +75,7 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     error = None
     if outcome.error_code is not None:
         error = {"code": outcome.error_code, "message": outcome.error_message}
-    return fastjson.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
+    return jsonfast.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
 
 
 class BatchRunner:
@@ -328,7 +328,7 @@ class BatchRunner:
                 continue
             custom_id = str(request.get("custom_id"))
             line = {"id": quick_id("batch_req_"), "custom_id": custom_id, "response": None, "error": EXPIRED_ERROR}
-            rows.append(ResultRow(line_no, custom_id, False, fastjson.dumps(line)))
+            rows.append(ResultRow(line_no, custom_id, False, jsonfast.dumps(line)))
             if len(rows) >= 1000:
                 self.store.add_results(batch["id"], rows)
                 rows = []
