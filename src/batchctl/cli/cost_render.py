@@ -54,8 +54,6 @@ def show_estimate(out: Output, estimate: Estimate) -> None:
 
 def show_usage(out: Output, usage: Usage) -> None:
     """Token totals, cost at batch prices and the saving against real time."""
-    from rich.table import Table
-
     from batchctl.cost.prices import format_money
 
     data = usage.to_dict()
@@ -75,12 +73,7 @@ def show_usage(out: Output, usage: Usage) -> None:
         rows.append(("Real time", f"{format_money(data['realtime_cost'], currency)}, saved {format_money(data['saving'], currency)}"))
     elif usage.unknown_models:
         rows.append(("Cost", f"unknown: no price for {', '.join(usage.unknown_models)} (tokens only)"))
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value)
-    out.print(table)
+    out.key_values(rows, markup=True)  # the cells as they always were: Rich markup
 
 
 def show_failures(out: Output, summary: FailureSummary | None) -> None:

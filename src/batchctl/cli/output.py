@@ -2,6 +2,10 @@
 
 Commands never call print() and never ask which mode is on: they hand data to `Output` (`result`,
 `update`, `show`, `progress`, `live`, `confirm`), which decides how people or scripts see it.
+
+Rich (~20 ms to import) is loaded on first use only. Off a terminal Rich writes plain characters, so
+there lines, messages and key/value grids of plain text are written directly, the same characters Rich
+would write (`tests/test_output_plain.py` compares them): a piped `validate` never imports Rich.
 """
 
 from __future__ import annotations
@@ -11,11 +15,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -29,6 +32,37 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {key: to_jsonable(value) for key, value in obj.items()}
     return obj
+
+
+def rich_sees_terminal(stream: Any) -> bool:
+    """Whether a Rich Console on `stream` would style its output (`Console.is_terminal`: TTY_COMPATIBLE,
+    then FORCE_COLOR, then isatty), decided without importing Rich."""
+    if getattr(sys.stdin, "__module__", "").startswith("idlelib") or "IPython" in sys.modules:
+        return True  # IDLE and Jupyter: Rich's own rules for them, so never the plain road
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def is_plain_text(text: str) -> bool:
+    """Text Rich prints unchanged (no tab to expand, no control code to strip): printable, newlines allowed."""
+    return text.isprintable() or text.replace("\n", "").isprintable()
+
+
+def _new_console(stream: TextIO, *, soft_wrap: bool) -> Console:
+    from rich.console import Console
+
+    # An explicit stream keeps CliRunner's capture working (file=None would bind lazily too).
+    # emoji=False: `:x:` in a file name or a server's message is text, not ❌ (and Rich's table of
+    # emoji codes, 16 ms to load, is never needed).
+    return Console(file=stream, highlight=False, soft_wrap=soft_wrap, emoji=False)
 
 
 def is_interactive(stream: Any = None) -> bool:
@@ -50,11 +84,46 @@ class Output:
         self.debug_mode = debug
         self.quiet_mode = quiet
         self.printed_json = False  # stdout holds one JSON document: an error after a result adds none
-        # file=None would bind lazily too, but an explicit stream keeps CliRunner's capture working.
-        # emoji=False: `:x:` in a file name or a server's message is text, not ❌ (and Rich's table of
-        # emoji codes, 16 ms to load, is never needed).
-        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=False, emoji=False)
-        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True, emoji=False)
+        self._stdout, self._stderr = sys.stdout, sys.stderr  # the streams of now (CliRunner swaps them)
+        self._console: Console | None = None  # Rich's consoles, made on first use
+        self._err: Console | None = None
+        self._plain: dict[str, TextIO | None] = {}
+
+    @property
+    def console(self) -> Console:
+        """Rich's console on stdout (soft wrap off: text fits the width)."""
+        if self._console is None:
+            self._console = _new_console(self._stdout, soft_wrap=False)
+        return self._console
+
+    @console.setter
+    def console(self, console: Console) -> None:
+        self._console = console  # a console of the caller's: it alone writes stdout from now on
+        self._plain["out"] = None
+
+    @property
+    def err(self) -> Console:
+        """Rich's console on stderr."""
+        if self._err is None:
+            self._err = _new_console(self._stderr, soft_wrap=True)
+        return self._err
+
+    def _plain_stream(self, which: str) -> TextIO | None:
+        """stdout or stderr (`which`: "out", "err") when Rich would write to it unstyled, else None."""
+        if which not in self._plain:
+            stream = self._stdout if which == "out" else self._stderr
+            self._plain[which] = None if rich_sees_terminal(stream) else stream
+        return self._plain[which]
+
+    def _write_plain(self, which: str, text: str) -> bool:
+        """Write `text` and a newline to stdout or stderr directly when Rich would write the same
+        characters; False (nothing written) when Rich has to."""
+        stream = self._plain_stream(which)
+        if stream is None or not is_plain_text(text):
+            return False
+        stream.write(text + "\n")
+        stream.flush()
+        return True
 
     # -- results: one call, the mode decides --------------------------------------------------------
     def result(self, data: Any, human: Callable[[], None] | None = None, *, ids: Iterable[str] | None = None) -> None:
@@ -174,6 +243,8 @@ class Output:
         sys.stdout.flush()
 
     def print(self, *renderables: Any, **kwargs: Any) -> None:
+        from rich.table import Table
+
         for renderable in renderables:
             if isinstance(renderable, Table):
                 self._print_table(renderable)
@@ -183,13 +254,37 @@ class Output:
     def print_fitted(self, build: Callable[[int | None], Any], *, plain: Callable[[], Iterable[str]] | None = None) -> None:
         """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`),
         or -- given `plain` -- its lines written as they are, without Rich (fast for thousands of rows)."""
-        if plain is not None and not self.console.is_terminal:
-            self.console.file.write("".join(f"{line}\n" for line in plain()))
-            self.console.file.flush()
+        stream = self._plain_stream("out")
+        if plain is not None and stream is not None:
+            stream.write("".join(f"{line}\n" for line in plain()))
+            stream.flush()
             return
         self.print(build(self.console.width if self.console.is_terminal else None))
 
-    def _print_table(self, table: Table) -> None:
+    def key_values(self, rows: Sequence[tuple[str, str]], *, markup: bool = False) -> None:
+        """Facts one per row, `label  value`, the labels bold (Rich's `Table.grid`); `markup`: the
+        cells are Rich markup, else text as it is."""
+        cells = [cell for row in rows for cell in row]
+        if rows and self._plain_stream("out") is not None and all(
+            cell.isascii() and cell.isprintable() and (not markup or "[" not in cell) for cell in cells
+        ):
+            # What Rich draws off a terminal: each column as wide as its widest cell, two spaces between.
+            label_width = max(len(label) for label, _ in rows)
+            value_width = max(len(value) for _, value in rows)
+            if value_width:
+                self._write_plain("out", "\n".join(f"{label:<{label_width}}  {value:<{value_width}}" for label, value in rows))
+                return
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for label, value in rows:
+            table.add_row(*((label, value) if markup else (escape(label), escape(value))))
+        self.print(table)
+
+    def _print_table(self, table: Any) -> None:
         """On a terminal a table fits the screen; piped into a file it is never cut to 80 columns."""
         if self.console.is_terminal:
             self.console.print(table)
@@ -207,7 +302,8 @@ class Output:
 
     def line(self, text: str) -> None:
         """A plain line of data on stdout (no markup interpretation)."""
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if not self._write_plain("out", text):
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def table(
         self,
@@ -219,6 +315,9 @@ class Output:
         keep: Sequence[str] = (),
     ) -> None:
         """A table of rows; the columns named in `keep` (ids people copy) are never wrapped or cut."""
+        from rich.markup import escape
+        from rich.table import Table
+
         rows = list(rows)
         if not rows:
             self.info(empty)
@@ -236,20 +335,29 @@ class Output:
 
     # -- talk (stderr) -------------------------------------------------------------------------------
     def info(self, message: str) -> None:
-        if not self.quiet_mode:
+        if not self.quiet_mode and not self._write_plain("err", message):
             self.err.print(message, markup=False, highlight=False)
 
     def success(self, message: str) -> None:
         if not self.quiet_mode:
-            self.err.print(f"[green]✓[/green] {escape(message)}")
+            self._talk("[green]✓[/green] ", "✓ ", message)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]Warning:[/yellow] {escape(message)}")
+        self._talk("[yellow]Warning:[/yellow] ", "Warning: ", message)
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(f"[bold red]Error:[/bold red] {escape(message)}")
-        if hint:
+        self._talk("[bold red]Error:[/bold red] ", "Error: ", message)
+        if hint and not self._write_plain("err", hint):
+            from rich.markup import escape
+
             self.err.print(escape(hint), style="dim" if not os.environ.get("NO_COLOR") else None)
+
+    def _talk(self, styled: str, plain: str, message: str) -> None:
+        """`message` on stderr after a label: `styled` (markup) through Rich, `plain` when written directly."""
+        if not self._write_plain("err", plain + message):
+            from rich.markup import escape
+
+            self.err.print(styled + escape(message))
 
     def debug(self, line: str) -> None:
         """One line of `--debug` logging (HTTP exchanges); written raw to stderr."""

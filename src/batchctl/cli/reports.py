@@ -29,9 +29,6 @@ def _plural(n: int, word: str) -> str:
 def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec, estimate: Estimate | None = None) -> None:
     """The file at a glance, one fact per row (fits a narrow terminal); input tokens from the cost
     estimate when there is one (the same count its line below prices)."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from batchctl.providers import format_size
     from batchctl.validation import format_tokens
 
@@ -47,12 +44,7 @@ def show_summary_table(out: Output, report: ValidationReport, spec: ProviderSpec
          else f"{format_tokens(estimate.input_tokens)} ({estimate.method})"),  # fmt: skip
         ("Limits", f"{spec.name}: {spec.max_requests:,} requests, {format_size(spec.max_file_bytes)} per file"),
     ]
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        table.add_row(key, escape(value))
-    out.print(table)
+    out.key_values(rows)
 
 
 def show_problems(out: Output, report: ValidationReport, *, limit: int) -> None:
