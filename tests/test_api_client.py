@@ -437,3 +437,29 @@ def test_refused_create_does_not_claim_the_server_may_have_it():
         client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions")
     assert len(rec.requests) == 3
     assert "not re-sent" not in str(info.value) and "could not reach" in str(info.value)
+
+
+def test_certificates_are_loaded_only_when_a_tls_connection_needs_them(monkeypatch):
+    """An http:// server (the local one) never pays for loading the CA bundle; https gets httpx's own
+    verified context (certificate and host name checked), the same as `verify=True`."""
+    import ssl
+
+    built = []
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    client = BatchClient("http://127.0.0.1:1/v1", KEY)
+    assert built == []
+    context = client._http._transport._pool._ssl_context
+    context.set_alpn_protocols(["http/1.1"])  # what httpcore does before a TLS handshake
+    assert built == [1]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    client.close()
+
+
+def test_importing_the_api_layer_leaves_out_httpx_command_line_tool():
+    import subprocess
+    import sys
+
+    code = "import sys, batchctl.api, httpx; print(sorted(m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('click', 'rich', 'pygments')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -3,6 +3,13 @@
 Knows nothing of Typer or Rich; the CLI imports it lazily.
 """
 
+import sys
+
+# httpx's __init__ imports its own command-line tool (`httpx._main`, with click, rich and pygments:
+# ~40 ms) whenever those are installed; batchctl never runs it. None in sys.modules makes that import
+# fail, which httpx expects (its `httpx.main` then asks to install httpx[cli]).
+sys.modules.setdefault("httpx._main", None)
+
 from batchctl.api._base_client import path_segment, probe_health
 from batchctl.masking import Redactor, mask_secret
 from batchctl.api.client import USER_AGENT, BatchClient, ContentStream, RawResponse, normalize_base_url

@@ -42,6 +42,21 @@ ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 DebugLog = Callable[[str], None]
 
 
+class _VerifiedContext:
+    """httpx's default SSL context (certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR), built when a TLS
+    connection first uses it: loading the certificates takes ~20 ms, which a command talking to an
+    http:// server (the local one) never needs. httpcore only calls its methods (`set_alpn_protocols`,
+    `wrap_socket`), which reach the real context."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._context is None:
+            self._context = httpx.create_ssl_context()
+        return getattr(self._context, name)
+
+
 class BaseClient:
     """One httpx connection pool with the key, channel pin, retry policy and debug log of a profile.
 
@@ -83,6 +98,7 @@ class BaseClient:
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             transport=transport,
+            verify=_VerifiedContext(),  # type: ignore[arg-type]  # httpx's checks, the certificates loaded when used
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
@@ -398,7 +414,8 @@ path_segment = _seg  # public: for callers that build a path themselves (doctor'
 def probe_health(root: str, timeout: float = 1.0, *, transport: httpx.BaseTransport | None = None) -> dict | None:
     """The `/health` answer of a batchctl server at `root` (no `/v1`), or None when nothing healthy answers."""
     try:
-        with httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}) as http:
+        verify: Any = _VerifiedContext()
+        with httpx.Client(timeout=timeout, transport=transport, verify=verify, headers={"User-Agent": USER_AGENT}) as http:
             response = http.get(root + "/health")
             return health_answer(response.status_code, response.content)
     except httpx.HTTPError:
