@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from batchctl.errors import BatchctlError
 
@@ -43,12 +43,22 @@ class ResultCheck:
         """(custom_id, failed) of the line `raw` (`start`: where it is in the file, unused here)."""
         custom_id, failed = self.tally.add(raw, count_usage=self.count_usage)
         if custom_id is None:
-            problem = _line_problem(raw.rstrip(b"\r\n")) or "is not a result"
-            raise BatchctlError(
-                f"the {self.kind} file {self.file_id or ''} the server sent is not results: line {self.counts[0]} {problem}".replace("  ", " "),
-                f"Nothing was saved as {self.final}. Check the server with batchctl doctor, then download again.",
-            )
+            self._refuse(raw)
         return custom_id, failed
+
+    def add_lines(self, lines: list[bytes]) -> None:
+        """`add` for each non-blank line of `lines` (blank ones skipped), in one call: a chunk's lines."""
+        refused = self.tally.add_lines(lines, count_usage=self.count_usage)
+        if refused is not None:
+            self._refuse(refused)
+
+    def _refuse(self, raw: bytes) -> NoReturn:
+        """The error for `raw`, the last line counted, which is not a result."""
+        problem = _line_problem(raw.rstrip(b"\r\n")) or "is not a result"
+        raise BatchctlError(
+            f"the {self.kind} file {self.file_id or ''} the server sent is not results: line {self.counts[0]} {problem}".replace("  ", " "),
+            f"Nothing was saved as {self.final}. Check the server with batchctl doctor, then download again.",
+        )
 
     def restart(self) -> None:
         """Forget the lines added so far (the download starts again)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,6 @@ from typing import Any
 from batchctl.cost.failures import FailureSummary
 from batchctl.cost.usage import Usage
 from batchctl.jsonfast import loads
-from batchctl.validation import iter_raw_lines
 
 try:
     import msgspec
@@ -112,7 +111,7 @@ class ResultTally:
                     self.usage.count(False, None, None)
                 else:
                     self.usage.count(False, body.model, body.usage)
-            self.failures.add_success()
+            self.failures.add_successes(1)
             return outline.custom_id, False
         try:
             obj = loads(line)
@@ -126,9 +125,34 @@ class ResultTally:
         custom_id = result.get("custom_id") if result is not None else None
         return (custom_id if isinstance(custom_id, str) else None), self.failures.failed > failed
 
+    def add_lines(self, lines: Iterable[bytes], *, count_usage: bool = True) -> bytes | None:
+        """`add` each non-blank line of `lines` (blank ones are skipped), the same counts in one call
+        for a chunk's lines; stops after the first line that is not a result and returns it (None: all were)."""
+        failures, usage, successes = self.failures, self.usage, 0
+        try:
+            for line in lines:
+                if not line or line.isspace():
+                    continue
+                outline = _outline(line, count_usage)
+                if outline is not None:  # a success, as in `add`
+                    if count_usage:
+                        body = outline.response.body
+                        usage.count(False, None, None) if body is None else usage.count(False, body.model, body.usage)
+                    successes += 1
+                    continue
+                failures.add_successes(successes)  # in order, before the line that needs the whole parse
+                successes = 0
+                if self.add(line, count_usage=count_usage)[0] is None:
+                    return line
+        finally:
+            failures.add_successes(successes)
+        return None
+
 
 def raw_result_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
     """The non-blank lines of a result file as read, endings kept (both parsers skip them): no copy."""
+    from batchctl.validation import iter_raw_lines  # here: a download tallies the lines as they arrive
+
     for _, _, raw in iter_raw_lines(path, strip_bom=False):
         if not raw.isspace():
             yield raw
@@ -151,11 +175,17 @@ class FollowedDownload:
     page cache) and passes each complete non-blank line on, with where it starts in the file, so
     counting overlaps the transfer instead of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
     reads the rest once the file is complete at `path`, the last line without a newline included.
+    `lines_sink`, given instead of `sink`, gets each read's complete lines in one call (blank ones
+    included, no offsets): one call a chunk rather than one a line, for a sink that needs no offsets.
     """
 
-    def __init__(self, target: Path, sink: Callable[[bytes, int], object], restart: Callable[[], None]) -> None:
+    def __init__(
+        self, target: Path, sink: Callable[[bytes, int], object] | None, restart: Callable[[], None],
+        *, lines_sink: Callable[[list[bytes]], object] | None = None,
+    ) -> None:  # fmt: skip
         self._partial = target.with_name(target.name + ".part")
         self._sink, self._restart = sink, restart  # sink(line, its byte offset in the file)
+        self._lines_sink = lines_sink
         self._handle: Any = None
         self._pending = b""
         self._offset = 0  # where `_pending` starts in the file
@@ -178,7 +208,10 @@ class FollowedDownload:
     def finish(self, path: Path) -> None:
         self._poll(path)
         if self._pending and not self._pending.isspace():
-            self._sink(self._pending, self._offset)
+            if self._lines_sink is not None:
+                self._lines_sink([self._pending])
+            else:
+                self._sink(self._pending, self._offset)
         self.close()
 
     def close(self) -> None:
@@ -197,6 +230,9 @@ class FollowedDownload:
             return
         lines = (self._pending + data if self._pending else data).split(b"\n")
         self._pending = lines.pop()
+        if self._lines_sink is not None:
+            self._lines_sink(lines)
+            return
         sink, offset = self._sink, self._offset
         for line in lines:
             if line and not line.isspace():

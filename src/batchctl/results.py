@@ -19,7 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
 from batchctl.jsonfast import loads
-from batchctl.validation import iter_raw_lines
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -93,6 +92,8 @@ def scan_results(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
     """The non-blank lines of each result file in turn, as raw bytes without the line ending."""
+    from batchctl.validation import iter_raw_lines  # here: a download that reads nothing back never loads validation
+
     for path in paths:
         for _, _, raw in iter_raw_lines(path, strip_bom=False):
             if not raw.isspace():  # the same test as `raw.strip()`, without the copy
@@ -368,7 +369,10 @@ def _download(
         restarted = True
         check.restart()
 
-    followed = FollowedDownload(staged, add, restart)
+    if index is None:  # the lines need no offsets: the check takes each chunk's lines in one call
+        followed = FollowedDownload(staged, None, restart, lines_sink=check.add_lines)
+    else:
+        followed = FollowedDownload(staged, add, restart)
     try:
         with _progress(reporter, f"Downloading the {kind} file") as update:
             size = client.files.download_to(file_id, staged, progress=followed.progress(update))

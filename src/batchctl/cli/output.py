@@ -194,6 +194,9 @@ class Output:
     @contextmanager
     def progress(self, label: str, total: int | None) -> Iterator[Callable[[int, int], None]]:
         """A byte progress bar on stderr, drawn only for people at a terminal; yields `update(done, total)`."""
+        if self.json_mode or self.quiet_mode or not is_interactive(sys.stderr):
+            yield lambda done, new_total: None  # no bar: Rich is not even imported
+            return
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
         with Progress(
@@ -204,7 +207,6 @@ class Output:
             TimeRemainingColumn(),
             console=self.err,
             transient=True,
-            disable=self.json_mode or self.quiet_mode or not is_interactive(sys.stderr),
         ) as bar:
             task = bar.add_task(label, total=total)
 

@@ -116,8 +116,6 @@ def join_options(
     prefix: str, parse_json: bool, force: bool, merge: Path | None, content: bool,
 ) -> JoinRequest | None:
     """`download --join [DATA]` and its options as a JoinRequest (None without --join, where they are refused)."""
-    from batchctl.joining import JoinRequest
-
     if join is None:
         for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json)):
             if given:
@@ -125,6 +123,8 @@ def join_options(
         return None
     if merge is not None or content:
         raise typer.BadParameter("--join writes the rows with their answers: leave out --merge and --content", param_hint="--join")
+    from batchctl.joining import JoinRequest
+
     return JoinRequest(data=Path(join) if join else None, output=output, fmt=fmt, id_column=id_column,
                        delimiter=delimiter_value(delimiter), prefix=prefix, parse_json=True if parse_json else None,
                        force=force)  # fmt: skip

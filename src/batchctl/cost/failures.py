@@ -81,8 +81,12 @@ class FailureSummary:
 
     def add_success(self) -> None:
         """Count a result line known to be a success."""
-        self.lines += 1
-        self.succeeded += 1
+        self.add_successes(1)
+
+    def add_successes(self, count: int) -> None:
+        """Count `count` result lines known to be successes."""
+        self.lines += count
+        self.succeeded += count
 
     def add_line(self, result: dict[str, Any] | None) -> None:
         if result is not None and not result_failed(result):

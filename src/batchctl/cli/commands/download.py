@@ -108,7 +108,6 @@ def download(
     """
     from batchctl.cli.prepare_options import join_options
     from batchctl.cli.reports import exit_for_final_state, show_download
-    from batchctl.cli.watch import wait_for_batch
     from batchctl.downloading import DownloadRequest, download_results
     from batchctl.results import CONTENT_FORMATS
 
@@ -150,6 +149,8 @@ def download(
     request.check()
 
     def wait_for(batch_id: str, resume_hint: str):
+        from batchctl.cli.watch import wait_for_batch  # only with --wait
+
         return wait_for_batch(state, batch_id, interval=interval, resume_hint=resume_hint, give_up_after=give_up_after)
 
     def wait_for_all(ids: list[str], resume_hint: str):
