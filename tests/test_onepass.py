@@ -186,3 +186,41 @@ def test_an_id_that_only_shares_a_hash_with_an_earlier_one_is_no_duplicate(tmp_p
     report = validate_file(path, spec=get_provider("local"))
     assert report.problem_count == 1
     assert [p.message for p in report.problems] == ['line 13: custom_id "r9" already used on line 9']
+
+
+@pytest.mark.parametrize("size", [1, 5, 37, 4096])
+@pytest.mark.parametrize("count_usage", [False, True])
+def test_lines_taken_a_chunk_at_a_time_count_what_one_at_a_time_counts(tmp_path, size, count_usage):
+    """`FollowedDownload(lines_sink=...)` hands each read's lines over as views and `add_lines` counts
+    them: the same figures as `add` line by line, whatever the reads cut (CRLF, blank lines, failures)."""
+    results = [line for line in mixed_results().split(b"\n") if line.strip() and ResultTally().add(line)[0] is not None]
+    data = b"\n\n".join(results[:3]) + b"\r\n" + b"\n   \n".join(results[3:]) + b"\n\n" + results[0]  # no final newline
+    one_by_one = ResultTally()
+    for line in data.split(b"\n"):
+        if line.strip():
+            assert one_by_one.add(line, count_usage=count_usage)[0] is not None
+    target, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.part"
+    chunked = ResultTally()
+    refused: list[bytes | None] = []
+    followed = FollowedDownload(target, None, lambda: None,
+                                lines_sink=lambda lines: refused.append(chunked.add_lines(lines, count_usage=count_usage)))  # fmt: skip
+    progress = followed.progress(None)
+    progress(0, len(data))
+    with open(partial, "wb") as f:
+        for i in range(0, len(data), size):
+            f.write(data[i : i + size])
+            f.flush()
+            progress(min(i + size, len(data)), len(data))
+    partial.rename(target)
+    followed.finish(target)
+    assert set(refused) == {None}
+    assert (chunked.lines, chunked.failed) == (one_by_one.lines, one_by_one.failed) == (len(results) + 1, 3)
+    assert chunked.usage.to_dict() == one_by_one.usage.to_dict()
+    assert chunked.failures.to_dict() == one_by_one.failures.to_dict()
+
+
+def test_a_chunk_stops_at_its_first_line_that_is_no_result():
+    tally = ResultTally()
+    lines = [b'{"custom_id": "a", "response": {"status_code": 200}}', memoryview(b"<html>"), b'{"custom_id": "b"}']
+    assert tally.add_lines(lines) == b"<html>"
+    assert (tally.lines, tally.failed) == (2, 1)

@@ -125,20 +125,24 @@ class ResultTally:
         custom_id = result.get("custom_id") if result is not None else None
         return (custom_id if isinstance(custom_id, str) else None), self.failures.failed > failed
 
-    def add_lines(self, lines: Iterable[bytes], *, count_usage: bool = True) -> bytes | None:
+    def add_lines(self, lines: Iterable[bytes | memoryview], *, count_usage: bool = True) -> bytes | None:
         """`add` each non-blank line of `lines` (blank ones are skipped), the same counts in one call
-        for a chunk's lines; stops after the first line that is not a result and returns it (None: all were)."""
+        for a chunk's lines, which may be views into it (copied only when parsed whole); stops after
+        the first line that is not a result and returns it (None: all were)."""
         failures, usage, successes = self.failures, self.usage, 0
         try:
             for line in lines:
-                if not line or line.isspace():
+                if not line:
                     continue
-                outline = _outline(line, count_usage)
+                outline = _outline(line, count_usage)  # a blank line is no outline: skipped below
                 if outline is not None:  # a success, as in `add`
                     if count_usage:
                         body = outline.response.body
                         usage.count(False, None, None) if body is None else usage.count(False, body.model, body.usage)
                     successes += 1
+                    continue
+                line = bytes(line)
+                if line.isspace():
                     continue
                 failures.add_successes(successes)  # in order, before the line that needs the whole parse
                 successes = 0
@@ -176,7 +180,8 @@ class FollowedDownload:
     counting overlaps the transfer instead of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
     reads the rest once the file is complete at `path`, the last line without a newline included.
     `lines_sink`, given instead of `sink`, gets each read's complete lines in one call (blank ones
-    included, no offsets): one call a chunk rather than one a line, for a sink that needs no offsets.
+    included, no offsets; views into what was read, not copies): one call a chunk rather than one a
+    line, for a sink that needs no offsets.
     """
 
     def __init__(
@@ -228,14 +233,29 @@ class FollowedDownload:
         data = self._handle.read()
         if not data:
             return
+        if self._lines_sink is not None:
+            self._lines_sink(self._views(data))
+            return
         lines = (self._pending + data if self._pending else data).split(b"\n")
         self._pending = lines.pop()
-        if self._lines_sink is not None:
-            self._lines_sink(lines)
-            return
         sink, offset = self._sink, self._offset
         for line in lines:
             if line and not line.isspace():
                 sink(line, offset)
             offset += len(line) + 1
         self._offset = offset
+
+    def _views(self, data: bytes) -> list[bytes | memoryview]:
+        """The complete lines of `_pending` + `data`, as views into `data` (the line the last read cut is
+        the one copy); what follows the last newline becomes `_pending`."""
+        lines: list[bytes | memoryview] = []
+        find, view, start = data.find, memoryview(data), 0
+        end = find(b"\n")
+        if end >= 0 and self._pending:
+            lines.append(self._pending + data[:end])
+            self._pending, start = b"", end + 1
+        while (end := find(b"\n", start)) >= 0:
+            lines.append(view[start:end])
+            start = end + 1
+        self._pending += data[start:]
+        return lines
