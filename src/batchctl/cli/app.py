@@ -132,13 +132,17 @@ def name_placeholders(command: Any) -> None:
 
 class BatchctlGroup(TyperGroup):
     """Takes global options in any position, routes every exception raised by a command through the one
-    error map (`cli/errors.py`), and names every value in help in words."""
+    error map (`cli/errors.py`), names every value in help in words, and converts values without
+    pydantic where Typer's conversion would change nothing (`cli/coercion.py`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         name_placeholders(self)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from batchctl.cli.coercion import quicken
+
+        quicken(self, ctx)  # here: Typer adds the help and completion options after building the group
         return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
 
     def invoke(self, ctx: Any) -> Any:
