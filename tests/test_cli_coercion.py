@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from batchctl.cli.app import app, build_app
@@ -58,22 +55,6 @@ def test_each_value_converts_as_typer_converts_it(tmp_path, value):
             continue
         typer_own = build_runtime_param(param.type_descriptor)
         assert outcome(param._runtime_param.coerce, value, param, CTX) == outcome(typer_own.coerce, value, param, CTX), (path, param.name)
-
-
-def test_offline_commands_run_without_pydantic(tmp_path):
-    source = tmp_path / "in.jsonl"
-    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
-                      '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
-    for args in (["validate", str(source)], ["jobs"], ["profile", "list"], ["validate", "--help"]):
-        code = (
-            "import sys\n"
-            f"sys.argv = ['batchctl', *{args!r}]\n"
-            "from batchctl.cli.app import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('PYDANTIC=' + str(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic')), file=sys.stderr)\n"
-        )
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert "PYDANTIC=[]" in result.stderr, (args, result.stderr[-2000:])
 
 
 def test_a_bad_value_is_still_refused_in_typers_words():
