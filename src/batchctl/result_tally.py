@@ -106,12 +106,8 @@ class ResultTally:
         outline = _outline(line, count_usage)
         if outline is not None:  # a success: the counters get the parts they read
             if count_usage:
-                body = outline.response.body
-                if body is None:
-                    self.usage.count(False, None, None)
-                else:
-                    self.usage.count(False, body.model, body.usage)
-            self.failures.add_successes(1)
+                self._count_usage(outline)
+            self.failures.add_success()
             return outline.custom_id, False
         try:
             obj = loads(line)
@@ -129,7 +125,7 @@ class ResultTally:
         """`add` each non-blank line of `lines` (blank ones are skipped), the same counts in one call
         for a chunk's lines, which may be views into it (copied only when parsed whole); stops after
         the first line that is not a result and returns it (None: all were)."""
-        failures, usage, successes = self.failures, self.usage, 0
+        failures, successes = self.failures, 0
         try:
             for line in lines:
                 if not line:
@@ -137,8 +133,7 @@ class ResultTally:
                 outline = _outline(line, count_usage)  # a blank line is no outline: skipped below
                 if outline is not None:  # a success, as in `add`
                     if count_usage:
-                        body = outline.response.body
-                        usage.count(False, None, None) if body is None else usage.count(False, body.model, body.usage)
+                        self._count_usage(outline)
                     successes += 1
                     continue
                 line = bytes(line)
@@ -151,6 +146,14 @@ class ResultTally:
         finally:
             failures.add_successes(successes)
         return None
+
+    def _count_usage(self, outline: Any) -> None:
+        """The usage of a success line from its outline (`_outline` with the body)."""
+        body = outline.response.body
+        if body is None:
+            self.usage.count(False, None, None)
+        else:
+            self.usage.count(False, body.model, body.usage)
 
 
 def raw_result_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:

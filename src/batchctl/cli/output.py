@@ -256,11 +256,14 @@ class Output:
     def print_fitted(self, build: Callable[[int | None], Any], *, plain: Callable[[], Iterable[str]] | None = None) -> None:
         """A table built for the terminal's width (`build(width)`); piped, as wide as its data (`build(None)`),
         or -- given `plain` -- its lines written as they are, without Rich (fast for thousands of rows)."""
-        stream = self._plain_stream("out")
-        if plain is not None and stream is not None:
-            stream.write("".join(f"{line}\n" for line in plain()))
-            stream.flush()
-            return
+        if plain is not None:
+            stream = self._plain_stream("out")
+            if stream is None and self._console is not None and not self._console.is_terminal:
+                stream = self._console.file  # a console given by the caller (`console = ...`), off a terminal
+            if stream is not None:
+                stream.write("".join(f"{line}\n" for line in plain()))
+                stream.flush()
+                return
         self.print(build(self.console.width if self.console.is_terminal else None))
 
     def key_values(self, rows: Sequence[tuple[str, str]], *, markup: bool = False) -> None:
