@@ -2,7 +2,7 @@
 
 Typer (0.26 and later) converts every parameter's value through a pydantic `TypeAdapter` it builds on
 first use, so running any command imports pydantic (~70 ms with its plugin loader) and builds an adapter
-per option, even for an option left out (None) or a string that stays a string. `quicken(command)`
+per option, even for an option left out (None) or a string that stays a string. `quicken(command, ctx)`
 gives each parameter of `command` (and of its sub-commands) a conversion that returns those values
 as Typer would -- None as None, a `str` value of a `str` parameter as it is, a `Path` parameter's
 value through Typer's own path checks -- and hands every other value to the adapter Typer builds,
@@ -11,7 +11,7 @@ built then. On a Typer without these internals (older, or changed) it does nothi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ if RuntimeParam is not None:
         """A parameter's conversion: None and plain strings here, the rest by Typer's own (pydantic)."""
 
         descriptor: Any = None
-        built: list[Any] | None = None  # Typer's conversion, once built
+        built: list[Any] = field(default_factory=list)  # Typer's conversion, once built (frozen: a list)
 
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             # `coerce` (Typer's) has already answered None (and () for a list) without this method.
@@ -56,7 +56,7 @@ def quicken(command: Any, ctx: Any) -> None:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is not None and descriptor.file_annotation is None and getattr(param, "_runtime_param", False) is None:
             param._runtime_param = QuickRuntimeParam(
-                parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, descriptor=descriptor, built=[]
+                parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, descriptor=descriptor
             )
     for sub in getattr(command, "commands", {}).values():
         quicken(sub, ctx)
