@@ -50,7 +50,7 @@ from batchctl.validation import validate_file
 path = sys.argv[1]
 t = time.perf_counter()
 tally = EstimateTally(path)  # as `batchctl validate`: the cost estimate counted in the validation pass
-report = validate_file(path, spec=get_provider("openai"), per_request=tally.add)
+report = validate_file(path, spec=get_provider("openai"), tally=tally)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "lines": report.lines, "tokens": report.est_input_tokens,
                   "problems": sorted({p.code for p in report.problems}),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchctl.cost.prices import Price, PriceTable, format_money
-from batchctl.cost.tokens import HEURISTIC, count_tokens, message_overhead
+from batchctl.cost.tokens import HEURISTIC, REPLY_OVERHEAD, count_tokens, message_overhead
 from batchctl.errors import BatchctlError
 from batchctl.validation.jsonl import iter_request_lines
 
@@ -42,38 +42,42 @@ def _token_ids(value: object) -> int | None:
     return None
 
 
-def _input_tokens(body: dict, url: str | None, model: str | None) -> tuple[int, str]:
-    """(input tokens, method) of one request body."""
+def _request_texts(body: dict, url: str | None) -> tuple[list[str], int] | int:
+    """(the texts of one request body whose tokens count, the messages or items the chat format wraps
+    for `message_overhead`), or an int when the input is given as token ids."""
     messages = body.get("messages")
     if isinstance(messages, list):  # chat completions
-        total, method = 0, HEURISTIC
-        for message in messages:
-            if isinstance(message, dict):
-                n, method = count_tokens(_text(message.get("content")) + _text(message.get("name")), model)
-                total += n
-        return total + message_overhead(model, len(messages)), method
+        return [_text(m.get("content")) + _text(m.get("name")) for m in messages if isinstance(m, dict)], len(messages)
     if url == "/v1/responses" or "input" in body and "instructions" in body:
         value, extra = body.get("input"), _text(body.get("instructions"))
         items = len(value) if isinstance(value, list) else 1
-        n, method = count_tokens(_text(value) + ("\n" + extra if extra else ""), model)
-        return n + message_overhead(model, items + (1 if extra else 0)), method
+        return [_text(value) + ("\n" + extra if extra else "")], items + (1 if extra else 0)
     value = body.get("input", body.get("prompt"))
     ids = _token_ids(value)
     if ids is not None:
-        return ids, "exact (token ids)"
-    return count_tokens(_text(value), model)
+        return ids
+    return [_text(value)], 0
+
+
+def output_bound(url: str | None, model: object, limits: tuple[object, ...], n: object) -> int | None:
+    """Most output tokens a request may produce, or None when nothing bounds it. `limits` are its
+    `OUTPUT_LIMIT_FIELDS` values in that order (None when absent), `n` its number of choices."""
+    if url == "/v1/embeddings" or url is None and "embedding" in str(model or ""):
+        return 0  # embeddings produce no output tokens
+    for value in limits:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value * (n if isinstance(n, int) and n > 1 else 1)
+    return None
 
 
 def _output_bound(body: dict, url: str | None) -> int | None:
     """Most output tokens the request may produce, or None when nothing bounds it."""
-    if url == "/v1/embeddings" or url is None and "embedding" in str(body.get("model", "")):
-        return 0  # embeddings produce no output tokens
-    for name in OUTPUT_LIMIT_FIELDS:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            choices = body.get("n")
-            return value * (choices if isinstance(choices, int) and choices > 1 else 1)
-    return None
+    return output_bound(url, body.get("model", ""), tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n"))
+
+
+def utf8_size(texts: list[str]) -> int:
+    """UTF-8 bytes of `texts` (what a request's uncounted text is scaled by)."""
+    return sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
 
 @dataclass
@@ -86,6 +90,16 @@ class ModelEstimate:
     output_tokens_max: int = 0  # over the bounded requests
     unbounded_requests: int = 0
     price: Price | None = None
+    # (stretch of the file, all text ASCII) -> [tokens counted, their texts' UTF-8 bytes, bytes of texts
+    # not counted]: what `EstimateTally` scales the uncounted requests by (see STRETCHES)
+    strata: dict[tuple[int, bool], list[int]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._overhead = (message_overhead(self.model, 1) - REPLY_OVERHEAD, REPLY_OVERHEAD)
+
+    def overhead(self, messages: int) -> int:
+        """`tokens.message_overhead(self.model, messages)`, without looking the model up again."""
+        return messages * self._overhead[0] + self._overhead[1] if messages > 0 else 0
 
     @property
     def output_bound(self) -> int | None:
@@ -114,6 +128,7 @@ class Estimate:
     input_tokens: int = 0
     output_tokens_max: int = 0
     unbounded_requests: int = 0
+    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (STRETCHES)
     methods: set[str] = field(default_factory=set)
     by_model: dict[str | None, ModelEstimate] = field(default_factory=dict)
     confirm_above: float | None = DEFAULT_CONFIRM_ABOVE  # the profile's threshold for submit's question
@@ -153,6 +168,7 @@ class Estimate:
             "requests": self.requests,
             "input_tokens": self.input_tokens,
             "input_tokens_method": self.method,
+            "counted_requests": self.counted_requests,  # < requests: the others' tokens were scaled
             "output_tokens_max": self.output_bound,  # null: some requests set no limit
             "unbounded_requests": self.unbounded_requests,
             "models": sorted(str(m) for m in self.by_model),
@@ -166,6 +182,15 @@ class Estimate:
         }
 
 
+# Counting a request's tokens costs ~10x validating it (the heuristic looks at each character), so a big
+# file is counted in part: the first COUNT_FIRST requests all, then one in `every` of each stretch below
+# (request index where it starts, every). A request not counted is scaled by its text's UTF-8 size at
+# the ratio its stretch's counted requests showed, per model and apart for ASCII and other text, so a
+# file whose language changes along the way is followed. docs/cost.md gives the error this adds.
+COUNT_FIRST = 200
+STRETCHES = ((COUNT_FIRST, 8), (2_000, 100), (20_000, 400))
+
+
 class EstimateTally:
     """Adds up an estimate one request line at a time: `estimate_file`'s loop, and `validate_file`'s
     per-line hook (so `validate` parses each line once). Prices are looked up at the end (`priced`)."""
@@ -173,28 +198,119 @@ class EstimateTally:
     def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
         self.estimate = Estimate(path=str(path))
         self.endpoint, self.model_override = endpoint, model_override
+        self._requests = 0  # requests added so far: which to count is chosen by this index
+        self._stretch, self._every, self._next_stretch = 0, 1, COUNT_FIRST  # where in STRETCHES the index is
+        self._finished = False
 
     def add(self, obj: dict, body: dict) -> None:
         """Count one request line (`obj`, its `body` already known to be an object)."""
-        estimate = self.estimate
         model = self.model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
         url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
-        per_model = estimate.by_model.get(model)
-        if per_model is None:
-            per_model = estimate.by_model[model] = ModelEstimate(model)
-        tokens, method = _input_tokens(body, url, model)
+        texts = _request_texts(body, url)
         bound = _output_bound(body, url)
-        estimate.methods.add(method)
-        for target in (estimate, per_model):
-            target.requests += 1
-            target.input_tokens += tokens
-            if bound is None:
-                target.unbounded_requests += 1
-            else:
-                target.output_tokens_max += bound
+        if isinstance(texts, int):  # token ids: counted exactly, nothing to scale
+            self._tally(self.estimate.by_model.get(model) or self._new_model(model), texts, bound)
+            self.estimate.methods.add("exact (token ids)")
+            self.estimate.counted_requests += 1
+            self._requests += 1
+        else:
+            self._add_texts(model, *texts, bound)
+
+    def add_chat(
+        self, model: str, url: str, texts: list[bytes], ascii: bool, size: int, limits: tuple[object, ...], n: object
+    ) -> None:
+        """Count one chat request of the common shape (`validate_file`'s fast lane): its messages'
+        contents as JSON string `texts` (decoded only when counted), whether they are all ASCII, their
+        UTF-8 `size`, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int;
+        called for every line of a big file: kept to one call)."""
+        model = self.model_override or model
+        per_model = self.estimate.by_model.get(model) or self._new_model(model)
+        index = self._requests
+        self._requests = index + 1
+        if index == self._next_stretch:
+            self._next_stretch_starts()
+        stratum = per_model.strata.get(key := (self._stretch, ascii)) or per_model.strata.setdefault(key, [0, 0, 0])
+        if not index % self._every or not stratum[1]:
+            from batchctl.validation.fastlane import decode_string  # only for the requests counted
+
+            tokens = self._count(model, [decode_string(text) for text in texts], stratum, size)
+        else:  # scaled in `_finish`
+            tokens = 0
+            stratum[2] += size
+        per_model.requests += 1
+        per_model.input_tokens += tokens + per_model.overhead(len(texts))
+        for value in limits:  # output_bound's loop, inline
+            if type(value) is int and value >= 0:
+                per_model.output_tokens_max += value * (n if type(n) is int and n > 1 else 1)
+                break
+        else:
+            per_model.unbounded_requests += 1
+
+    def _add_texts(self, model: str | None, texts: list[str], items: int, bound: int | None) -> None:
+        """Count (or leave to be scaled) one request's `texts`."""
+        per_model = self.estimate.by_model.get(model) or self._new_model(model)
+        size = utf8_size(texts)
+        index = self._requests
+        self._requests = index + 1
+        if index == self._next_stretch:
+            self._next_stretch_starts()
+        key = (self._stretch, all(t.isascii() for t in texts))
+        stratum = per_model.strata.get(key) or per_model.strata.setdefault(key, [0, 0, 0])
+        if not index % self._every or not stratum[1]:
+            tokens = self._count(model, texts, stratum, size)
+        else:
+            tokens = 0
+            stratum[2] += size
+        self._tally(per_model, tokens + per_model.overhead(items), bound)
+
+    def _next_stretch_starts(self) -> None:
+        self._every = STRETCHES[self._stretch][1]
+        self._stretch += 1
+        self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
+
+    def _count(self, model: str | None, texts: list[str], stratum: list[int], size: int) -> int:
+        """Tokens of one request's texts, counted (and recorded in its stratum)."""
+        tokens, method = 0, HEURISTIC
+        for text in texts:
+            n, method = count_tokens(text, model)
+            tokens += n
+        self.estimate.methods.add(method)
+        self.estimate.counted_requests += 1
+        stratum[0] += tokens
+        stratum[1] += size
+        return tokens
+
+    def _new_model(self, model: str | None) -> ModelEstimate:
+        per_model = self.estimate.by_model[model] = ModelEstimate(model)
+        return per_model
+
+    @staticmethod
+    def _tally(per_model: ModelEstimate, tokens: int, bound: int | None) -> None:
+        per_model.requests += 1
+        per_model.input_tokens += tokens
+        if bound is None:
+            per_model.unbounded_requests += 1
+        else:
+            per_model.output_tokens_max += bound
+
+    def _finish(self) -> None:
+        """Scale the tokens of the requests that were not counted and add up the models (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        estimate = self.estimate
+        for per_model in estimate.by_model.values():
+            for tokens, size, uncounted in per_model.strata.values():
+                if uncounted:
+                    per_model.input_tokens += round(uncounted * tokens / size)
+            estimate.requests += per_model.requests
+            estimate.input_tokens += per_model.input_tokens
+            estimate.output_tokens_max += per_model.output_tokens_max
+            estimate.unbounded_requests += per_model.unbounded_requests
 
     def priced(self, prices: PriceTable) -> Estimate:
         """The estimate, with each model's price from `prices` and the profile's confirm threshold."""
+        self._finish()
         estimate = self.estimate
         estimate.confirm_above = prices.confirm_above if prices.confirm_above is not None else DEFAULT_CONFIRM_ABOVE
         for model, per_model in estimate.by_model.items():
@@ -319,7 +435,10 @@ def estimate_line(estimate: Estimate) -> str:
     from batchctl.cost.prices import format_money
 
     noun = "request" if estimate.requests == 1 else "requests"
-    parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({estimate.method})"]
+    method = estimate.method
+    if estimate.counted_requests < estimate.requests:
+        method += f"; {estimate.counted_requests:,} requests counted, the rest scaled by size"
+    parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({method})"]
     bound = estimate.output_bound
     if bound is None:
         n = estimate.unbounded_requests
