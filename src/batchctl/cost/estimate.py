@@ -90,9 +90,9 @@ class ModelEstimate:
     output_tokens_max: int = 0  # over the bounded requests
     unbounded_requests: int = 0
     price: Price | None = None
-    # (stretch of the file, all text ASCII) -> [tokens counted, their texts' UTF-8 bytes, bytes of texts
-    # not counted]: what `EstimateTally` scales the uncounted requests by (see STRETCHES)
-    strata: dict[tuple[int, bool], list[int]] = field(default_factory=dict, repr=False, compare=False)
+    # stretch of the file -> [tokens counted, their texts' UTF-8 bytes, bytes of texts not counted]: what
+    # `EstimateTally` scales the uncounted requests by (see STRETCHES)
+    strata: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._overhead = (message_overhead(self.model, 1) - REPLY_OVERHEAD, REPLY_OVERHEAD)
@@ -185,8 +185,8 @@ class Estimate:
 # Counting a request's tokens costs ~10x validating it (the heuristic looks at each character), so a big
 # file is counted in part: the first COUNT_FIRST requests all, then one in `every` of each stretch below
 # (request index where it starts, every). A request not counted is scaled by its text's UTF-8 size at
-# the ratio its stretch's counted requests showed, per model and apart for ASCII and other text, so a
-# file whose language changes along the way is followed. docs/cost.md gives the error this adds.
+# the ratio its stretch's counted requests showed (per model), so a file whose language changes along
+# the way is followed. docs/cost.md gives the error this adds.
 COUNT_FIRST = 200
 STRETCHES = ((COUNT_FIRST, 8), (2_000, 100), (20_000, 400))
 
@@ -216,20 +216,18 @@ class EstimateTally:
         else:
             self._add_texts(model, *texts, bound)
 
-    def add_chat(
-        self, model: str, url: str, texts: list[bytes], ascii: bool, size: int, limits: tuple[object, ...], n: object
-    ) -> None:
+    def add_chat(self, model: str, url: str, texts: list, size: int, limits: tuple[object, ...], n: object) -> None:
         """Count one chat request of the common shape (`validate_file`'s fast lane): its messages'
-        contents as JSON string `texts` (decoded only when counted), whether they are all ASCII, their
-        UTF-8 `size`, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int;
-        called for every line of a big file: kept to one call)."""
+        contents as JSON string `texts` (bytes-like, decoded only when counted), their UTF-8 `size`, its
+        `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int). Called for every line
+        of a big file: kept to one call."""
         model = self.model_override or model
         per_model = self.estimate.by_model.get(model) or self._new_model(model)
         index = self._requests
         self._requests = index + 1
         if index == self._next_stretch:
             self._next_stretch_starts()
-        stratum = per_model.strata.get(key := (self._stretch, ascii)) or per_model.strata.setdefault(key, [0, 0, 0])
+        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
         if not index % self._every or not stratum[1]:
             from batchctl.validation.fastlane import decode_string  # only for the requests counted
 
@@ -254,8 +252,7 @@ class EstimateTally:
         self._requests = index + 1
         if index == self._next_stretch:
             self._next_stretch_starts()
-        key = (self._stretch, all(t.isascii() for t in texts))
-        stratum = per_model.strata.get(key) or per_model.strata.setdefault(key, [0, 0, 0])
+        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
         if not index % self._every or not stratum[1]:
             tokens = self._count(model, texts, stratum, size)
         else:

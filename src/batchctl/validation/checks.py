@@ -57,9 +57,7 @@ class RequestTally(Protocol):
 
     def add(self, obj: dict, body: dict) -> None: ...
 
-    def add_chat(
-        self, model: str, url: str, texts: list[bytes], ascii: bool, size: int, limits: tuple[object, ...], n: object
-    ) -> None: ...
+    def add_chat(self, model: str, url: str, texts: list, size: int, limits: tuple[object, ...], n: object) -> None: ...
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
 READ_LINE_LIMIT = 64 * 1024 * 1024
 
@@ -223,9 +221,10 @@ class _FileValidator:
                 else:
                     self.text_bytes += _text_bytes(value)
 
-    def check_common(self, n: int, line: ChatLine) -> bool:
-        """Judge a line the fast lane decoded, as `check` would; False (nothing done) when it is not a
-        request `check` finds without problems, besides a duplicate id: `check` then judges it."""
+    def check_common(self, n: int, raw: bytes, line: ChatLine) -> bool:
+        """Judge a line the fast lane decoded from `raw`, as `check` would; False (nothing done) when
+        it is not a request `check` finds without problems, besides a duplicate id: `check` then
+        judges it. Kept lean: on a big file every line but the odd one comes through here."""
         url, body = line.url, line.body
         model, messages = body.model, body.messages
         if url != self.endpoint and self.endpoint is not None or url not in CHAT_ENDPOINTS or url not in self.endpoints:
@@ -234,26 +233,21 @@ class _FileValidator:
             return False
         if not line.custom_id or line.method != "POST" or not messages:
             return False
-        texts, size, ascii = [], 0, True  # each content's JSON string literal, their UTF-8 bytes
-        for message in messages:
-            text = bytes(message.content)
-            if text[0] != 34:  # not a string (content parts, null): the general road
+        if not raw.isascii():
+            try:
+                raw.decode()  # msgspec left the texts unchecked; the general road says where UTF-8 breaks
+            except UnicodeDecodeError:
                 return False
-            if 92 in text:  # a backslash: escapes, so the literal's length is not the text's
-                decoded = _decode_string(text)
-                if decoded is None:
-                    return False
-                size += len(decoded) if decoded.isascii() else len(decoded.encode("utf-8", "surrogatepass"))
-                ascii = ascii and decoded.isascii()
-            else:
-                if not text.isascii():
-                    ascii = False
-                    try:
-                        text.decode()  # msgspec skipped it unchecked; the general road says where it breaks
-                    except UnicodeDecodeError:
-                        return False
-                size += len(text) - 2
-            texts.append(text)
+        texts = [message.content for message in messages]  # JSON literals, as msgspec.Raw
+        for text in texts:
+            if memoryview(text)[0] != 34:  # not a string (content parts, null): the general road
+                return False
+        if 92 in raw:  # a backslash somewhere: a text with escapes is longer in the line than in UTF-8
+            size = _escaped_size(texts)
+            if size is None:
+                return False
+        else:
+            size = sum(map(len, texts)) - 2 * len(texts)  # the quotes aside, the literal is the text's UTF-8
         if self.endpoint is None:
             self.endpoint, self.endpoint_line = url, n
         if self.model is None:
@@ -263,7 +257,7 @@ class _FileValidator:
         self.text_bytes += size
         if self.tally is not None:
             limits = (body.max_completion_tokens, body.max_tokens, body.max_output_tokens)  # UNSET: absent
-            self.tally.add_chat(model, url, texts, ascii, size, limits, body.n)
+            self.tally.add_chat(model, url, texts, size, limits, body.n)
         return True
 
     def _check_messages(self, n: int, messages: object) -> None:
@@ -314,14 +308,19 @@ class _FileValidator:
         self.text_bytes += text
 
 
-def _decode_string(literal: bytes) -> str | None:
-    """The text of a JSON string literal, or None if msgspec refuses it (the general road then judges)."""
+def _escaped_size(literals: list) -> int | None:
+    """UTF-8 bytes of the texts of JSON string `literals`, escapes decoded; None if msgspec refuses one
+    (the general road then judges)."""
     from batchctl.validation.fastlane import NOT_COMMON, decode_string
 
-    try:
-        return decode_string(literal)
-    except NOT_COMMON:
-        return None
+    size = 0
+    for literal in literals:
+        try:
+            text = decode_string(literal)
+        except NOT_COMMON:
+            return None
+        size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size
 
 
 def _bad_utf8_message(raw: bytes, err: UnicodeDecodeError, first_line: bool) -> str:
@@ -429,7 +428,7 @@ def validate_file(
             except NOT_COMMON:  # another shape, or not valid: judged below
                 pass
             else:
-                if check_common(lines, common):
+                if check_common(lines, raw, common):
                     requests += 1
                     if not crlf_line and raw.endswith(b"\r\n"):
                         crlf_line = lines
