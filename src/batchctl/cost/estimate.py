@@ -212,7 +212,7 @@ class EstimateTally:
             self._tally(self.estimate.by_model.get(model) or self._new_model(model), texts, bound)
             self.estimate.methods.add("exact (token ids)")
             self.estimate.counted_requests += 1
-            self._requests += 1
+            self._place(self.estimate.by_model[model])  # it takes its place in the sampling all the same
         else:
             self._add_texts(model, *texts, bound)
 
@@ -223,12 +223,8 @@ class EstimateTally:
         of a big file: kept to one call."""
         model = self.model_override or model
         per_model = self.estimate.by_model.get(model) or self._new_model(model)
-        index = self._requests
-        self._requests = index + 1
-        if index == self._next_stretch:
-            self._next_stretch_starts()
-        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
-        if not index % self._every or not stratum[1]:
+        counted, stratum = self._place(per_model)
+        if counted:
             from batchctl.validation.fastlane import decode_string  # only for the requests counted
 
             tokens = self._count(model, [decode_string(text) for text in texts], stratum, size)
@@ -248,22 +244,24 @@ class EstimateTally:
         """Count (or leave to be scaled) one request's `texts`."""
         per_model = self.estimate.by_model.get(model) or self._new_model(model)
         size = utf8_size(texts)
-        index = self._requests
-        self._requests = index + 1
-        if index == self._next_stretch:
-            self._next_stretch_starts()
-        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
-        if not index % self._every or not stratum[1]:
+        counted, stratum = self._place(per_model)
+        if counted:
             tokens = self._count(model, texts, stratum, size)
         else:
             tokens = 0
             stratum[2] += size
         self._tally(per_model, tokens + per_model.overhead(items), bound)
 
-    def _next_stretch_starts(self) -> None:
-        self._every = STRETCHES[self._stretch][1]
-        self._stretch += 1
-        self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
+    def _place(self, per_model: ModelEstimate) -> tuple[bool, list[int]]:
+        """(whether to count the next request, its stratum): its place in the file's sampling."""
+        index = self._requests
+        self._requests = index + 1
+        if index == self._next_stretch:  # the next stretch of STRETCHES starts
+            self._every = STRETCHES[self._stretch][1]
+            self._stretch += 1
+            self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
+        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
+        return not index % self._every or not stratum[1], stratum
 
     def _count(self, model: str | None, texts: list[str], stratum: list[int], size: int) -> int:
         """Tokens of one request's texts, counted (and recorded in its stratum)."""
