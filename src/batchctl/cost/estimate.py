@@ -59,22 +59,6 @@ def _request_texts(body: dict, url: str | None) -> tuple[list[str], int] | int:
     return [_text(value)], 0
 
 
-def output_bound(url: str | None, model: object, limits: tuple[object, ...], n: object) -> int | None:
-    """Most output tokens a request may produce, or None when nothing bounds it. `limits` are its
-    `OUTPUT_LIMIT_FIELDS` values in that order (None when absent), `n` its number of choices."""
-    if url == "/v1/embeddings" or url is None and "embedding" in str(model or ""):
-        return 0  # embeddings produce no output tokens
-    for value in limits:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value * (n if isinstance(n, int) and n > 1 else 1)
-    return None
-
-
-def _output_bound(body: dict, url: str | None) -> int | None:
-    """Most output tokens the request may produce, or None when nothing bounds it."""
-    return output_bound(url, body.get("model", ""), tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n"))
-
-
 def utf8_size(texts: list[str]) -> int:
     """UTF-8 bytes of `texts` (what a request's uncounted text is scaled by)."""
     return sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)
@@ -94,12 +78,14 @@ class ModelEstimate:
     # `EstimateTally` scales the uncounted requests by (see STRETCHES)
     strata: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self._overhead = (message_overhead(self.model, 1) - REPLY_OVERHEAD, REPLY_OVERHEAD)
+    # The chat format's overhead (`tokens.message_overhead`), added up at the end: messages in all, and
+    # requests with any (each primes one reply)
+    messages: int = field(default=0, repr=False, compare=False)
+    wrapped: int = field(default=0, repr=False, compare=False)
 
-    def overhead(self, messages: int) -> int:
-        """`tokens.message_overhead(self.model, messages)`, without looking the model up again."""
-        return messages * self._overhead[0] + self._overhead[1] if messages > 0 else 0
+    @property
+    def per_message(self) -> int:
+        return message_overhead(self.model, 1) - REPLY_OVERHEAD
 
     @property
     def output_bound(self) -> int | None:
@@ -187,8 +173,8 @@ class Estimate:
 # (request index where it starts, every). A request not counted is scaled by its text's UTF-8 size at
 # the ratio its stretch's counted requests showed (per model), so a file whose language changes along
 # the way is followed. docs/cost.md gives the error this adds.
-COUNT_FIRST = 200
-STRETCHES = ((COUNT_FIRST, 8), (2_000, 100), (20_000, 400))
+COUNT_FIRST = 100
+STRETCHES = ((COUNT_FIRST, 10), (2_000, 200), (20_000, 1_000))
 
 
 class EstimateTally:
@@ -207,53 +193,31 @@ class EstimateTally:
         model = self.model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
         url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
         texts = _request_texts(body, url)
-        bound = _output_bound(body, url)
+        limits, n = tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n")
         if isinstance(texts, int):  # token ids: counted exactly, nothing to scale
-            self._tally(self.estimate.by_model.get(model) or self._new_model(model), texts, bound)
             self.estimate.methods.add("exact (token ids)")
-            self.estimate.counted_requests += 1
-            self._place(self.estimate.by_model[model])  # it takes its place in the sampling all the same
+            self.add_texts(model, url, [], 0, 0, limits, n, tokens=texts)
         else:
-            self._add_texts(model, *texts, bound)
+            strings, items = texts
+            self.add_texts(model, url, strings, utf8_size(strings), items, limits, n)
 
-    def add_chat(self, model: str, url: str, texts: list, size: int, limits: tuple[object, ...], n: object) -> None:
-        """Count one chat request of the common shape (`validate_file`'s fast lane): its messages'
-        contents as JSON string `texts` (bytes-like, decoded only when counted), their UTF-8 `size`, its
-        `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int). Called for every line
-        of a big file: kept to one call."""
+    def add_texts(
+        self,
+        model: str | None,
+        url: str | None,
+        texts: list,
+        size: int,
+        items: int,
+        limits: tuple[object, ...],
+        n: object,
+        tokens: int = 0,
+    ) -> None:
+        """Count one request: its `texts` (strings, or JSON string literals as bytes-like, decoded only
+        if counted: `validate_file`'s fast lane), their UTF-8 `size`, the `items` (messages) the chat
+        format wraps, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int), and
+        `tokens` given as ids. Called for every line of a big file: kept to one call."""
         model = self.model_override or model
         per_model = self.estimate.by_model.get(model) or self._new_model(model)
-        counted, stratum = self._place(per_model)
-        if counted:
-            from batchctl.validation.fastlane import decode_string  # only for the requests counted
-
-            tokens = self._count(model, [decode_string(text) for text in texts], stratum, size)
-        else:  # scaled in `_finish`
-            tokens = 0
-            stratum[2] += size
-        per_model.requests += 1
-        per_model.input_tokens += tokens + per_model.overhead(len(texts))
-        for value in limits:  # output_bound's loop, inline
-            if type(value) is int and value >= 0:
-                per_model.output_tokens_max += value * (n if type(n) is int and n > 1 else 1)
-                break
-        else:
-            per_model.unbounded_requests += 1
-
-    def _add_texts(self, model: str | None, texts: list[str], items: int, bound: int | None) -> None:
-        """Count (or leave to be scaled) one request's `texts`."""
-        per_model = self.estimate.by_model.get(model) or self._new_model(model)
-        size = utf8_size(texts)
-        counted, stratum = self._place(per_model)
-        if counted:
-            tokens = self._count(model, texts, stratum, size)
-        else:
-            tokens = 0
-            stratum[2] += size
-        self._tally(per_model, tokens + per_model.overhead(items), bound)
-
-    def _place(self, per_model: ModelEstimate) -> tuple[bool, list[int]]:
-        """(whether to count the next request, its stratum): its place in the file's sampling."""
         index = self._requests
         self._requests = index + 1
         if index == self._next_stretch:  # the next stretch of STRETCHES starts
@@ -261,12 +225,33 @@ class EstimateTally:
             self._stretch += 1
             self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
         stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
-        return not index % self._every or not stratum[1], stratum
+        if not texts:  # nothing to count (or token ids, given)
+            self.estimate.counted_requests += 1
+        elif not index % self._every or not stratum[1]:
+            tokens += self._count(model, texts, stratum, size)
+        else:  # scaled in `_finish`
+            stratum[2] += size
+        per_model.requests += 1
+        per_model.input_tokens += tokens
+        if items:
+            per_model.messages += items
+            per_model.wrapped += 1
+        if url == "/v1/embeddings" or url is None and "embedding" in str(model or ""):
+            return  # embeddings produce no output tokens
+        for value in limits:  # the first output limit set bounds the output, times n
+            if type(value) is int and value >= 0:
+                per_model.output_tokens_max += value * (n if type(n) is int and n > 1 else 1)
+                return
+        per_model.unbounded_requests += 1
 
-    def _count(self, model: str | None, texts: list[str], stratum: list[int], size: int) -> int:
+    def _count(self, model: str | None, texts: list, stratum: list[int], size: int) -> int:
         """Tokens of one request's texts, counted (and recorded in its stratum)."""
         tokens, method = 0, HEURISTIC
         for text in texts:
+            if type(text) is not str:
+                from batchctl.validation.fastlane import decode_string  # a JSON literal from the fast lane
+
+                text = decode_string(text)
             n, method = count_tokens(text, model)
             tokens += n
         self.estimate.methods.add(method)
@@ -279,15 +264,6 @@ class EstimateTally:
         per_model = self.estimate.by_model[model] = ModelEstimate(model)
         return per_model
 
-    @staticmethod
-    def _tally(per_model: ModelEstimate, tokens: int, bound: int | None) -> None:
-        per_model.requests += 1
-        per_model.input_tokens += tokens
-        if bound is None:
-            per_model.unbounded_requests += 1
-        else:
-            per_model.output_tokens_max += bound
-
     def _finish(self) -> None:
         """Scale the tokens of the requests that were not counted and add up the models (once)."""
         if self._finished:
@@ -298,6 +274,7 @@ class EstimateTally:
             for tokens, size, uncounted in per_model.strata.values():
                 if uncounted:
                     per_model.input_tokens += round(uncounted * tokens / size)
+            per_model.input_tokens += per_model.messages * per_model.per_message + per_model.wrapped * REPLY_OVERHEAD
             estimate.requests += per_model.requests
             estimate.input_tokens += per_model.input_tokens
             estimate.output_tokens_max += per_model.output_tokens_max

@@ -57,7 +57,9 @@ class RequestTally(Protocol):
 
     def add(self, obj: dict, body: dict) -> None: ...
 
-    def add_chat(self, model: str, url: str, texts: list, size: int, limits: tuple[object, ...], n: object) -> None: ...
+    def add_texts(
+        self, model: str | None, url: str | None, texts: list, size: int, items: int, limits: tuple[object, ...], n: object
+    ) -> None: ...
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
 READ_LINE_LIMIT = 64 * 1024 * 1024
 
@@ -257,7 +259,7 @@ class _FileValidator:
         self.text_bytes += size
         if self.tally is not None:
             limits = (body.max_completion_tokens, body.max_tokens, body.max_output_tokens)  # UNSET: absent
-            self.tally.add_chat(model, url, texts, size, limits, body.n)
+            self.tally.add_texts(model, url, texts, size, len(texts), limits, body.n)
         return True
 
     def _check_messages(self, n: int, messages: object) -> None:
