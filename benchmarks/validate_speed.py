@@ -50,7 +50,7 @@ from batchctl.validation import validate_file
 path = sys.argv[1]
 t = time.perf_counter()
 tally = EstimateTally(path)  # as `batchctl validate`: the cost estimate counted in the validation pass
-report = validate_file(path, spec=get_provider("openai"), per_request=tally.add)
+report = validate_file(path, spec=get_provider("openai"), tally=tally)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "lines": report.lines, "tokens": report.est_input_tokens,
                   "problems": sorted({p.code for p in report.problems}),
@@ -132,6 +132,10 @@ def measure(path: str, lines: int, repeat: int, rss_target: float | None) -> boo
         cli_wall.append(wall)
         ours_in.append(run(VALIDATE, path)[1]["seconds"])
     rss = cli_peak_rss(path)
+    small = os.path.join(os.path.dirname(path), "one-line.jsonl")
+    with open(path, "rb") as f, open(small, "wb") as out:
+        out.write(f.readline())
+    floor = statistics.median(run_cli(small)[0] for _ in range(repeat))
     a_wall, a_in = statistics.median(anchor_wall), statistics.median(anchor_in)
     o_wall, o_in = statistics.median(cli_wall), statistics.median(ours_in)
     print(f"  anchor: bare json.loads loop   whole process {a_wall:7.3f} s   inside {a_in:7.3f} s")
@@ -143,8 +147,12 @@ def measure(path: str, lines: int, repeat: int, rss_target: float | None) -> boo
     rss_ok = rss_target is None or rss <= rss_target
     print(f"  peak RSS of batchctl validate: {rss:.1f} MiB" + ("" if rss_target is None else
           f" (target <= {rss_target:.0f} MiB){'' if rss_ok else '  MISSED'}"))  # fmt: skip
+    print(f"  floor: the CLI's start (`batchctl validate` of the file's first line) {floor:.3f} s = "
+          f"{floor / a_wall:.2f}x the anchor's whole process")
     codes = sorted({p["code"] for p in report.get("problems", [])})
-    print(f"  report: {report.get('requests', 0):,} requests, ~{report.get('est_input_tokens', 0):,} input tokens, "
+    estimate = report.get("estimate") or {}
+    print(f"  report: {report.get('requests', 0):,} requests, ~{estimate.get('input_tokens', 0):,} input tokens "
+          f"({estimate.get('input_tokens_method')}, {estimate.get('counted_requests', 0):,} requests counted), "
           f"problems: {', '.join(codes) or 'none'}")  # fmt: skip
     return ok and rss_ok
 

@@ -13,7 +13,7 @@ from batchctl.cli.app import app
 from batchctl.cost.estimate import EstimateTally, estimate_file
 from batchctl.cost.prices import price_table
 from batchctl.providers import get_provider
-from batchctl.validation import validate_file
+from batchctl.validation import fastlane, validate_file
 
 runner = CliRunner()
 
@@ -59,12 +59,13 @@ def test_validate_parses_each_line_once_and_shows_the_estimate(tmp_path, monkeyp
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     expected = estimate_file(path, prices=price_table(None)).to_dict()
 
-    parsed = []
-    real_parse = batchctl.jsonfast.parse
+    parsed, typed = [], []
+    real_parse, real_typed = batchctl.jsonfast.parse, fastlane.decode_chat_line
     monkeypatch.setattr(batchctl.jsonfast, "parse", lambda raw: parsed.append(raw) or real_parse(raw))
+    monkeypatch.setattr(fastlane, "decode_chat_line", lambda raw: typed.append(raw) or real_typed(raw))
     result = runner.invoke(app, ["validate", str(path), "--json"])
     assert result.exit_code == 0, result.output
-    assert len(parsed) == 40  # one parse a line: the estimate rode along
+    assert len(typed) == 40 and parsed == []  # one parse a line (the fast lane's): the estimate rode along
     data = json.loads(result.stdout)
     assert data["estimate"] == expected
     assert data["estimate"]["requests"] == 40 and data["estimate"]["output_tokens_max"] == 400

@@ -128,7 +128,7 @@ def preflight(
 
             tally = EstimateTally(request.file, model_override=request.model)  # the estimate, in this pass
             report = validate_file(upload.path, spec=spec, endpoint=plan.endpoint or None, max_problems=SHOWN_PROBLEMS,
-                                   per_request=tally.add)  # fmt: skip
+                                   tally=tally)  # fmt: skip
             report.path = display
             plan.report = report
             if not report.ok:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchctl.cost.prices import Price, PriceTable, format_money
-from batchctl.cost.tokens import HEURISTIC, count_tokens, message_overhead
+from batchctl.cost.tokens import HEURISTIC, REPLY_OVERHEAD, count_tokens, message_overhead
 from batchctl.errors import BatchctlError
 from batchctl.validation.jsonl import iter_request_lines
 
@@ -42,38 +42,26 @@ def _token_ids(value: object) -> int | None:
     return None
 
 
-def _input_tokens(body: dict, url: str | None, model: str | None) -> tuple[int, str]:
-    """(input tokens, method) of one request body."""
+def _request_texts(body: dict, url: str | None) -> tuple[list[str], int] | int:
+    """(the texts of one request body whose tokens count, the messages or items the chat format wraps
+    for `message_overhead`), or an int when the input is given as token ids."""
     messages = body.get("messages")
     if isinstance(messages, list):  # chat completions
-        total, method = 0, HEURISTIC
-        for message in messages:
-            if isinstance(message, dict):
-                n, method = count_tokens(_text(message.get("content")) + _text(message.get("name")), model)
-                total += n
-        return total + message_overhead(model, len(messages)), method
+        return [_text(m.get("content")) + _text(m.get("name")) for m in messages if isinstance(m, dict)], len(messages)
     if url == "/v1/responses" or "input" in body and "instructions" in body:
         value, extra = body.get("input"), _text(body.get("instructions"))
         items = len(value) if isinstance(value, list) else 1
-        n, method = count_tokens(_text(value) + ("\n" + extra if extra else ""), model)
-        return n + message_overhead(model, items + (1 if extra else 0)), method
+        return [_text(value) + ("\n" + extra if extra else "")], items + (1 if extra else 0)
     value = body.get("input", body.get("prompt"))
     ids = _token_ids(value)
     if ids is not None:
-        return ids, "exact (token ids)"
-    return count_tokens(_text(value), model)
+        return ids
+    return [_text(value)], 0
 
 
-def _output_bound(body: dict, url: str | None) -> int | None:
-    """Most output tokens the request may produce, or None when nothing bounds it."""
-    if url == "/v1/embeddings" or url is None and "embedding" in str(body.get("model", "")):
-        return 0  # embeddings produce no output tokens
-    for name in OUTPUT_LIMIT_FIELDS:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            choices = body.get("n")
-            return value * (choices if isinstance(choices, int) and choices > 1 else 1)
-    return None
+def utf8_size(texts: list[str]) -> int:
+    """UTF-8 bytes of `texts` (what a request's uncounted text is scaled by)."""
+    return sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
 
 @dataclass
@@ -86,6 +74,18 @@ class ModelEstimate:
     output_tokens_max: int = 0  # over the bounded requests
     unbounded_requests: int = 0
     price: Price | None = None
+    # stretch of the file -> [tokens counted, their texts' UTF-8 bytes, bytes of texts not counted]: what
+    # `EstimateTally` scales the uncounted requests by (see STRETCHES)
+    strata: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
+
+    # The chat format's overhead (`tokens.message_overhead`), added up at the end: messages in all, and
+    # requests with any (each primes one reply)
+    messages: int = field(default=0, repr=False, compare=False)
+    wrapped: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def per_message(self) -> int:
+        return message_overhead(self.model, 1) - REPLY_OVERHEAD
 
     @property
     def output_bound(self) -> int | None:
@@ -114,6 +114,7 @@ class Estimate:
     input_tokens: int = 0
     output_tokens_max: int = 0
     unbounded_requests: int = 0
+    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (STRETCHES)
     methods: set[str] = field(default_factory=set)
     by_model: dict[str | None, ModelEstimate] = field(default_factory=dict)
     confirm_above: float | None = DEFAULT_CONFIRM_ABOVE  # the profile's threshold for submit's question
@@ -153,6 +154,7 @@ class Estimate:
             "requests": self.requests,
             "input_tokens": self.input_tokens,
             "input_tokens_method": self.method,
+            "counted_requests": self.counted_requests,  # < requests: the others' tokens were scaled
             "output_tokens_max": self.output_bound,  # null: some requests set no limit
             "unbounded_requests": self.unbounded_requests,
             "models": sorted(str(m) for m in self.by_model),
@@ -166,6 +168,15 @@ class Estimate:
         }
 
 
+# Counting a request's tokens costs ~10x validating it (the heuristic looks at each character), so a big
+# file is counted in part: the first COUNT_FIRST requests all, then one in `every` of each stretch below
+# (request index where it starts, every). A request not counted is scaled by its text's UTF-8 size at
+# the ratio its stretch's counted requests showed (per model), so a file whose language changes along
+# the way is followed. docs/cost.md gives the error this adds.
+COUNT_FIRST = 100
+STRETCHES = ((COUNT_FIRST, 10), (2_000, 200), (20_000, 1_000))
+
+
 class EstimateTally:
     """Adds up an estimate one request line at a time: `estimate_file`'s loop, and `validate_file`'s
     per-line hook (so `validate` parses each line once). Prices are looked up at the end (`priced`)."""
@@ -173,28 +184,105 @@ class EstimateTally:
     def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
         self.estimate = Estimate(path=str(path))
         self.endpoint, self.model_override = endpoint, model_override
+        self._requests = 0  # requests added so far: which to count is chosen by this index
+        self._stretch, self._every, self._next_stretch = 0, 1, COUNT_FIRST  # where in STRETCHES the index is
+        self._finished = False
 
     def add(self, obj: dict, body: dict) -> None:
         """Count one request line (`obj`, its `body` already known to be an object)."""
-        estimate = self.estimate
         model = self.model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
         url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
-        per_model = estimate.by_model.get(model)
-        if per_model is None:
-            per_model = estimate.by_model[model] = ModelEstimate(model)
-        tokens, method = _input_tokens(body, url, model)
-        bound = _output_bound(body, url)
-        estimate.methods.add(method)
-        for target in (estimate, per_model):
-            target.requests += 1
-            target.input_tokens += tokens
-            if bound is None:
-                target.unbounded_requests += 1
-            else:
-                target.output_tokens_max += bound
+        texts = _request_texts(body, url)
+        limits, n = tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n")
+        if isinstance(texts, int):  # token ids: counted exactly, nothing to scale
+            self.estimate.methods.add("exact (token ids)")
+            self.add_texts(model, url, [], 0, 0, limits, n, tokens=texts)
+        else:
+            strings, items = texts
+            self.add_texts(model, url, strings, utf8_size(strings), items, limits, n)
+
+    def add_texts(
+        self,
+        model: str | None,
+        url: str | None,
+        texts: list,
+        size: int,
+        items: int,
+        limits: tuple[object, ...],
+        n: object,
+        tokens: int = 0,
+    ) -> None:
+        """Count one request: its `texts` (strings, or JSON string literals as bytes-like, decoded only
+        if counted: `validate_file`'s fast lane), their UTF-8 `size`, the `items` (messages) the chat
+        format wraps, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int), and
+        `tokens` given as ids. Called for every line of a big file: kept to one call."""
+        model = self.model_override or model
+        per_model = self.estimate.by_model.get(model) or self._new_model(model)
+        index = self._requests
+        self._requests = index + 1
+        if index == self._next_stretch:  # the next stretch of STRETCHES starts
+            self._every = STRETCHES[self._stretch][1]
+            self._stretch += 1
+            self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
+        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
+        if not texts:  # nothing to count (or token ids, given)
+            self.estimate.counted_requests += 1
+        elif not index % self._every or not stratum[1]:
+            tokens += self._count(model, texts, stratum, size)
+        else:  # scaled in `_finish`
+            stratum[2] += size
+        per_model.requests += 1
+        per_model.input_tokens += tokens
+        if items:
+            per_model.messages += items
+            per_model.wrapped += 1
+        if url == "/v1/embeddings" or url is None and "embedding" in str(model or ""):
+            return  # embeddings produce no output tokens
+        for value in limits:  # the first output limit set bounds the output, times n
+            if type(value) is int and value >= 0:
+                per_model.output_tokens_max += value * (n if type(n) is int and n > 1 else 1)
+                return
+        per_model.unbounded_requests += 1
+
+    def _count(self, model: str | None, texts: list, stratum: list[int], size: int) -> int:
+        """Tokens of one request's texts, counted (and recorded in its stratum)."""
+        tokens, method = 0, HEURISTIC
+        for text in texts:
+            if type(text) is not str:
+                from batchctl.validation.fastlane import decode_string  # a JSON literal from the fast lane
+
+                text = decode_string(text)
+            n, method = count_tokens(text, model)
+            tokens += n
+        self.estimate.methods.add(method)
+        self.estimate.counted_requests += 1
+        stratum[0] += tokens
+        stratum[1] += size
+        return tokens
+
+    def _new_model(self, model: str | None) -> ModelEstimate:
+        per_model = self.estimate.by_model[model] = ModelEstimate(model)
+        return per_model
+
+    def _finish(self) -> None:
+        """Scale the tokens of the requests that were not counted and add up the models (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        estimate = self.estimate
+        for per_model in estimate.by_model.values():
+            for tokens, size, uncounted in per_model.strata.values():
+                if uncounted:
+                    per_model.input_tokens += round(uncounted * tokens / size)
+            per_model.input_tokens += per_model.messages * per_model.per_message + per_model.wrapped * REPLY_OVERHEAD
+            estimate.requests += per_model.requests
+            estimate.input_tokens += per_model.input_tokens
+            estimate.output_tokens_max += per_model.output_tokens_max
+            estimate.unbounded_requests += per_model.unbounded_requests
 
     def priced(self, prices: PriceTable) -> Estimate:
         """The estimate, with each model's price from `prices` and the profile's confirm threshold."""
+        self._finish()
         estimate = self.estimate
         estimate.confirm_above = prices.confirm_above if prices.confirm_above is not None else DEFAULT_CONFIRM_ABOVE
         for model, per_model in estimate.by_model.items():
@@ -319,7 +407,10 @@ def estimate_line(estimate: Estimate) -> str:
     from batchctl.cost.prices import format_money
 
     noun = "request" if estimate.requests == 1 else "requests"
-    parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({estimate.method})"]
+    method = estimate.method
+    if estimate.counted_requests < estimate.requests:
+        method += f"; {estimate.counted_requests:,} requests counted, the rest scaled by size"
+    parts = [f"{estimate.requests:,} {noun}", f"~{_count(estimate.input_tokens)} input tokens ({method})"]
     bound = estimate.output_bound
     if bound is None:
         n = estimate.unbounded_requests

@@ -11,6 +11,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from batchctl.providers import ProviderSpec, format_size
 from batchctl.validation.ids import SeenIds, first_lines
@@ -37,6 +38,9 @@ from batchctl.validation.report import (
     describe_type as _describe,
 )
 
+if TYPE_CHECKING:
+    from batchctl.validation.fastlane import ChatLine
+
 CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test", "/v4/chat/completions"})
 # The body field that carries the input of each non-chat endpoint.
 INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/responses": "input", "/v4/embeddings": "input"}
@@ -46,6 +50,16 @@ INPUT_FIELD = {"/v1/embeddings": "input", "/v1/completions": "prompt", "/v1/resp
 _BYTES_PER_TOKEN = 4
 _SHOWN_BLANK_LINES = 5
 LineHook = Callable[[dict, dict], None] | None  # (the parsed line, its body)
+
+
+class RequestTally(Protocol):
+    """What `validate_file(tally=...)` is given each request: `cost.estimate.EstimateTally`."""
+
+    def add(self, obj: dict, body: dict) -> None: ...
+
+    def add_texts(
+        self, model: str | None, url: str | None, texts: list, size: int, items: int, limits: tuple[object, ...], n: object
+    ) -> None: ...
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
 READ_LINE_LIMIT = 64 * 1024 * 1024
 
@@ -66,7 +80,9 @@ def _text_bytes(value: object) -> int:
 class _FileValidator:
     """State of one pass over a file; `check(lineno, obj)` judges one parsed line."""
 
-    def __init__(self, spec: ProviderSpec, endpoint: str | None, max_problems: int, per_request: LineHook) -> None:
+    def __init__(
+        self, spec: ProviderSpec, endpoint: str | None, max_problems: int, per_request: LineHook, tally: RequestTally | None
+    ) -> None:
         self.spec = spec
         self.endpoints = frozenset(spec.endpoints)
         self.max_problems = max_problems
@@ -80,7 +96,11 @@ class _FileValidator:
         self.duplicates: list[tuple[Problem, str]] = []  # kept duplicate problems, named at the end
         self.text_bytes = 0
         self.rules = rules_for(spec)  # provider-specific line rules (validation/provider_rules.py), or None
-        self.per_request = per_request  # e.g. the cost estimate's tally, given each (line, body) parsed here
+        self.per_request = tally.add if tally is not None else per_request  # given each (line, body) parsed here
+        self.tally = tally
+        # The fast lane (validation/fastlane.py) when nothing needs a line as dicts: no hook but the tally,
+        # no parameter to look for among a body's keys.
+        self.fast_lane = (per_request is None) and (self.rules is None or not self.rules.refused)
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
         self.problem_count += 1
@@ -203,6 +223,45 @@ class _FileValidator:
                 else:
                     self.text_bytes += _text_bytes(value)
 
+    def check_common(self, n: int, raw: bytes, line: ChatLine) -> bool:
+        """Judge a line the fast lane decoded from `raw`, as `check` would; False (nothing done) when
+        it is not a request `check` finds without problems, besides a duplicate id: `check` then
+        judges it. Kept lean: on a big file every line but the odd one comes through here."""
+        url, body = line.url, line.body
+        model, messages = body.model, body.messages
+        if url != self.endpoint and self.endpoint is not None or url not in CHAT_ENDPOINTS or url not in self.endpoints:
+            return False
+        if model != self.model and (self.model is not None or not model.strip()):
+            return False
+        if not line.custom_id or line.method != "POST" or not messages:
+            return False
+        if not raw.isascii():
+            try:
+                raw.decode()  # msgspec left the texts unchecked; the general road says where UTF-8 breaks
+            except UnicodeDecodeError:
+                return False
+        texts = [message.content for message in messages]  # JSON literals, as msgspec.Raw
+        for text in texts:
+            if memoryview(text)[0] != 34:  # not a string (content parts, null): the general road
+                return False
+        if 92 in raw:  # a backslash somewhere: a text with escapes is longer in the line than in UTF-8
+            size = _escaped_size(texts)
+            if size is None:
+                return False
+        else:
+            size = sum(map(len, texts)) - 2 * len(texts)  # the quotes aside, the literal is the text's UTF-8
+        if self.endpoint is None:
+            self.endpoint, self.endpoint_line = url, n
+        if self.model is None:
+            self.model, self.model_line = model, n
+        if self.seen(line.custom_id):
+            self._add_duplicate(n, line.custom_id)
+        self.text_bytes += size
+        if self.tally is not None:
+            limits = (body.max_completion_tokens, body.max_tokens, body.max_output_tokens)  # UNSET: absent
+            self.tally.add_texts(model, url, texts, size, len(texts), limits, body.n)
+        return True
+
     def _check_messages(self, n: int, messages: object) -> None:
         if messages is None:
             self.add(n, MISSING_REQUIRED_PARAMETER, "body.messages is missing", "body.messages")
@@ -251,6 +310,21 @@ class _FileValidator:
         self.text_bytes += text
 
 
+def _escaped_size(literals: list) -> int | None:
+    """UTF-8 bytes of the texts of JSON string `literals`, escapes decoded; None if msgspec refuses one
+    (the general road then judges)."""
+    from batchctl.validation.fastlane import NOT_COMMON, decode_string
+
+    size = 0
+    for literal in literals:
+        try:
+            text = decode_string(literal)
+        except NOT_COMMON:
+            return None
+        size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size
+
+
 def _bad_utf8_message(raw: bytes, err: UnicodeDecodeError, first_line: bool) -> str:
     msg = f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)"
     if first_line and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -295,17 +369,23 @@ def validate_file(
     endpoint: str | None = None,
     max_problems: int = 1000,
     per_request: LineHook = None,
+    tally: RequestTally | None = None,
 ) -> ValidationReport:
     """Check a Batch input file line by line against `spec`; never raises on bad content.
 
     `endpoint` is the batch's endpoint when it is already chosen (every line's url must equal it);
     otherwise the first line's url sets it. What is not a readable regular file (missing, a directory,
     a FIFO, a device, a symlink loop) raises BatchctlError before anything is read. `per_request(line,
-    body)` is called for each request whose body is an object (validate's cost estimate, in this pass).
+    body)` is called for each request whose body is an object; `tally` (the cost estimate's
+    `EstimateTally`, counted in this pass) is given each request too, and lets common lines take the
+    fast lane, which `per_request` turns off.
     """
     from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
+    from batchctl.validation.fastlane import NOT_COMMON, decode_chat_line
 
-    v = _FileValidator(spec, endpoint, max_problems, per_request)
+    v = _FileValidator(spec, endpoint, max_problems, per_request, tally)
+    fast_lane = v.fast_lane
+    check_common = v.check_common
     if endpoint is not None and endpoint not in v.endpoints:
         v.add(
             None,
@@ -344,6 +424,17 @@ def validate_file(
                     f"the line is {_size_with_bytes(length)}, over {spec.name}'s limit of "
                     f"{format_size(max_line)} per line",
                 )
+        if fast_lane:
+            try:
+                common = decode_chat_line(raw)
+            except NOT_COMMON:  # another shape, or not valid: judged below
+                pass
+            else:
+                if check_common(lines, raw, common):
+                    requests += 1
+                    if not crlf_line and raw.endswith(b"\r\n"):
+                        crlf_line = lines
+                    continue
         try:
             obj = parse(raw)  # the fast parser; what it refuses is looked at again below
         except FAST_ERRORS:

@@ -59,7 +59,7 @@ def validate(
     # the validation pass, which parses each line once; shown only when the file is valid.
     tally = EstimateTally(file, endpoint=endpoint)
     report = validate_file(
-        file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), per_request=tally.add
+        file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), tally=tally
     )
     estimate = tally.for_profile(state.settings().profile_name) if report.ok else None
     data = report.to_dict()
