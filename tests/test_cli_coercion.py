@@ -37,6 +37,17 @@ def outcome(convert, value, param, ctx):
         return type(exc).__name__, str(exc)
 
 
+def test_only_a_tested_typer_gets_the_quick_conversion(monkeypatch):
+    import typer
+
+    from batchctl.cli import coercion
+
+    assert coercion._tested_typer()  # the Typer this suite runs with: else widen TESTED_TYPER after checking it
+    for version, tested in (("0.25.9", False), ("0.26.0", True), ("0.29.2", True), ("0.30.0", False), ("x", False)):
+        monkeypatch.setattr(typer, "__version__", version)
+        assert coercion._tested_typer() is tested, version
+
+
 def test_every_parameter_gets_the_quick_conversion():
     quick = [p for _, _, p in PARAMS if isinstance(p._runtime_param, QuickRuntimeParam)]
     assert len(quick) > 100  # every command's options and arguments, and each one's --help

@@ -6,7 +6,7 @@ per option, even for an option left out (None) or a string that stays a string. 
 gives each parameter of `command` (and of its sub-commands) a conversion that returns those values
 as Typer would -- None as None, a `str` value of a `str` parameter as it is, a `Path` parameter's
 value through Typer's own path checks -- and hands every other value to the adapter Typer builds,
-built then. On a Typer without these internals (older, or changed) it does nothing.
+built then. On a Typer outside `TESTED_TYPER` (older, or newer: its internals may differ) it does nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The Typer releases whose internals this was written against and tested with (tests/test_cli_coercion.py);
+# on any other, Typer's own conversion stays as it is: a newer Typer may change what these internals mean.
+TESTED_TYPER = ((0, 26), (0, 29))
+
+
+def _tested_typer() -> bool:
+    import typer
+
+    try:
+        version = tuple(int(part) for part in typer.__version__.split(".")[:2])
+    except (AttributeError, ValueError):
+        return False
+    return TESTED_TYPER[0] <= version <= TESTED_TYPER[1]
+
+
 try:
+    if not _tested_typer():
+        raise ImportError("an untested Typer")
     from typer._coercion import RuntimeParam, build_runtime_param
     from typer._param_types import coerce_cli_path
-except ImportError:  # pragma: no cover - another Typer: its own conversion stays as it is
+except ImportError:  # another Typer: its own conversion stays as it is
     RuntimeParam = None  # type: ignore[assignment,misc]
 
 
