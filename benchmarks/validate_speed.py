@@ -51,6 +51,7 @@ path = sys.argv[1]
 t = time.perf_counter()
 tally = EstimateTally(path)  # as `batchctl validate`: the cost estimate counted in the validation pass
 report = validate_file(path, spec=get_provider("openai"), tally=tally)
+tally.for_profile(None)  # the sample's scaling and the prices, as validate ends
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "lines": report.lines, "tokens": report.est_input_tokens,
                   "problems": sorted({p.code for p in report.problems}),
@@ -132,10 +133,11 @@ def measure(path: str, lines: int, repeat: int, rss_target: float | None) -> boo
         cli_wall.append(wall)
         ours_in.append(run(VALIDATE, path)[1]["seconds"])
     rss = cli_peak_rss(path)
-    small = os.path.join(os.path.dirname(path), "one-line.jsonl")
-    with open(path, "rb") as f, open(small, "wb") as out:
-        out.write(f.readline())
-    floor = statistics.median(run_cli(small)[0] for _ in range(repeat))
+    with tempfile.TemporaryDirectory() as tmp, open(path, "rb") as f:
+        small = os.path.join(tmp, "one-line.jsonl")
+        with open(small, "wb") as out:
+            out.write(f.readline())
+        floor = statistics.median(run_cli(small)[0] for _ in range(repeat))
     a_wall, a_in = statistics.median(anchor_wall), statistics.median(anchor_in)
     o_wall, o_in = statistics.median(cli_wall), statistics.median(ours_in)
     print(f"  anchor: bare json.loads loop   whole process {a_wall:7.3f} s   inside {a_in:7.3f} s")

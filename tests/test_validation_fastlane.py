@@ -9,6 +9,7 @@ have taken the common lines (else the comparison proves nothing).
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -17,7 +18,7 @@ from batchctl.cost import estimate as estimate_module
 from batchctl.cost.estimate import EstimateTally
 from batchctl.cost.prices import price_table
 from batchctl.providers import get_provider
-from batchctl.validation import fastlane, validate_file
+from batchctl.validation import checks, validate_file
 
 
 def line(i: int, **changes: object) -> bytes:
@@ -112,16 +113,16 @@ def both_roads(path, spec_name: str = "openai", endpoint: str | None = None, max
 
 @pytest.fixture
 def taken(monkeypatch):
-    """How many lines the fast lane judged."""
+    """How many lines the fast lane judged (decoded and accepted)."""
     count = [0]
-    real = fastlane.decode_chat_line
+    real = checks._FileValidator.check_common
 
-    def counting(raw: bytes):
-        decoded = real(raw)
-        count[0] += 1
-        return decoded
+    def counting(self, n, raw, line):
+        accepted = real(self, n, raw, line)
+        count[0] += accepted
+        return accepted
 
-    monkeypatch.setattr(fastlane, "decode_chat_line", counting)
+    monkeypatch.setattr(checks._FileValidator, "check_common", counting)
     return count
 
 
@@ -173,8 +174,19 @@ def test_a_given_endpoint_gets_the_same_verdict_both_ways(tmp_path):
         assert fast == slow, endpoint
 
 
+def sampled_and_whole(path, monkeypatch) -> tuple:
+    """(the estimate as `validate` makes it, the estimate counting every request)."""
+    sampled = EstimateTally(path)
+    assert validate_file(path, spec=get_provider("openai"), tally=sampled).ok
+    with monkeypatch.context() as patch:
+        patch.setattr(estimate_module, "COUNT_FIRST", 10**9)  # count every request
+        whole = EstimateTally(path)
+        validate_file(path, spec=get_provider("openai"), tally=whole)
+    return sampled.priced(price_table(None)), whole.priced(price_table(None))
+
+
 def test_big_files_count_a_sample_and_scale_the_rest(tmp_path, monkeypatch):
-    """Past COUNT_FIRST requests one in COUNT_EVERY is counted; the total stays close to counting all."""
+    """Past COUNT_FIRST requests a sample is counted; the total stays close to counting all."""
     rng = random.Random(3)
     english = "the model answers each request of the batch in order and keeps the window".split()
     chinese = list("数据模型批处理请求今天天气很好我们去公园")
@@ -187,24 +199,38 @@ def test_big_files_count_a_sample_and_scale_the_rest(tmp_path, monkeypatch):
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"\n".join(rows) + b"\n")
 
-    sampled = EstimateTally(path)
-    assert validate_file(path, spec=get_provider("openai"), tally=sampled).ok
-    sampled_estimate = sampled.priced(price_table(None))
-    (start, every), *_ = estimate_module.STRETCHES  # 1,500 requests: the first stretch only
-    at_least = start + sum(1 for i in range(start, 1500) if i % every == 0)
-    # plus the first request of each kind of text (ASCII or not) in a stretch, which sets its ratio
-    assert at_least <= sampled_estimate.counted_requests <= at_least + 2 < 1500
-    assert "requests counted, the rest scaled by size" in estimate_module.estimate_line(sampled_estimate)
+    sampled, whole = sampled_and_whole(path, monkeypatch)
+    first, scale = estimate_module.COUNT_FIRST, estimate_module.SAMPLE_SCALE
+    assert first < sampled.counted_requests < first + 2 * scale * math.log(1500 / first)  # about half that
+    assert "requests counted, the rest scaled by size" in estimate_module.estimate_line(sampled)
+    assert whole.counted_requests == 1500 and "scaled" not in estimate_module.estimate_line(whole)
+    error = abs(sampled.input_tokens - whole.input_tokens) / whole.input_tokens
+    assert error < 0.03, (sampled.input_tokens, whole.input_tokens)
+    assert sampled.output_tokens_max == whole.output_tokens_max
+    assert sampled.to_dict() == both_roads(path)[1][1]  # the same sample on the general road
 
-    monkeypatch.setattr(estimate_module, "COUNT_FIRST", 10**9)  # count every request
-    whole = EstimateTally(path)
-    validate_file(path, spec=get_provider("openai"), tally=whole)
-    whole_estimate = whole.priced(price_table(None))
-    assert whole_estimate.counted_requests == 1500
-    assert "scaled" not in estimate_module.estimate_line(whole_estimate)
-    error = abs(sampled_estimate.input_tokens - whole_estimate.input_tokens) / whole_estimate.input_tokens
-    assert error < 0.03, (sampled_estimate.input_tokens, whole_estimate.input_tokens)
-    assert sampled_estimate.output_tokens_max == whole_estimate.output_tokens_max
+
+@pytest.mark.parametrize("period", [2, 5, 10])
+def test_lines_repeating_in_a_pattern_are_sampled_fairly(tmp_path, monkeypatch, period):
+    """A/B variants or prompt pairs: a fixed step would count one kind of line only."""
+    prose = "The model answers each request of the batch in order and keeps the window. " * 6
+    data = json.dumps({"id": 1, "rows": [[1, 2, 3], [4, 5, 6]], "k": "v"}) * 10
+    rows = [line(i, messages=[{"role": "user", "content": data if i % period == 0 else prose}]) for i in range(5000)]
+    path = tmp_path / "pattern.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    sampled, whole = sampled_and_whole(path, monkeypatch)
+    assert sampled.counted_requests < 1000
+    assert abs(sampled.input_tokens - whole.input_tokens) / whole.input_tokens < 0.05, (sampled.input_tokens, whole.input_tokens)
+
+
+def test_requests_without_text_take_no_place_in_the_sample(tmp_path, monkeypatch):
+    prose = "The model answers each request of the batch in order and keeps the window. " * 6
+    rows = [line(i, messages=[{"role": "user", "content": "" if i % 10 == 0 else prose + str(i % 7) * (i % 50)}])
+            for i in range(5000)]  # fmt: skip
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    sampled, whole = sampled_and_whole(path, monkeypatch)
+    assert abs(sampled.input_tokens - whole.input_tokens) / whole.input_tokens < 0.03
 
 
 def test_small_files_are_counted_whole(tmp_path):

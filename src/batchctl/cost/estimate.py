@@ -2,7 +2,8 @@
 
 `estimate_file` reads a Batch input file line by line (memory flat), counts each request's input
 tokens with `tokens.count_tokens` (exact when a local tokenizer is installed, else the heuristic) plus
-the chat format's overhead, and adds up `max_tokens` / `max_completion_tokens` / `max_output_tokens`
+the chat format's overhead -- on a big file a sample of the requests, the rest scaled by their text's
+size (`COUNT_FIRST`, `SAMPLE_SCALE`) -- and adds up `max_tokens` / `max_completion_tokens` / `max_output_tokens`
 (times `n`) as the output's upper bound; a request without one leaves the bound "unbounded".
 """
 
@@ -74,9 +75,9 @@ class ModelEstimate:
     output_tokens_max: int = 0  # over the bounded requests
     unbounded_requests: int = 0
     price: Price | None = None
-    # stretch of the file -> [tokens counted, their texts' UTF-8 bytes, bytes of texts not counted]: what
-    # `EstimateTally` scales the uncounted requests by (see STRETCHES)
-    strata: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
+    # [tokens of the sampled requests, their texts' UTF-8 bytes (both weighted by (1 - p) / p), bytes of
+    # the texts not counted]: what `EstimateTally` scales the requests not counted by
+    sample: list[float] = field(default_factory=lambda: [0.0, 0.0, 0], repr=False, compare=False)
 
     # The chat format's overhead (`tokens.message_overhead`), added up at the end: messages in all, and
     # requests with any (each primes one reply)
@@ -114,7 +115,7 @@ class Estimate:
     input_tokens: int = 0
     output_tokens_max: int = 0
     unbounded_requests: int = 0
-    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (STRETCHES)
+    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (SAMPLE_SCALE)
     methods: set[str] = field(default_factory=set)
     by_model: dict[str | None, ModelEstimate] = field(default_factory=dict)
     confirm_above: float | None = DEFAULT_CONFIRM_ABOVE  # the profile's threshold for submit's question
@@ -168,29 +169,34 @@ class Estimate:
         }
 
 
-# Counting a request's tokens costs ~10x validating it (the heuristic looks at each character), so a big
-# file is counted in part: the first COUNT_FIRST requests all, then one in `every` of each stretch below
-# (request index where it starts, every). A request not counted is scaled by its text's UTF-8 size at
-# the ratio its stretch's counted requests showed (per model), so a file whose language changes along
-# the way is followed. docs/cost.md gives the error this adds.
-COUNT_FIRST = 100
-STRETCHES = ((COUNT_FIRST, 10), (2_000, 200), (20_000, 1_000))
+# Counting a request's tokens costs far more than validating it (the heuristic looks at each character),
+# so a big file is counted in part: the first COUNT_FIRST requests with text all, then request i (of
+# those with text) with probability SAMPLE_SCALE / i, drawn from a fixed seed (the same file gives the
+# same estimate; lines repeating in a pattern are not all skipped as a fixed step would skip them). A
+# request not counted is given its text's UTF-8 size times the ratio of tokens to bytes the sample
+# showed, each sampled request weighted by the requests not counted it stands for, (1 - p) / p (so the
+# later, sparser part of a file that changes along the way weighs what it should), per model. About SAMPLE_SCALE * ln(n / COUNT_FIRST)
+# requests are counted: ~480 of 5,000, ~830 of 50,000. docs/cost.md gives the error this adds.
+COUNT_FIRST = 200
+SAMPLE_SCALE = 150  # below COUNT_FIRST: every probability under 1
+SAMPLE_SEED = 1729
 
 
 class EstimateTally:
     """Adds up an estimate one request line at a time: `estimate_file`'s loop, and `validate_file`'s
-    per-line hook (so `validate` parses each line once). Prices are looked up at the end (`priced`)."""
+    `tally` (so `validate` parses each line once). The totals, the scaled tokens and the prices come
+    at the end (`priced`); nothing may be added after it."""
 
     def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
         self.estimate = Estimate(path=str(path))
         self.endpoint, self.model_override = endpoint, model_override
-        self._requests = 0  # requests added so far: which to count is chosen by this index
-        self._stretch, self._every, self._next_stretch = 0, 1, COUNT_FIRST  # where in STRETCHES the index is
+        self._texts = 0  # requests with text so far: the next one's index in the sampling
+        self._draw: Callable[[], float] | None = None  # the sample's random numbers, once sampling starts
         self._finished = False
 
     def add(self, obj: dict, body: dict) -> None:
         """Count one request line (`obj`, its `body` already known to be an object)."""
-        model = self.model_override or (body.get("model") if isinstance(body.get("model"), str) else None)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
         url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
         texts = _request_texts(body, url)
         limits, n = tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n")
@@ -218,19 +224,22 @@ class EstimateTally:
         `tokens` given as ids. Called for every line of a big file: kept to one call."""
         model = self.model_override or model
         per_model = self.estimate.by_model.get(model) or self._new_model(model)
-        index = self._requests
-        self._requests = index + 1
-        if index == self._next_stretch:  # the next stretch of STRETCHES starts
-            self._every = STRETCHES[self._stretch][1]
-            self._stretch += 1
-            self._next_stretch = STRETCHES[self._stretch][0] if self._stretch < len(STRETCHES) else -1
-        stratum = per_model.strata.get(self._stretch) or per_model.strata.setdefault(self._stretch, [0, 0, 0])
-        if not texts:  # nothing to count (or token ids, given)
+        if not size:  # no text (or token ids, given): nothing to count or scale
             self.estimate.counted_requests += 1
-        elif not index % self._every or not stratum[1]:
-            tokens += self._count(model, texts, stratum, size)
-        else:  # scaled in `_finish`
-            stratum[2] += size
+        else:
+            index = self._texts
+            self._texts = index + 1
+            sample = per_model.sample
+            if index < COUNT_FIRST:
+                tokens += self._count(model, texts)
+            elif (self._draw or self._start_sampling())() * index < SAMPLE_SCALE or not sample[1]:
+                counted = self._count(model, texts)
+                tokens += counted
+                weight = index / SAMPLE_SCALE - 1  # (1 - p) / p: how many requests not counted it stands for
+                sample[0] += counted * weight
+                sample[1] += size * weight
+            else:  # scaled in `_finish`
+                sample[2] += size
         per_model.requests += 1
         per_model.input_tokens += tokens
         if items:
@@ -244,25 +253,27 @@ class EstimateTally:
                 return
         per_model.unbounded_requests += 1
 
-    def _count(self, model: str | None, texts: list, stratum: list[int], size: int) -> int:
-        """Tokens of one request's texts, counted (and recorded in its stratum)."""
+    def _start_sampling(self) -> Callable[[], float]:
+        import random
+
+        self._draw = random.Random(SAMPLE_SEED).random
+        return self._draw
+
+    def _count(self, model: str | None, texts: list) -> int:
+        """Tokens of one request's texts (strings, or JSON literals from the fast lane), counted."""
+        from batchctl.validation.fastlane import decode_string
+
         tokens, method = 0, HEURISTIC
         for text in texts:
-            if type(text) is not str:
-                from batchctl.validation.fastlane import decode_string  # a JSON literal from the fast lane
-
-                text = decode_string(text)
-            n, method = count_tokens(text, model)
+            n, method = count_tokens(text if type(text) is str else decode_string(text), model)
             tokens += n
         self.estimate.methods.add(method)
         self.estimate.counted_requests += 1
-        stratum[0] += tokens
-        stratum[1] += size
         return tokens
 
     def _new_model(self, model: str | None) -> ModelEstimate:
-        per_model = self.estimate.by_model[model] = ModelEstimate(model)
-        return per_model
+        self.estimate.by_model[model] = ModelEstimate(model)
+        return self.estimate.by_model[model]
 
     def _finish(self) -> None:
         """Scale the tokens of the requests that were not counted and add up the models (once)."""
@@ -271,9 +282,9 @@ class EstimateTally:
         self._finished = True
         estimate = self.estimate
         for per_model in estimate.by_model.values():
-            for tokens, size, uncounted in per_model.strata.values():
-                if uncounted:
-                    per_model.input_tokens += round(uncounted * tokens / size)
+            tokens, size, uncounted = per_model.sample
+            if uncounted:
+                per_model.input_tokens += round(uncounted * tokens / size)
             per_model.input_tokens += per_model.messages * per_model.per_message + per_model.wrapped * REPLY_OVERHEAD
             estimate.requests += per_model.requests
             estimate.input_tokens += per_model.input_tokens

@@ -96,8 +96,12 @@ class _FileValidator:
         self.duplicates: list[tuple[Problem, str]] = []  # kept duplicate problems, named at the end
         self.text_bytes = 0
         self.rules = rules_for(spec)  # provider-specific line rules (validation/provider_rules.py), or None
+        if tally is not None and per_request is not None:
+            raise ValueError("validate_file takes a per_request hook or a tally, not both")
         self.per_request = tally.add if tally is not None else per_request  # given each (line, body) parsed here
         self.tally = tally
+        self.decode_string: Callable[[bytes], str] = str  # the fast lane's JSON string decoder, and the
+        self.not_common: tuple[type[BaseException], ...] = ()  # errors it raises: set by validate_file
         # The fast lane (validation/fastlane.py) when nothing needs a line as dicts: no hook but the tally,
         # no parameter to look for among a body's keys.
         self.fast_lane = (per_request is None) and (self.rules is None or not self.rules.refused)
@@ -245,7 +249,7 @@ class _FileValidator:
             if memoryview(text)[0] != 34:  # not a string (content parts, null): the general road
                 return False
         if 92 in raw:  # a backslash somewhere: a text with escapes is longer in the line than in UTF-8
-            size = _escaped_size(texts)
+            size = self._escaped_size(texts)
             if size is None:
                 return False
         else:
@@ -261,6 +265,18 @@ class _FileValidator:
             limits = (body.max_completion_tokens, body.max_tokens, body.max_output_tokens)  # UNSET: absent
             self.tally.add_texts(model, url, texts, size, len(texts), limits, body.n)
         return True
+
+    def _escaped_size(self, literals: list) -> int | None:
+        """UTF-8 bytes of the texts of JSON string `literals`, escapes decoded; None if msgspec refuses
+        one (the general road then judges)."""
+        size = 0
+        for literal in literals:
+            try:
+                text = self.decode_string(literal)
+            except self.not_common:
+                return None
+            size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        return size
 
     def _check_messages(self, n: int, messages: object) -> None:
         if messages is None:
@@ -308,21 +324,6 @@ class _FileValidator:
             else:
                 text += _text_bytes(content)
         self.text_bytes += text
-
-
-def _escaped_size(literals: list) -> int | None:
-    """UTF-8 bytes of the texts of JSON string `literals`, escapes decoded; None if msgspec refuses one
-    (the general road then judges)."""
-    from batchctl.validation.fastlane import NOT_COMMON, decode_string
-
-    size = 0
-    for literal in literals:
-        try:
-            text = decode_string(literal)
-        except NOT_COMMON:
-            return None
-        size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    return size
 
 
 def _bad_utf8_message(raw: bytes, err: UnicodeDecodeError, first_line: bool) -> str:
@@ -381,9 +382,10 @@ def validate_file(
     fast lane, which `per_request` turns off.
     """
     from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
-    from batchctl.validation.fastlane import NOT_COMMON, decode_chat_line
+    from batchctl.validation.fastlane import NOT_COMMON, decode_chat_line, decode_string
 
     v = _FileValidator(spec, endpoint, max_problems, per_request, tally)
+    v.decode_string, v.not_common = decode_string, NOT_COMMON
     fast_lane = v.fast_lane
     check_common = v.check_common
     if endpoint is not None and endpoint not in v.endpoints:

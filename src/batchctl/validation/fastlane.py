@@ -1,7 +1,7 @@
 """The common request line, decoded straight into typed records: validate's fast lane.
 
-Most lines of a big Batch input file have one shape: a chat request with `custom_id`, `method`, `url`
-and a body of `model`, `messages` (each a `role` and a string `content`) and a few sampling
+Most lines of a big Batch input file have one shape: a chat request with `custom_id`, `method`,
+`url` and a body of `model`, `messages` (each a `role` and a string `content`) and a few sampling
 parameters. msgspec decodes such a line into the records below about twice as fast as into dicts
 (no dict per object, field names matched once, message texts left as they are in the line), and in
 doing so already checks every type the validator would. msgspec checks a skipped text's JSON syntax
@@ -18,9 +18,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, Struct
 
-# The body parameters a common chat line may carry besides model and messages: read by nothing in
-# validation (the output bound's are read by the estimate), so any JSON value passes here.
-_ANY = Any
+# The body parameters a common chat line may carry besides model and messages are typed Any: read by
+# nothing in validation (the output limits and n by the estimate), so any JSON value passes here.
 
 
 class Message(Struct, forbid_unknown_fields=True, gc=False):
@@ -31,22 +30,22 @@ class Message(Struct, forbid_unknown_fields=True, gc=False):
 class ChatBody(Struct, forbid_unknown_fields=True, gc=False):
     model: str
     messages: list[Message]
-    max_completion_tokens: _ANY = UNSET
-    max_tokens: _ANY = UNSET
-    max_output_tokens: _ANY = UNSET
-    n: _ANY = UNSET
-    temperature: _ANY = UNSET
-    top_p: _ANY = UNSET
-    seed: _ANY = UNSET
-    stop: _ANY = UNSET
-    presence_penalty: _ANY = UNSET
-    frequency_penalty: _ANY = UNSET
-    response_format: _ANY = UNSET
-    reasoning_effort: _ANY = UNSET
-    logprobs: _ANY = UNSET
-    top_logprobs: _ANY = UNSET
-    user: _ANY = UNSET
-    metadata: _ANY = UNSET
+    max_completion_tokens: Any = UNSET
+    max_tokens: Any = UNSET
+    max_output_tokens: Any = UNSET
+    n: Any = UNSET
+    temperature: Any = UNSET
+    top_p: Any = UNSET
+    seed: Any = UNSET
+    stop: Any = UNSET
+    presence_penalty: Any = UNSET
+    frequency_penalty: Any = UNSET
+    response_format: Any = UNSET
+    reasoning_effort: Any = UNSET
+    logprobs: Any = UNSET
+    top_logprobs: Any = UNSET
+    user: Any = UNSET
+    metadata: Any = UNSET
 
 
 class ChatLine(Struct, forbid_unknown_fields=True, gc=False):
