@@ -3,7 +3,7 @@
 `estimate_file` reads a Batch input file line by line (memory flat), counts each request's input
 tokens with `tokens.count_tokens` (exact when a local tokenizer is installed, else the heuristic) plus
 the chat format's overhead -- on a big file a sample of the requests, the rest scaled by their text's
-size (`COUNT_FIRST`, `SAMPLE_SCALE`) -- and adds up `max_tokens` / `max_completion_tokens` / `max_output_tokens`
+size (`COUNT_FIRST`, `SAMPLE_SIZE`) -- and adds up `max_tokens` / `max_completion_tokens` / `max_output_tokens`
 (times `n`) as the output's upper bound; a request without one leaves the bound "unbounded".
 """
 
@@ -75,8 +75,8 @@ class ModelEstimate:
     output_tokens_max: int = 0  # over the bounded requests
     unbounded_requests: int = 0
     price: Price | None = None
-    # [tokens of the sampled requests, their texts' UTF-8 bytes (both weighted by (1 - p) / p), bytes of
-    # the texts not counted]: what `EstimateTally` scales the requests not counted by
+    # [tokens of the requests sampled past COUNT_FIRST, their texts' UTF-8 bytes, bytes of the texts not
+    # counted]: what `EstimateTally` scales the requests not counted by
     sample: list[float] = field(default_factory=lambda: [0.0, 0.0, 0], repr=False, compare=False)
 
     # The chat format's overhead (`tokens.message_overhead`), added up at the end: messages in all, and
@@ -115,7 +115,7 @@ class Estimate:
     input_tokens: int = 0
     output_tokens_max: int = 0
     unbounded_requests: int = 0
-    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (SAMPLE_SCALE)
+    counted_requests: int = 0  # requests whose tokens were counted; the others' were scaled (SAMPLE_SIZE)
     methods: set[str] = field(default_factory=set)
     by_model: dict[str | None, ModelEstimate] = field(default_factory=dict)
     confirm_above: float | None = DEFAULT_CONFIRM_ABOVE  # the profile's threshold for submit's question
@@ -170,16 +170,28 @@ class Estimate:
 
 
 # Counting a request's tokens costs far more than validating it (the heuristic looks at each character),
-# so a big file is counted in part: the first COUNT_FIRST requests with text all, then request i (of
-# those with text) with probability SAMPLE_SCALE / i, drawn from a fixed seed (the same file gives the
-# same estimate; lines repeating in a pattern are not all skipped as a fixed step would skip them). A
-# request not counted is given its text's UTF-8 size times the ratio of tokens to bytes the sample
-# showed, each sampled request weighted by the requests not counted it stands for, (1 - p) / p (so the
-# later, sparser part of a file that changes along the way weighs what it should), per model. About SAMPLE_SCALE * ln(n / COUNT_FIRST)
-# requests are counted: ~480 of 5,000, ~830 of 50,000. docs/cost.md gives the error this adds.
+# so a big file is counted in part: the first COUNT_FIRST requests with text all, then a uniform random
+# sample of the rest, drawn from a fixed seed (the same file gives the same estimate; lines repeating in
+# a pattern are not all skipped as a fixed step would skip them), at the rate that makes it about
+# SAMPLE_SIZE requests for the file's size (its requests estimated from its first MiB). A request not
+# counted is given its text's UTF-8 size times the sample's ratio of tokens to bytes, per model; a
+# uniform sample stands for the whole file, a file that changes along the way included.
+# docs/cost.md gives the error this adds.
 COUNT_FIRST = 200
-SAMPLE_SCALE = 150  # below COUNT_FIRST: every probability under 1
+SAMPLE_SIZE = 800
 SAMPLE_SEED = 1729
+
+
+def _sample_rate(path: str, requests_so_far: int) -> float:
+    """The rate that draws about SAMPLE_SIZE requests from what is left of the file at `path`."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return 0.1
+    lines = max(head.count(b"\n"), 1) * size / max(len(head), 1)  # the file's lines, from its first MiB
+    return min(1.0, SAMPLE_SIZE / max(lines - requests_so_far, 1.0))
 
 
 class EstimateTally:
@@ -190,8 +202,10 @@ class EstimateTally:
     def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
         self.estimate = Estimate(path=str(path))
         self.endpoint, self.model_override = endpoint, model_override
+        self._by_model = self.estimate.by_model
         self._texts = 0  # requests with text so far: the next one's index in the sampling
         self._draw: Callable[[], float] | None = None  # the sample's random numbers, once sampling starts
+        self._rate = 1.0  # the sample's, set when it starts
         self._finished = False
 
     def add(self, obj: dict, body: dict) -> None:
@@ -223,7 +237,7 @@ class EstimateTally:
         format wraps, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int), and
         `tokens` given as ids. Called for every line of a big file: kept to one call."""
         model = self.model_override or model
-        per_model = self.estimate.by_model.get(model) or self._new_model(model)
+        per_model = self._by_model.get(model) or self._new_model(model)
         if not size:  # no text (or token ids, given): nothing to count or scale
             self.estimate.counted_requests += 1
         else:
@@ -232,12 +246,11 @@ class EstimateTally:
             sample = per_model.sample
             if index < COUNT_FIRST:
                 tokens += self._count(model, texts)
-            elif (self._draw or self._start_sampling())() * index < SAMPLE_SCALE or not sample[1]:
+            elif (self._draw or self._start_sampling())() < self._rate or not sample[1]:
                 counted = self._count(model, texts)
                 tokens += counted
-                weight = index / SAMPLE_SCALE - 1  # (1 - p) / p: how many requests not counted it stands for
-                sample[0] += counted * weight
-                sample[1] += size * weight
+                sample[0] += counted
+                sample[1] += size
             else:  # scaled in `_finish`
                 sample[2] += size
         per_model.requests += 1
@@ -257,6 +270,7 @@ class EstimateTally:
         import random
 
         self._draw = random.Random(SAMPLE_SEED).random
+        self._rate = _sample_rate(self.estimate.path, self._texts)
         return self._draw
 
     def _count(self, model: str | None, texts: list) -> int:

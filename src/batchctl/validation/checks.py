@@ -85,6 +85,7 @@ class _FileValidator:
     ) -> None:
         self.spec = spec
         self.endpoints = frozenset(spec.endpoints)
+        self.chat_endpoints = self.endpoints & CHAT_ENDPOINTS  # what the fast lane takes
         self.max_problems = max_problems
         self.problems: list[Problem] = []
         self.problem_count = 0
@@ -233,7 +234,10 @@ class _FileValidator:
         judges it. Kept lean: on a big file every line but the odd one comes through here."""
         url, body = line.url, line.body
         model, messages = body.model, body.messages
-        if url != self.endpoint and self.endpoint is not None or url not in CHAT_ENDPOINTS or url not in self.endpoints:
+        if url != self.endpoint or url is None:  # not the batch's endpoint, or none known yet
+            if self.endpoint is not None or url not in CHAT_ENDPOINTS or url not in self.endpoints:
+                return False
+        elif url not in self.chat_endpoints:  # the batch's, but not a chat endpoint this provider serves
             return False
         if model != self.model and (self.model is not None or not model.strip()):
             return False
@@ -244,10 +248,12 @@ class _FileValidator:
                 raw.decode()  # msgspec left the texts unchecked; the general road says where UTF-8 breaks
             except UnicodeDecodeError:
                 return False
-        texts = [message.content for message in messages]  # JSON literals, as msgspec.Raw
-        for text in texts:
+        texts = []  # JSON literals, as msgspec.Raw
+        for message in messages:
+            text = message.content
             if memoryview(text)[0] != 34:  # not a string (content parts, null): the general road
                 return False
+            texts.append(text)
         if 92 in raw:  # a backslash somewhere: a text with escapes is longer in the line than in UTF-8
             size = self._escaped_size(texts)
             if size is None:
