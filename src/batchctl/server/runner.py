@@ -208,7 +208,9 @@ class BatchRunner:
                 "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
                 " may see them twice (counted in the batch's metadata %s)", batch_id, interrupted, POSSIBLY_DUPLICATED,
             )  # fmt: skip
-        committer = GroupCommitter(self.store, batch_id)
+        # More workers only help an executor that waits; an instant one would take a slice each per loop turn.
+        count = 1 if getattr(self.executor, "instant", False) else self.executor.concurrency
+        committer = GroupCommitter(self.store, batch_id, workers=count)
         pending: list[ResultRow] = []
         last_flush = slice_start = time.monotonic()
 
@@ -273,8 +275,6 @@ class BatchRunner:
                 if stopping():
                     return
 
-        # More workers only help an executor that waits; an instant one would take a slice each per loop turn.
-        count = 1 if getattr(self.executor, "instant", False) else self.executor.concurrency
         workers = asyncio.gather(*(worker() for _ in range(count)))
         tick = asyncio.create_task(ticker())
         try:
