@@ -145,6 +145,8 @@ class BatchRunner:
             batch = await self._validate(batch)
             if batch is None:
                 return
+        else:  # resumed after a restart: its results so far may not have added their usage details yet
+            self.store.recount_usage_details(batch_id)
         if batch["status"] in ("in_progress", "cancelling"):
             await self._execute(batch)
         await self._finalize(batch_id)
@@ -250,8 +252,8 @@ class BatchRunner:
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
                     log.exception("executor failed on %s line %s", batch_id, line_no)
                     outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
-                tokens_in, tokens_out = outcome.usage()
-                row = ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
+                text = result_line(custom_id, outcome)
+                row = ResultRow(line_no, custom_id, outcome.ok, text, *outcome.usage(), *outcome.usage_details())
                 if durable:
                     committer.finish(row)  # committed with its mark cleared, at the latest with our next start
                     continue
