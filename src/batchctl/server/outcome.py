@@ -36,12 +36,31 @@ class Outcome:
 
     def usage(self) -> tuple[int, int]:
         """(input tokens, output tokens) reported in the body, 0 when absent."""
-        usage = (self.body or {}).get("usage") if self.ok else None
-        if not isinstance(usage, dict):
-            return 0, 0
+        usage = self._usage()
         tokens_in = usage.get("prompt_tokens", usage.get("input_tokens", 0))
         tokens_out = usage.get("completion_tokens", usage.get("output_tokens", 0))
         return (tokens_in if isinstance(tokens_in, int) else 0, tokens_out if isinstance(tokens_out, int) else 0)
+
+    def usage_details(self) -> tuple[int, int]:
+        """(cached input tokens, reasoning tokens) reported in the body, chat's names first, 0 when absent."""
+        usage = self._usage()
+        return (
+            _detail(usage, "prompt_tokens_details", "input_tokens_details", "cached_tokens"),
+            _detail(usage, "completion_tokens_details", "output_tokens_details", "reasoning_tokens"),
+        )
+
+    def _usage(self) -> dict[str, Any]:
+        usage = (self.body or {}).get("usage") if self.ok else None
+        return usage if isinstance(usage, dict) else {}
+
+
+def _detail(usage: dict[str, Any], chat: str, responses: str, name: str) -> int:
+    for key in (chat, responses):
+        details = usage.get(key)
+        value = details.get(name) if isinstance(details, dict) else None
+        if value is not None:
+            return value if isinstance(value, int) else 0
+    return 0
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

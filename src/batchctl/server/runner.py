@@ -145,6 +145,8 @@ class BatchRunner:
             batch = await self._validate(batch)
             if batch is None:
                 return
+        else:  # resumed after a restart: its results so far may not have added their usage details yet
+            self.store.recount_usage_details(batch_id)
         if batch["status"] in ("in_progress", "cancelling"):
             await self._execute(batch)
         await self._finalize(batch_id)
@@ -208,7 +210,9 @@ class BatchRunner:
                 "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
                 " may see them twice (counted in the batch's metadata %s)", batch_id, interrupted, POSSIBLY_DUPLICATED,
             )  # fmt: skip
-        committer = GroupCommitter(self.store, batch_id)
+        # More workers only help an executor that waits; an instant one would take a slice each per loop turn.
+        count = 1 if getattr(self.executor, "instant", False) else self.executor.concurrency
+        committer = GroupCommitter(self.store, batch_id, workers=count)
         pending: list[ResultRow] = []
         last_flush = slice_start = time.monotonic()
 
@@ -248,8 +252,8 @@ class BatchRunner:
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
                     log.exception("executor failed on %s line %s", batch_id, line_no)
                     outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
-                tokens_in, tokens_out = outcome.usage()
-                row = ResultRow(line_no, custom_id, outcome.ok, result_line(custom_id, outcome), tokens_in, tokens_out)
+                text = result_line(custom_id, outcome)
+                row = ResultRow(line_no, custom_id, outcome.ok, text, *outcome.usage(), *outcome.usage_details())
                 if durable:
                     committer.finish(row)  # committed with its mark cleared, at the latest with our next start
                     continue
@@ -273,8 +277,6 @@ class BatchRunner:
                 if stopping():
                     return
 
-        # More workers only help an executor that waits; an instant one would take a slice each per loop turn.
-        count = 1 if getattr(self.executor, "instant", False) else self.executor.concurrency
         workers = asyncio.gather(*(worker() for _ in range(count)))
         tick = asyncio.create_task(ticker())
         try:

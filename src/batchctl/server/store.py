@@ -61,6 +61,8 @@ class ResultRow:
     result: dict[str, Any] | str  # the result line, or its JSON text already written
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class Store:
@@ -266,8 +268,7 @@ class Store:
     def finish_batch(self, batch_id: str, status: str, files: dict[str, Path | None]) -> None:
         """Register the result files and move the batch to its final status, in one transaction.
 
-        The result files expire as the batch's `output_expires_after` asked (never, without one); the
-        usage details that only the results carry (cached and reasoning tokens) are summed here.
+        The result files expire as the batch's `output_expires_after` asked (never, without one).
         """
         now = int(time.time())
         created = int(self.clock())
@@ -286,19 +287,24 @@ class Store:
                     (path.name, path.stat().st_size, created, f"{batch_id}_{kind}.jsonl", "batch_output", str(path),
                      expires_at),
                 )  # fmt: skip
-            self._sum_usage_details(batch_id)
             self.db.execute(
                 f"UPDATE batches SET status = ?, {status}_at = ?, output_file_id = ?, error_file_id = ? WHERE id = ?",
                 (status, now, ids.get("output"), ids.get("error"), batch_id),
             )
 
-    def _sum_usage_details(self, batch_id: str) -> None:
+    def recount_usage_details(self, batch_id: str) -> None:
+        """Sum the cached and reasoning tokens of the results recorded so far into the batch.
+
+        Each group of results adds its own as it is recorded (`_bump_counts`); a batch resumed after a
+        restart is recounted once first, as its rows may come from a release that summed them only at the end.
+        """
         sums = []
         for column, paths in _DETAIL_SUMS.items():
             picks = ", ".join(f"json_extract(result, '$.response.body.usage.{p}')" for p in paths)
             sums.append(f"{column} = (SELECT COALESCE(SUM(COALESCE({picks}, 0)), 0) FROM results"
                         " WHERE batch_id = :id AND ok = 1)")  # fmt: skip
-        self.db.execute(f"UPDATE batches SET {', '.join(sums)} WHERE id = :id", {"id": batch_id})
+        with self.db:
+            self.db.execute(f"UPDATE batches SET {', '.join(sums)} WHERE id = :id", {"id": batch_id})
 
     # -- results -------------------------------------------------------------------------------
 
@@ -353,10 +359,12 @@ class Store:
             return
         completed = sum(1 for row in rows if row.ok)
         self.db.execute(
-            "UPDATE batches SET completed = completed + ?, failed = failed + ?,"
-            " input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+            "UPDATE batches SET completed = completed + ?, failed = failed + ?, input_tokens = input_tokens + ?,"
+            " output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,"
+            " reasoning_tokens = reasoning_tokens + ? WHERE id = ?",
             (completed, len(rows) - completed, sum(row.input_tokens for row in rows),
-             sum(row.output_tokens for row in rows), batch_id),
+             sum(row.output_tokens for row in rows), sum(row.cached_tokens for row in rows),
+             sum(row.reasoning_tokens for row in rows), batch_id),
         )  # fmt: skip
 
     def take_interrupted(self, batch_id: str) -> int:
