@@ -16,8 +16,7 @@ import time
 from typing import Any
 
 from batchctl.server.config import ServerConfig
-from batchctl.server.outcome import Outcome, error_body
-from batchctl.server.store import new_id
+from batchctl.server.outcome import Outcome, error_body, quick_id
 
 ECHO_MODEL = "echo"
 ECHO_DIMENSIONS = 16
@@ -84,7 +83,7 @@ def echo_chat(body: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(estimate_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict)) or 1
     completion_tokens = estimate_tokens(content)
     return {
-        "id": new_id("chatcmpl-"),
+        "id": quick_id("chatcmpl-"),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model") or ECHO_MODEL,
@@ -116,7 +115,7 @@ def echo_completion(body: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(estimate_tokens(p) for p in prompts)
     completion_tokens = sum(estimate_tokens(c["text"]) for c in choices)
     return {
-        "id": new_id("cmpl-"),
+        "id": quick_id("cmpl-"),
         "object": "text_completion",
         "created": int(time.time()),
         "model": body.get("model") or ECHO_MODEL,
@@ -172,7 +171,7 @@ def echo_responses(body: dict[str, Any]) -> dict[str, Any]:
     output_tokens = estimate_tokens(content)
     now = int(time.time())
     return {
-        "id": new_id("resp_"),
+        "id": quick_id("resp_"),
         "object": "response",
         "created_at": now,
         "status": "incomplete" if cut else "completed",
@@ -186,7 +185,7 @@ def echo_responses(body: dict[str, Any]) -> dict[str, Any]:
         "output": [
             {
                 "type": "message",
-                "id": new_id("msg_"),
+                "id": quick_id("msg_"),
                 "status": "incomplete" if cut else "completed",
                 "role": "assistant",
                 "content": [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}],
@@ -236,7 +235,7 @@ def echo_moderations(body: dict[str, Any]) -> dict[str, Any]:
             "category_scores": scores,
             "category_applied_input_types": {c: ["text"] for c in MODERATION_CATEGORIES},
         })  # fmt: skip
-    return {"id": new_id("modr-"), "model": body.get("model") or ECHO_MODEL, "results": results}
+    return {"id": quick_id("modr-"), "model": body.get("model") or ECHO_MODEL, "results": results}
 
 
 ECHO_HANDLERS = {
