@@ -60,6 +60,8 @@ class RequestTally(Protocol):
     def add_texts(
         self, model: str | None, url: str | None, texts: list, size: int, items: int, limits: tuple[object, ...], n: object
     ) -> None: ...
+
+
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
 READ_LINE_LIMIT = 64 * 1024 * 1024
 
@@ -234,7 +236,7 @@ class _FileValidator:
         judges it. Kept lean: on a big file every line but the odd one comes through here."""
         url, body = line.url, line.body
         model, messages = body.model, body.messages
-        if url != self.endpoint or url is None:  # not the batch's endpoint, or none known yet
+        if url != self.endpoint:  # not the batch's endpoint, or none known yet
             if self.endpoint is not None or url not in CHAT_ENDPOINTS or url not in self.endpoints:
                 return False
         elif url not in self.chat_endpoints:  # the batch's, but not a chat endpoint this provider serves
