@@ -214,6 +214,8 @@ class EstimateTally:
         url = obj.get("url") if isinstance(obj.get("url"), str) else self.endpoint
         texts = _request_texts(body, url)
         limits, n = tuple(map(body.get, OUTPUT_LIMIT_FIELDS)), body.get("n")
+        if url is None and "embedding" in str(body.get("model", "")):  # no url anywhere: the model says
+            url = "/v1/embeddings"
         if isinstance(texts, int):  # token ids: counted exactly, nothing to scale
             self.estimate.methods.add("exact (token ids)")
             self.add_texts(model, url, [], 0, 0, limits, n, tokens=texts)
@@ -258,7 +260,7 @@ class EstimateTally:
         if items:
             per_model.messages += items
             per_model.wrapped += 1
-        if url == "/v1/embeddings" or url is None and "embedding" in str(model or ""):
+        if url == "/v1/embeddings":
             return  # embeddings produce no output tokens
         for value in limits:  # the first output limit set bounds the output, times n
             if type(value) is int and value >= 0:
