@@ -130,6 +130,22 @@ def name_placeholders(command: Any) -> None:
         name_placeholders(sub)
 
 
+# Typer's (or click's, before Typer 0.26) usage error: a mistyped command, option or value.
+_USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _usage_error_as_json(exc: Exception, *, json_requested: bool) -> None:
+    """Under --json, the usage error on stdout as every other error is, `{"error": {"message", "hint",
+    "exit_code"}}`, so a script reading stdout learns why there is nothing; Typer then shows it on
+    stderr with the usage and exits 2, as without --json."""
+    if not json_requested:
+        return
+    command = getattr(getattr(exc, "ctx", None), "command_path", None) or "batchctl"
+    Output(json_mode=True).result(
+        {"error": {"message": exc.format_message(), "hint": f"Run '{command} -h' for usage.", "exit_code": exc.exit_code}}
+    )
+
+
 class BatchctlGroup(TyperGroup):
     """Takes global options in any position, routes every exception raised by a command through the one
     error map (`cli/errors.py`), names every value in help in words, and converts values without
@@ -143,11 +159,19 @@ class BatchctlGroup(TyperGroup):
         from batchctl.cli.coercion import quicken
 
         quicken(self, ctx)  # here: Typer adds the help and completion options after building the group
-        return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
+        ctx.meta["batchctl.json"] = "--json" in args[: args.index("--") if "--" in args else None]
+        try:
+            return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
+        except _USAGE_ERRORS as exc:
+            _usage_error_as_json(exc, json_requested=ctx.meta["batchctl.json"])
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except _USAGE_ERRORS as exc:  # a mistyped command, option or value: Typer shows it with the usage
+            _usage_error_as_json(exc, json_requested=ctx.meta.get("batchctl.json", False))
+            raise
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except (Exception, KeyboardInterrupt) as exc:

@@ -1,0 +1,43 @@
+"""Under --json a usage error (a mistyped command, option or value) is on stdout as every other error is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from batchctl.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args, message, command, usage",
+    [
+        (["--json", "list", "--limit", "many"], "Invalid value for '--limit'", "batchctl list", True),
+        (["list", "--limit", "many", "--json"], "Invalid value for '--limit'", "batchctl list", True),
+        (["--json", "nosuchcmd"], "No such command 'nosuchcmd'", "batchctl", True),
+        (["--json", "--bogus", "list"], "No such option: --bogus", "batchctl", True),
+        # an option left without its value: Typer names no command and shows no usage for it
+        (["status", "--json", "--interval"], "requires an argument", "batchctl", False),
+    ],
+)
+def test_usage_errors_are_json_on_stdout_and_usage_on_stderr(args, message, command, usage):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert message in error["message"]
+    assert error["exit_code"] == 2 and error["hint"] == f"Run '{command} -h' for usage."
+    assert message in result.stderr and ("Usage:" in result.stderr) is usage  # what a person reads, as without --json
+
+
+def test_without_json_a_usage_error_prints_nothing_on_stdout():
+    result = runner.invoke(app, ["list", "--limit", "many"])
+    assert result.exit_code == 2
+    assert result.stdout == "" and "Invalid value for '--limit'" in result.stderr
+
+
+def test_json_after_the_double_dash_is_an_argument_not_the_flag():
+    result = runner.invoke(app, ["validate", "--", "--json"])
+    assert result.stdout == ""
