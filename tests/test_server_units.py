@@ -232,9 +232,25 @@ def test_server_config_round_trips_through_argv_and_env(monkeypatch):
     assert ServerConfig.from_argv(argv) == config
 
 
+def test_an_upstream_with_a_password_travels_as_a_secret(monkeypatch):
+    """`--upstream https://user:pw@gw/v1` is handed to a background server in its environment, not on
+    the command line `ps` shows; an upstream without one stays on the command line."""
+    config = ServerConfig(upstream="https://ana:pw-secret@gateway.test/v1", upstream_key="sk-up")
+    argv = config.to_argv()
+    assert not any("pw-secret" in arg or "gateway.test" in arg for arg in argv) and "--upstream" not in argv
+    assert config.secret_env() == {"BATCHCTL_UPSTREAM": "https://ana:pw-secret@gateway.test/v1", "BATCHCTL_UPSTREAM_KEY": "sk-up"}
+    for name, value in config.secret_env().items():
+        monkeypatch.setenv(name, value)
+    assert ServerConfig.from_argv(argv) == config
+    plain = ServerConfig(upstream="http://127.0.0.1:8000/v1")
+    argv = plain.to_argv()
+    assert argv[argv.index("--upstream") + 1] == "http://127.0.0.1:8000/v1" and plain.secret_env() == {}
+
+
 def test_server_config_defaults_and_checks(monkeypatch):
     monkeypatch.delenv("BATCHCTL_SERVER_API_KEY", raising=False)
     monkeypatch.delenv("BATCHCTL_UPSTREAM_KEY", raising=False)
+    monkeypatch.delenv("BATCHCTL_UPSTREAM", raising=False)
     assert ServerConfig.from_argv([]) == ServerConfig()
     assert ServerConfig().secret_env() == {}
     assert ServerConfig(data_dir=Path("/x")).state_dir() == Path("/x")

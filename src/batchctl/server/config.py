@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from batchctl.config import LOCAL_HOST, LOCAL_PORT
 
@@ -21,13 +23,30 @@ DEFAULT_MAX_LINE_MB = 6.0  # a request line; far above any chat request, small e
 FAULTS_ENV = "BATCHCTL_SERVE_FAULTS"
 
 
-def _option(default: Any, help: str, *, env: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+def _always(value: Any) -> bool:
+    return True
+
+
+def _has_userinfo(url: Any) -> bool:
+    """An URL with a `user:password@` part: a secret, however ordinary the rest of it."""
+    return isinstance(url, str) and bool(urlsplit(url).username or urlsplit(url).password)
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    env: str | None = None,
+    secret: Callable[[Any], bool] = _always,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
     """A field that is also a `python -m batchctl.server` option.
 
-    A field with `env` is a secret: it is read from that variable and handed to a background server
-    in its environment, never on a command line that `ps` shows.
+    A field with `env` may hold a secret (always, or when `secret(value)` says so): its value is then
+    handed to a background server in that environment variable, never on a command line that `ps`
+    shows; the option's default is read from the variable.
     """
-    return field(default=default, metadata={"help": help, "env": env, "choices": choices})
+    return field(default=default, metadata={"help": help, "env": env, "secret": secret, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,10 @@ class ServerConfig:
     )
     latency: float = _option(0.0, "seconds per request of the echo model")
     failure_rate: float = _option(0.0, "share of echo requests that fail (0..1)")
-    upstream: str | None = _option(None, "forward requests to this OpenAI-compatible base URL")  # e.g. vLLM's /v1
+    upstream: str | None = _option(  # e.g. vLLM's /v1; one with user:password@ travels as a secret
+        None, "forward requests to this OpenAI-compatible base URL (env BATCHCTL_UPSTREAM)", env="BATCHCTL_UPSTREAM",
+        secret=_has_userinfo,
+    )
     upstream_key: str | None = _option(
         None, "key for --upstream (env BATCHCTL_UPSTREAM_KEY)", env="BATCHCTL_UPSTREAM_KEY"
     )
@@ -131,14 +153,14 @@ class ServerConfig:
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 argv += [_flag(f.name)] if value else []
-            elif value is not None and not f.metadata["env"]:
+            elif value is not None and not _is_secret(f, value):
                 argv += [_flag(f.name), str(value)]
         return argv
 
     def secret_env(self) -> dict[str, str]:
         """The environment variables that carry the secrets `to_argv` leaves out."""
-        secrets = [f for f in fields(self) if f.metadata["env"]]
-        return {f.metadata["env"]: getattr(self, f.name) for f in secrets if getattr(self, f.name)}
+        values = ((f, getattr(self, f.name)) for f in fields(self))
+        return {f.metadata["env"]: value for f, value in values if value and _is_secret(f, value)}
 
     @classmethod
     def from_argv(cls, argv: list[str] | None = None) -> ServerConfig:
@@ -182,6 +204,10 @@ def argument_parser() -> argparse.ArgumentParser:
             help=f.metadata["help"],
         )  # fmt: skip
     return parser
+
+
+def _is_secret(f: Any, value: Any) -> bool:
+    return bool(f.metadata["env"]) and f.metadata["secret"](value)
 
 
 def _flag(name: str) -> str:
