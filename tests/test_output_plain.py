@@ -109,3 +109,22 @@ def test_the_terminal_test_is_riches(monkeypatch, env, tty):
 
     stream = Stream()
     assert rich_sees_terminal(stream) == Console(file=stream).is_terminal
+
+
+def test_a_reader_that_closed_the_pipe_ends_the_command_quietly(tmp_path):
+    """`batchctl validate big.jsonl | head -1`: once `head` has gone, exit 1 without a word, as Rich did
+    (not "Error: Broken pipe")."""
+    import json
+    import subprocess
+
+    problems = tmp_path / "many_problems.jsonl"  # a long report: more than a pipe holds
+    problems.write_text("".join(json.dumps({"custom_id": f"r{i}", "method": "GET"}) + "\n" for i in range(4000)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchctl", "validate", str(problems), "--max-problems", "4000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout.readline()  # the first line, then the reader goes away
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr

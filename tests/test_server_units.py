@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -307,3 +308,21 @@ def test_an_upload_keeps_its_fields_and_file(tmp_path):
     assert upload.fields == {"purpose": "batch"} and upload.filename == "in.jsonl"
     assert upload.file_path == tmp_path / "file-x.upload"
     assert upload.file_path.read_bytes() == b'{"custom_id": "a"}\n'
+
+
+def test_a_background_server_never_forwards_to_an_upstream_left_in_the_shell(monkeypatch):
+    """BATCHCTL_UPSTREAM in the user's environment must not turn the local echo server into a forwarder;
+    an upstream the config names (with a password: a secret) is handed over in the environment."""
+    from batchctl.server.autostart import child_env
+
+    monkeypatch.setenv("BATCHCTL_UPSTREAM", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("BATCHCTL_API_KEY", "sk-client-key")
+    echo = child_env(ServerConfig())
+    assert "BATCHCTL_UPSTREAM" not in echo and "BATCHCTL_API_KEY" not in echo
+    for name in list(os.environ):  # the child's environment, as it will see it
+        monkeypatch.delenv(name)
+    for name, value in echo.items():
+        monkeypatch.setenv(name, value)
+    assert ServerConfig.from_argv(ServerConfig().to_argv()).upstream is None
+    forwarding = child_env(ServerConfig(upstream="https://ana:pw@gateway.test/v1"))
+    assert forwarding["BATCHCTL_UPSTREAM"] == "https://ana:pw@gateway.test/v1"

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,6 +76,18 @@ def is_interactive(stream: Any = None) -> bool:
         return False
 
 
+
+def _reader_went_away() -> NoReturn:
+    """The reader of a pipe closed it (`batchctl validate big.jsonl | head -1`): exit 1 without a word,
+    as Rich's `Console.on_broken_pipe` does for what it writes (stdout pointed at /dev/null first, so
+    the interpreter's last flush cannot fail again)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no descriptor to point (a test's captured stream)
+        pass
+    raise SystemExit(1)
+
 class Output:
     """Data to stdout, messages to stderr; `json_mode` turns data into plain JSON for scripts."""
 
@@ -121,8 +133,11 @@ class Output:
         stream = self._plain_stream(which)
         if stream is None or not is_plain_text(text):
             return False
-        stream.write(text + "\n")
-        stream.flush()
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            _reader_went_away()
         return True
 
     # -- results: one call, the mode decides --------------------------------------------------------

@@ -160,12 +160,7 @@ def _start(
     config = config or ServerConfig()
     config = replace(config, host=LOCAL_HOST, port=port, data_dir=state_dir)
     command = [sys.executable, "-m", "batchctl.server", *config.to_argv()]
-    # The child imports the same batchctl as this process, installed or not.
-    package_root = str(Path(__file__).resolve().parents[2])
-    # The background server outlives this command: it gets none of the client's own secrets.
-    env = {k: v for k, v in os.environ.items() if k not in ("BATCHCTL_API_KEY", "OPENAI_API_KEY")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env.update(config.secret_env())
+    env = child_env(config)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             command,
@@ -193,6 +188,18 @@ def _start(
         f"The local batch server did not start on {root}.",
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
     )
+
+
+def child_env(config: ServerConfig) -> dict[str, str]:
+    """The environment of a background server for `config`: this one's, without the client's own
+    secrets (the server outlives this command) and without an upstream of its own (the server
+    forwards where `config` says, or answers with the echo model: never to a `BATCHCTL_UPSTREAM` left
+    in the shell); `config`'s secrets added; the same batchctl importable, installed or not."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BATCHCTL_API_KEY", "OPENAI_API_KEY", "BATCHCTL_UPSTREAM")}
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(config.secret_env())
+    return env
 
 
 def _without_userinfo(url: str) -> str:
