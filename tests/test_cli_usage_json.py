@@ -41,3 +41,8 @@ def test_without_json_a_usage_error_prints_nothing_on_stdout():
 def test_json_after_the_double_dash_is_an_argument_not_the_flag():
     result = runner.invoke(app, ["validate", "--", "--json"])
     assert result.stdout == ""
+
+
+def test_json_after_the_double_dash_at_the_root_is_no_flag_either():
+    result = runner.invoke(app, ["--", "--json"])
+    assert result.exit_code == 2 and result.stdout == ""

@@ -159,7 +159,9 @@ class BatchctlGroup(TyperGroup):
         from batchctl.cli.coercion import quicken
 
         quicken(self, ctx)  # here: Typer adds the help and completion options after building the group
-        ctx.meta["batchctl.json"] = "--json" in args[: args.index("--") if "--" in args else None]
+        # set by the first parse of the command line: the group may be parsed again on an error, with what
+        # followed "--" but without it
+        ctx.meta.setdefault("batchctl.json", "--json" in args[: args.index("--") if "--" in args else None])
         try:
             return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
         except _USAGE_ERRORS as exc:
