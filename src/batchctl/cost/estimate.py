@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from batchctl.cost.prices import Price, PriceTable, format_money
 from batchctl.cost.tokens import HEURISTIC, REPLY_OVERHEAD, count_tokens, message_overhead
 from batchctl.errors import BatchctlError
+from batchctl.validation.checks import utf8_size
 from batchctl.validation.jsonl import iter_request_lines
 
 OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -58,11 +59,6 @@ def _request_texts(body: dict, url: str | None) -> tuple[list[str], int] | int:
     if ids is not None:
         return ids
     return [_text(value)], 0
-
-
-def utf8_size(texts: list[str]) -> int:
-    """UTF-8 bytes of `texts` (what a request's uncounted text is scaled by)."""
-    return sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
 
 @dataclass
@@ -202,7 +198,6 @@ class EstimateTally:
     def __init__(self, path: str | os.PathLike[str], *, endpoint: str | None = None, model_override: str | None = None):
         self.estimate = Estimate(path=str(path))
         self.endpoint, self.model_override = endpoint, model_override
-        self._by_model = self.estimate.by_model
         self._texts = 0  # requests with text so far: the next one's index in the sampling
         self._draw: Callable[[], float] | None = None  # the sample's random numbers, once sampling starts
         self._rate = 1.0  # the sample's, set when it starts
@@ -239,7 +234,7 @@ class EstimateTally:
         format wraps, its `OUTPUT_LIMIT_FIELDS` values and `n` (absent ones as anything but an int), and
         `tokens` given as ids. Called for every line of a big file: kept to one call."""
         model = self.model_override or model
-        per_model = self._by_model.get(model) or self._new_model(model)
+        per_model = self.estimate.by_model.get(model) or self._new_model(model)
         if not size:  # no text (or token ids, given): nothing to count or scale
             self.estimate.counted_requests += 1
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from batchctl.providers import ProviderSpec, format_size
@@ -66,10 +66,16 @@ class RequestTally(Protocol):
 READ_LINE_LIMIT = 64 * 1024 * 1024
 
 
+def utf8_size(texts: Iterable[str]) -> int:
+    """UTF-8 bytes of `texts` (lone surrogates as they are): the size both token estimates go by, the
+    report's `est_input_tokens` and the cost estimate's scaling of the requests it does not count."""
+    return sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)
+
+
 def _text_bytes(value: object) -> int:
     """UTF-8 bytes of the text in a message content / input / prompt, for the token estimate."""
     if isinstance(value, str):
-        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+        return utf8_size((value,))
     if isinstance(value, list):
         return sum(_text_bytes(v) for v in value)
     if isinstance(value, dict):  # content parts {"type": "text", "text": ...}, responses input items
@@ -277,14 +283,10 @@ class _FileValidator:
     def _escaped_size(self, literals: list) -> int | None:
         """UTF-8 bytes of the texts of JSON string `literals`, escapes decoded; None if msgspec refuses
         one (the general road then judges)."""
-        size = 0
-        for literal in literals:
-            try:
-                text = self.decode_string(literal)
-            except self.not_common:
-                return None
-            size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        return size
+        try:
+            return utf8_size([self.decode_string(literal) for literal in literals])
+        except self.not_common:
+            return None
 
     def _check_messages(self, n: int, messages: object) -> None:
         if messages is None:
@@ -327,10 +329,7 @@ class _FileValidator:
                     f"body.messages[{i}].content",
                 )
                 return
-            if type(content) is str:
-                text += len(content) if content.isascii() else len(content.encode("utf-8", "surrogatepass"))
-            else:
-                text += _text_bytes(content)
+            text += _text_bytes(content)
         self.text_bytes += text
 
 
