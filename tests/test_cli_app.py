@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from batchctl import __version__
 from batchctl.cli.app import app
+from test_cli_download import finished_batch, flaky  # noqa: F401 - flaky is a fixture (a failing server)
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -202,3 +203,22 @@ def test_emoji_codes_in_names_stay_text(tmp_path):
     assert result.exit_code == 1
     assert f"Error: {source} is not a valid batch input" in result.stderr
     assert "❌" not in result.output
+
+
+def test_commands_that_talk_to_a_server_load_no_pydantic(flaky, tmp_path):
+    """`download` and `status` of a finished batch on a real server go through the API layer, whose
+    models are plain classes (`api/models.py`): pydantic (~60 ms of import and schema building) is not
+    loaded unless Typer converts a value with it."""
+    batch_id = finished_batch(flaky, tmp_path)
+    for args in (["status", batch_id], ["download", batch_id, "-o", str(tmp_path / "res.jsonl")]):
+        code = (
+            "import sys\n"
+            f"sys.argv = ['batchctl', *{args!r}]\n"
+            "from batchctl.cli.app import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
+            "print('API=' + str('batchctl.api.models' in sys.modules))\n"
+            "print('PYDANTIC=' + str('pydantic' in sys.modules))\n"
+        )
+        result = run_python("-c", code, env={"BATCHCTL_BASE_URL": flaky.base_url})
+        assert "API=True" in result.stdout and "PYDANTIC=False" in result.stdout, result.stdout + result.stderr
+    assert (tmp_path / "res.jsonl").stat().st_size > 0

@@ -54,12 +54,13 @@ def test_every_parameter_gets_the_quick_conversion():
     assert all(isinstance(p._runtime_param, QuickRuntimeParam) for _, _, p in PARAMS if p.type_descriptor.file_annotation is None)
 
 
-@pytest.mark.parametrize("value", [None, "", "x", "-", " two words ", "7", "1.5", "true", "{path}", "{dir}", "{missing}"])
+@pytest.mark.parametrize("value", [None, "", "x", "-", " two words ", "7", "1.5", "true", "{path}", "{dir}", "{missing}",
+                                   ("batch_1",), ("a", "b c"), (), ("x", 7)])  # fmt: skip
 def test_each_value_converts_as_typer_converts_it(tmp_path, value):
     from typer._coercion import build_runtime_param
 
     (tmp_path / "file.jsonl").write_text("{}\n")
-    if value is not None:
+    if isinstance(value, str):
         value = value.format(path=tmp_path / "file.jsonl", dir=tmp_path, missing=tmp_path / "nope" / "x.jsonl")
     for path, _, param in PARAMS:
         if not isinstance(param._runtime_param, QuickRuntimeParam):

@@ -188,13 +188,18 @@ def test_an_id_that_only_shares_a_hash_with_an_earlier_one_is_no_duplicate(tmp_p
     assert [p.message for p in report.problems] == ['line 13: custom_id "r9" already used on line 9']
 
 
-@pytest.mark.parametrize("size", [1, 5, 37, 4096])
+@pytest.mark.parametrize("size", [1, 5, 37, 4096, 1 << 20])
 @pytest.mark.parametrize("count_usage", [False, True])
-def test_lines_taken_a_chunk_at_a_time_count_what_one_at_a_time_counts(tmp_path, size, count_usage):
-    """`FollowedDownload(lines_sink=...)` hands each read's lines over as views and `add_lines` counts
-    them: the same figures as `add` line by line, whatever the reads cut (CRLF, blank lines, failures)."""
+@pytest.mark.parametrize("blank_lines", [False, True])
+def test_lines_taken_a_block_at_a_time_count_what_one_at_a_time_counts(tmp_path, size, count_usage, blank_lines):
+    """`FollowedDownload(block_sink=...)` hands each read's lines over as one block and `add_block`
+    counts them: the same figures as `add` line by line, whatever the reads cut (CRLF, failures; blank
+    lines, which make a block be read line by line)."""
     results = [line for line in mixed_results().split(b"\n") if line.strip() and ResultTally().add(line)[0] is not None]
-    data = b"\n\n".join(results[:3]) + b"\r\n" + b"\n   \n".join(results[3:]) + b"\n\n" + results[0]  # no final newline
+    if blank_lines:
+        data = b"\n\n".join(results[:3]) + b"\r\n" + b"\n   \n".join(results[3:]) + b"\n\n" + results[0]  # no final newline
+    else:
+        data = b"\n".join(results[:3]) + b"\r\n" + b"\n".join(results[3:]) + b"\n" + results[0]
     one_by_one = ResultTally()
     for line in data.split(b"\n"):
         if line.strip():
@@ -203,7 +208,7 @@ def test_lines_taken_a_chunk_at_a_time_count_what_one_at_a_time_counts(tmp_path,
     chunked = ResultTally()
     refused: list[bytes | None] = []
     followed = FollowedDownload(target, None, lambda: None,
-                                lines_sink=lambda lines: refused.append(chunked.add_lines(lines, count_usage=count_usage)))  # fmt: skip
+                                block_sink=lambda block: refused.append(chunked.add_block(block, count_usage=count_usage)))  # fmt: skip
     progress = followed.progress(None)
     progress(0, len(data))
     with open(partial, "wb") as f:
@@ -223,4 +228,19 @@ def test_a_chunk_stops_at_its_first_line_that_is_no_result():
     tally = ResultTally()
     lines = [b'{"custom_id": "a", "response": {"status_code": 200}}', memoryview(b"<html>"), b'{"custom_id": "b"}']
     assert tally.add_lines(lines) == b"<html>"
+    assert (tally.lines, tally.failed) == (2, 1)
+    block = ResultTally()
+    assert block.add_block(b"\n".join(map(bytes, lines))) == b"<html>"
+    assert (block.lines, block.failed) == (2, 1)
+
+
+def test_a_block_is_read_as_one_array_only_when_each_line_is_one_result():
+    """A line holding two objects is one line that is no result (as `add` sees it), not two results."""
+    ok, two = b'{"custom_id": "a", "response": {"status_code": 200}}', b'{"custom_id": "b"},{"custom_id": "c"}'
+    from batchctl.result_tally import _outlines
+
+    assert _outlines(b"\n".join([ok, ok]), False) is not None  # the fast read is taken
+    assert _outlines(b"\n".join([ok, two]), False) is None
+    tally = ResultTally()
+    assert tally.add_block(b"\n".join([ok, two, ok])) == two
     assert (tally.lines, tally.failed) == (2, 1)

@@ -46,9 +46,10 @@ class ResultCheck:
             self._refuse(raw)
         return custom_id, failed
 
-    def add_lines(self, lines: list[bytes]) -> None:
-        """`add` for each non-blank line of `lines` (blank ones skipped), in one call: a chunk's lines."""
-        refused = self.tally.add_lines(lines, count_usage=self.count_usage)
+    def add_block(self, block: bytes) -> None:
+        """`add` for each non-blank line of `block` (lines joined by newlines; blank ones skipped), in
+        one call: a read's lines."""
+        refused = self.tally.add_block(block, count_usage=self.count_usage)
         if refused is not None:
             self._refuse(refused)
 

@@ -369,8 +369,8 @@ def _download(
         restarted = True
         check.restart()
 
-    if index is None:  # the lines need no offsets: the check takes each chunk's lines in one call
-        followed = FollowedDownload(staged, None, restart, lines_sink=check.add_lines)
+    if index is None:  # the lines need no offsets: the check takes each read's lines in one block
+        followed = FollowedDownload(staged, None, restart, block_sink=check.add_block)
     else:
         followed = FollowedDownload(staged, add, restart)
     try:

@@ -14,12 +14,12 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-import pydantic
 
 from batchctl import __version__
 from batchctl.api._multipart import MultipartFileUpload
 from batchctl.api._answers import not_json, redact_payload, shape_problem, unexpected
 from batchctl.api._response import RawResponse
+from batchctl.api.models import Model, ModelError
 from batchctl.masking import Redactor, _bearer_token
 from batchctl.quirks import OPENAI_WIRE, WireQuirks
 from batchctl.api.errors import (
@@ -38,7 +38,7 @@ DEBUG_BODY_LIMIT = 4096
 # Enough of any answer a probe judges (an error body, a one-item list), without pulling a whole file.
 RAW_BODY_LIMIT = 64 * 1024
 
-ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+ModelT = TypeVar("ModelT", bound=Model)
 DebugLog = Callable[[str], None]
 
 
@@ -339,11 +339,9 @@ class BaseClient:
             raise unexpected(response.status_code, model.__name__, problem, body=payload, **where)
         try:
             return model.model_validate(payload)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
+        except ModelError as exc:
             raise APIResponseValidationError(
-                f"Unexpected response from {request.method} {request.url}: {where}: {first['msg']} "
+                f"Unexpected response from {request.method} {request.url}: {exc} "
                 f"(expected a {model.__name__})",
                 status=response.status_code,
                 request_id=request_id,

@@ -1,15 +1,22 @@
-"""Pydantic models of what Batch APIs send: batches, files, list pages.
+"""Models of what Batch APIs send: batches, files, list pages.
 
-Every model allows extra fields (providers add their own) and every field a provider might leave
-out defaults to None, so an unfamiliar but sane response parses instead of crashing the CLI.
+Every model keeps the fields it does not declare (providers add their own: `model_extra`, and in
+`model_dump`) and every field a provider might leave out has a default, so an unfamiliar but sane
+response parses instead of crashing the CLI. A null where a value with a default is declared means the
+default (`request_counts: null` is no counts, `has_more: null` is False).
+
+Plain classes, not pydantic: the handful of conversions these objects need (lax numbers, timestamps as
+numbers or ISO 8601, numeric error codes) are written out here, and every command that talks to a server
+starts ~60 ms sooner without pydantic's import and schema building (docs/performance.md). The methods
+keep pydantic's names (`model_validate`, `model_dump`, `model_copy`, `model_extra`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime, timezone
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -22,6 +29,8 @@ __all__ = [
     "FileDeleted",
     "FileObject",
     "FilePage",
+    "Model",
+    "ModelError",
     "RequestCounts",
 ]
 
@@ -39,74 +48,317 @@ BATCH_STATUSES = (
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
-def _to_timestamp(value: Any) -> Any:
-    """Unix seconds as sent by OpenAI/DashScope; also accept floats, digit strings and ISO 8601."""
+class ModelError(ValueError):
+    """A value that does not fit its field: `loc` is the path to it (("data", 0, "status")), `msg` why."""
+
+    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
+        super().__init__(f"{'.'.join(map(str, loc)) or 'body'}: {msg}")
+        self.loc, self.msg = loc, msg
+
+
+class _Wrong(Exception):
+    """Raised by a converter: the value's message; the model adds where it was."""
+
+
+# -- conversions: a value as sent -> the value kept (lax, as pydantic's lax mode converts) ---------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Wrong("Input should be a valid string")
+
+
+def _code(value: Any) -> str:
+    # Error codes arrive as strings from OpenAI but as numbers from some gateways.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _text(value)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int):
+        return int(value)  # a bool is 1 or 0, as in pydantic's lax mode
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _Wrong("Input should be a valid integer")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise _Wrong("Input should be a valid number")
+
+
+_TRUE, _FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off"}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Wrong("Input should be a valid boolean")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    raise _Wrong("Input should be a valid dictionary")
+
+
+def _timestamp(value: Any) -> int | None:
+    """Unix seconds as sent by OpenAI/DashScope; also floats, digit strings and ISO 8601."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
+        if math.isfinite(value):
+            return int(value)
+    elif isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         try:
             return int(float(text))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            return value  # let pydantic report it
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp())
+            pass
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return int(moment.timestamp())
+    raise _Wrong("Input should be a valid integer")
+
+
+def _percent(value: Any) -> float | None:
+    # A progress that is not a number is no reason to refuse the batch: it is simply not shown.
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        percent = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(percent, 0.0), 100.0) if percent == percent else None
+
+
+def _anything(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[int | None, BeforeValidator(_to_timestamp)]
+# What a field's annotation names -> its conversion. Model classes are looked up by name on first use.
+_CONVERSIONS: dict[str, Any] = {
+    "str": _text,
+    "Code": _code,
+    "int": _integer,
+    "float": _number,
+    "bool": _flag,
+    "Timestamp": _timestamp,
+    "Percent": _percent,
+    "dict[str, Any]": _mapping,
+    "Any": _anything,
+}
+# Annotations that only name a conversion (kept as the type a reader sees).
+Code = str
+Timestamp = int
+Percent = float
 
 
-def _to_text(value: Any) -> Any:
-    # Error codes arrive as strings from OpenAI but as numbers from some gateways.
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+def _nested(model: type[Model]) -> Any:
+    def convert(value: Any) -> Model:
+        if isinstance(value, model):
+            return value
+        if isinstance(value, dict):
+            return model.model_validate(value)
+        raise _Wrong(f"Input should be a valid dictionary or instance of {model.__name__}")
+
+    return convert
 
 
-Code = Annotated[str | None, BeforeValidator(_to_text)]
+def _list_of(convert: Any) -> Any:
+    def convert_list(value: Any) -> list[Any]:
+        if not isinstance(value, (list, tuple)):
+            raise _Wrong("Input should be a valid list")
+        out = []
+        for i, item in enumerate(value):
+            try:
+                out.append(convert(item))
+            except _Wrong as exc:
+                raise ModelError((i,), str(exc)) from None
+            except ModelError as exc:
+                raise ModelError((i, *exc.loc), exc.msg) from None
+        return out
+
+    return convert_list
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+def _conversion(annotation: str) -> tuple[Any, bool]:
+    """(conversion, whether null is allowed) for a field's annotation as written."""
+    annotation = annotation.replace(" ", "")
+    nullable = annotation.endswith("|None")
+    name = annotation.removesuffix("|None").replace(",", ", ")
+    if name.startswith("list[") and name.endswith("]"):
+        return _list_of(_conversion(name[5:-1])[0]), nullable
+    if name in _CONVERSIONS:
+        return _CONVERSIONS[name], nullable
+    return _nested(_MODELS[name]), nullable
 
 
-class RequestCounts(_Model):
+_MODELS: dict[str, type[Model]] = {}
+_REQUIRED = object()
+
+
+class Model:
+    """A provider's object: the declared fields converted, whatever else it sent kept as extras.
+
+    Fields are declared as class annotations with their defaults (a name without a default is
+    required); a mutable default (a list, a model) is copied for each object. A null sent for a field
+    that is not `| None` gives its default.
+    """
+
+    # (name, conversion, null allowed, default or _REQUIRED), built on first use from the annotations.
+    _fields: ClassVar[tuple[tuple[str, Any, bool, Any], ...] | None] = None
+    _names: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fields = None
+        _MODELS[cls.__name__] = cls
+
+    @classmethod
+    def _declared(cls) -> tuple[tuple[str, Any, bool, Any], ...]:
+        if cls.__dict__.get("_fields") is None:
+            fields: dict[str, tuple[str, Any, bool, Any]] = {}
+            for klass in reversed(cls.__mro__):  # a parent's fields first, as they print
+                for name, annotation in vars(klass).get("__annotations__", {}).items():
+                    if annotation.startswith("ClassVar"):
+                        continue
+                    convert, nullable = _conversion(annotation)
+                    fields[name] = (name, convert, nullable, getattr(cls, name, _REQUIRED))
+            cls._fields, cls._names = tuple(fields.values()), frozenset(fields)
+        return cls._fields  # type: ignore[return-value]
+
+    def __init__(self, **data: Any) -> None:
+        values = self.__dict__
+        for name, convert, nullable, default in self._declared():
+            value = data.get(name, _REQUIRED)
+            if value is _REQUIRED or (value is None and not nullable):
+                if default is _REQUIRED:
+                    raise ModelError((name,), "Field required" if value is _REQUIRED else "Input should not be null")
+                values[name] = _fresh(default)
+                continue
+            if value is not None:
+                try:
+                    value = convert(value)
+                except _Wrong as exc:
+                    raise ModelError((name,), str(exc)) from None
+                except ModelError as exc:
+                    raise ModelError((name, *exc.loc), exc.msg) from None
+            values[name] = value
+        names = self._names
+        values["model_extra"] = {k: v for k, v in data.items() if k not in names}
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self:
+        """`obj` (a dict as decoded from JSON, or an object of this model) as this model; ModelError if
+        it does not fit."""
+        if isinstance(obj, cls):
+            return obj
+        if not isinstance(obj, dict):
+            raise ModelError((), f"Input should be a valid dictionary or instance of {cls.__name__}")
+        return cls(**{str(k): v for k, v in obj.items()})
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes) -> Self:
+        return cls.model_validate(json.loads(text))
+
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]:
+        """A plain dict: the declared fields in order (models and lists of them as dicts), then the extras."""
+        out = {}
+        for name, *_ in self._declared():
+            value = self.__dict__[name]
+            if isinstance(value, Model):
+                value = value.model_dump(mode=mode)
+            elif isinstance(value, list) and value and isinstance(value[0], Model):
+                value = [v.model_dump(mode=mode) if isinstance(v, Model) else v for v in value]
+            out[name] = value
+        out.update(self.model_extra)
+        return out
+
+    def model_dump_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+
+    def model_copy(self, *, update: dict[str, Any] | None = None) -> Self:
+        """A shallow copy with `update`'s values set as they are (not converted)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__, model_extra=dict(self.model_extra))
+        for name, value in (update or {}).items():
+            if name in self._names:
+                copy.__dict__[name] = value
+            else:
+                copy.model_extra[name] = value
+        return copy
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name that is no declared field: a provider's own field, if it sent one.
+        extra = self.__dict__.get("model_extra")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name, *_ in self._declared())
+        extra = "".join(f", {k}={v!r}" for k, v in self.model_extra.items())
+        return f"{type(self).__name__}({shown}{extra})"
+
+
+def _fresh(default: Any) -> Any:
+    """A default as an object's own: a list or a model copied, anything else (immutable) as is."""
+    if isinstance(default, list):
+        return list(default)
+    return default.model_copy() if isinstance(default, Model) else default
+
+
+class RequestCounts(Model):
     total: int = 0
     completed: int = 0
     failed: int = 0
 
-    @field_validator("total", "completed", "failed", mode="before")
-    @classmethod
-    def _null_is_zero(cls, value: Any) -> Any:
-        return 0 if value is None else value
 
-
-class BatchErrorItem(_Model):
-    code: Code = None
+class BatchErrorItem(Model):
+    code: Code | None = None
     message: str | None = None
     param: str | None = None
     line: int | None = None
 
 
-class BatchErrors(_Model):
+class BatchErrors(Model):
     object: str | None = None
-    data: list[BatchErrorItem] = Field(default_factory=list)
-
-    @field_validator("data", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+    data: list[BatchErrorItem] = []
 
 
-class BatchUsage(_Model):
+class BatchUsage(Model):
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
@@ -114,7 +366,7 @@ class BatchUsage(_Model):
     output_tokens_details: dict[str, Any] | None = None
 
 
-class Batch(_Model):
+class Batch(Model):
     id: str
     object: str | None = "batch"
     endpoint: str | None = None
@@ -125,35 +377,21 @@ class Batch(_Model):
     status: str
     output_file_id: str | None = None
     error_file_id: str | None = None
-    created_at: Timestamp = None
-    in_progress_at: Timestamp = None
-    expires_at: Timestamp = None
-    finalizing_at: Timestamp = None
-    completed_at: Timestamp = None
-    failed_at: Timestamp = None
-    expired_at: Timestamp = None
-    cancelling_at: Timestamp = None
-    cancelled_at: Timestamp = None
-    request_counts: RequestCounts = Field(default_factory=RequestCounts)
-    # A percentage (0-100) some providers report instead of request_counts (together).
-    progress: float | None = None
+    created_at: Timestamp | None = None
+    in_progress_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+    finalizing_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    failed_at: Timestamp | None = None
+    expired_at: Timestamp | None = None
+    cancelling_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
+    request_counts: RequestCounts = RequestCounts()
+    # A percentage (0-100) some providers report instead of request_counts (together); one that is
+    # not a number is None (not shown), not a reason to refuse the batch.
+    progress: Percent | None = None
     usage: BatchUsage | None = None
     metadata: dict[str, Any] | None = None
-
-    @field_validator("request_counts", mode="before")
-    @classmethod
-    def _null_counts(cls, value: Any) -> Any:
-        return {} if value is None else value
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _percent(cls, value: Any) -> Any:
-        # A progress that is not a number is no reason to refuse the batch: it is simply not shown.
-        try:
-            percent = float(value)
-        except (TypeError, ValueError):
-            return None
-        return min(max(percent, 0.0), 100.0) if percent == percent and not isinstance(value, bool) else None
 
     @property
     def is_terminal(self) -> bool:
@@ -161,44 +399,34 @@ class Batch(_Model):
         return self.status in TERMINAL_STATUSES
 
 
-class FileObject(_Model):
+class FileObject(Model):
     id: str
     object: str | None = "file"
     bytes: int | None = None
-    created_at: Timestamp = None
-    expires_at: Timestamp = None
+    created_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
     filename: str | None = None
     purpose: str | None = None
     status: str | None = None
     status_details: str | None = None
 
 
-class _Page(_Model):
+class _Page(Model):
     object: str | None = "list"
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
 
-    @field_validator("data", mode="before", check_fields=False)
-    @classmethod
-    def _null_data(cls, value: Any) -> Any:
-        return [] if value is None else value
-
-    @field_validator("has_more", mode="before")
-    @classmethod
-    def _null_has_more(cls, value: Any) -> Any:
-        return False if value is None else value
-
 
 class BatchPage(_Page):
-    data: list[Batch] = Field(default_factory=list)
+    data: list[Batch] = []
 
 
 class FilePage(_Page):
-    data: list[FileObject] = Field(default_factory=list)
+    data: list[FileObject] = []
 
 
-class FileDeleted(_Model):
+class FileDeleted(Model):
     id: str
     object: str | None = "file"
     deleted: bool = False

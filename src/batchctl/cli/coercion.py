@@ -5,8 +5,8 @@ first use, so running any command imports pydantic (~70 ms with its plugin loade
 per option, even for an option left out (None) or a string that stays a string. `quicken(command, ctx)`
 gives each parameter of `command` (and of its sub-commands) a conversion that returns those values
 as Typer would -- None as None, a `str` value of a `str` parameter as it is, a `Path` parameter's
-value through Typer's own path checks -- and hands every other value to the adapter Typer builds,
-built then. On a Typer outside `TESTED_TYPER` (older, or newer: its internals may differ) it does nothing.
+value through Typer's own path checks, the strings of a `list[str]` argument (`status ID ...`) as a
+list -- and hands every other value to the adapter Typer builds, built then. On a Typer outside `TESTED_TYPER` (older, or newer: its internals may differ) it does nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ if RuntimeParam is not None:
                     # Typer's path adapter: pydantic's Path(value), then these checks (their messages
                     # name the value: as given, where Path writes it the same) and this result.
                     return coerce_cli_path(path, info, path_type=Path, param=param, ctx=ctx)
+            elif type(value) is tuple and self.annotation == list[str] and info.parser is None:
+                if all(type(v) is str for v in value):
+                    return list(value)  # Typer's list adapter: a list of str(each), validated as str
             if not self.built:
                 self.built.append(build_runtime_param(self.descriptor))
             return self.built[0]._coerce_value(value, param=param, ctx=ctx)
