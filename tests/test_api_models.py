@@ -244,3 +244,35 @@ def test_error_result_line_with_numeric_code():
     line = {"id": "batch_req_1", "custom_id": "r1", "response": None, "error": {"code": 400, "message": "bad"}}
     assert extract_answer(line) == ("r1", None, "400: bad")
     assert BatchErrorItem.model_validate({"code": 400, "message": "bad"}).code == "400"
+
+
+def test_dump_keeps_the_declared_order_then_the_providers_own_fields():
+    data = json.loads(DASHSCOPE_CREATED)
+    data["ds_name"] = "nightly"
+    dumped = Batch.model_validate(data).model_dump(mode="json")
+    assert list(dumped)[:8] == ["id", "object", "endpoint", "model", "errors", "input_file_id", "completion_window", "status"]
+    assert list(dumped)[-1] == "ds_name" and dumped["request_counts"] == {"total": 0, "completed": 0, "failed": 0}
+    assert Batch.model_validate(dumped) == Batch.model_validate(data)  # a dump reads back as the same object
+
+
+def test_the_constructor_converts_as_model_validate_does():
+    batch = Batch(id="b", status="completed", request_counts={"total": "3"}, created_at="1722234165", vendor=1)
+    assert batch.request_counts == RequestCounts(total=3) and batch.created_at == 1722234165
+    assert batch.vendor == 1 and batch.model_extra == {"vendor": 1}
+    with pytest.raises(AttributeError):
+        batch.not_sent  # noqa: B018 - neither declared nor sent
+
+
+def test_a_copy_changes_only_itself():
+    batch = Batch(id="b", status="in_progress", request_counts={"total": 2})
+    done = batch.model_copy(update={"status": "completed"})
+    assert (batch.status, done.status) == ("in_progress", "completed")
+    assert done.request_counts == batch.request_counts and done.id == "b"
+
+
+def test_null_where_a_default_is_declared_is_the_default():
+    assert FileDeleted.model_validate({"id": "f", "deleted": None}).deleted is False
+    assert BatchPage.model_validate({"data": None, "has_more": None}).data == []
+    first, second = Batch(id="a", status="s"), Batch(id="b", status="s")
+    first.request_counts.total = 5  # defaults are each object's own
+    assert second.request_counts.total == 0

@@ -134,6 +134,34 @@ def test_one_part_job_keeps_the_batch_id_and_no_split_refuses(small, in_tmp):
     assert len(server_batches(small)) == 2
 
 
+def test_submitting_a_saved_job_again_keeps_its_results_where_they_are(small, in_tmp, monkeypatch):
+    """`submit FILE --wait` run again after it finished and saved: attached, nothing fetched or written
+    anew under another default name; -o (or --force) still saves as asked."""
+    source = write_requests(in_tmp / "chat.jsonl", 20)
+    first = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert first.exit_code == 0, first.output
+    (saved,) = [f for f in json.loads(first.stdout)["download"]["files"] if f["kind"] == "output"]
+    saved_bytes = Path(saved["path"]).read_bytes()
+    contents = []
+    with monkeypatch.context() as patch:
+        patch.setattr("batchctl.results.default_output_name", lambda *a, **k: "another-name.jsonl")
+        patch.setattr("batchctl.api.resources.files.Files.download_to",
+                      lambda self, *a, **k: contents.append(a) or pytest.fail("downloaded again"))  # fmt: skip
+        again = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert again.exit_code == 0, again.output
+    files = json.loads(again.stdout)["download"]["files"]
+    assert [(f["path"], f["kept"], f["lines"]) for f in files] == [(saved["path"], True, 20)]
+    assert Path(saved["path"]).read_bytes() == saved_bytes and not contents
+    assert sorted(p.name for p in in_tmp.glob("*.jsonl")) == sorted(["chat.jsonl", Path(saved["path"]).name])
+    assert len(server_batches(small)) == 1
+
+    named = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1", "-o", "named.jsonl")
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.stdout)["download"]["files"][0]["kept"] is False
+    assert (in_tmp / "named.jsonl").read_bytes() == saved_bytes
+    assert len(server_batches(small)) == 1
+
+
 def test_cancel_a_running_job_cancels_every_part(start_server, in_tmp):
     server = start_server(latency=0.2, extra_args=["--concurrency", "1"])
     assert invoke("profile", "add", "slow", "--preset", "local", "--base-url", server.base_url,

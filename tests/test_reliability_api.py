@@ -89,3 +89,19 @@ def test_an_error_answer_quoting_the_key_is_masked():
         client(400, body).batches.retrieve("b")
     assert KEY not in str(info.value) and OTHER not in str(info.value)
     assert KEY not in json.dumps(info.value.body) and OTHER not in json.dumps(info.value.body)
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ({"id": "b", "status": "completed", "request_counts": {"total": "many"}}, "request_counts.total: Input should be a valid integer"),
+        ({"id": "b", "status": "completed", "created_at": float("inf")}, "created_at: Input should be a valid integer"),
+        ({"id": "b", "status": "completed", "errors": {"data": [{"line": "third"}]}}, "errors.data.0.line: Input should be a valid integer"),
+        ({"id": "b", "status": "completed", "metadata": ["a"]}, "metadata: Input should be a valid dictionary"),
+    ],
+)
+def test_a_field_of_the_wrong_kind_is_named_by_its_path(content, where):
+    # json.dumps writes inf as Infinity, which Python's json (the API layer's parser) reads back.
+    with pytest.raises(APIResponseValidationError) as info:
+        client(200, json.dumps(content)).batches.retrieve("b")
+    assert info.value.message == f"Unexpected response from GET http://x/v1/batches/b: {where} (expected a Batch)"

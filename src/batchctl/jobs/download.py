@@ -6,6 +6,7 @@ A one-part job is saved exactly as a single batch is (`downloading.save_finished
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 
 def save_job_results(
     client: BatchClient, job: Job, parts: Sequence[Part], batches: Sequence[Batch], request: DownloadRequest, *,
-    output: Path, errors_output: Path,
+    output: Path, errors_output: Path, keep: set[Path] | frozenset[Path] = frozenset(),
 ) -> DownloadOutcome:
-    """Save finished parts' files as the job's one output and one error file (plus --delete-remote per part)."""
+    """Save finished parts' files as the job's one output and one error file (plus --delete-remote per part);
+    a one-part job's files in `keep` (complete from an earlier run) are kept, not fetched again."""
     from batchctl.answers import content_field, write_content
     from batchctl.jobs.view import aggregate
     from batchctl.merging import MergeReport, ResultIndex, iter_merged
@@ -36,7 +38,7 @@ def save_job_results(
 
     if len(batches) == 1:
         return save_finished(client, batches[0], request, output=output, errors_output=errors_output,
-                             input_file_id=parts[0].file_id)  # fmt: skip
+                             input_file_id=parts[0].file_id, keep=keep)  # fmt: skip
     total = aggregate(job, batches)
     outcome = DownloadOutcome(total, DownloadResult(job.id, total.status), content_format=request.content_format)
     outputs = [(p.index, b.output_file_id) for p, b in zip(parts, batches) if b.output_file_id]
@@ -124,19 +126,26 @@ def _created_parts(journal: Journal, job: Job) -> list[Part]:
 
 def download_job(
     journal: Journal, job: Job, client_for: Callable[[str], BatchClient], request: DownloadRequest, *,
-    wait_for_all: WaitForAll | None = None,
+    wait_for_all: WaitForAll | None = None, keep_complete: bool = False,
 ) -> DownloadOutcome:
     """`batchctl download JOB`: one output and one error file for the whole job (waiting first with `wait_for_all`).
 
     `client_for(batch_id)` reaches the job's batches (all on the server and channel the job was submitted to).
+    `keep_complete`: a one-part job's files that an earlier run saved whole at the paths asked for are
+    kept instead of refused as existing (`downloading.complete_from_before`).
     """
+    from batchctl.downloading import complete_from_before
     from batchctl.jobs.view import aggregate, note_batches
 
     parts = _created_parts(journal, job)
     ids = [p.batch_id for p in parts if p.batch_id]
     client = client_for(ids[0])
     batches = [client.batches.retrieve(batch_id) for batch_id in ids]
-    output, errors_output = request.targets(job.model or next((b.model for b in batches if b.model), None))
+    output, errors_output = request.paths(job.model or next((b.model for b in batches if b.model), None))
+    keep: set[Path] = set()
+    if keep_complete and len(batches) == 1:
+        keep = complete_from_before(client, batches[0], request, output, errors_output)
+    request.refuse_existing((output, errors_output), keep=keep)
     if not all(b.is_terminal for b in batches):
         if wait_for_all is None:
             if len(batches) == 1:
@@ -152,7 +161,7 @@ def download_job(
         batches = wait_for_all(ids, resume_command(job.id if len(ids) > 1 else ids[0], output, errors_output))
     note_batches(journal, job, batches)
     step = journal.begin_step(job.id, "download", detail=str(output))
-    outcome = save_job_results(client, job, parts, batches, request, output=output, errors_output=errors_output)
+    outcome = save_job_results(client, job, parts, batches, request, output=output, errors_output=errors_output, keep=keep)
     journal.finish_step(step, detail=f"{len(outcome.result.files)} files")
     if outcome.result.files:
         for batch_id in ids:
@@ -160,14 +169,31 @@ def download_job(
     return outcome
 
 
+def saved_output(journal: Journal, parts: Sequence[Part]) -> Path | None:
+    """The output file an earlier download of the whole job saved (every part's batch records it), if it
+    is still there. A part added since (a retry) has none recorded: its results were never saved."""
+    records = [journal.lookup_batch(p.batch_id) for p in parts if p.batch_id]
+    recorded = {record.output_path if record else None for record in records}
+    if len(recorded) != 1 or None in recorded:
+        return None
+    path = Path(recorded.pop())  # type: ignore[arg-type]  # recorded resolved: said as given when it is here
+    if path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return path if path.is_file() else None
+
+
 def wait_and_download(
     outcome: JobOutcome, request: SubmitRequest, journal: Journal, client_factory: Callable[[], BatchClient],
-    wait_for_all: WaitForAll, reporter: Reporter | None = None,
+    wait_for_all: WaitForAll, reporter: Reporter | None = None, *, reuse_saved: bool = False,
 ) -> None:
     """`submit --wait`: watch every part to its end, (`--retry N`) retry what failed up to N rounds, then save
-    the job's results; `--cleanup` after a full success."""
+    the job's results; `--cleanup` after a full success.
+
+    `reuse_saved` (a submission attached to its earlier job, no -o given): a one-part job's results that an
+    earlier run saved whole stay where they are (kept, not fetched again nor written under a new name)."""
     from batchctl.downloading import clean_up_input
     from batchctl.jobs.view import aggregate
+    from batchctl.results import errors_path_for
 
     client = client_factory()
     ids = outcome.batch_ids
@@ -180,7 +206,12 @@ def wait_and_download(
 
         outcome.retries = retry_rounds(journal, outcome.job, request.retry, client=client, reporter=reporter,
                                        wait_for_all=wait_for_all)  # fmt: skip
-    outcome.download = download_job(journal, outcome.job, lambda _: client, request.download)
+    download, earlier = request.download, None
+    if reuse_saved and not outcome.retries and len(outcome.parts) == 1:
+        earlier = saved_output(journal, outcome.parts)
+        if earlier is not None:
+            download = dataclasses.replace(download, output=earlier, errors_output=errors_path_for(earlier))
+    outcome.download = download_job(journal, outcome.job, lambda _: client, download, keep_complete=earlier is not None)
     outcome.job = journal.get_job(outcome.job.id) or outcome.job
     outcome.parts = journal.parts(outcome.job.id)
     batch = outcome.download.batch

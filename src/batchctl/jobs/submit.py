@@ -174,6 +174,7 @@ def submit_job(
     check_spec = spec if not request.split else dataclasses.replace(spec, max_requests=UNLIMITED, max_file_bytes=UNLIMITED)
     with UploadFile(request.file) as upload:
         plan = preflight(request, settings, check_spec, upload, reporter, debug_log=debug_log)
+    named = request.download.output is not None  # -o given: the results go there, whatever was saved before
     if request.wait:  # the result paths were settled (and checked) before anything is uploaded
         request.download = dataclasses.replace(request.download, output=plan.output, errors_output=plan.errors_output)
     split = split_input(request.file, spec, split=request.split)
@@ -189,7 +190,8 @@ def submit_job(
             return outcome
         from batchctl.jobs.download import wait_and_download
 
-        wait_and_download(outcome, request, journal, client_factory, wait_for_all, reporter)
+        wait_and_download(outcome, request, journal, client_factory, wait_for_all, reporter,
+                          reuse_saved=attached and not named and not request.download.force)  # fmt: skip
     except KeyboardInterrupt as exc:
         # Between steps (the watcher handles its own Ctrl+C): the batches run on; say how to go on.
         from batchctl.downloading import resume_command
