@@ -110,7 +110,17 @@ def test_profile_limits_apply(tmp_path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
     assert "3 requests, 1 over openai's limit of 2" in result.stdout
-    assert "split it into 2 files" in result.stdout
+    assert "batchctl submit makes it a job of 2 batches, or split it into 2 files" in result.stdout
+    # Every line is valid: the estimate is shown and the hint says submit splits it (as it does).
+    assert "Estimate: 3 requests" in result.stdout
+    assert f"Every line is valid: batchctl submit {path} makes it a job of several batches" in result.stderr
+    data = json.loads(runner.invoke(app, ["--json", "validate", str(path)]).stdout)
+    assert data["ok"] is False and data["estimate"]["requests"] == 3
+
+    path.write_text("\n".join(line(f"r{i}") for i in range(3)) + "\n{oops\n")  # a broken line besides
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1 and "Estimate:" not in result.stdout
+    assert "Fix the lines listed above" in result.stderr
 
 
 def test_empty_file_and_missing_file(tmp_path):

@@ -478,7 +478,9 @@ def validate_file(
         )
     v.name_duplicates(path)
     extra, extra_warnings = v.rules.finish(v.endpoint, requests) if v.rules is not None else ((), ())
-    for problem in [*check_limits(requests, size, spec), *extra]:
+    over_limits = check_limits(requests, size, spec)
+    over_one_batch = bool(over_limits) and not extra and v.problem_count == 0
+    for problem in [*over_limits, *extra]:
         v.add(problem.line, problem.code, problem.message, problem.param)
     warnings.extend(extra_warnings)
 
@@ -494,6 +496,7 @@ def validate_file(
         problems=v.problems,
         problem_count=v.problem_count,
         warnings=warnings,
+        over_one_batch=over_one_batch,
     )
 
 

@@ -56,6 +56,9 @@ class ValidationReport:
     problems: list[Problem]  # the first `max_problems`
     problem_count: int  # all of them
     warnings: list[Problem] = field(default_factory=list)
+    # The only problems are the file's request count or size over one batch's limits (`check_limits`):
+    # every line is valid, and `submit` makes the file a job of several batches.
+    over_one_batch: bool = False
 
     @property
     def ok(self) -> bool:
@@ -92,9 +95,10 @@ def check_limits(requests: int, size_bytes: int, spec: ProviderSpec) -> list[Pro
     if not (over_requests or over_size):
         return problems
     parts = spec.parts_needed(requests, size_bytes)
+    about = "at least " if over_size else ""
     advice = (
-        f"split it into {'at least ' if over_size else ''}{parts} files of at most "
-        f"{spec.max_requests:,} requests and {format_size(spec.max_file_bytes)} each"
+        f"batchctl submit makes it a job of {about}{parts} batches, or split it into {about}{parts} files of at "
+        f"most {spec.max_requests:,} requests and {format_size(spec.max_file_bytes)} each"
     )
     if over_requests:
         problems.append(

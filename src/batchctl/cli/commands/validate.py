@@ -56,12 +56,13 @@ def validate(
     # Scripts get up to JSON_PROBLEMS problems, a screen SHOWN_PROBLEMS; --max-problems sets both.
     kept, shown = max_problems or JSON_PROBLEMS, max_problems or SHOWN_PROBLEMS
     # What the file would cost, offline (tokens; money where the model's price is known): counted in
-    # the validation pass, which parses each line once; shown only when the file is valid.
+    # the validation pass, which parses each line once; shown when every line is valid (the file may
+    # still be over one batch's limits: submit makes it a job).
     tally = EstimateTally(file, endpoint=endpoint)
     report = validate_file(
         file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), tally=tally
     )
-    estimate = tally.for_profile(state.settings().profile_name) if report.ok else None
+    estimate = tally.for_profile(state.settings().profile_name) if report.ok or report.over_one_batch else None
     data = report.to_dict()
     data["estimate"] = estimate.to_dict() if estimate is not None else None
     data["problems"] = data["problems"][:kept]
@@ -79,7 +80,10 @@ def validate(
     out.result(data, human=show)
     if not report.ok:
         more = " (--max-problems N shows more of them)" if report.problem_count > shown else ""
+        hint = f"Fix the lines listed above{more}, then run batchctl validate again."
+        if report.over_one_batch:
+            hint = f"Every line is valid: batchctl submit {file} makes it a job of several batches (docs/jobs.md)."
         # The report is the result (on stdout, JSON too); the error line only says so.
-        out.error(invalid_error_message(report), f"Fix the lines listed above{more}, then run batchctl validate again.")
+        out.error(invalid_error_message(report), hint)
         raise typer.Exit(EXIT_ERROR)
     out.success(f"{file} is valid for {spec.name}.")
