@@ -32,6 +32,17 @@ def test_usage_errors_are_json_on_stdout_and_usage_on_stderr(args, message, comm
     assert message in result.stderr and ("Usage:" in result.stderr) is usage  # what a person reads, as without --json
 
 
+def test_a_global_option_between_a_group_and_its_sub_command_is_the_global_one():
+    # `--json` is no option of `profile`: it is the global flag there too, so the error is about `bogus`
+    result = runner.invoke(app, ["profile", "--json", "bogus"])
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == "No such command 'bogus'." and error["hint"] == "Run 'batchctl profile -h' for usage."
+    listed = runner.invoke(app, ["profile", "--json", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert [p["name"] for p in json.loads(listed.stdout)] == ["local"]
+
+
 def test_without_json_a_usage_error_prints_nothing_on_stdout():
     result = runner.invoke(app, ["list", "--limit", "many"])
     assert result.exit_code == 2
