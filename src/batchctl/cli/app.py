@@ -89,7 +89,7 @@ def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
     first, levels, end = split_command_line(group, ctx, args)
     moved: list[str] = []
     kept: list[str] = []
-    for name, command, start, stop in levels:
+    for depth, (name, command, start, stop) in enumerate(levels):
         kept.append(name)
         own = _option_names(command)
         j = start
@@ -97,12 +97,24 @@ def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
             token = args[j]
             if token.split("=", 1)[0] in root and token.split("=", 1)[0] not in own:
                 width = 2 if _takes_value(root, token) else 1
-                moved += args[j : min(j + width, stop)]
+                # Moved without its value, it would take the command's name for one; but completing that value
+                # (`list --profile <TAB>`, parsed resiliently) wants it moved: the root completes it.
+                if j + width > stop and not ctx.resilient_parsing:
+                    raise _USAGE_ERRORS[0](f"Option {token!r} requires an argument.", ctx=_context_of(ctx, levels[: depth + 1]))
+                moved += args[j : j + width]
                 j += width
                 continue
             kept.append(token)
             j += 1
     return args[:first] + moved + kept + args[end:]
+
+
+def _context_of(ctx: Any, levels: list[tuple[str, Any, int, int]]) -> Any:
+    """A context for the last command of `levels` (`split_command_line`) under the root's `ctx`, nothing
+    parsed: a usage error raised without one shows that command's usage and `-h` with it."""
+    for name, command, _, _ in levels:
+        ctx = command.context_class(command, parent=ctx, info_name=name)
+    return ctx
 
 
 def fill_optional_values(group: Any, ctx: Any, args: list[str]) -> list[str]:
@@ -188,9 +200,12 @@ class BatchctlGroup(TyperGroup):
         # set by the first parse of the command line: the group may be parsed again on an error, with what
         # followed "--" but without it
         ctx.meta.setdefault("batchctl.json", "--json" in args[: args.index("--") if "--" in args else None])
+        ctx.meta.setdefault("batchctl.args", list(args))
         try:
             return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
         except _USAGE_ERRORS as exc:
+            if exc.ctx is None:  # a root option without its value (`batchctl --profile`): click names no command
+                exc.ctx, exc.cmd = ctx, self
             _usage_error_as_json(exc, json_requested=ctx.meta["batchctl.json"])
             raise
 
@@ -198,6 +213,9 @@ class BatchctlGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except _USAGE_ERRORS as exc:  # a mistyped command, option or value: Typer shows it with the usage
+            if exc.ctx is None:  # an option of the command without its value (`validate F --max-problems`)
+                exc.ctx = _context_of(ctx, split_command_line(self, ctx, ctx.meta.get("batchctl.args", []))[1])
+                exc.cmd = exc.ctx.command
             _usage_error_as_json(exc, json_requested=ctx.meta.get("batchctl.json", False))
             raise
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
