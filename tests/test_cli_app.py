@@ -98,6 +98,12 @@ def complete(shell: str, line: str) -> str:
     return result.stdout
 
 
+def test_a_global_option_after_the_command_completes_its_value():
+    # the value is what is being typed: it is not an option without its value (a usage error) yet
+    assert complete("bash", "batchctl list --profile ").split() == ["local"]
+    assert complete("bash", "batchctl profile --json l").split() == ["list"]
+
+
 def test_fixed_choices_complete_in_bash_and_zsh():
     assert complete("bash", "batchctl list --status c").split() == ["completed", "cancelling", "cancelled"]
     assert complete("bash", "batchctl profile add x --provider d").split() == ["dashscope"]

@@ -61,6 +61,11 @@ def test_how_arguments_are_moved():
     assert hoist_global_options(command, ctx, ["--debug", "files", "list", "--channel", "2"]) == [
         "--debug", "--channel", "2", "files", "list",
     ]
+    # between a group and its sub-command: a global option moves, the group's own (`jobs --json`) stays
+    assert hoist_global_options(command, ctx, ["profile", "--json", "list"]) == ["--json", "profile", "list"]
+    assert hoist_global_options(command, ctx, ["jobs", "--json", "show", "j", "-p", "w"]) == ["-p", "w", "jobs", "--json", "show", "j"]
+    # before a name the group does not know; what follows it is left as typed
+    assert hoist_global_options(command, ctx, ["profile", "--json", "bogus", "-q"]) == ["--json", "profile", "bogus", "-q"]
 
 
 def test_quiet_list_prints_only_ids(server, tmp_path):

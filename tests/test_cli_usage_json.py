@@ -19,8 +19,13 @@ runner = CliRunner()
         (["list", "--limit", "many", "--json"], "Invalid value for '--limit'", "batchctl list", True),
         (["--json", "nosuchcmd"], "No such command 'nosuchcmd'", "batchctl", True),
         (["--json", "--bogus", "list"], "No such option: --bogus", "batchctl", True),
-        # an option left without its value: Typer names no command and shows no usage for it
-        (["status", "--json", "--interval"], "requires an argument", "batchctl", False),
+        # an option left without its value: click's parser names no command; the hint and the usage are the
+        # command's whose option it is
+        (["status", "--json", "--interval"], "requires an argument", "batchctl status", True),
+        (["--json", "validate", "f.jsonl", "--max-problems"], "Option '--max-problems' requires", "batchctl validate", True),
+        (["profile", "add", "gw", "--json", "--base-url"], "Option '--base-url' requires", "batchctl profile add", True),
+        (["list", "--json", "--profile"], "Option '--profile' requires", "batchctl list", True),  # a global one after it
+        (["--json", "--profile"], "Option '--profile' requires", "batchctl", True),
     ],
 )
 def test_usage_errors_are_json_on_stdout_and_usage_on_stderr(args, message, command, usage):
@@ -30,6 +35,28 @@ def test_usage_errors_are_json_on_stdout_and_usage_on_stderr(args, message, comm
     assert message in error["message"]
     assert error["exit_code"] == 2 and error["hint"] == f"Run '{command} -h' for usage."
     assert message in result.stderr and ("Usage:" in result.stderr) is usage  # what a person reads, as without --json
+
+
+def test_a_global_option_between_a_group_and_its_sub_command_is_the_global_one():
+    # `--json` is no option of `profile`: it is the global flag there too, so the error is about `bogus`
+    result = runner.invoke(app, ["profile", "--json", "bogus"])
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == "No such command 'bogus'." and error["hint"] == "Run 'batchctl profile -h' for usage."
+    listed = runner.invoke(app, ["profile", "--json", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert [p["name"] for p in json.loads(listed.stdout)] == ["local"]
+
+
+def test_without_json_an_option_without_its_value_names_the_command_to_ask():
+    result = runner.invoke(app, ["validate", "f.jsonl", "--max-problems"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "Usage: batchctl validate [OPTIONS] FILE",
+        "Try 'batchctl validate -h' for help.",
+        "",
+        "Error: Option '--max-problems' requires an argument.",
+    ]
 
 
 def test_without_json_a_usage_error_prints_nothing_on_stdout():

@@ -155,6 +155,34 @@ def test_doctor_unreachable():
     assert checks["reachable"]["status"] == "fail" and list(checks) == ["reachable"]
 
 
+@pytest.fixture
+def tls_port():
+    """A port on 127.0.0.1 that takes connections and never answers: an https:// URL to it builds the SSL
+    context (after the connect, before any byte is sent) without reaching any server."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["status", "batch_x"], ["list"], ["files", "list"]])
+def test_a_missing_ssl_cert_file_is_named_with_what_to_do(command, tls_port, tmp_path, monkeypatch):
+    missing = tmp_path / "no-ca.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    base = f"https://127.0.0.1:{tls_port}/v1"
+    assert run("profile", "add", "tls", "--base-url", base, "--provider", "openai", "--api-key", "sk-x").exit_code == 0
+    message = f"cannot load CA certificates from SSL_CERT_FILE ({missing}): No such file or directory"
+    hint = "Unset SSL_CERT_FILE (certifi's CA bundle is then used), or point it at a CA bundle (a PEM file of certificates)."
+    result = run(*command)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-2:] == [f"Error: {message}", hint]  # doctor's "Probing ..." line comes first
+    assert "Traceback" not in result.output
+    error = json.loads(run(*command, "--json").stdout)["error"]
+    assert (error["message"], error["hint"]) == (message, hint)
+
+
 def test_doctor_full_round_trip_leaves_nothing_behind(gateway):
     add_profile(gateway)
     result = run("doctor", "--full", "--json")

@@ -193,6 +193,14 @@ def test_serve_refuses_a_broken_rule_file(tmp_path):
     assert result.stderr.startswith("Error: fault rule 0: unknown keys ['stauts']")
 
 
+def test_serve_names_a_missing_rule_file_and_what_one_is(tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--faults", str(tmp_path / "nosuch.json")])
+    assert result.exit_code == 2
+    error, hint = result.stderr.splitlines()
+    assert error == f"Error: cannot read the fault rules {tmp_path / 'nosuch.json'}: No such file or directory"
+    assert hint.startswith('A faults file is JSON: a list of rules, or {"rules": [...]}') and "docs/reliability.md" in hint
+
+
 def finished_batch(server, tmp_path, n: int = 5) -> str:
     batch_id = make_batch(server, write_requests(tmp_path / "in.jsonl", n).read_bytes())
     with httpx.Client(headers=server.headers) as http:

@@ -6,6 +6,7 @@ Resources (`resources/`) say which route to call and what comes back; this decid
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -53,8 +54,25 @@ class _VerifiedContext:
 
     def __getattr__(self, name: str) -> Any:
         if self._context is None:
-            self._context = httpx.create_ssl_context()
+            self._context = _default_ssl_context()
         return getattr(self._context, name)
+
+
+def _default_ssl_context() -> Any:
+    """httpx's default SSL context; a SSL_CERT_FILE that names no CA bundle is a `BatchctlError` naming
+    it (the ssl module's own error names no file: `no such file: None`), raised before a request goes out."""
+    try:
+        return httpx.create_ssl_context()
+    except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+        path = os.environ.get("SSL_CERT_FILE")
+        if not path:
+            raise
+        from batchctl.errors import BatchctlError
+
+        raise BatchctlError(
+            f"cannot load CA certificates from SSL_CERT_FILE ({path}): {exc.strerror or exc}",
+            hint="Unset SSL_CERT_FILE (certifi's CA bundle is then used), or point it at a CA bundle (a PEM file of certificates).",
+        ) from exc
 
 
 class BaseClient:

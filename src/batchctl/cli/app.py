@@ -31,52 +31,90 @@ EXIT_CODES_HELP = (
 _NOT_HOISTED = frozenset({"--version", "-V", "--help", "-h", "--install-completion", "--show-completion"})
 
 
+def _option_names(command: Any) -> dict[str, Any]:
+    """Each option name of `command` (`--profile`, `-p`, `--no-use`) and its parameter."""
+    return {
+        name: param for param in command.params for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))
+    }
+
+
+def _global_options(group: Any) -> dict[str, Any]:
+    """The root's options that may stand anywhere (`-p`, `--json`, ...): all but those that act at once."""
+    return {name: param for name, param in _option_names(group).items() if name not in _NOT_HOISTED}
+
+
+def _takes_value(options: dict[str, Any], token: str) -> bool:
+    """Whether the option `token` (of `options`) takes the next token as its value."""
+    param = options.get(token.split("=", 1)[0])
+    return param is not None and not (getattr(param, "is_flag", True) or getattr(param, "count", False)) and "=" not in token
+
+
+def split_command_line(group: Any, ctx: Any, args: list[str]) -> tuple[int, list[tuple[str, Any, int, int]], int]:
+    """Where `args` name their commands: `(first, levels, end)`. `args[:first]` are the root's options; each
+    level `(name, command, start, stop)` is a command (a sub-group, then its sub-command, down to the leaf)
+    and `args[start:stop]` what it parses: under a group its options (and global ones) up to the next
+    name, under the leaf the rest; `args[end:]` are as typed (from `--`, or from a name no group knows)."""
+    root = _global_options(group)
+    first = 0
+    while first < len(args) and args[first].startswith("-") and args[first] != "--":
+        first += 2 if _takes_value(root, args[first]) else 1
+    levels: list[tuple[str, Any, int, int]] = []
+    command, j = group, first
+    while j < len(args) and args[j] != "--" and hasattr(command, "get_command"):
+        sub = command.get_command(ctx, args[j])
+        if sub is None:
+            break
+        start = j = j + 1
+        if hasattr(sub, "get_command"):  # a group's options and global ones, then its sub-command's name
+            own = _option_names(sub)
+            while j < len(args) and args[j].startswith("-") and args[j] != "--":
+                j += 2 if _takes_value(own if args[j].split("=", 1)[0] in own else root, args[j]) else 1
+            j = min(j, len(args))
+        else:
+            j = args.index("--", j) if "--" in args[j:] else len(args)
+        levels.append((args[start - 1], sub, start, j))
+        command = sub
+    return first, levels, j
+
+
 def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
     """`batchctl list -p work` as `batchctl -p work list`: global options typed after the command
     move before it, so they work in either position with one definition.
 
-    An option the command itself defines (`profile add --base-url`) is the command's and stays put;
-    everything after `--` is left alone.
+    An option the command itself defines (`profile add --base-url`) is the command's and stays put, as
+    does a sub-group's (`jobs --json`); a global option between a group and its sub-command moves too
+    (`profile --json list`); everything after `--` is left alone.
     """
-    options = {
-        name: param for param in group.params if getattr(param, "opts", None) for name in (*param.opts, *param.secondary_opts)
-    }
-    options = {name: param for name, param in options.items() if name not in _NOT_HOISTED}
-
-    def takes_value(token: str) -> bool:
-        param = options.get(token.split("=", 1)[0])
-        return param is not None and not param.is_flag and "=" not in token
-
-    # Past the root's own options to the command name, then down through sub-groups to the leaf.
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "--":
-        i += 2 if takes_value(args[i]) else 1
-    command, start, own = group, i, set()
-    while start < len(args) and hasattr(command, "get_command"):
-        sub = command.get_command(ctx, args[start])
-        if sub is None:
-            return args
-        command, start = sub, start + 1
-        own |= {name for param in sub.params for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))}
-    if start == i:
-        return args
+    root = _global_options(group)
+    first, levels, end = split_command_line(group, ctx, args)
     moved: list[str] = []
     kept: list[str] = []
-    j = start
-    while j < len(args):
-        token = args[j]
-        name = token.split("=", 1)[0]
-        if token == "--":
-            kept += args[j:]
-            break
-        if name in options and name not in own:
-            width = 2 if takes_value(token) else 1
-            moved += args[j : j + width]
-            j += width
-            continue
-        kept.append(token)
-        j += 1
-    return args[:i] + moved + args[i:start] + kept
+    for depth, (name, command, start, stop) in enumerate(levels):
+        kept.append(name)
+        own = _option_names(command)
+        j = start
+        while j < stop:
+            token = args[j]
+            if token.split("=", 1)[0] in root and token.split("=", 1)[0] not in own:
+                width = 2 if _takes_value(root, token) else 1
+                # Moved without its value, it would take the command's name for one; but completing that value
+                # (`list --profile <TAB>`, parsed resiliently) wants it moved: the root completes it.
+                if j + width > stop and not ctx.resilient_parsing:
+                    raise _USAGE_ERRORS[0](f"Option {token!r} requires an argument.", ctx=_context_of(ctx, levels[: depth + 1]))
+                moved += args[j : j + width]
+                j += width
+                continue
+            kept.append(token)
+            j += 1
+    return args[:first] + moved + kept + args[end:]
+
+
+def _context_of(ctx: Any, levels: list[tuple[str, Any, int, int]]) -> Any:
+    """A context for the last command of `levels` (`split_command_line`) under the root's `ctx`, nothing
+    parsed: a usage error raised without one shows that command's usage and `-h` with it."""
+    for name, command, _, _ in levels:
+        ctx = command.context_class(command, parent=ctx, info_name=name)
+    return ctx
 
 
 def fill_optional_values(group: Any, ctx: Any, args: list[str]) -> list[str]:
@@ -162,9 +200,12 @@ class BatchctlGroup(TyperGroup):
         # set by the first parse of the command line: the group may be parsed again on an error, with what
         # followed "--" but without it
         ctx.meta.setdefault("batchctl.json", "--json" in args[: args.index("--") if "--" in args else None])
+        ctx.meta.setdefault("batchctl.args", list(args))
         try:
             return super().parse_args(ctx, fill_optional_values(self, ctx, hoist_global_options(self, ctx, list(args))))
         except _USAGE_ERRORS as exc:
+            if exc.ctx is None:  # a root option without its value (`batchctl --profile`): click names no command
+                exc.ctx, exc.cmd = ctx, self
             _usage_error_as_json(exc, json_requested=ctx.meta["batchctl.json"])
             raise
 
@@ -172,6 +213,9 @@ class BatchctlGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except _USAGE_ERRORS as exc:  # a mistyped command, option or value: Typer shows it with the usage
+            if exc.ctx is None:  # an option of the command without its value (`validate F --max-problems`)
+                exc.ctx = _context_of(ctx, split_command_line(self, ctx, ctx.meta.get("batchctl.args", []))[1])
+                exc.cmd = exc.ctx.command
             _usage_error_as_json(exc, json_requested=ctx.meta.get("batchctl.json", False))
             raise
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):

@@ -122,13 +122,8 @@ class ServerConfig:
             return "--upstream-channel needs the gateway's key: give --upstream-key KEY (or BATCHCTL_UPSTREAM_KEY)"
         if self.max_file_mb <= 0 or self.max_line_mb <= 0:
             return "--max-file-mb and --max-line-mb must be positive"
-        if self.faults is not None:
-            from batchctl.server.faults import FaultRuleError, load_rules
-
-            try:
-                load_rules(self.faults)
-            except FaultRuleError as exc:
-                return str(exc)
+        if problem := self.faults_problem():
+            return problem
         from batchctl.config import is_loopback_host
 
         if not is_loopback_host(self.host) and not self.api_key and not self.allow_no_auth:
@@ -136,6 +131,19 @@ class ServerConfig:
                 f"--host {self.host} exposes the server to the network: give --api-key KEY"
                 " (or --allow-no-auth to serve anyone who can reach the port)"
             )
+        return None
+
+    def faults_problem(self) -> str | None:
+        """What is wrong with the fault rule file, or None (none given, or a good one); under it, a person
+        reads `faults.RULES_HINT`."""
+        if self.faults is None:
+            return None
+        from batchctl.server.faults import FaultRuleError, load_rules
+
+        try:
+            load_rules(self.faults)
+        except FaultRuleError as exc:
+            return str(exc)
         return None
 
     @property

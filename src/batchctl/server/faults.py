@@ -40,8 +40,12 @@ KNOWN_KEYS = {
 }  # fmt: skip
 
 
+# The next step under an error about the rule file: what one is, in the words of docs/reliability.md.
+RULES_HINT = 'A faults file is JSON: a list of rules, or {"rules": [...]}; docs/reliability.md ("Fault injection") lists their keys.'
+
+
 class FaultRuleError(ValueError):
-    """The fault rule file is not what `load_rules` expects."""
+    """The fault rule file is not what `load_rules` expects (`RULES_HINT` says what it should be)."""
 
 
 @dataclass
@@ -63,8 +67,8 @@ def load_rules(source: str | Path | list | dict) -> list[Rule]:
     if isinstance(source, (str, Path)):
         try:
             source = json.loads(Path(source).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FaultRuleError(f"cannot read the fault rules {source}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # an OSError in its words, without the errno and the repeated path
+            raise FaultRuleError(f"cannot read the fault rules {source}: {getattr(exc, 'strerror', None) or exc}") from exc
     items = source.get("rules") if isinstance(source, dict) else source
     if not isinstance(items, list):
         raise FaultRuleError('fault rules must be a JSON list of rules, or {"rules": [...]}')

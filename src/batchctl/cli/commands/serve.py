@@ -191,6 +191,10 @@ def serve(
                 f"invalid --upstream URL {upstream!r}: it must start with http:// or https:// and name a host",
                 hint="Give the OpenAI base URL of the server to forward to, /v1 included, such as http://127.0.0.1:8000/v1.",
             ) from exc
+    if problem := config.faults_problem():
+        from batchctl.server.faults import RULES_HINT
+
+        raise BatchctlError(problem, hint=RULES_HINT, exit_code=2)
     problem = config.problem()
     if problem:
         raise BatchctlError(problem, exit_code=2)
