@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from batchctl.cli.app import app
 from batchctl.cli.commands.serve import serve
 from server_fixture import ServerHandle, _child_env, free_port
 
@@ -78,3 +79,12 @@ def test_foreground_serve_in_a_subprocess(tmp_path):
         handle.proc.send_signal(signal.SIGINT)
         handle.proc.wait(10)
     assert "Serving the Batch API on http://127.0.0.1:" in handle.log()
+
+
+@pytest.mark.parametrize("args", [["--upstream-channel", "2"], ["--upstream-channel", "abc", "--upstream", "http://127.0.0.1:9/v1"]])
+def test_serve_refuses_a_bad_setting_with_where_to_look(args):
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 2
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: {args[0]} ") and hint == "batchctl serve -h lists the options and their values."
+

@@ -197,7 +197,7 @@ def serve(
         raise BatchctlError(problem, hint=RULES_HINT, exit_code=2)
     problem = config.problem()
     if problem:
-        raise BatchctlError(problem, exit_code=2)
+        raise BatchctlError(problem, hint="batchctl serve -h lists the options and their values.", exit_code=2)
 
     if background:
         from batchctl.server.autostart import ensure_local_server, is_healthy
