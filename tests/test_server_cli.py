@@ -87,4 +87,3 @@ def test_serve_refuses_a_bad_setting_with_where_to_look(args):
     assert result.exit_code == 2
     error, hint = result.stderr.splitlines()
     assert error.startswith(f"Error: {args[0]} ") and hint == "batchctl serve -h lists the options and their values."
-
