@@ -16,6 +16,7 @@ from batchctl.api import (
     FilePage,
     RequestCounts,
 )
+from batchctl.api.models import ModelError
 
 # DashScope compatible-mode, "创建Batch任务" response example.
 DASHSCOPE_CREATED = """{
@@ -276,3 +277,24 @@ def test_null_where_a_default_is_declared_is_the_default():
     first, second = Batch(id="a", status="s"), Batch(id="b", status="s")
     first.request_counts.total = 5  # defaults are each object's own
     assert second.request_counts.total == 0
+
+
+def test_what_a_provider_may_send_that_python_names_otherwise():
+    # A field called `self` (a link), whole numbers as text with a zero fraction, a huge integer timestamp.
+    batch = Batch.model_validate(
+        {"id": "b", "status": "completed", "self": "https://x/v1/batches/b", "request_counts": {"total": "20.0", "failed": " 3 "},
+         "created_at": 10**30}  # fmt: skip
+    )
+    assert batch.self == "https://x/v1/batches/b" and batch.request_counts == RequestCounts(total=20, failed=3)
+    assert batch.created_at == 10**30
+    for text in ("1.5", "1e3", "twenty", ""):
+        with pytest.raises(ModelError, match="request_counts.total: Input should be a valid integer"):
+            Batch.model_validate({"id": "b", "status": "s", "request_counts": {"total": text}})
+
+
+def test_a_json_dump_is_valid_json_and_its_own():
+    batch = Batch.model_validate({"id": "b", "status": "s", "score": float("nan"), "metadata": {"a": [float("inf")]}})
+    dumped = batch.model_dump(mode="json")
+    assert json.loads(json.dumps(dumped, allow_nan=False))["score"] is None and dumped["metadata"] == {"a": [None]}
+    dumped["metadata"]["a"].append(1)  # a dump shares nothing with the object
+    assert batch.metadata == {"a": [float("inf")]}

@@ -162,6 +162,31 @@ def test_submitting_a_saved_job_again_keeps_its_results_where_they_are(small, in
     assert len(server_batches(small)) == 1
 
 
+@pytest.mark.parametrize("earlier", ["cut", "content", "elsewhere"])
+def test_results_not_whole_here_are_saved_afresh_on_a_second_submit(small, in_tmp, monkeypatch, earlier):
+    """What the journal recorded is kept only when it is here and whole: a file cut short, an earlier
+    --content file, or results saved in another directory are no reason to refuse; they are saved anew."""
+    source = write_requests(in_tmp / "chat.jsonl", 20)
+    first = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert first.exit_code == 0, first.output
+    (saved,) = [Path(f["path"]) for f in json.loads(first.stdout)["download"]["files"] if f["kind"] == "output"]
+    whole = saved.read_bytes()
+    if earlier == "cut":
+        saved.write_bytes(whole[:100])
+    elif earlier == "content":  # the job's last download was --content: the journal records that file
+        content = invoke("download", json.loads(first.stdout)["job_id"], "--content", "-o", "answers.jsonl")
+        assert content.exit_code == 0, content.output
+    else:
+        (in_tmp / "elsewhere").mkdir()
+        monkeypatch.chdir(in_tmp / "elsewhere")
+    monkeypatch.setattr("batchctl.results.default_output_name", lambda *a, **k: "again.jsonl")
+    again = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert again.exit_code == 0, again.output
+    files = json.loads(again.stdout)["download"]["files"]
+    assert [(f["path"], f["kept"]) for f in files] == [("again.jsonl", False)]
+    assert Path("again.jsonl").read_bytes() == whole
+
+
 def test_cancel_a_running_job_cancels_every_part(start_server, in_tmp):
     server = start_server(latency=0.2, extra_args=["--concurrency", "1"])
     assert invoke("profile", "add", "slow", "--preset", "local", "--base-url", server.base_url,

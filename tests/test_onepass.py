@@ -234,13 +234,33 @@ def test_a_chunk_stops_at_its_first_line_that_is_no_result():
     assert (block.lines, block.failed) == (2, 1)
 
 
-def test_a_block_is_read_as_one_array_only_when_each_line_is_one_result():
-    """A line holding two objects is one line that is no result (as `add` sees it), not two results."""
-    ok, two = b'{"custom_id": "a", "response": {"status_code": 200}}', b'{"custom_id": "b"},{"custom_id": "c"}'
+S = b'{"custom_id": "a", "response": {"status_code": 200}}'
+F = b'{"custom_id": "f", "response": {"status_code": 500, "body": {"error": {"message": "boom"}}}}'
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [S, b'{"custom_id": "b"},{"custom_id": "c"}', S],  # two objects on a line
+        [S + b"],[" + S],  # a line that closes its array and opens another
+        [S + b"],[" + S, F],
+        [S + b"],[" + F, S],
+        [b'{"custom_id": "a", "x": "abc', b'", "response": {"status_code": 200}}'],  # a string run on
+        [S, b"", F, b"   ", S],  # blank lines: read line by line
+    ],
+)
+def test_a_block_counts_what_line_by_line_counts_even_for_lines_that_are_no_result(lines):
+    """`add_block` reads a block as one array only when element i is line i; otherwise line by line:
+    the same counts and the same refused line as `add`, line after line."""
     from batchctl.result_tally import _outlines
 
-    assert _outlines(b"\n".join([ok, ok]), False) is not None  # the fast read is taken
-    assert _outlines(b"\n".join([ok, two]), False) is None
-    tally = ResultTally()
-    assert tally.add_block(b"\n".join([ok, two, ok])) == two
-    assert (tally.lines, tally.failed) == (2, 1)
+    one_by_one, refused = ResultTally(), None
+    for line in lines:
+        if line.strip() and one_by_one.add(line)[0] is None:
+            refused = line
+            break
+    block = ResultTally()
+    assert block.add_block(b"\n".join(lines)) == refused
+    assert (block.lines, block.failed) == (one_by_one.lines, one_by_one.failed)
+    assert block.failures.to_dict() == one_by_one.failures.to_dict()
+    assert _outlines(b"\n".join([S, F, S]), False) is not None  # the one-array read is taken for plain lines

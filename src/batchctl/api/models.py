@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Self
 
@@ -76,16 +77,16 @@ def _code(value: Any) -> str:
     return _text(value)
 
 
+_WHOLE = re.compile(r"[+-]?[0-9]+(?:\.0*)?")  # "20", "-3", "20.0": whole numbers as text
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, int):
         return int(value)  # a bool is 1 or 0, as in pydantic's lax mode
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
+    if isinstance(value, str) and _WHOLE.fullmatch(text := value.strip()):
+        return int(text.partition(".")[0])
     raise _Wrong("Input should be a valid integer")
 
 
@@ -123,7 +124,9 @@ def _timestamp(value: Any) -> int | None:
     """Unix seconds as sent by OpenAI/DashScope; also floats, digit strings and ISO 8601."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
         if math.isfinite(value):
             return int(value)
     elif isinstance(value, str):
@@ -252,7 +255,7 @@ class Model:
             cls._fields, cls._names = tuple(fields.values()), frozenset(fields)
         return cls._fields  # type: ignore[return-value]
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, /, **data: Any) -> None:  # `/`: a provider's field may be called "self"
         values = self.__dict__
         for name, convert, nullable, default in self._declared():
             value = data.get(name, _REQUIRED)
@@ -287,16 +290,11 @@ class Model:
         return cls.model_validate(json.loads(text))
 
     def model_dump(self, *, mode: str = "python") -> dict[str, Any]:
-        """A plain dict: the declared fields in order (models and lists of them as dicts), then the extras."""
-        out = {}
-        for name, *_ in self._declared():
-            value = self.__dict__[name]
-            if isinstance(value, Model):
-                value = value.model_dump(mode=mode)
-            elif isinstance(value, list) and value and isinstance(value[0], Model):
-                value = [v.model_dump(mode=mode) if isinstance(v, Model) else v for v in value]
-            out[name] = value
-        out.update(self.model_extra)
+        """A plain dict of its own (nothing shared with the object): the declared fields in order, models
+        as dicts, then the extras. `mode="json"`: a number JSON cannot hold (NaN, Infinity, which Python's
+        json reads) is None, so the dict always dumps to valid JSON."""
+        out = {name: _plain(self.__dict__[name], mode) for name, *_ in self._declared()}
+        out.update((name, _plain(value, mode)) for name, value in self.model_extra.items())
         return out
 
     def model_dump_json(self) -> str:
@@ -331,6 +329,19 @@ class Model:
         shown = ", ".join(f"{name}={self.__dict__[name]!r}" for name, *_ in self._declared())
         extra = "".join(f", {k}={v!r}" for k, v in self.model_extra.items())
         return f"{type(self).__name__}({shown}{extra})"
+
+
+def _plain(value: Any, mode: str) -> Any:
+    """`value` for `model_dump`: models as dicts, containers copied, non-finite floats None in json mode."""
+    if isinstance(value, Model):
+        return value.model_dump(mode=mode)
+    if isinstance(value, dict):
+        return {k: _plain(v, mode) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, mode) for v in value]
+    if isinstance(value, float) and mode == "json" and not math.isfinite(value):
+        return None
+    return value
 
 
 def _fresh(default: Any) -> Any:

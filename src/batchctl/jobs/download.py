@@ -6,7 +6,6 @@ A one-part job is saved exactly as a single batch is (`downloading.save_finished
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -126,15 +125,14 @@ def _created_parts(journal: Journal, job: Job) -> list[Part]:
 
 def download_job(
     journal: Journal, job: Job, client_for: Callable[[str], BatchClient], request: DownloadRequest, *,
-    wait_for_all: WaitForAll | None = None, keep_complete: bool = False,
+    wait_for_all: WaitForAll | None = None, earlier: Path | None = None,
 ) -> DownloadOutcome:
     """`batchctl download JOB`: one output and one error file for the whole job (waiting first with `wait_for_all`).
 
     `client_for(batch_id)` reaches the job's batches (all on the server and channel the job was submitted to).
-    `keep_complete`: a one-part job's files that an earlier run saved whole at the paths asked for are
-    kept instead of refused as existing (`downloading.complete_from_before`).
+    `earlier`: where an earlier run saved a one-part job's output; when every file of its batch is there
+    whole (`_kept_whole`), they are kept and said so instead of fetched again under the names asked for.
     """
-    from batchctl.downloading import complete_from_before
     from batchctl.jobs.view import aggregate, note_batches
 
     parts = _created_parts(journal, job)
@@ -143,8 +141,10 @@ def download_job(
     batches = [client.batches.retrieve(batch_id) for batch_id in ids]
     output, errors_output = request.paths(job.model or next((b.model for b in batches if b.model), None))
     keep: set[Path] = set()
-    if keep_complete and len(batches) == 1:
-        keep = complete_from_before(client, batches[0], request, output, errors_output)
+    if earlier is not None and len(batches) == 1:
+        kept = _kept_whole(client, batches[0], request, earlier)
+        if kept:
+            output, errors_output, keep = *kept, set(kept)
     request.refuse_existing((output, errors_output), keep=keep)
     if not all(b.is_terminal for b in batches):
         if wait_for_all is None:
@@ -170,16 +170,31 @@ def download_job(
 
 
 def saved_output(journal: Journal, parts: Sequence[Part]) -> Path | None:
-    """The output file an earlier download of the whole job saved (every part's batch records it), if it
-    is still there. A part added since (a retry) has none recorded: its results were never saved."""
+    """The output file an earlier download of the whole job saved here (every part's batch records it;
+    under the current directory, as a relative path), if it is still there. A part added since (a retry)
+    has none recorded: its results were never saved."""
     records = [journal.lookup_batch(p.batch_id) for p in parts if p.batch_id]
     recorded = {record.output_path if record else None for record in records}
     if len(recorded) != 1 or None in recorded:
         return None
-    path = Path(recorded.pop())  # type: ignore[arg-type]  # recorded resolved: said as given when it is here
-    if path.is_relative_to(Path.cwd()):
-        path = path.relative_to(Path.cwd())
-    return path if path.is_file() else None
+    path = Path(recorded.pop())  # type: ignore[arg-type]  # recorded resolved
+    if not path.is_relative_to(Path.cwd()) or not path.is_file():
+        return None  # saved elsewhere, or gone: the results are saved here as asked
+    return path.relative_to(Path.cwd())
+
+
+def _kept_whole(client: BatchClient, batch: Batch, request: DownloadRequest, output: Path) -> tuple[Path, Path] | None:
+    """(output, errors output) at `output` and beside it when each file `batch` has is there whole
+    (`complete_from_before`: the server's size, and results); else None, and nothing is kept. A file
+    cut short, an earlier --merge or --content file there, or a file deleted on the server is no reason
+    to refuse: the results are then saved afresh, as asked."""
+    from batchctl.downloading import complete_from_before
+    from batchctl.results import errors_path_for
+
+    errors_output = errors_path_for(output)
+    kept = complete_from_before(client, batch, request, output, errors_output)
+    wanted = [path for file_id, path in ((batch.output_file_id, output), (batch.error_file_id, errors_output)) if file_id]
+    return (output, errors_output) if wanted and all(path in kept for path in wanted) else None
 
 
 def wait_and_download(
@@ -190,10 +205,9 @@ def wait_and_download(
     the job's results; `--cleanup` after a full success.
 
     `reuse_saved` (a submission attached to its earlier job, no -o given): a one-part job's results that an
-    earlier run saved whole stay where they are (kept, not fetched again nor written under a new name)."""
+    earlier run saved whole here stay where they are (kept, not fetched again nor written under a new name)."""
     from batchctl.downloading import clean_up_input
     from batchctl.jobs.view import aggregate
-    from batchctl.results import errors_path_for
 
     client = client_factory()
     ids = outcome.batch_ids
@@ -206,12 +220,10 @@ def wait_and_download(
 
         outcome.retries = retry_rounds(journal, outcome.job, request.retry, client=client, reporter=reporter,
                                        wait_for_all=wait_for_all)  # fmt: skip
-    download, earlier = request.download, None
+    earlier = None
     if reuse_saved and not outcome.retries and len(outcome.parts) == 1:
         earlier = saved_output(journal, outcome.parts)
-        if earlier is not None:
-            download = dataclasses.replace(download, output=earlier, errors_output=errors_path_for(earlier))
-    outcome.download = download_job(journal, outcome.job, lambda _: client, download, keep_complete=earlier is not None)
+    outcome.download = download_job(journal, outcome.job, lambda _: client, request.download, earlier=earlier)
     outcome.job = journal.get_job(outcome.job.id) or outcome.job
     outcome.parts = journal.parts(outcome.job.id)
     batch = outcome.download.batch
