@@ -105,6 +105,9 @@ def test_status_jobs_and_json(small, in_tmp):
     assert job_id in table.stdout and "chat.jsonl" in table.stdout and "120/120" in table.stdout
     detail = invoke("jobs", "show", job_id, "--json")
     assert json.loads(detail.stdout)["parts"][0]["first_line"] == 1
+    assert json.loads(invoke("jobs", "--json", "show", job_id).stdout) == json.loads(detail.stdout)  # the group's flag
+    missing = invoke("jobs", "--json", "show", "job_nope")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["message"].startswith("no job or batch")
 
     cancelled = invoke("cancel", job_id, "--yes")  # every part has finished: nothing to cancel, no failure
     assert cancelled.exit_code == 0, cancelled.output

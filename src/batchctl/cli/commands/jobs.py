@@ -29,12 +29,12 @@ def list_jobs(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
     Example: batchctl jobs --json
     """
+    state = AppState.get(ctx, json_=json_)  # `jobs --json show JOB`: the group's --json holds for it too
     if ctx.invoked_subcommand is not None:
         return
     from batchctl.cli.reports import show_jobs
     from batchctl.jobs.view import list_jobs as jobs_of
 
-    state = AppState.get(ctx, json_=json_)
     views = jobs_of(state.journal())
     state.out.result(views, human=lambda: show_jobs(state.out, views))
 
