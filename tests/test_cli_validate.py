@@ -116,6 +116,8 @@ def test_profile_limits_apply(tmp_path):
     assert f"Every line is valid: batchctl submit {path} makes it a job of several batches" in result.stderr
     data = json.loads(runner.invoke(app, ["--json", "validate", str(path)]).stdout)
     assert data["ok"] is False and data["estimate"]["requests"] == 3
+    chosen = runner.invoke(app, ["-p", "small", "validate", str(path)])  # the hint keeps the profile whose limits these are
+    assert f"Every line is valid: batchctl -p small submit {path} makes it a job" in chosen.stderr
 
     path.write_text("\n".join(line(f"r{i}") for i in range(3)) + "\n{oops\n")  # a broken line besides
     result = runner.invoke(app, ["validate", str(path)])

@@ -132,6 +132,8 @@ def test_one_part_job_keeps_the_batch_id_and_no_split_refuses(small, in_tmp):
     refused = invoke("submit", str(big), "--no-split")
     assert refused.exit_code == 1
     assert "51 requests, 1 over" in refused.stderr and "nothing was uploaded" in refused.stderr
+    assert "Every line is valid: without --no-split, submit makes it a job of several batches." in refused.stderr
+    assert "--no-validate" not in refused.stderr  # no line to fix, no check to skip
     new = invoke("submit", str(source), "--new")
     assert new.exit_code == 0 and new.stdout.strip() != data["id"]
     assert len(server_batches(small)) == 2

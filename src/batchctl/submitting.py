@@ -83,10 +83,10 @@ def _refuse_invalid(report: ValidationReport, display: str, reporter: Reporter) 
         reporter.info(line)
     for warning in report.warnings:
         reporter.warn(warning.message)
-    return BatchctlError(
-        invalid_error_message(report, display) + "; nothing was uploaded",
-        f"Fix the lines listed above (batchctl validate {display} shows them all), or skip the check with --no-validate.",
-    )
+    hint = f"Fix the lines listed above (batchctl validate {display} shows them all), or skip the check with --no-validate."
+    if report.over_one_batch:  # only over one batch's limits (--no-split): no line to fix, nothing to skip
+        hint = "Every line is valid: without --no-split, submit makes it a job of several batches."
+    return BatchctlError(invalid_error_message(report, display) + "; nothing was uploaded", hint)
 
 
 def preflight(

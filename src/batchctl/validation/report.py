@@ -83,11 +83,12 @@ class ValidationReport:
         }
 
 
-def check_limits(requests: int, size_bytes: int, spec: ProviderSpec) -> list[Problem]:
+def check_limits(requests: int, size_bytes: int, spec: ProviderSpec, *, submit_splits: bool = True) -> list[Problem]:
     """Problems for a file of `requests` requests and `size_bytes` bytes over `spec`'s limits.
 
     Each message says by how much the file is over and how many files to split it into, counting
-    both limits (a file can be under one and over the other).
+    both limits (a file can be under one and over the other), and, unless `submit_splits` is False
+    (`submit --no-split`), that `batchctl submit` makes it a job of that many batches.
     """
     problems: list[Problem] = []
     over_requests = requests > spec.max_requests
@@ -97,9 +98,11 @@ def check_limits(requests: int, size_bytes: int, spec: ProviderSpec) -> list[Pro
     parts = spec.parts_needed(requests, size_bytes)
     about = "at least " if over_size else ""
     advice = (
-        f"batchctl submit makes it a job of {about}{parts} batches, or split it into {about}{parts} files of at "
-        f"most {spec.max_requests:,} requests and {format_size(spec.max_file_bytes)} each"
+        f"split it into {about}{parts} files of at most {spec.max_requests:,} requests and "
+        f"{format_size(spec.max_file_bytes)} each"
     )
+    if submit_splits:
+        advice = f"batchctl submit makes it a job of {about}{parts} batches, or {advice}"
     if over_requests:
         problems.append(
             Problem(

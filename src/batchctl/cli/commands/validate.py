@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -82,7 +83,9 @@ def validate(
         more = " (--max-problems N shows more of them)" if report.problem_count > shown else ""
         hint = f"Fix the lines listed above{more}, then run batchctl validate again."
         if report.over_one_batch:
-            hint = f"Every line is valid: batchctl submit {file} makes it a job of several batches (docs/jobs.md)."
+            profile = f" -p {shlex.quote(state.profile)}" if state.profile else ""  # the limits were that profile's
+            command = f"batchctl{profile} submit {shlex.quote(str(file))}"
+            hint = f"Every line is valid: {command} makes it a job of several batches (docs/jobs.md)."
         # The report is the result (on stdout, JSON too); the error line only says so.
         out.error(invalid_error_message(report), hint)
         raise typer.Exit(EXIT_ERROR)
