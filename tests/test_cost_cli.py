@@ -176,3 +176,17 @@ def test_an_amount_too_small_to_show_reads_as_under_it_not_as_two_signs():
 
     assert _at_most("< $0.0001") == "< $0.0001" and _at_most("$0.02") == "≤ $0.02"
     assert _at_least("< ¥0.0001") == "from < ¥0.0001" and _at_least("¥1.50") == "≥ ¥1.50"
+
+
+def test_usage_refuses_a_missing_file_and_an_input_file(tmp_path):
+    """A path that is no file is not looked up as a batch id, and requests are no results (their bill
+    would be all failures)."""
+    missing = runner.invoke(app, ["usage", str(tmp_path / "nosuch.jsonl")])
+    assert missing.exit_code == 1 and f"Error: no such file: {tmp_path / 'nosuch.jsonl'}" in missing.stderr
+    requests = tmp_path / "in.jsonl"
+    requests.write_text(json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                                    "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}) + "\n")  # fmt: skip
+    refused = runner.invoke(app, ["usage", str(requests)])
+    assert refused.exit_code == 1
+    assert f"Error: {requests} is a batch input file (requests), not results" in refused.stderr
+    assert f"batchctl validate {requests} estimates its cost" in refused.stderr

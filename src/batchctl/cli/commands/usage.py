@@ -37,7 +37,35 @@ def usage(ctx: typer.Context, targets: TargetsArg, json_: JsonOpt = False) -> No
     from batchctl.cost.prices import price_table
 
     state = AppState.get(ctx, json_=json_)
+    for target in targets:
+        _check_file_target(target)
     prices = price_table(state.settings().profile_name)
     # A job stands for its batches; `last` is the newest thing submitted from here.
     bill = bill_for(state.expand_ids(state.resolve_ids(targets)), client_for=state.client_for_batch, prices=prices)
     state.out.result(bill.to_dict(), human=lambda: show_bill(state.out, bill))
+
+
+def _check_file_target(target: str) -> None:
+    """Refuse at once a target that names a file but is none (batch ids have no `/` and no extension),
+    or a batch input file (requests, not results): its bill would be all failures."""
+    import json
+    from pathlib import Path
+
+    from batchctl.errors import BatchctlError
+
+    path = Path(target)
+    if not path.is_file():
+        if "/" in target or path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+            raise BatchctlError(f"no such file: {target}", "Give a result file from batchctl download, or a batch id.")
+        return
+    with open(path, "rb") as f:
+        first = next((line for line in f if line.strip()), b"")
+    try:
+        obj = json.loads(first.decode("utf-8-sig"))
+    except ValueError:
+        return  # the bill reports what it cannot read, line by line
+    if isinstance(obj, dict) and "body" in obj and "response" not in obj and "error" not in obj:
+        raise BatchctlError(
+            f"{target} is a batch input file (requests), not results",
+            f"usage reads result files (from batchctl download) or batch ids; batchctl validate {target} estimates its cost.",
+        )
