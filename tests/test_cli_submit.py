@@ -206,11 +206,13 @@ def test_input_file_id_creates_a_batch_without_uploading_again(server, in_tmp):
     assert len(remote_files(server)) == 1
 
 
-def test_a_failed_create_says_how_to_retry_without_uploading(server, in_tmp):
+def test_a_create_from_a_file_id_that_is_not_there_says_to_check_the_id(server, in_tmp):
+    # The file was the user's, not uploaded by this run: no "uploaded as", no "run the same command".
     result = runner.invoke(app, ["submit", "--input-file-id", "file-does-not-exist", "--endpoint", "/v1/chat/completions"])
     assert result.exit_code == 1
-    assert "uploaded as file-does-not-exist, but creating the batch failed" in result.stderr
-    assert "batchctl submit --input-file-id file-does-not-exist --endpoint /v1/chat/completions" in result.stderr
+    error, hint = result.stderr.strip().splitlines()[-2:]
+    assert error.startswith("Error: creating the batch from file-does-not-exist failed: HTTP 404")
+    assert hint == "Check the file id: batchctl files list shows the files on the server."
     assert "Traceback" not in result.output
 
 
@@ -338,3 +340,20 @@ def test_submit_wait_records_the_bill_for_jobs(server, in_tmp):
     assert runner.invoke(app, ["submit", str(source), "--wait", "--interval", "0.1", "-o", "out.jsonl"]).exit_code == 0
     [job] = json.loads(runner.invoke(app, ["jobs", "--json"]).stdout)
     assert job["bill"] is not None and job["bill"]["output_tokens"] > 0
+
+
+@pytest.mark.parametrize(("uploaded", "words"), [(True, "the input was uploaded as file-1, but creating the batch failed: HTTP 500"),
+                                                 (False, "creating the batch from file-1 failed: HTTP 500")])  # fmt: skip
+def test_a_failed_create_names_the_file_and_what_to_run(uploaded, words):
+    import httpx
+
+    from batchctl.api import BatchClient
+    from batchctl.submission import BatchCreateError, create_batch
+
+    answer = httpx.Response(500, json={"error": {"message": "boom", "type": "server_error"}})
+    client = BatchClient("http://x/v1", "sk-test", max_retries=0, transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(BatchCreateError) as info:
+        create_batch(client, input_file_id="file-1", endpoint="/v1/chat/completions", uploaded=uploaded)
+    assert info.value.message.startswith(words)
+    again = "batchctl submit --input-file-id file-1 --endpoint /v1/chat/completions"
+    assert (again in info.value.hint) is uploaded  # only an upload of this run is worth creating from again

@@ -163,9 +163,11 @@ def create_batch(
     endpoint: str,
     completion_window: str = "24h",
     metadata: dict[str, str] | None = None,
+    uploaded: bool = True,
 ) -> Batch:
     """Create the batch once. The API layer does not blindly retry this POST; when it fails, the
-    error names the uploaded file and the command that creates the batch from it."""
+    error names the uploaded file and the command that creates the batch from it (`uploaded` False:
+    the file was given, `submit --input-file-id`, and the error is about it)."""
     from batchctl.api import APIConnectionError, APIError
 
     try:
@@ -176,6 +178,15 @@ def create_batch(
         status = getattr(exc, "status", None)
         reason = f"HTTP {status}: {exc.message}" if status else exc.message
         retry = retry_command(input_file_id, endpoint, completion_window, metadata)
+        if not uploaded:  # the user's file id: nothing of this run's to keep
+            message = f"creating the batch from {input_file_id} failed: {reason}"
+            if isinstance(exc, APIConnectionError):
+                hint = "The request may still have reached the server: check `batchctl list` before running it again."
+            elif status == 404:
+                hint = "Check the file id: batchctl files list shows the files on the server."
+            else:
+                hint = "Fix the cause, then run the same command again."
+            raise BatchCreateError(message, hint, input_file_id) from exc
         if isinstance(exc, APIConnectionError):  # timeouts included: the request may have arrived
             hint = (
                 f"The request may still have reached the server: check `batchctl list` first. "

@@ -185,6 +185,7 @@ def _create(client: BatchClient, request: SubmitRequest, plan: SubmitPlan, input
             endpoint=plan.endpoint,
             completion_window=request.completion_window,
             metadata=request.metadata,
+            uploaded=request.input_file_id is None,
         )
     except KeyboardInterrupt as exc:
         retry = retry_command(input_file_id, plan.endpoint, request.completion_window, request.metadata)
