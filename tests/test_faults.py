@@ -269,6 +269,20 @@ def test_a_watch_retries_an_outage_for_its_budget_then_says_how_to_resume(faulty
     assert f"Re-attach with: batchctl status --watch {batch_id}" in result.stderr
 
 
+def test_a_short_budget_is_kept_whatever_the_interval_and_the_hint_keeps_the_profile():
+    from server_fixture import free_port
+
+    added = cli("profile", "add", "down", "--preset", "openai", "--api-key", "sk-test1234567890abcd", "--no-use",
+                "--base-url", f"http://127.0.0.1:{free_port()}/v1")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    started = time.monotonic()
+    result = cli("-p", "down", "status", "--watch", "batch_x", "--interval", "5", "--give-up-after", "1")
+    assert result.exit_code == 1, result.output
+    assert time.monotonic() - started < 4  # no 5-10 s back-off pause past the 1 s budget
+    assert "gave up watching after 1 s" in error_line(result)
+    assert "Re-attach with: batchctl -p down status --watch batch_x" in result.stderr
+
+
 def test_a_job_download_whose_part_is_not_results_saves_nothing(faulty, tmp_path, in_tmp):
     server = faulty([{"method": "GET", "path": "/v1/files/*/content", "truncate": 30}])
     assert cli("profile", "add", "small", "--preset", "local", "--base-url", server.base_url,

@@ -221,6 +221,14 @@ def test_loop_keeps_going_through_an_outage_within_the_budget_then_gives_up():
                             sleep=clock.sleep, clock=clock, give_up_after=60)  # fmt: skip
     assert 60 <= sum(script.sleeps[1:]) < 60 + 8  # polled until the budget was spent, not longer
 
+    # A budget shorter than the back-off between polls: no pause runs past it (was: a 20 s wait for 3 s).
+    script = Script({"batch_abc": [boom] * 10})
+    clock = Clock(script)
+    with pytest.raises(WatchGaveUp, match="gave up watching after 3 s"):
+        poll_until_terminal(["batch_abc"], script.fetch, lambda *a: None, schedule=PollSchedule(20.0),
+                            sleep=clock.sleep, clock=clock, give_up_after=3)  # fmt: skip
+    assert sum(script.sleeps) == 3
+
 
 def test_loop_stops_at_once_on_an_answer_that_is_not_a_batch():
     from batchctl.api._answers import UnexpectedAnswerError

@@ -370,10 +370,13 @@ def poll_until_terminal(
             latest[index] = current
             on_update(index, current, changed)
             _check_unknown(index, current, unknown_since, clock(), unknown_status_limit)
+        pause = delay
         if failure is None:
             failing_since = None
-            delay = schedule.after_poll(delay, changed=changed_any)
-        wait = (delay, failure)
+            delay = pause = schedule.after_poll(delay, changed=changed_any)
+        elif failing_since is not None:  # no pause past the moment to give up: ask once more then
+            pause = min(delay, max(failing_since + give_up_after - clock(), 0.0))
+        wait = (pause, failure)
     return [b for b in latest if b is not None]
 
 

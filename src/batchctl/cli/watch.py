@@ -7,6 +7,7 @@ change) under --json. Ctrl+C stops the watching only; the batches keep running o
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,11 @@ def watch_batches(
 
     out = state.out
     ids = list(dict.fromkeys(batch_ids))  # watching the same id twice helps nobody
+
+    def reattach(pending: list[str]) -> str:
+        profile = f" -p {shlex.quote(state.profile)}" if state.profile else ""  # the server this one asked
+        return f"Re-attach with: batchctl{profile} status --watch {' '.join(pending)}"
+
     seconds = resolve_interval(state, interval)
     schedule = PollSchedule(seconds)
     # Whether counts rise live depends on where each batch runs (a DashScope batch watched under
@@ -151,14 +157,14 @@ def watch_batches(
             )  # fmt: skip
     except (WatchGaveUp, StuckInUnknownStatus) as exc:
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
-        exc.hint = resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}"
+        exc.hint = resume_hint or reattach(pending)
         raise
     except KeyboardInterrupt as exc:
         if live_mode:  # the live region is transient: leave its last frame on screen, not a blank
             out.show(render(), to_stderr=progress_to_stderr)
         pending = [i for i, v in zip(ids, views) if v is None or not v.batch.is_terminal] or ids
         out.info("Stopped watching; the batch" + ("es keep" if len(pending) > 1 else " keeps") + " running on the server.")
-        out.info(resume_hint or f"Re-attach with: batchctl status --watch {' '.join(pending)}")
+        out.info(resume_hint or reattach(pending))
         raise typer.Exit(interrupted_exit_code(exc)) from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl+C does not wait for GETs in flight
