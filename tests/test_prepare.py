@@ -202,6 +202,7 @@ def test_prepare_command_json_and_refusal(in_tmp):
     has(data, "Prepare report")  # the keys docs/json.md lists
     shown = runner.invoke(app, ["prepare", "d.csv", "-t", "{text}", "-m", "echo", "-o", "v.jsonl"])
     assert shown.exit_code == 0 and shown.stdout == runner.invoke(app, ["validate", "v.jsonl"]).stdout  # validate's summary
+    assert "Wrote v.jsonl (1 request); submit it: batchctl submit v.jsonl" in shown.stderr
     (in_tmp / "p.txt").write_text("Say {text}", encoding="utf-8")
     again = runner.invoke(app, ["prepare", "d.csv", "-t", "@p.txt", "-m", "echo"])
     assert again.exit_code == 1 and "already exists" in again.stderr

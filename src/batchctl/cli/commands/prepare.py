@@ -92,4 +92,5 @@ def prepare(
             show_estimate(state.out, outcome.estimate)
 
     state.out.result(outcome, human=show)
-    state.out.success(f"Wrote {outcome.output} ({outcome.report.requests:,} requests); submit it: batchctl submit {outcome.output}")
+    requests = outcome.report.requests
+    state.out.success(f"Wrote {outcome.output} ({requests:,} request{'s' if requests != 1 else ''}); submit it: batchctl submit {outcome.output}")
