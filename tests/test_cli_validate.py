@@ -130,6 +130,10 @@ def test_empty_file_and_missing_file(tmp_path):
     empty.write_text("\n\n")
     result = runner.invoke(app, ["validate", str(empty)])
     assert result.exit_code == 1 and "no requests" in result.stdout
+    assert "one JSON request per line" in result.stderr and "Fix the lines" not in result.stderr  # no line to fix
+    submitted = runner.invoke(app, ["submit", str(empty)])
+    assert submitted.exit_code == 1 and "one JSON request per line" in submitted.stderr
+    assert "--no-validate" not in submitted.stderr  # it would send nothing either
 
     missing = runner.invoke(app, ["validate", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1

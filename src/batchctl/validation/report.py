@@ -61,6 +61,11 @@ class ValidationReport:
     over_one_batch: bool = False
 
     @property
+    def empty(self) -> bool:
+        """No requests at all (an empty file, or only blank lines): nothing to fix line by line."""
+        return any(p.code == EMPTY_FILE for p in self.problems)
+
+    @property
     def ok(self) -> bool:
         return self.problem_count == 0
 
@@ -81,6 +86,13 @@ class ValidationReport:
             "problems": [p.to_dict() for p in self.problems],
             "warnings": [w.to_dict() for w in self.warnings],
         }
+
+
+# What to do about a file without requests (instead of "fix the lines listed above").
+EMPTY_FILE_HINT = (
+    "A batch input holds one JSON request per line (examples/chat.jsonl shows the shape; "
+    "batchctl prepare makes one from a table)."
+)
 
 
 def check_limits(requests: int, size_bytes: int, spec: ProviderSpec, *, submit_splits: bool = True) -> list[Problem]:

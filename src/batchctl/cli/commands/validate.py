@@ -82,7 +82,11 @@ def validate(
     if not report.ok:
         more = " (--max-problems N shows more of them)" if report.problem_count > shown else ""
         hint = f"Fix the lines listed above{more}, then run batchctl validate again."
-        if report.over_one_batch:
+        if report.empty:
+            from batchctl.validation.report import EMPTY_FILE_HINT
+
+            hint = EMPTY_FILE_HINT
+        elif report.over_one_batch:
             profile = f" -p {shlex.quote(state.profile)}" if state.profile else ""  # the limits were that profile's
             command = f"batchctl{profile} submit {shlex.quote(str(file))}"
             hint = f"Every line is valid: {command} makes it a job of several batches (docs/jobs.md)."
