@@ -50,6 +50,23 @@ def test_csv_rows_quotes_newlines_bom_delimiters_and_blank_lines(tmp_path):
     assert source.columns == ["a", "b", "c"] and [n for n, _ in source.rows()] == [1, 2]
 
 
+@pytest.mark.parametrize(
+    ("text", "start", "why"),
+    [
+        ('id,text\n1,fine\n2,"He said "hi" there\n3,ok\n', 3, "',' expected after '\"', line 3"),
+        ('id,text\n1,fine\n4,"start of quote\n5,end\n6,last\n', 3, "unexpected end of data, line 5"),  # never closed
+    ],
+)
+def test_csv_quotes_that_do_not_close_are_an_error_not_rows_merged(tmp_path, text, start, why):
+    data = table(tmp_path / "q.csv", text)
+    with pytest.raises(BatchctlError) as err:
+        list(open_rows(data).rows())
+    assert err.value.message == f"q.csv: the row starting on line {start} is not valid CSV ({why})"
+    assert "Check its quotes" in err.value.hint
+    fine = table(tmp_path / "ok.csv", 'id,text\n1,a "quoted" word\n2,"two\nlines, one cell"\n')  # still rows
+    assert [row["text"] for _, row in open_rows(fine).rows()] == ['a "quoted" word', "two\nlines, one cell"]
+
+
 @pytest.mark.skipif(HAS_PYARROW, reason="pyarrow is installed: the missing-extra message cannot show")
 def test_parquet_without_pyarrow_says_which_extra_to_install(tmp_path):
     # pyarrow is an optional extra (batchctl[parquet]), not in dev: where it is absent, the message is tested.

@@ -82,16 +82,35 @@ class RowSource:
 
     def _csv_reader(self, handle: Any) -> Any:
         csv.field_size_limit(sys.maxsize)
-        return csv.reader(handle, delimiter=self.delimiter)
+        # strict: a stray quote (`"He said "hi"`) or a quote never closed is an error naming its line;
+        # without it the reader went on, and an unclosed quote swallowed every row after it unsaid.
+        return csv.reader(handle, delimiter=self.delimiter, strict=True)
+
+    def _csv_cells(self, handle: Any) -> Iterator[list[str]]:
+        """The rows of the CSV/TSV `handle`, header first; bad quoting is a BatchctlError with its line."""
+        reader = self._csv_reader(handle)
+        started = 1  # the line the next row starts on
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise BatchctlError(
+                    f"{self.path.name}: the row starting on line {started} is not valid CSV ({exc}, line {reader.line_num})",
+                    'Check its quotes: a cell holding the delimiter, a quote or a line break is quoted, a quote in it doubled ("").',
+                ) from None
+            started = reader.line_num + 1
+            yield cells
 
     def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         columns = self.columns
         width = len(columns)
         with open(self.path, encoding="utf-8-sig", newline="") as handle:
-            reader = self._csv_reader(handle)
-            next(reader, None)  # the header
+            rows = self._csv_cells(handle)
+            next(rows, None)  # the header
             n = 0
-            for cells in reader:
+            for cells in rows:
                 if not cells or (len(cells) == 1 and not cells[0]):
                     continue  # a blank line
                 n += 1
@@ -137,7 +156,7 @@ def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = Non
         if len(source.delimiter) != 1:
             raise BatchctlError(f"the delimiter must be one character, not {source.delimiter!r}", "Pass e.g. --delimiter ';'.")
         with open(path, encoding="utf-8-sig", newline="") as handle:
-            header = next(source._csv_reader(handle), None)
+            header = next(source._csv_cells(handle), None)
         if not header:
             raise BatchctlError(f"{path.name} is empty: it has no header row", "The first row must name the columns.")
         source.columns = [name.strip() for name in header]
