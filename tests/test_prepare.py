@@ -67,6 +67,18 @@ def test_csv_quotes_that_do_not_close_are_an_error_not_rows_merged(tmp_path, tex
     assert [row["text"] for _, row in open_rows(fine).rows()] == ['a "quoted" word', "two\nlines, one cell"]
 
 
+def test_a_row_with_more_cells_than_columns_is_an_error_unless_they_are_empty(tmp_path, in_tmp):
+    data = table(tmp_path / "w.csv", "id,text\n1,fine\n2,hello, world\n")
+    with pytest.raises(BatchctlError) as err:
+        list(open_rows(data).rows())
+    assert err.value.message == "w.csv: row 2 has 3 cells but the header names 2 columns; nothing was written"
+    assert "must be quoted" in err.value.hint
+    result = runner.invoke(app, ["prepare", str(data), "-t", "{text}", "-m", "echo", "-o", "w.jsonl"])
+    assert result.exit_code == 1 and not (in_tmp / "w.jsonl").exists()
+    trailing = table(tmp_path / "t.csv", "id,text\n1,fine,\n")  # an empty cell past the header: kept as before
+    assert list(open_rows(trailing).rows()) == [(1, {"id": "1", "text": "fine"})]
+
+
 @pytest.mark.skipif(HAS_PYARROW, reason="pyarrow is installed: the missing-extra message cannot show")
 def test_parquet_without_pyarrow_says_which_extra_to_install(tmp_path):
     # pyarrow is an optional extra (batchctl[parquet]), not in dev: where it is absent, the message is tested.

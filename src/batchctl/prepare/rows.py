@@ -116,6 +116,12 @@ class RowSource:
                 n += 1
                 if len(cells) < width:
                     cells += [""] * (width - len(cells))
+                elif len(cells) > width and any(cell.strip() for cell in cells[width:]):
+                    raise BatchctlError(
+                        f"{self.path.name}: row {n} has {len(cells)} cells but the header names {width} columns; "
+                        "nothing was written",
+                        f"A cell holding the delimiter ({self.delimiter!r}) must be quoted, or --delimiter set to the one the file uses.",
+                    )
                 yield n, dict(zip(columns, cells))
 
     def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
