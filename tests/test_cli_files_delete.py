@@ -15,3 +15,15 @@ def test_deleting_a_file_that_does_not_exist_is_an_error(server):
     lines = r.stderr.splitlines()
     assert lines[0] == f"Error: no file file_nope on {server.base_url}: nothing to delete"
     assert "batchctl files list" in lines[1] and "Warning" not in r.stderr and "Traceback" not in r.output
+
+
+def test_files_list_quiet_prints_the_ids_for_xargs(server, tmp_path):
+    import httpx
+
+    uploaded = []
+    for name in ("a.jsonl", "b.jsonl"):
+        response = httpx.post(f"{server.base_url}/files", files={"file": (name, b"{}\n")}, data={"purpose": "batch"})
+        uploaded.append(response.json()["id"])
+    r = runner.invoke(app, ["-q", "files", "list"])
+    assert r.exit_code == 0, r.output
+    assert sorted(r.stdout.split()) == sorted(uploaded)  # the ids, one a line, nothing else

@@ -62,6 +62,7 @@ def list_files(
             empty="No files.",
             keep=("id",),
         ),
+        ids=[f.id for f in files],
     )
 
 
