@@ -559,3 +559,11 @@ def test_iter_request_lines_matches_validator_line_numbers(write):
     report = validate_file(path, spec=OPENAI)
     numbers = {obj["custom_id"] + str(n): n for n, obj in iter_request_lines(path)}
     assert report.problems[0].line == 5 and "a5" in numbers
+
+
+def test_a_binary_file_is_one_problem_not_a_line_each(write):
+    import gzip
+
+    report = run(write, gzip.compress(jsonl(chat("a"), chat("b"))))
+    assert codes(report) == [(None, "binary_file")] and report.requests == 0
+    assert "not JSONL text" in report.problems[0].message and "a compressed file? unpack it first" in report.problems[0].message

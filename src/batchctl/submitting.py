@@ -86,7 +86,7 @@ def _refuse_invalid(report: ValidationReport, display: str, reporter: Reporter) 
     hint = f"Fix the lines listed above (batchctl validate {display} shows them all), or skip the check with --no-validate."
     if report.over_one_batch:  # only over one batch's limits (--no-split): no line to fix, nothing to skip
         hint = "Every line is valid: without --no-split, submit makes it a job of several batches."
-    elif report.empty:  # nothing to fix line by line, and nothing --no-validate could send
+    elif report.no_requests:  # nothing to fix line by line, and nothing --no-validate could send
         from batchctl.validation.report import EMPTY_FILE_HINT
 
         hint = EMPTY_FILE_HINT

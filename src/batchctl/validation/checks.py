@@ -19,6 +19,7 @@ from batchctl.validation.inputs import check_input_file
 from batchctl.validation.jsonl import LongLine, decode_json, iter_raw_lines
 from batchctl.validation.provider_rules import endpoint_hint, rules_for
 from batchctl.validation.report import (
+    BINARY_FILE,
     BLANK_LINES,
     CRLF_LINE_ENDINGS,
     DUPLICATE_CUSTOM_ID,
@@ -412,6 +413,13 @@ def validate_file(
     crlf_line = 0
 
     size = check_input_file(path).st_size
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    nul = head.find(b"\x00")  # no UTF-8 text holds one: a compressed or binary file (UTF-16: told per line)
+    if nul >= 0 and head[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        v.add(None, BINARY_FILE, f"the file is binary, not JSONL text (a NUL byte at byte {nul + 1:,}); a compressed file? unpack it first")
+        return ValidationReport(path=os.fspath(path), size_bytes=size, lines=0, requests=0, blank_lines=0, endpoint=None,
+                                model=None, est_input_tokens=0, problems=v.problems, problem_count=v.problem_count)  # fmt: skip
     for lines, offset, raw in iter_raw_lines(path, max_line=max_line or READ_LINE_LIMIT):
         if lines == 1 and offset:  # line 1 starts after a BOM, which iter_raw_lines stripped
             warnings.append(

@@ -22,6 +22,7 @@ TOO_MANY_REQUESTS = "too_many_requests"
 FILE_TOO_LARGE = "file_too_large"
 LINE_TOO_LARGE = "line_too_large"
 EMPTY_FILE = "empty_file"
+BINARY_FILE = "binary_file"
 # Warning codes: accepted, but worth knowing.
 BLANK_LINES = "blank_lines"
 UTF8_BOM = "utf8_bom"
@@ -61,9 +62,9 @@ class ValidationReport:
     over_one_batch: bool = False
 
     @property
-    def empty(self) -> bool:
-        """No requests at all (an empty file, or only blank lines): nothing to fix line by line."""
-        return any(p.code == EMPTY_FILE for p in self.problems)
+    def no_requests(self) -> bool:
+        """No requests at all (an empty file, only blank lines, a binary file): nothing to fix line by line."""
+        return any(p.code in (EMPTY_FILE, BINARY_FILE) for p in self.problems)
 
     @property
     def ok(self) -> bool:

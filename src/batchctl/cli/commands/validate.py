@@ -82,7 +82,7 @@ def validate(
     if not report.ok:
         more = " (--max-problems N shows more of them)" if report.problem_count > shown else ""
         hint = f"Fix the lines listed above{more}, then run batchctl validate again."
-        if report.empty:
+        if report.no_requests:
             from batchctl.validation.report import EMPTY_FILE_HINT
 
             hint = EMPTY_FILE_HINT
