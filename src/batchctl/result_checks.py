@@ -83,6 +83,15 @@ def check_result_file(
     return check.counts
 
 
+def file_gone(whose: str, kind: str, file_id: str, hint: str) -> BatchctlError:
+    """A result file the server answers 404 for (deleted, or expired): `whose` results are lost for good."""
+    return BatchctlError(
+        f"{whose}: its {kind} file {file_id} is gone from the server (HTTP 404), so its results can no longer "
+        "be downloaded",
+        hint,
+    )
+
+
 def _line_problem(line: bytes) -> str | None:
     if lines_look_like_html(line):
         return "is an HTML page"

@@ -195,6 +195,9 @@ class DownloadResult:
     # The saved result files' lines, counted as they were checked (usage of the output, failures of
     # both), so the bill needs no second read; None when they were not all counted here.
     tally: ResultTally | None = field(default=None, repr=False, compare=False)
+    # The tally counts the --content file's results themselves, every request's with its usage (a job's
+    # answers), not only the error file's beside them (a single batch's, whose successes the batch counts).
+    tally_is_answers: bool = field(default=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +231,26 @@ def save_results(
     The error file is always saved as the server sent it. Overwrite checks are the caller's
     (`check_overwrite`, done before anything is downloaded).
     """
+    from batchctl.api.errors import NotFoundError
+
+    try:
+        return _save_results(client, batch, output=output, errors_output=errors_output, merge_input=merge_input,
+                             content_format=content_format, reporter=reporter, keep=keep)  # fmt: skip
+    except NotFoundError as exc:  # a file of the batch deleted on the server (or expired there)
+        from batchctl.result_checks import file_gone
+
+        gone = [(kind, fid) for kind, fid in (("output", batch.output_file_id), ("error", batch.error_file_id))
+                if fid and fid in str(exc.url or "")]  # fmt: skip
+        if not gone:
+            raise
+        raise file_gone(f"batch {batch.id}", *gone[0], "Its requests have to be submitted again to get their "
+                        "answers: batchctl submit FILE --new.") from exc  # fmt: skip
+
+
+def _save_results(
+    client: BatchClient, batch: Batch, *, output: Path, errors_output: Path, merge_input: Path | None,
+    content_format: str | None, reporter: Reporter | None, keep: Collection[Path],
+) -> DownloadResult:  # fmt: skip
     from batchctl.cost.usage import usage_from_batch
     from batchctl.result_tally import ResultTally
 
@@ -294,7 +317,7 @@ def _save_transformed(
                 kind = "content"
             else:
                 result.tally = ResultTally()
-                count = write_lines(output, _tallied(lines, result.tally, count_usage))
+                count = write_lines(output, tallied(lines, result.tally, count_usage))
                 kind = "merged"
         result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, batch.output_file_id))
         if merge_input is None:
@@ -302,7 +325,7 @@ def _save_transformed(
             _warn_counts(result, batch, output_lines if batch.output_file_id else None, errors, reporter)
 
 
-def _tallied(lines: Iterable[bytes], tally: ResultTally, count_usage: bool) -> Iterator[bytes]:
+def tallied(lines: Iterable[bytes], tally: ResultTally, count_usage: bool) -> Iterator[bytes]:
     """`lines` as they are written, counted into `tally` (what the bill of a merged file reads)."""
     add = tally.add
     for line in lines:

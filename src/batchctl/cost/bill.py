@@ -155,23 +155,25 @@ def bill_for_download(
     """The bill after `download` saved `result`'s files: from the counts the download made of them as
     they arrived (`result.tally`), else read back from disk; never a second download. Prices: `prices`, else the built-in table with `profile`'s overrides.
 
-    A `--content` file has no usage left in it: the batch's own `usage` is used then (else none).
+    A `--content` file has no usage left in it: the batch's own `usage` is used then (else none), unless
+    the download counted the answers' results as it wrote them (`result.tally_is_answers`: a job's).
     """
     bill = Bill(batches=[_batch_entry(batch)])
     bill.failures.batch_ids.append(batch.id)
     saved = {f.kind: f.path for f in result.files}
+    answers_only = "content" in saved and not (result.tally_is_answers and result.tally is not None)
     reported = usage_from_batch(batch)
     if reported is not None:
         bill.usage.merge(reported)
     if "merged" in saved:  # one line per request, the failures included
         paths = [saved["merged"]]
-    elif "content" in saved:  # answers only: the failures come from the error file, successes from the counts
+    elif answers_only:  # the failures come from the error file, successes from the counts
         paths = [saved["error"]] if "error" in saved else []
         bill.failures.lines += batch.request_counts.completed
         bill.failures.succeeded += batch.request_counts.completed
     else:
         paths = [saved[kind] for kind in ("output", "error") if kind in saved]
-    count_usage = reported is None and "content" not in saved
+    count_usage = reported is None and not answers_only
     if result.tally is not None:  # those lines, counted as they were saved: nothing is read back
         if count_usage:
             bill.usage.merge(result.tally.usage)
@@ -183,7 +185,7 @@ def bill_for_download(
     else:
         for path in paths:
             _feed(iter_result_lines([path]), bill, count_usage=count_usage and path != saved.get("error"))
-    if "content" in saved and not bill.usage.lines:
+    if answers_only and not bill.usage.lines:
         # No usage in the batch object (moderations report no tokens; some providers none at all) and
         # none left in the answers: the requests are still counted, from the batch's own counts.
         counts = batch.request_counts

@@ -33,15 +33,16 @@ def save_job_results(
     from batchctl.answers import content_field, write_content
     from batchctl.jobs.view import aggregate
     from batchctl.merging import MergeReport, ResultIndex, iter_merged
-    from batchctl.results import DownloadResult, SavedFile, iter_result_lines, scan_results, write_lines
+    from batchctl.result_tally import ResultTally
+    from batchctl.results import DownloadResult, SavedFile, iter_result_lines, scan_results, tallied, write_lines
 
     if len(batches) == 1:
         return save_finished(client, batches[0], request, output=output, errors_output=errors_output,
                              input_file_id=parts[0].file_id, keep=keep)  # fmt: skip
     total = aggregate(job, batches)
     outcome = DownloadOutcome(total, DownloadResult(job.id, total.status), content_format=request.content_format)
-    outputs = [(p.index, b.output_file_id) for p, b in zip(parts, batches) if b.output_file_id]
-    errors = [(p.index, b.error_file_id) for p, b in zip(parts, batches) if b.error_file_id]
+    outputs = [(p, b.output_file_id) for p, b in zip(parts, batches) if b.output_file_id]
+    errors = [(p, b.error_file_id) for p, b in zip(parts, batches) if b.error_file_id]
     if not outputs and not errors and request.merge_input is None:
         outcome.nothing_saved = f"job {job.id} is {total.status} and none of its batches has an output or error file"
         return outcome
@@ -50,10 +51,12 @@ def save_job_results(
     retried = any(p.retry_of is not None for p in parts)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
-        raw_out = [_fetch(client, fid, Path(scratch) / f"output-{n}.jsonl", output) for n, (_, fid) in enumerate(outputs)]
-        raw_err = [_fetch(client, fid, Path(scratch) / f"error-{n}.jsonl", errors_output) for n, (_, fid) in enumerate(errors)]
+        raw_out = [_fetch(client, job, part, fid, Path(scratch) / f"output-{n}.jsonl", output)
+                   for n, (part, fid) in enumerate(outputs)]  # fmt: skip
+        raw_err = [_fetch(client, job, part, fid, Path(scratch) / f"error-{n}.jsonl", errors_output)
+                   for n, (part, fid) in enumerate(errors)]  # fmt: skip
         kill_point("download")
-        ranks = [rank for rank, _ in outputs + errors]
+        ranks = [part.index for part, _ in outputs + errors]
         index = ResultIndex(raw_out + raw_err, ranks) if retried else None
         for path in raw_out if index is None else ():
             result.failed_requests += scan_results(path)[1]
@@ -73,11 +76,19 @@ def save_job_results(
             result.merge = MergeReport()
             lines = iter_merged(request.merge_input, raw_out + raw_err, result.merge, ranks=ranks if retried else None)
             kind = "merged"
+        elif request.content_format is not None:
+            # Every request's result, as a single batch's --content has: part by part, its output then its errors.
+            order = sorted(range(len(ranks)), key=lambda n: (ranks[n], n >= len(raw_out)))
+            raw = raw_out + raw_err
+            lines = iter_result_lines([raw[n] for n in order]) if index is None else index.iter_chosen(order)
         else:
             lines = iter_result_lines(raw_out) if index is None else index.iter_chosen(range(len(raw_out)))
             kind = "output"
         if request.content_format is not None:
-            count = write_content(output, lines, fmt=request.content_format, field_name=content_field(job.endpoint))
+            # The answers keep no usage: the results are counted as they pass (the bill reads the tally).
+            result.tally, result.tally_is_answers = ResultTally(), True
+            count = write_content(output, tallied(lines, result.tally, True), fmt=request.content_format,
+                                  field_name=content_field(job.endpoint))  # fmt: skip
             kind = "content"
         elif raw_out or request.merge_input is not None:
             count = write_lines(output, lines)
@@ -102,12 +113,25 @@ def save_job_results(
     return outcome
 
 
-def _fetch(client: BatchClient, file_id: str, path: Path, final: Path) -> Path:
-    """A part's file, downloaded to the scratch `path` and checked to be results (for `final`)."""
-    from batchctl.result_checks import check_result_file
+def _fetch(client: BatchClient, job: Job, part: Part, file_id: str, path: Path, final: Path) -> Path:
+    """A part's file, downloaded to the scratch `path` and checked to be results (for `final`); a file the
+    server no longer has is said to be that part's, lost (nothing is saved then)."""
+    import shlex
 
-    client.files.download_to(file_id, path)
-    check_result_file(path, kind="output" if path.name.startswith("output") else "error", file_id=file_id, final=final)
+    from batchctl.api.errors import NotFoundError
+    from batchctl.result_checks import check_result_file, file_gone
+
+    kind = "output" if path.name.startswith("output") else "error"
+    try:
+        client.files.download_to(file_id, path)
+    except NotFoundError as exc:
+        raise file_gone(
+            f"part {part.index + 1} of {job.id} (batch {part.batch_id})", kind, file_id,
+            f"Nothing was saved. The other parts can still be downloaded one by one (their batch ids: batchctl status "
+            f"{job.id}); to answer this part's requests again, submit the input anew: batchctl submit "
+            f"{shlex.quote(job.input_path)} --new.",
+        ) from exc
+    check_result_file(path, kind=kind, file_id=file_id, final=final)
     return path
 
 
@@ -123,6 +147,29 @@ def _created_parts(journal: Journal, job: Job) -> list[Part]:
     return parts
 
 
+def check_merge_input(job: Job, path: Path) -> None:
+    """Refuse a --merge input whose content is not the job's input (the SHA-256 recorded at submit): merged
+    with another file, every result would be left out and every request reported missing."""
+    import shlex
+
+    from batchctl.jobs.retry import sha256_of
+
+    if job.input_sha256 and sha256_of(path) != job.input_sha256:
+        raise BatchctlError(
+            f"{path} is not the input of {job.id}: its content differs from the file submitted (SHA-256)",
+            f"Merge with the job's input: --merge {shlex.quote(job.input_path)} (or restore that file's content).",
+        )
+
+
+def check_batch_merge_input(journal: Journal, batch_id: str, path: Path) -> None:
+    """`download BATCH --merge INPUT`: the same refusal when the batch is the only part of a job the journal
+    knows (a part of a bigger job holds a slice of its input: nothing to compare with)."""
+    record = journal.lookup_batch(batch_id)
+    job = journal.get_job(record.job_id) if record is not None and record.job_id else None
+    if job is not None and [p.batch_id for p in journal.parts(job.id)] == [batch_id]:
+        check_merge_input(job, path)
+
+
 def download_job(
     journal: Journal, job: Job, client_for: Callable[[str], BatchClient], request: DownloadRequest, *,
     wait_for_all: WaitForAll | None = None, earlier: Path | None = None,
@@ -135,6 +182,8 @@ def download_job(
     """
     from batchctl.jobs.view import aggregate, note_batches
 
+    if request.merge_input is not None:  # before anything is downloaded
+        check_merge_input(job, request.merge_input)
     parts = _created_parts(journal, job)
     ids = [p.batch_id for p in parts if p.batch_id]
     client = client_for(ids[0])

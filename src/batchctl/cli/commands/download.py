@@ -35,7 +35,7 @@ MergeOpt = Annotated[
     typer.Option(
         "--merge",
         help="The batch's input file: write one result per input line, in input order (joined by custom_id), "
-        "reporting missing and failed ids.",
+        "reporting missing and failed ids. For a job (or its only batch) it must hold what was submitted (SHA-256 checked).",
     ),
 ]
 ContentOpt = Annotated[
@@ -177,6 +177,10 @@ def download(
 
         outcome = download_job(state.journal(), job, state.client_for_batch, request, wait_for_all=wait_for_all if wait else None)
     else:
+        if merge is not None:  # the input of a one-part job the journal knows: refused unless it is that file
+            from batchctl.jobs.download import check_batch_merge_input
+
+            check_batch_merge_input(state.journal(), batch_id, merge)
         outcome = download_results(
             state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
         )
