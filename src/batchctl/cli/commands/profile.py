@@ -166,11 +166,12 @@ def add(
         limits=limits,
     )
     config.profiles[name] = profile
-    if use or not config.active:
+    if use:
         config.active = name
     path = save_config(config)
-    out.result(profile_view(profile, active=config.active == name))
-    out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
+    active = _active_name(config) == name
+    out.result(profile_view(profile, active=active))
+    out.success(f"Saved profile {name!r} to {path}" + (" (active)" if active else ""))
     if api_key_env and not os.environ.get(api_key_env) and not api_key:
         out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
     if warning := channel_warning(provider, channel):
