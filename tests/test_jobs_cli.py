@@ -270,3 +270,21 @@ def test_last_names_the_newest_job_in_retry_and_jobs_show_and_forget(small, in_t
         assert message == said and "job_job_" not in missing.output, (args, missing.stderr)
         assert hint.startswith("`batchctl jobs` lists the jobs in the journal"), (args, hint)
     assert invoke("retry", "nope").stderr.splitlines()[1].endswith("; `batchctl list` lists the server's batches.")
+
+
+def test_a_job_sent_to_a_url_with_a_password_keeps_it_but_never_shows_it(small, in_tmp):
+    url = small.base_url.replace("http://", "http://bob:hunter2pass@")
+    masked = small.base_url.replace("http://", "http://bob:****@")
+    assert invoke("profile", "add", "pw", "--preset", "local", "--base-url", url, "--max-requests", "50").exit_code == 0
+    submitted = invoke("submit", str(write_requests(in_tmp / "chat.jsonl", 60)), "--wait", "--interval", "0.1", "-o", "out.jsonl")
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.splitlines()[0].strip()
+    with Journal.open() as journal:
+        assert journal.get_job(job_id).base_url == url  # later commands reach the server the same way
+    shown = invoke("jobs", "show", job_id, "--json")
+    assert json.loads(shown.stdout)["base_url"] == masked
+    logged = invoke("--debug", "status", job_id)
+    assert logged.exit_code == 0, logged.output
+    assert f"HTTP GET {masked}/batches/batch_" in logged.stderr
+    for result in (submitted, shown, logged, invoke("jobs", "show", job_id), invoke("--json", "status", job_id)):
+        assert "hunter2pass" not in result.output
