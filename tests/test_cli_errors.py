@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batchctl.api import errors as api
 from batchctl.cli.errors import report_exception
 from batchctl.cli.output import Output
@@ -47,3 +49,30 @@ def test_unexpected_exception_without_traceback(capsys):
 def test_keyboard_interrupt_is_130(capsys):
     code, _ = report(KeyboardInterrupt(), capsys)
     assert code == EXIT_INTERRUPTED
+
+
+def test_a_urls_password_is_masked_in_any_error_its_hint_and_the_debug_traceback(capsys):
+    try:
+        raise BatchctlError("nothing answers at http://bob:hunter2pass@gw.test/v1", hint="Try http://bob:hunter2pass@gw.test:81")
+    except BatchctlError as exc:
+        code, err = report(exc, capsys, debug=True)
+    assert code == EXIT_ERROR and "Traceback" in err and "hunter2pass" not in err
+    assert "Error: nothing answers at http://bob:****@gw.test/v1" in err and "Try http://bob:****@gw.test:81" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://bob:hunter2pass@127.0.0.1:8799/v1", "http://bob:****@127.0.0.1:8799/v1"),
+        ("could not reach HTTPS://bob:p@ss'1@gw/v1/batches: refused", "could not reach HTTPS://bob:****@gw/v1/batches: refused"),
+        ("invalid base URL 'ftp://bob:pw@gw' (from flag)", "invalid base URL 'ftp://bob:****@gw' (from flag)"),
+        ('{"a": "http://:pw@gw", "b": "ann@example.test"}', '{"a": "http://:****@gw", "b": "ann@example.test"}'),
+        ("http://gw:8080/v1 asks ann@example.test", "http://gw:8080/v1 asks ann@example.test"),  # a port, no password
+        ("http://token@gw/v1 and http://bob:@gw", "http://token@gw/v1 and http://bob:@gw"),  # no password to hide
+    ],
+)
+def test_display_url_masks_only_passwords(text, shown):
+    from batchctl.masking import Redactor
+    from batchctl.urls import display_url
+
+    assert display_url(text) == shown == Redactor([])(text)

@@ -57,6 +57,19 @@ def test_add_list_use_show_remove():
     assert load_config().active is None and "gw" not in load_config().profiles
 
 
+def test_no_use_keeps_the_builtin_local_profile_active_in_a_fresh_config():
+    """`--no-use` holds for the first saved profile too: `local` stays in use, nothing says `a` is."""
+    r = invoke("profile", "add", "a", "--preset", "openai", "--api-key", "sk-test1234567890abcd", "--no-use")
+    assert r.exit_code == 0, r.output
+    assert "Saved profile 'a'" in r.stderr and "(active)" not in r.output
+    assert load_config().active is None
+    views = {v["name"]: v for v in json.loads(invoke("profile", "list", "--json").stdout)}
+    assert views["local"]["active"] is True and views["a"]["active"] is False
+    shown = json.loads(invoke("profile", "show", "--json").stdout)
+    assert shown["name"] == "local" and shown["in_use"] == "the default"
+    assert any(line.split() == ["active", "no"] for line in invoke("profile", "show", "a").stdout.splitlines())
+
+
 def test_add_existing_needs_force():
     assert invoke("profile", "add", "a", "--base-url", "http://x", "--api-key", "k1").exit_code == 0
     r = invoke("profile", "add", "a", "--base-url", "http://y", "--api-key", "k2")

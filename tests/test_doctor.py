@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from batchctl import doctor
 from batchctl.cli.app import app
-from batchctl.config import Settings
+from batchctl.config import Settings, load_config
 
 
 def run(*args: str):
@@ -153,6 +153,33 @@ def test_doctor_unreachable():
     assert result.exit_code == 1
     checks = checks_of(result)
     assert checks["reachable"]["status"] == "fail" and list(checks) == ["reachable"]
+
+
+def test_a_password_in_the_base_url_is_masked_wherever_the_url_is_shown(gateway):
+    """`http://bob:PASSWORD@host` shows as `http://bob:****@host` in errors, doctor (table, progress,
+    --json base_url and details), profile show/list and the --debug log; the config keeps the real URL."""
+    gone, gone_shown = "http://bob:hunter2pass@127.0.0.1:9/v1", "http://bob:****@127.0.0.1:9/v1"
+    listed = run("--base-url", gone, "list")
+    assert listed.exit_code == 1
+    assert listed.stderr.splitlines()[0].startswith(f"Error: could not reach {gone_shown}/batches: ")
+    report = json.loads(run("--base-url", gone, "doctor", "--json").stdout)
+    assert report["base_url"] == gone_shown
+    assert report["checks"][0]["detail"].startswith(f"no answer from {gone_shown}: ")
+    human = run("--base-url", gone, "doctor")
+    assert f"Probing {gone_shown} …" in human.stderr and f"at {gone_shown}" in human.output
+    shown = json.loads(run("--base-url", gone, "profile", "show", "--json").stdout)
+    assert shown["base_url"] == gone_shown and shown["sources"]["base_url"] == "flag"
+
+    url = gateway.base_url.replace("http://", "http://bob:hunter2pass@")
+    masked = gateway.base_url.replace("http://", "http://bob:****@")
+    assert run("profile", "add", "pw", "--base-url", url, "--api-key", "sk-test1234567890abcd", "--json").exit_code == 0
+    assert load_config().profiles["pw"].base_url == url  # stored as given: requests need the password
+    assert {v["name"]: v["base_url"] for v in json.loads(run("profile", "list", "--json").stdout)}["pw"] == masked
+    assert f"base_url            {masked}" in run("profile", "show", "pw").stdout
+    logged = run("--debug", "doctor")
+    assert f"HTTP GET {masked}/files?limit=1 -> " in logged.stderr
+    for result in (listed, human, logged, run("--debug", "--json", "list"), run("profile", "list"), run("doctor", "--json")):
+        assert "hunter2pass" not in result.output
 
 
 @pytest.fixture

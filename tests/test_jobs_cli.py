@@ -107,7 +107,7 @@ def test_status_jobs_and_json(small, in_tmp):
     assert json.loads(detail.stdout)["parts"][0]["first_line"] == 1
     assert json.loads(invoke("jobs", "--json", "show", job_id).stdout) == json.loads(detail.stdout)  # the group's flag
     missing = invoke("jobs", "--json", "show", "job_nope")
-    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["message"].startswith("no job or batch")
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["error"]["message"] == "no job 'job_nope' in the journal"
 
     cancelled = invoke("cancel", job_id, "--yes")  # every part has finished: nothing to cancel, no failure
     assert cancelled.exit_code == 0, cancelled.output
@@ -229,3 +229,64 @@ def test_usage_of_a_job_sums_its_batches(start_server, monkeypatch, in_tmp):
     bill = json.loads(runner.invoke(app, ["usage", job_id, "--json"]).stdout)
     assert len(bill["batches"]) == 3 and bill["usage"]["succeeded"] == 10
     assert json.loads(runner.invoke(app, ["usage", "last", "--json"]).stdout)["usage"]["succeeded"] == 10
+
+
+def test_last_names_the_newest_job_in_retry_and_jobs_show_and_forget(small, in_tmp):
+    """`last` works as in status/download: retry, jobs show and jobs forget take it; an unknown id's
+    hint names `batchctl jobs` (the journal's jobs), not `batchctl list` alone (the server's batches)."""
+    for args in (["retry", "last"], ["jobs", "show", "last"], ["jobs", "forget", "last"]):
+        empty = invoke(*args)
+        assert empty.exit_code == 1 and empty.stderr.startswith("Error: nothing was submitted from this machine yet"), args
+    one = invoke("submit", str(write_requests(in_tmp / "one.jsonl", 5)), "--wait", "--interval", "0.1", "-o", "one.out")
+    assert one.exit_code == 0, one.output
+    batch_id = one.stdout.splitlines()[0].strip()
+    with Journal.open() as journal:
+        one_job = journal.lookup_batch(batch_id).job_id
+    assert batch_id.startswith("batch_") and one_job.startswith("job_")
+    shown = invoke("jobs", "show", "last", "--json")  # a one-part job goes by its batch id: still its job
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["job_id"] == one_job
+
+    two = invoke("submit", str(write_requests(in_tmp / "two.jsonl", 60)), "--wait", "--interval", "0.1", "-o", "two.out")
+    assert two.exit_code == 0, two.output
+    job_id = two.stdout.splitlines()[0].strip()
+    assert job_id.startswith("job_") and job_id != one_job
+    retried = invoke("retry", "last")
+    assert retried.exit_code == 0, retried.output
+    assert f"Nothing to retry in {job_id}: 60 of 60 requests succeeded" in retried.stderr
+    assert json.loads(invoke("jobs", "show", "last", "--json").stdout)["job_id"] == job_id
+    assert job_id in invoke("jobs", "show", "last").output
+    forgotten = invoke("jobs", "forget", "last")
+    assert forgotten.exit_code == 0, forgotten.output
+    assert f"Forgot {job_id}" in forgotten.stderr and job_id not in invoke("jobs").stdout
+
+    for args, said in (
+        (["retry", "nope"], "Error: no job or batch 'nope' in the journal"),
+        (["retry", "job_nope"], "Error: no job 'job_nope' in the journal"),
+        (["jobs", "show", "nope"], "Error: no job 'nope' in the journal"),
+        (["jobs", "forget", "nope"], "Error: no job 'nope' in the journal"),
+    ):
+        missing = invoke(*args)
+        assert missing.exit_code == 1, (args, missing.output)
+        message, hint = missing.stderr.splitlines()[:2]
+        assert message == said and "job_job_" not in missing.output, (args, missing.stderr)
+        assert hint.startswith("`batchctl jobs` lists the jobs in the journal"), (args, hint)
+    assert invoke("retry", "nope").stderr.splitlines()[1].endswith("; `batchctl list` lists the server's batches.")
+
+
+def test_a_job_sent_to_a_url_with_a_password_keeps_it_but_never_shows_it(small, in_tmp):
+    url = small.base_url.replace("http://", "http://bob:hunter2pass@")
+    masked = small.base_url.replace("http://", "http://bob:****@")
+    assert invoke("profile", "add", "pw", "--preset", "local", "--base-url", url, "--max-requests", "50").exit_code == 0
+    submitted = invoke("submit", str(write_requests(in_tmp / "chat.jsonl", 60)), "--wait", "--interval", "0.1", "-o", "out.jsonl")
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.splitlines()[0].strip()
+    with Journal.open() as journal:
+        assert journal.get_job(job_id).base_url == url  # later commands reach the server the same way
+    shown = invoke("jobs", "show", job_id, "--json")
+    assert json.loads(shown.stdout)["base_url"] == masked
+    logged = invoke("--debug", "status", job_id)
+    assert logged.exit_code == 0, logged.output
+    assert f"HTTP GET {masked}/batches/batch_" in logged.stderr
+    for result in (submitted, shown, logged, invoke("jobs", "show", job_id), invoke("--json", "status", job_id)):
+        assert "hunter2pass" not in result.output

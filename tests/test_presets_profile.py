@@ -118,4 +118,4 @@ def test_existing_options_still_apply_with_a_preset():
     assert (view["provider"], view["api_key_env"], view["poll_interval"], view["limits"]) == (
         "groq", "GROQ_KEY", 5.0, {"max_requests": 1000}
     )
-    assert view["active"] is True  # --no-use, but the first profile of a config becomes the active one
+    assert view["active"] is False  # --no-use, even for the first profile of a config: `local` stays active

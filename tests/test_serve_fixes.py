@@ -140,7 +140,7 @@ def test_serve_background_prints_the_base_url_and_the_upstream_never_the_key(mon
             app, ["serve", "--background", "--port", port, "--upstream", "http://user:pw@127.0.0.1:9/v1"]
         )
         assert started.exit_code == 0, started.output
-        said = f"Started the local batch server on http://127.0.0.1:{port}/v1, forwarding to http://127.0.0.1:9/v1 (pid"
+        said = f"Started the local batch server on http://127.0.0.1:{port}/v1, forwarding to http://user:****@127.0.0.1:9/v1 (pid"
         assert said in started.output
         assert "sk-secret-upstream" not in started.output and "pw@" not in started.output
         assert runner.invoke(app, ["serve", "--stop"]).exit_code == 0

@@ -57,7 +57,8 @@ def test_conflicting_modes_are_a_usage_error(cli):
     assert result.exit_code != 0
 
 
-def test_foreground_serve_in_a_subprocess(tmp_path):
+def serve_in_foreground(tmp_path, *args: str) -> ServerHandle:
+    """`batchctl serve --port P --data-dir D ARGS` in a subprocess, its output in `handle.log()`."""
     port = free_port()
     code = (
         "import typer; from batchctl.cli.commands.serve import serve; app = typer.Typer(); "
@@ -66,10 +67,14 @@ def test_foreground_serve_in_a_subprocess(tmp_path):
     handle = ServerHandle(port=port, data_dir=tmp_path / "state", args=[])
     with open(handle.log_path, "wb") as log:
         handle.proc = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", "--port", str(port), "--data-dir", str(handle.data_dir),
-             "--api-key", "k"],
+            [sys.executable, "-c", code, "serve", "--port", str(port), "--data-dir", str(handle.data_dir), *args],
             stdout=log, stderr=subprocess.STDOUT, env=_child_env(None),
         )  # fmt: skip
+    return handle
+
+
+def test_foreground_serve_in_a_subprocess(tmp_path):
+    handle = serve_in_foreground(tmp_path, "--api-key", "k")
     try:
         handle.wait_healthy()
         assert httpx.get(handle.base_url + "/models").status_code == 401
@@ -79,6 +84,18 @@ def test_foreground_serve_in_a_subprocess(tmp_path):
         handle.proc.send_signal(signal.SIGINT)
         handle.proc.wait(10)
     assert "Serving the Batch API on http://127.0.0.1:" in handle.log()
+
+
+def test_foreground_serve_masks_the_password_of_its_upstream(tmp_path):
+    """The foreground `Serving ... with upstream URL` line shows `user:****@`, as errors and doctor do."""
+    handle = serve_in_foreground(tmp_path, "--upstream", "http://bob:hunter2pass@127.0.0.1:9/v1")
+    try:
+        handle.wait_healthy()
+    finally:
+        handle.proc.send_signal(signal.SIGINT)
+        handle.proc.wait(10)
+    assert "with upstream http://bob:****@127.0.0.1:9/v1 (state in" in handle.log()
+    assert "hunter2pass" not in handle.log()
 
 
 @pytest.mark.parametrize("args", [["--upstream-channel", "2"], ["--upstream-channel", "abc", "--upstream", "http://127.0.0.1:9/v1"]])

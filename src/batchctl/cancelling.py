@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from batchctl.errors import BatchctlError
+from batchctl.urls import display_url
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -45,7 +46,7 @@ def cancel_batch(client: BatchClient, batch_id: str) -> Batch:
         return client.batches.cancel(batch_id)
     except api.NotFoundError as exc:
         raise BatchctlError(
-            f"{batch_id}: no such batch on {client.base_url} ({exc.message})",
+            f"{batch_id}: no such batch on {display_url(client.base_url)} ({exc.message})",
             hint="Check the id with: batchctl list",
         ) from None
     except (api.ConflictError, api.BadRequestError, api.UnprocessableEntityError) as exc:

@@ -299,24 +299,25 @@ def _run_checks(
     from batchctl.api import path_segment as _seg  # ids as one path segment (gemini's `batches/…`)
     from batchctl.doctor_provider import in_provider_words, provider_line
     from batchctl.quirks import wire_of
+    from batchctl.urls import display_url
 
-    report = DoctorReport(settings.profile_name, settings.provider, settings.base_url, settings.channel)
-    base = settings.base_url
+    shown = display_url(settings.base_url)  # in the report, the progress lines and the details
+    report = DoctorReport(settings.profile_name, settings.provider, shown, settings.channel)
     say = progress or (lambda _text: None)
     # Probes are sent once each: a retry would only blur what the server does.
     with BatchClient(
-        base, settings.api_key, channel=settings.channel, timeout=timeout, max_retries=0,
+        settings.base_url, settings.api_key, channel=settings.channel, timeout=timeout, max_retries=0,
         debug_log=debug_log, transport=transport, wire=wire_of(settings.provider),
         custom_llm_provider=settings.custom_llm_provider,
     ) as http:  # fmt: skip
-        say(f"Probing {base} …")
+        say(f"Probing {shown} …")
         files_list = probe(http, "GET", "/files", params={"limit": 1})
         if files_list.error:
             report.checks.append(
-                CheckResult("reachable", FAIL, f"no answer from {base}: {files_list.error}", "Check the base URL (batchctl profile show) and that the server is running.")
+                CheckResult("reachable", FAIL, f"no answer from {shown}: {files_list.error}", "Check the base URL (batchctl profile show) and that the server is running.")
             )
             return report
-        report.checks.append(CheckResult("reachable", OK, f"{base} answered in {files_list.elapsed_ms} ms"))
+        report.checks.append(CheckResult("reachable", OK, f"{shown} answered in {files_list.elapsed_ms} ms"))
 
         batches_list = probe(http, "GET", "/batches", params={"limit": 1})
         real_batch = _first_id(http, "/batches") if batches_list.status == 200 else None

@@ -1,4 +1,5 @@
-"""Keeping API keys out of reprs, logs, error messages and output: masking, and a redactor for text.
+"""Keeping API keys (and URLs' passwords) out of reprs, logs, error messages and output: masking, and a
+redactor for text.
 
 Stdlib only, so commands that never reach a server (`profile list`, `profile show`) mask keys without
 loading the HTTP stack.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from batchctl.urls import display_url
 
 ELLIPSIS = "…"
 # Anything shaped like an OpenAI-style key (sk-..., sk-proj-...), whoever's it is.
@@ -49,11 +52,11 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
-        """`text` with the secrets, and any key-shaped token, masked. Redact before cutting a text short:
-        a key cut in two would no longer be recognised, and its head would show."""
+        """`text` with the secrets, any key-shaped token and any URL's password masked. Redact before
+        cutting a text short: a key cut in two would no longer be recognised, and its head would show."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, mask_secret(secret))
         if "sk-" in text:
             text = KEY_SHAPED.sub(lambda m: mask_secret(m.group()), text)
-        return text
+        return display_url(text)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
+from batchctl.urls import display_url
 
 if TYPE_CHECKING:
     from batchctl.config import Settings
@@ -109,7 +110,7 @@ class ChannelInfo:
             "status": self.status,
             "status_text": self.status_text,
             "enabled": self.enabled,
-            "base_url": self.base_url,
+            "base_url": display_url(self.base_url),
             "upstream_endpoint": self.upstream_endpoint,
             "models": list(self.models),
             "model_mapping": dict(self.model_mapping),

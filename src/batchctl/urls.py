@@ -5,7 +5,24 @@ Plain string work (no httpx, no pydantic), so the config and error printing can 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
+
+MASKED_PASSWORD = "****"
+# The `user:password@` of a URL wherever it stands in a text: the scheme and user, then the password up
+# to the last `@` before the host (one may hold an unescaped `@` or `'`), never past a space, a `"` or a path.
+_USERINFO = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>\\]*):[^\s/?#\"<>\\]+@")
+
+
+def display_url(text: str) -> str:
+    """`text` (a URL, or a message naming URLs) as people and `--json` see it: each URL's password
+    masked, its user kept (``http://bob:hunter2@gw/v1`` -> ``http://bob:****@gw/v1``).
+
+    Only what is shown: the config, the journal and the requests keep the real URL.
+    """
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(lambda m: f"{m['user']}:{MASKED_PASSWORD}@", text)
 
 
 def normalize_base_url(base_url: str) -> str:

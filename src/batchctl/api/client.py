@@ -8,7 +8,7 @@ from batchctl.api._base_client import USER_AGENT, BaseClient
 from batchctl.api._response import ContentStream, RawResponse
 from batchctl.masking import mask_secret
 from batchctl.api.resources import Batches, Files, NewAPI
-from batchctl.urls import normalize_base_url
+from batchctl.urls import display_url, normalize_base_url
 
 __all__ = ["BatchClient", "ContentStream", "RawResponse", "normalize_base_url", "USER_AGENT"]
 
@@ -23,7 +23,7 @@ class BatchClient(BaseClient):
 
     def __repr__(self) -> str:
         return (
-            f"BatchClient(base_url={self.base_url!r}, api_key={mask_secret(self._api_key) or None!r}, "
+            f"BatchClient(base_url={display_url(self.base_url)!r}, api_key={mask_secret(self._api_key) or None!r}, "
             f"channel={self.channel!r})"
         )
 

@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from batchctl.urls import display_url
+
 __all__ = [
     "APIError",
     "APIStatusError",
@@ -44,7 +46,8 @@ class APIError(Exception):
     ``status`` is the HTTP status (None when no response arrived), ``code`` the provider's
     error code if it gave one, ``request_id`` the id to quote when asking the provider for help.
     ``url`` is the request's URL when known (the CLI names the route a gateway does not serve);
-    ``headers`` the response's headers, when there was a response.
+    ``headers`` the response's headers, when there was a response. A URL's password is masked in
+    ``message`` and ``url`` (`display_url`): both are shown to people.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class APIError(Exception):
         retry_after: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = display_url(message)
         super().__init__(message)
         self.message = message
         self.status = status
@@ -69,7 +73,7 @@ class APIError(Exception):
         self.type = type
         self.param = param
         self.body = body
-        self.url = url
+        self.url = display_url(url) if url else url
         # Seconds the server asked to wait (Retry-After / retry-after-ms on a 429 or 503), when it said.
         self.retry_after = retry_after
         self.headers = headers

@@ -13,6 +13,7 @@ from typing import Any
 
 from batchctl.cli.output import Output
 from batchctl.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchctlError, Terminated, interrupted_exit_code
+from batchctl.urls import display_url
 
 # A rule turns an exception into (message, hint); None means "not mine, try the next row".
 Rule = Callable[[Any], "tuple[str, str | None] | None"]
@@ -142,8 +143,10 @@ def report_exception(exc: BaseException, out: Output, *, debug: bool) -> int:
         out.info("Interrupted.")
     else:
         if debug:
-            out.info("".join(traceback.format_exception(exc)))
+            out.info(display_url("".join(traceback.format_exception(exc))))
         message, hint, code = describe(exc, debug=debug)
+        # Whatever raised it, a URL's password is not shown: the message often names the base URL.
+        message, hint = display_url(message), display_url(hint) if hint else hint
         out.error(message, hint)
     if not out.printed_json:
         out.result({"error": {"message": message, "hint": hint, "exit_code": code}})

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from batchctl.errors import BatchctlError
+from batchctl.urls import display_url
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -66,7 +67,7 @@ def cannot_list(job: Job, part: Part, exc: Exception) -> CannotReconcile:
     status = getattr(exc, "status", None)
     return CannotReconcile(
         f"part {part.index + 1} of {job.id}: the create sent at {sent} got no usable answer, and "
-        f"{job.base_url} cannot list batches (HTTP {status}), so batchctl cannot know whether that batch exists",
+        f"{display_url(job.base_url)} cannot list batches (HTTP {status}), so batchctl cannot know whether that batch exists",
         f"Look for a batch with metadata {TAG_JOB}={job.id}, {TAG_PART}={part.index} in the provider's console. "
         f"If there is none, submit again as a new job (batchctl submit FILE --new) or drop this one "
         f"(batchctl jobs forget {job.id}); if there is one, its batch id works with every command.",

@@ -42,6 +42,7 @@ from batchctl.jobs.records import (
 from batchctl.jobs.records import options_key as key_of
 
 DB_FILENAME = "journal.db"
+JOBS_HINT = "`batchctl jobs` lists the jobs in the journal"  # what not finding a journal id points to
 
 _BATCH_UPDATABLE = frozenset(BATCH_COLUMNS) - {"batch_id"}
 _JOB_UPDATABLE = frozenset(JOB_COLUMNS) - {"id", "created_at", "updated_at"}
@@ -376,7 +377,9 @@ class Journal:
                 return self.lookup_batch(matches[0])  # type: ignore[return-value]
         if matches:
             raise Ambiguous(text, matches)
-        raise NotFound(f"no job or batch {text!r} in the journal", "`batchctl list` shows the batches it knows.")
+        if text.startswith(JOB_PREFIX):
+            raise NotFound(f"no job {text!r} in the journal", f"{JOBS_HINT}.")
+        raise NotFound(f"no job or batch {text!r} in the journal", f"{JOBS_HINT}; `batchctl list` lists the server's batches.")
 
     def _ids(self, select: str, column: str, prefix: str) -> list[str]:
         # A range on the index, not LIKE (`_` is a wildcard) or substr (a scan): ids starting with

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchctl.jobs.records import Job, Part
+from batchctl.urls import display_url
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -127,7 +128,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "input_size": job.input_size,
         "input_requests": job.input_lines,
         "profile": job.profile,
-        "base_url": job.base_url,
+        "base_url": display_url(job.base_url),
         "provider": job.provider,
         "channel": job.channel,
         "endpoint": job.endpoint,

@@ -23,6 +23,7 @@ from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import BatchctlError
 from batchctl.scratch import process_alive
 from batchctl.server.config import ServerConfig, data_dir_id
+from batchctl.urls import display_url
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
@@ -175,8 +176,8 @@ def _start(
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if is_healthy(root, timeout=0.5):
-            forwarding = f", forwarding to {_without_userinfo(config.upstream)}" if config.upstream else ""
-            notify(f"Started the local batch server on {root}/v1{forwarding} (pid {proc.pid}, log {log_path})")
+            forwarding = f", forwarding to {display_url(config.upstream)}" if config.upstream else ""
+            notify(f"Started the local batch server on {display_url(root)}/v1{forwarding} (pid {proc.pid}, log {log_path})")
             return True
         if proc.poll() is not None:
             break
@@ -200,14 +201,6 @@ def child_env(config: ServerConfig) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.update(config.secret_env())
     return env
-
-
-def _without_userinfo(url: str) -> str:
-    """`url` without a `user:password@` part: what is shown of an upstream never carries a secret."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -91,10 +91,11 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
     Example: batchctl files delete file-batch-abc123 file-batch_output-def456 --yes
     """
     from batchctl.api import NotFoundError
+    from batchctl.urls import display_url
 
     state = AppState.get(ctx, json_=json_)
     if not yes and not state.out.confirm(
-        f"Delete {len(file_ids)} file(s) from {state.settings().base_url}?",
+        f"Delete {len(file_ids)} file(s) from {display_url(state.settings().base_url)}?",
         refusal=f"refusing to delete {len(file_ids)} file(s) without confirmation",
         hint="Add --yes to delete without asking.",
     ):

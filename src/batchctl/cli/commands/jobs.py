@@ -11,8 +11,8 @@ from batchctl.cli.options import JsonOpt, complete_job_ids
 
 JobIdArg = Annotated[
     str,
-    typer.Argument(help="Job id (job_…), or a unique start of one.", show_default=False, metavar="JOB_ID",
-                   autocompletion=complete_job_ids),  # fmt: skip
+    typer.Argument(help="Job id (job_…), a unique start of one, or `last`: the newest submitted from here.",
+                   show_default=False, metavar="JOB_ID", autocompletion=complete_job_ids),  # fmt: skip
 ]
 
 app = typer.Typer(
@@ -67,9 +67,23 @@ def forget(ctx: typer.Context, job_id: JobIdArg, json_: JsonOpt = False) -> None
 
 
 def _job(state: AppState, job_id: str):
+    """The job `job_id` names: a job id, a unique start of one (`job_` may be left out), or `last`."""
+    from batchctl.cli.context import LAST_ALIAS
     from batchctl.errors import BatchctlError
+    from batchctl.jobs import JOB_PREFIX
+    from batchctl.jobs.records import NotFound
 
-    job = state.find_job(job_id if job_id.startswith("job_") else "job_" + job_id)
+    wanted = state.resolve_ids([job_id])[0]
+    if job_id == LAST_ALIAS and not wanted.startswith(JOB_PREFIX):  # a one-part job goes by its batch id
+        record = state.journal().lookup_batch(wanted)
+        if record is None or not record.job_id:
+            raise BatchctlError(f"the newest submission, {wanted}, is a batch without a job",
+                                "batchctl jobs lists the jobs; batchctl status last shows that batch.")  # fmt: skip
+        wanted = record.job_id
+    try:
+        job = state.find_job(wanted if wanted.startswith(JOB_PREFIX) else JOB_PREFIX + wanted)
+    except NotFound as exc:  # named as typed, not with the job_ put in front of it
+        raise NotFound(f"no job {job_id!r} in the journal", exc.hint) from None
     if job is None:
         raise BatchctlError(f"{job_id!r} is not a job id", "Job ids start with job_; batchctl jobs lists them.")
     return job

@@ -28,14 +28,14 @@ def _mask(secret: str | None) -> str | None:
 
 
 def profile_view(profile, *, active: bool) -> dict:
-    """What people and scripts see of a profile: the resolved URL, secrets masked."""
-    from batchctl.urls import normalize_base_url
+    """What people and scripts see of a profile: the resolved URL, secrets (a URL's password too) masked."""
+    from batchctl.urls import display_url, normalize_base_url
 
     return {
         "name": profile.name,
         "active": active,
         "provider": profile.provider,
-        "base_url": normalize_base_url(profile.base_url),
+        "base_url": display_url(normalize_base_url(profile.base_url)),
         "api_key": _mask(profile.api_key),
         "api_key_env": profile.api_key_env,
         "api_key_env_set": bool(os.environ.get(profile.api_key_env)) if profile.api_key_env else None,
@@ -127,12 +127,12 @@ def add(
         raise typer.BadParameter("--resource and --workspace-id fill a preset's URL: give --preset too", param_hint="--preset")
     if not base_url:
         raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
-    from batchctl.urls import normalize_base_url
+    from batchctl.urls import display_url, normalize_base_url
 
     try:
         normalize_base_url(base_url)
     except ValueError as exc:
-        raise typer.BadParameter(f"{base_url!r} is not an http(s) URL: {exc}", param_hint="--base-url") from None
+        raise typer.BadParameter(display_url(f"{base_url!r} is not an http(s) URL: {exc}"), param_hint="--base-url") from None
     provider = provider or "openai"
     if provider not in PROVIDER_KINDS:
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
@@ -166,11 +166,12 @@ def add(
         limits=limits,
     )
     config.profiles[name] = profile
-    if use or not config.active:
+    if use:
         config.active = name
     path = save_config(config)
-    out.result(profile_view(profile, active=config.active == name))
-    out.success(f"Saved profile {name!r} to {path}" + (" (active)" if config.active == name else ""))
+    active = _active_name(config) == name
+    out.result(profile_view(profile, active=active))
+    out.success(f"Saved profile {name!r} to {path}" + (" (active)" if active else ""))
     if api_key_env and not os.environ.get(api_key_env) and not api_key:
         out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
     if warning := channel_warning(provider, channel):
@@ -233,6 +234,7 @@ def show_profile(
     """
     from batchctl.masking import mask_secret
     from batchctl.config import load_config
+    from batchctl.urls import display_url
 
     state = AppState.get(ctx, json_=json_)
     config = load_config()
@@ -241,7 +243,7 @@ def show_profile(
         view = profile_view(config.get(settings.profile_name), active=settings.profile_name == _active_name(config))
         # The effective values after flags and env vars, which is what commands will use.
         view.update(
-            base_url=settings.base_url,
+            base_url=display_url(settings.base_url),
             provider=settings.provider,
             api_key=mask_secret(settings.api_key) if settings.api_key else None,
             channel=settings.channel,

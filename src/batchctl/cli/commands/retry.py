@@ -19,8 +19,8 @@ EPILOG = (
 
 TargetArg = Annotated[
     str,
-    typer.Argument(help="Job id (job_…) or batch id, or a unique start of one.", show_default=False,
-                   metavar="JOB|BATCH", autocompletion=complete_ids),  # fmt: skip
+    typer.Argument(help="Job id (job_…) or batch id, a unique start of one, or `last`: the newest submitted from here.",
+                   show_default=False, metavar="JOB|BATCH", autocompletion=complete_ids),  # fmt: skip
 ]
 OnlyCodesOpt = Annotated[
     str | None,
@@ -61,6 +61,7 @@ def retry(
         return watch_batches(state, ids, interval=interval, download_hint=False, progress_to_stderr=True,
                              resume_hint=resume_hint)  # fmt: skip
 
+    target = state.resolve_ids([target])[0]  # `last`: the newest job (or batch) submitted from here
     outcome = retry_use_case(state.journal(), target, client_for=state.client_for_batch, reporter=state.out,
                              only_codes=codes, wait_for_all=wait_for_all if wait else None)  # fmt: skip
     state.out.result(outcome, human=lambda: show_retry(state.out, outcome), ids=[p.batch_id or "" for p in outcome.parts])

@@ -211,6 +211,7 @@ def serve(
         return
 
     from batchctl.server import run
+    from batchctl.urls import display_url
 
     if not is_loopback_host(host) and not api_key:
         out.warn(f"binding {host} without --api-key: anyone who can reach this port can use the server")
@@ -221,7 +222,7 @@ def serve(
     if state.debug:
         config = replace(config, log_level="info")  # and uvicorn's access log
     pin = f" (channel {upstream_channel})" if upstream_channel else ""
-    engine = f"upstream {upstream}{pin}" if upstream else "the echo model"
+    engine = f"upstream {display_url(upstream)}{pin}" if upstream else "the echo model"
     out.info(
         f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {config.data_dir}). Ctrl+C stops it."
     )
