@@ -37,6 +37,7 @@ def test_add_list_use_show_remove():
 
     r = invoke("profile", "list")
     assert r.exit_code == 0 and KEY not in r.output and "sk-…9876" in r.output
+    assert invoke("-q", "profile", "list").stdout.split() == ["gw", "local", "work"]  # names only
 
     r = invoke("profile", "use", "gw")
     assert r.exit_code == 0 and load_config().active == "gw"

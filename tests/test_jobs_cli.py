@@ -101,6 +101,7 @@ def test_status_jobs_and_json(small, in_tmp):
 
     listed = invoke("jobs", "--json")
     assert [j["job_id"] for j in json.loads(listed.stdout)] == [job_id]
+    assert invoke("-q", "jobs").stdout == f"{job_id}\n"  # ids only, for xargs
     table = invoke("jobs")
     assert job_id in table.stdout and "chat.jsonl" in table.stdout and "120/120" in table.stdout
     detail = invoke("jobs", "show", job_id, "--json")

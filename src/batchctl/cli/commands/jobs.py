@@ -36,7 +36,7 @@ def list_jobs(ctx: typer.Context, json_: JsonOpt = False) -> None:
     from batchctl.jobs.view import list_jobs as jobs_of
 
     views = jobs_of(state.journal())
-    state.out.result(views, human=lambda: show_jobs(state.out, views))
+    state.out.result(views, human=lambda: show_jobs(state.out, views), ids=[view.job.id for view in views])
 
 
 @app.command("show")

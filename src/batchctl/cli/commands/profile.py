@@ -203,6 +203,7 @@ def list_profiles(ctx: typer.Context, json_: JsonOpt = False) -> None:
                 for v in views
             ],
         ),
+        ids=[v["name"] for v in views],
     )
 
 
