@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from email.utils import formatdate
 
 import pytest
@@ -355,3 +356,57 @@ def test_azure_doctor_says_model_is_the_deployment_name(local_server):
     assert line["status"] == "ok"
     assert line["detail"].startswith("azure: on Azure, `model` in each request line is your deployment name")
     assert "deployment name" in run("doctor").stdout
+
+
+# -- --full against the real local server ----------------------------------------------------------------
+
+# Cancelled (with an output file too if its one request ran first), or ended before the cancel arrived.
+ROUND_TRIP_ENDING = re.compile(r"\((batch cancelled|the batch ended \(completed\) before it could be cancelled), [12] file\(s\) deleted\)$")
+
+
+@pytest.mark.e2e
+def test_doctor_full_passes_on_the_local_echo_server_however_the_race_ends(server):
+    # The echo server often finishes the one-request batch before the cancel arrives (a 409): a healthy
+    # server, so the round trip passes whichever comes first, every time.
+    for _ in range(5):
+        result = run("doctor", "--full", "--json")
+        assert result.exit_code == 0, result.output
+        round_trip = checks_of(result)["round trip"]
+        assert round_trip["status"] == "ok", round_trip
+        assert ROUND_TRIP_ENDING.search(round_trip["detail"]), round_trip
+    listed = json.loads(run("files", "list", "--json").stdout)
+    assert [f for f in listed if f["purpose"] == "batch"] == [], listed  # no input left behind
+
+
+REAL_BATCH = "/v1/batches/batch_[0-9a-f][0-9a-f][0-9a-f]*"  # not the route probes' made-up id
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "finalizing",
+    [[], [{"method": "GET", "path": REAL_BATCH, "times": 2, "set": {"status": "finalizing"}}]],
+    ids=["completed", "still-finalizing"],
+)
+def test_doctor_full_passes_when_the_batch_ends_before_the_cancel_arrives(finalizing, start_server, monkeypatch, tmp_path):
+    # Forced: the round trip's retrieve says `in_progress`, and its cancel reaches the server 1 s late, when
+    # the echo batch has long ended: the server refuses it (409), which is not a failure of its cancel route.
+    # Then the batch is `completed`, or (second case) still `finalizing` for the next two looks, and waited for.
+    rules = [
+        {"method": "GET", "path": REAL_BATCH, "times": 1, "set": {"status": "in_progress"}},
+        *finalizing,
+        {"method": "POST", "path": REAL_BATCH + "/cancel", "delay": 1.0},
+    ]
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps(rules))
+    server = start_server(extra_args=["--faults", str(faults)])
+    monkeypatch.setenv("BATCHCTL_BASE_URL", server.base_url)
+    result = run("doctor", "--full", "--json")
+    assert result.exit_code == 0, result.output
+    round_trip = checks_of(result)["round trip"]
+    assert round_trip["status"] == "ok", round_trip
+    assert round_trip["detail"] == (
+        "upload, create, retrieve, content, delete all worked"
+        " (the batch ended (completed) before it could be cancelled, 2 file(s) deleted)"
+    )
+    # The cancel was sent (and refused: had it worked, the batch would be `cancelled`).
+    assert re.search(r"fault .* on POST /v1/batches/batch_[0-9a-f]{24}/cancel", server.log()), server.log()

@@ -104,3 +104,52 @@ def test_serve_refuses_a_bad_setting_with_where_to_look(args):
     assert result.exit_code == 2
     error, hint = result.stderr.splitlines()
     assert error.startswith(f"Error: {args[0]} ") and hint == "batchctl serve -h lists the options and their values."
+
+
+def test_a_second_background_server_of_another_data_dir_keeps_its_own_pid_file_and_log(cli, tmp_path):
+    import os
+
+    from batchctl.scratch import process_alive
+
+    home = tmp_path / "data"  # BATCHCTL_DATA_DIR (conftest)
+    other = tmp_path / "elsewhere"
+    ours_port, other_port = str(free_port()), str(free_port())
+    started: list[int] = []
+    try:
+        assert cli("--background", "--port", ours_port).exit_code == 0
+        started.append(httpx.get(f"http://127.0.0.1:{ours_port}/health").json()["pid"])
+        second = cli("--background", "--port", other_port, "--failure-rate", "0.3", "--data-dir", str(other))
+        assert second.exit_code == 0, second.output
+        started.append(httpx.get(f"http://127.0.0.1:{other_port}/health").json()["pid"])
+        ours, theirs = started
+
+        # Nothing of this data dir's was overwritten: each server has its own pid file and log.
+        assert json.loads((home / "server.pid").read_text())["pid"] == ours
+        assert json.loads((other / "server.pid").read_text())["pid"] == theirs
+        assert f"log {other / 'server.log'}" in second.output and (other / "server.log").exists()
+
+        # --status finds the server of the data dir asked for, wherever it runs.
+        mine = json.loads(cli("--status", "--json").stdout)
+        assert (mine["pid"], mine["background"], mine["log"]) == (ours, True, str(home / "server.log"))
+        assert mine["url"] == f"http://127.0.0.1:{ours_port}/v1" and mine["this_data_dir"] is True
+        info = json.loads(cli("--status", "--json", "--data-dir", str(other)).stdout)
+        assert (info["pid"], info["background"], info["log"]) == (theirs, True, str(other / "server.log"))
+        assert info["this_data_dir"] is True
+
+        # --stop on the other's port, without its data dir: neither server is stopped, and it says why.
+        refused = cli("--stop", "--port", other_port)
+        assert refused.exit_code == 0, refused.output
+        assert f"runs on http://127.0.0.1:{ours_port}/v1 (pid {ours}), not on port {other_port}" in refused.output
+        assert process_alive(ours) and process_alive(theirs)
+
+        stopped = cli("--stop", "--port", other_port, "--data-dir", str(other))
+        assert stopped.exit_code == 0 and f"Stopped the local batch server (pid {theirs})" in stopped.output
+        assert not process_alive(theirs) and not (other / "server.pid").exists()
+        assert process_alive(ours)
+        stopped = cli("--stop")
+        assert stopped.exit_code == 0 and f"Stopped the local batch server (pid {ours})" in stopped.output
+        assert not process_alive(ours) and not (home / "server.pid").exists()
+    finally:
+        for pid in started:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -23,26 +23,32 @@ class CancelOutcome:
 
 
 class AlreadyFinished(BatchctlError):
-    """The batch ended before it could be cancelled."""
+    """The batch ended before it could be cancelled (`batch`: as the server last answered)."""
+
+    batch: Batch | None = None
 
 
 def _already_finished(batch: Batch) -> BatchctlError:
-    return AlreadyFinished(
+    error = AlreadyFinished(
         f"{batch.id} has already finished ({batch.status}); there is nothing to cancel",
         hint=f"See it with: batchctl status {batch.id}",
     )
+    error.batch = batch
+    return error
 
 
-def cancel_batch(client: BatchClient, batch_id: str) -> Batch:
-    """Cancel one batch; a refusal from the server becomes a BatchctlError that says why."""
+def cancel_batch(client: BatchClient, batch_id: str, *, look_first: bool = True) -> Batch:
+    """Cancel one batch; a refusal from the server becomes a BatchctlError that says why (AlreadyFinished
+    when the batch has ended). `look_first=False`: the caller has just seen the batch running."""
     from batchctl.api import errors as api
 
     try:
         # Look first: servers answer a finished batch with 409, which the client retries (OpenAI's lock
         # timeouts are 409s too) before giving up, so asking is both faster and clearer.
-        current = client.batches.retrieve(batch_id)
-        if current.is_terminal:
-            raise _already_finished(current)
+        if look_first:
+            current = client.batches.retrieve(batch_id)
+            if current.is_terminal:
+                raise _already_finished(current)
         return client.batches.cancel(batch_id)
     except api.NotFoundError as exc:
         raise BatchctlError(

@@ -1,4 +1,4 @@
-"""Starting, finding and stopping a background local server (pid and log in the batchctl data dir).
+"""Starting, finding and stopping a background local server (pid and log: `background_files`).
 
 Used by the CLI when the `local` profile is active and nothing answers on its URL, and by
 `batchctl serve --status/--stop`. Stdlib only (the health probe is the API layer's); the server itself
@@ -56,7 +56,7 @@ def serves_data_dir(health: dict, data_dir: Path, state_dir: Path | None = None)
     state_dir = Path(state_dir) if state_dir is not None else Path(data_dir) / "server"
     if "data_dir_id" in health:
         return health["data_dir_id"] == data_dir_id(state_dir)
-    recorded = _read_pid_file(data_dir)
+    recorded = _read_pid_file(background_files(data_dir, state_dir)[0])
     return bool(recorded and recorded["pid"] == health.get("pid"))
 
 
@@ -83,11 +83,12 @@ def ensure_local_server(
 ) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
 
-    The server keeps its state in `data_dir/server`, its pid in `data_dir/server.pid` and its log in
-    `data_dir/server.log`. `config` sets the rest (its own `data_dir` wins; host and port come from
-    `base_url`); its secrets go in the environment, not on a command line that `ps` shows. Raises
-    BatchctlError, naming the log, if it does not come up in ~10 s, and (`own_only`) when the server
-    that answers keeps another data dir than this one (`require_own_server`).
+    The server keeps its state in `data_dir/server`, its pid and log where `background_files` says
+    (`data_dir/server.pid` and `data_dir/server.log` by default). `config` sets the rest (its own
+    `data_dir` wins; host and port come from `base_url`); its secrets go in the environment, not on a
+    command line that `ps` shows. Raises BatchctlError, naming the log, if it does not come up in
+    ~10 s, and (`own_only`) when the server that answers keeps another data dir than this one
+    (`require_own_server`).
     """
     root, host, port = server_root(base_url)
     data_dir = Path(data_dir)
@@ -157,7 +158,8 @@ def _start(
             hint="One server per data dir (a second would run its batches twice): use its port "
             "(`batchctl serve --status`), or stop it first with `batchctl serve --stop`.",
         )
-    log_path = data_dir / LOG_FILE
+    pid_file, log_path = background_files(data_dir, state_dir)
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = config or ServerConfig()
     config = replace(config, host=LOCAL_HOST, port=port, data_dir=state_dir)
     command = [sys.executable, "-m", "batchctl.server", *config.to_argv()]
@@ -172,7 +174,7 @@ def _start(
             start_new_session=True,  # not killed by Ctrl+C in the terminal that started it
             close_fds=True,
         )
-    (data_dir / PID_FILE).write_text(json.dumps({"pid": proc.pid, "url": root + "/v1"}))
+    pid_file.write_text(json.dumps({"pid": proc.pid, "url": root + "/v1"}))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if is_healthy(root, timeout=0.5):
@@ -184,7 +186,7 @@ def _start(
         time.sleep(0.1)
     if proc.poll() is None:
         proc.terminate()
-    (data_dir / PID_FILE).unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
     raise BatchctlError(
         f"The local batch server did not start on {root}.",
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
@@ -213,31 +215,54 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _read_pid_file(data_dir: Path) -> dict | None:
+def background_files(data_dir: Path, state_dir: Path | None = None) -> tuple[Path, Path]:
+    """(pid file, log) of the background server that keeps its state in `state_dir`, started from the
+    batchctl data dir `data_dir`.
+
+    For the default state dir (`data_dir/server`, also when `state_dir` is None) they are
+    `data_dir/server.pid` and `data_dir/server.log`; for any other (`serve --data-dir X`) they are
+    `X/server.pid` and `X/server.log`, beside that server's state. One server per state dir (its lock),
+    so no two background servers ever share a pid file or a log.
+    """
+    data_dir = Path(data_dir)
+    if state_dir is None or _same_path(state_dir, data_dir / "server"):
+        return data_dir / PID_FILE, data_dir / LOG_FILE
+    state_dir = Path(state_dir).expanduser().resolve()
+    return state_dir / PID_FILE, state_dir / LOG_FILE
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _read_pid_file(pid_file: Path) -> dict | None:
     try:
-        info = json.loads((Path(data_dir) / PID_FILE).read_text())
+        info = json.loads(Path(pid_file).read_text())
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
 
 
-def server_status(data_dir: Path) -> dict | None:
-    """{"pid", "url", "alive", "log"} of the background server recorded in `data_dir`, or None."""
-    info = _read_pid_file(data_dir)
+def server_status(data_dir: Path, state_dir: Path | None = None) -> dict | None:
+    """{"pid", "url", "alive", "log"} of the background server recorded for `state_dir` (default
+    `data_dir/server`; `background_files` says where), or None."""
+    pid_file, log_path = background_files(data_dir, state_dir)
+    info = _read_pid_file(pid_file)
     if info is None:
         return None
     return {
         "pid": info["pid"],
         "url": info.get("url"),
         "alive": process_alive(info["pid"]),
-        "log": str(Path(data_dir) / LOG_FILE),
+        "log": str(log_path),
     }
 
 
-def stop_background_server(data_dir: Path) -> bool:
-    """SIGTERM the background server recorded in `data_dir` and wait for it; True if one was stopped."""
-    info = _read_pid_file(data_dir)
-    pid_file = Path(data_dir) / PID_FILE
+def stop_background_server(data_dir: Path, state_dir: Path | None = None) -> bool:
+    """SIGTERM the background server recorded for `state_dir` (default `data_dir/server`) and wait for
+    it; True if one was stopped."""
+    pid_file = background_files(data_dir, state_dir)[0]
+    info = _read_pid_file(pid_file)
     if info is None:
         return False
     pid = info["pid"]

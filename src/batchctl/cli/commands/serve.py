@@ -113,8 +113,10 @@ def serve(
     allow_no_auth: AllowNoAuthOpt = False,
     faults: FaultsOpt = None,
     background: Annotated[bool, typer.Option("--background", help="Start in the background and return.")] = False,
-    status: Annotated[bool, typer.Option("--status", help="Show whether a server answers on --port, and whether it is this data dir's; exit.")] = False,
-    stop: Annotated[bool, typer.Option("--stop", help="Stop the background server, and exit.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show whether a server answers on --port (default: where"
+                      " --data-dir's background server runs), and whether it keeps this data dir; exit.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the background server of --data-dir (default: this data"
+                    " dir's), and exit.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run the embedded OpenAI-compatible Batch server: no key, no network needed.
@@ -145,8 +147,12 @@ def serve(
         max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
     )  # fmt: skip
 
+    # --port (or BATCHCTL_SERVE_PORT) given: --status and --stop look there; else where the background server
+    # of --data-dir was started, wherever that is.
+    source = ctx.get_parameter_source("port")
+    port_given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
     if status:
-        info = _status(home, url, config.state_dir())
+        info = _status(home, url, config.state_dir(), port_given=port_given)
 
         def show() -> None:
             if info["running"]:
@@ -165,20 +171,7 @@ def serve(
         raise typer.Exit(0 if info["running"] else EXIT_ERROR)
 
     if stop:
-        from batchctl.server.autostart import server_status, stop_background_server
-
-        recorded = server_status(home)
-        if stop_background_server(home):
-            out.success(f"Stopped the local batch server (pid {recorded['pid'] if recorded else '?'}).")
-        else:
-            seen = _status(home, url, config.state_dir())
-            if seen["running"] and not seen["this_data_dir"]:
-                out.info(
-                    f"No background batch server of this data dir was running; the one on {seen['url']}"
-                    f" (pid {seen['pid']}) keeps another data dir and was not stopped."
-                )
-            else:
-                out.info("No background batch server was running.")
+        _stop(out, home, url, config.state_dir(), port if port_given else None)
         return
 
     if upstream is not None:
@@ -260,20 +253,64 @@ def _check_bindable(host: str, port: int) -> None:
         ) from exc
 
 
+def _stop(out, home: Path, url: str, state_dir: Path, port: int | None) -> None:
+    """Stop the background server of `state_dir` (on `port` only, when given), or say why none was stopped."""
+    from batchctl.server.autostart import server_root, server_status, stop_background_server
+
+    recorded = server_status(home, state_dir)
+    elsewhere = recorded and recorded["alive"] and recorded["url"] and server_root(recorded["url"])[2] != port
+    if port is not None and elsewhere:
+        note = _not_stopped_note(_status(home, url, state_dir))
+        out.info(
+            f"This data dir's background batch server runs on {recorded['url']} (pid {recorded['pid']}), not on"
+            f" port {port}: it was not stopped (`batchctl serve --stop` without --port stops it).{note}"
+        )
+        return
+    if stop_background_server(home, state_dir):
+        out.success(f"Stopped the local batch server (pid {recorded['pid'] if recorded else '?'}).")
+        return
+    note = _not_stopped_note(_status(home, url, state_dir))
+    if note:
+        out.info(f"No background batch server of this data dir was running.{note}")
+    else:
+        out.info("No background batch server was running.")
+
+
+def _not_stopped_note(seen: dict) -> str:
+    """What answers on the port asked about, when `serve --stop` leaves it running ("" when nothing does)."""
+    if not seen["running"] or seen["background"]:
+        return ""
+    if not seen["this_data_dir"]:
+        return (
+            f" The one on {seen['url']} (pid {seen['pid']}) keeps another data dir and was not stopped:"
+            " `batchctl serve --stop --data-dir DIR` with its data dir stops it."
+        )
+    return (
+        f" The one on {seen['url']} (pid {seen['pid']}) keeps this data dir but runs in the foreground:"
+        f" stop it with Ctrl+C where it runs, or `kill {seen['pid']}`."
+    )
+
+
 def _connect_host(host: str) -> str:
     return LOCAL_HOST if host in ("0.0.0.0", "::", "") else host
 
 
-def _status(home: Path, url: str, state_dir: Path) -> dict:
-    """Whether a server answers on `url` (or where the background server recorded it), with pid and log,
-    and whether it keeps `state_dir` (`this_data_dir`; None when none answers)."""
+def _status(home: Path, url: str, state_dir: Path, *, port_given: bool = True) -> dict:
+    """Whether a server answers on `url` or where the background server of `state_dir` recorded it (there
+    first unless `port_given`), with pid and log, and whether it keeps `state_dir` (`this_data_dir`; None
+    when none answers)."""
     from batchctl.server.autostart import is_healthy, server_status, serves_data_dir
 
-    health = is_healthy(url.removesuffix("/v1"))
-    recorded = server_status(home)
-    if health is None and recorded and recorded["alive"] and recorded["url"]:
-        url = recorded["url"]
-        health = is_healthy(url.removesuffix("/v1"))
+    recorded = server_status(home, state_dir)
+    candidates = [url]
+    if recorded and recorded["alive"] and recorded["url"] and recorded["url"] != url:
+        candidates.insert(len(candidates) if port_given else 0, recorded["url"])
+    health = None
+    for candidate in candidates:
+        health = is_healthy(candidate.removesuffix("/v1"))
+        if health is not None:
+            url = candidate
+            break
     ours = bool(recorded and health and recorded["pid"] == health.get("pid"))
     return {
         "running": health is not None,
