@@ -126,7 +126,7 @@ def through_server(path: Path, n: int, workdir: Path) -> tuple[float, list[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=50_000)
-    parser.add_argument("-r", "--repeat", type=int, default=1, help="runs of each, alternating; medians are shown")
+    parser.add_argument("-r", "--repeat", type=int, default=3, help="runs of each, alternating; medians are shown")
     parser.add_argument("--target", type=float, default=0.8, help="the least ratio ours/anchor that passes")
     args = parser.parse_args()
     n = args.requests

@@ -429,9 +429,13 @@ def test_too_many_requests_says_by_how_much_and_how_to_split(write):
     assert codes(report) == [(None, "too_many_requests")]
     assert report.problems[0].message == (
         "the file has 8 requests, 5 over openai's limit of 3 per batch; "
-        "batchctl submit makes it a job of 3 batches, or split it into 3 files of at most 3 requests and 200 MB each"
+        "split it into 3 files of at most 3 requests and 200 MB each"
     )
     assert report.over_one_batch  # every line valid: submit makes it a job
+    told = run(write, jsonl(*(chat(f"r{i}") for i in range(8))), spec=spec, submit_splits=True)  # `batchctl validate`
+    assert told.problems[0].message.endswith(
+        "batchctl submit makes it a job of 3 batches, or split it into 3 files of at most 3 requests and 200 MB each"
+    )
 
 
 def test_file_too_large(write):
@@ -466,7 +470,7 @@ def test_check_limits_dashscope_seed_figure():
     [problem] = check_limits(25_000, 1_000_000, spec)
     assert problem.message == (
         "the file has 25,000 requests, 15,000 over dashscope's limit of 10,000 per batch; "
-        "batchctl submit makes it a job of 3 batches, or split it into 3 files of at most 10,000 requests and 500 MB each"
+        "split it into 3 files of at most 10,000 requests and 500 MB each"
     )
 
 

@@ -104,7 +104,7 @@ def split_input(path: Path, spec: ProviderSpec, *, split: bool) -> SplitResult:
 
     result = plan_parts(path, max_requests=spec.max_requests, max_file_bytes=spec.max_file_bytes, max_line_bytes=spec.max_line_bytes)
     if not split and len(result.parts) > 1:
-        problems = check_limits(result.total_requests, result.size, spec, submit_splits=False)
+        problems = check_limits(result.total_requests, result.size, spec)
         reason = "; ".join(p.message for p in problems) or f"it needs {len(result.parts)} batches"
         raise BatchctlError(f"{path.name}: {reason}; nothing was uploaded", "Drop --no-split to submit it as a job of several batches.")
     return result

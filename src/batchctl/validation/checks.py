@@ -379,6 +379,7 @@ def validate_file(
     max_problems: int = 1000,
     per_request: LineHook = None,
     tally: RequestTally | None = None,
+    submit_splits: bool = False,
 ) -> ValidationReport:
     """Check a Batch input file line by line against `spec`; never raises on bad content.
 
@@ -387,7 +388,8 @@ def validate_file(
     a FIFO, a device, a symlink loop) raises BatchctlError before anything is read. `per_request(line,
     body)` is called for each request whose body is an object; `tally` (the cost estimate's
     `EstimateTally`, counted in this pass) is given each request too, and lets common lines take the
-    fast lane, which `per_request` turns off.
+    fast lane, which `per_request` turns off. `submit_splits`: a file over one batch's limits is told
+    that `batchctl submit` makes it a job (`check_limits`), for people at `batchctl validate`.
     """
     from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
     from batchctl.validation.fastlane import NOT_COMMON, decode_chat_line, decode_string
@@ -486,7 +488,7 @@ def validate_file(
         )
     v.name_duplicates(path)
     extra, extra_warnings = v.rules.finish(v.endpoint, requests) if v.rules is not None else ((), ())
-    over_limits = check_limits(requests, size, spec)
+    over_limits = check_limits(requests, size, spec, submit_splits=submit_splits)
     over_one_batch = bool(over_limits) and not extra and v.problem_count == 0
     for problem in [*over_limits, *extra]:
         v.add(problem.line, problem.code, problem.message, problem.param)

@@ -96,12 +96,13 @@ EMPTY_FILE_HINT = (
 )
 
 
-def check_limits(requests: int, size_bytes: int, spec: ProviderSpec, *, submit_splits: bool = True) -> list[Problem]:
+def check_limits(requests: int, size_bytes: int, spec: ProviderSpec, *, submit_splits: bool = False) -> list[Problem]:
     """Problems for a file of `requests` requests and `size_bytes` bytes over `spec`'s limits.
 
     Each message says by how much the file is over and how many files to split it into, counting
-    both limits (a file can be under one and over the other), and, unless `submit_splits` is False
-    (`submit --no-split`), that `batchctl submit` makes it a job of that many batches.
+    both limits (a file can be under one and over the other), and with `submit_splits` (for people
+    at `batchctl validate`; not in a server's answer, nor after `submit --no-split`) that `batchctl
+    submit` makes it a job of that many batches.
     """
     problems: list[Problem] = []
     over_requests = requests > spec.max_requests

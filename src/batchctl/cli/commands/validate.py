@@ -61,7 +61,7 @@ def validate(
     # still be over one batch's limits: submit makes it a job).
     tally = EstimateTally(file, endpoint=endpoint)
     report = validate_file(
-        file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), tally=tally
+        file, spec=spec, endpoint=endpoint, max_problems=max(kept, SHOWN_PROBLEMS), tally=tally, submit_splits=True
     )
     estimate = tally.for_profile(state.settings().profile_name) if report.ok or report.over_one_batch else None
     data = report.to_dict()
