@@ -349,10 +349,10 @@ class BatchRunner:
             def write_lines(out, ok: bool = ok) -> int:
                 os.fchmod(out.fileno(), 0o600)  # results are as private as the prompts
                 count = 0
-                for text in iter_results(self.store.db_path, batch_id, ok=ok):
-                    out.write(text)
+                for texts in iter_results(self.store.db_path, batch_id, ok=ok):
+                    out.write("\n".join(texts))
                     out.write("\n")
-                    count += 1
+                    count += len(texts)
                 return count
 
             # `.part` then rename, and no `.part` left behind on a full disk or any other error.
