@@ -173,7 +173,8 @@ def test_a_password_in_the_base_url_is_masked_wherever_the_url_is_shown(gateway)
 
     url = gateway.base_url.replace("http://", "http://bob:hunter2pass@")
     masked = gateway.base_url.replace("http://", "http://bob:****@")
-    assert run("profile", "add", "pw", "--base-url", url, "--api-key", "sk-test1234567890abcd", "--json").exit_code == 0
+    # No key: with one, the password would be sent as Basic auth in its place, which is refused (test below).
+    assert run("profile", "add", "pw", "--base-url", url, "--json").exit_code == 0
     assert load_config().profiles["pw"].base_url == url  # stored as given: requests need the password
     assert {v["name"]: v["base_url"] for v in json.loads(run("profile", "list", "--json").stdout)}["pw"] == masked
     assert f"base_url            {masked}" in run("profile", "show", "pw").stdout
@@ -410,3 +411,19 @@ def test_doctor_full_passes_when_the_batch_ends_before_the_cancel_arrives(finali
     )
     # The cancel was sent (and refused: had it worked, the batch would be `cancelled`).
     assert re.search(r"fault .* on POST /v1/batches/batch_[0-9a-f]{24}/cancel", server.log()), server.log()
+
+
+def test_a_base_url_with_a_password_and_an_api_key_is_refused_before_anything_is_sent():
+    """HTTP sends the URL's user:password as Basic auth, in the header the key needs: the key would
+    never reach the server. Said at once, password masked; without a key, Basic auth goes as asked."""
+    from server_fixture import free_port
+
+    url = f"http://bob:hunter2pass@127.0.0.1:{free_port()}/v1"
+    for args in (["list"], ["doctor"], ["--json", "list"]):
+        result = CliRunner().invoke(app, ["--base-url", url, "--api-key", "sk-test1234567890abcd", *args])
+        assert result.exit_code == 1, result.output
+        assert "has a user name or password, which is sent as HTTP Basic auth in place of the API key" in result.output
+        assert "hunter2pass" not in result.output and "bob:****@" in result.output
+    keyless = CliRunner().invoke(app, ["--base-url", url, "list"], env={"BATCHCTL_AUTOSTART": "0"})
+    assert keyless.exit_code == 1 and "Basic auth" not in keyless.output  # no key: not refused (nothing there)
+    assert "could not reach http://bob:****@127.0.0.1" in keyless.output  # it was asked, with Basic auth

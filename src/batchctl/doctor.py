@@ -299,11 +299,14 @@ def _run_checks(
     from batchctl.api import path_segment as _seg  # ids as one path segment (gemini's `batches/…`)
     from batchctl.doctor_provider import in_provider_words, provider_line
     from batchctl.quirks import wire_of
-    from batchctl.urls import display_url
+    from batchctl.urls import USERINFO_WITH_KEY_HINT, display_url, userinfo_with_key
 
     shown = display_url(settings.base_url)  # in the report, the progress lines and the details
     report = DoctorReport(settings.profile_name, settings.provider, shown, settings.channel)
     say = progress or (lambda _text: None)
+    if problem := userinfo_with_key(settings.base_url, settings.api_key):  # the key would never be sent
+        report.checks.append(CheckResult("auth", FAIL, problem, USERINFO_WITH_KEY_HINT))
+        return report
     # Probes are sent once each: a retry would only blur what the server does.
     with BatchClient(
         settings.base_url, settings.api_key, channel=settings.channel, timeout=timeout, max_retries=0,

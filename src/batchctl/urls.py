@@ -64,3 +64,19 @@ def batch_api_route(url: str | None) -> str | None:
             prefix = path[:end]
             return "/v1" + collection if "/v1" in prefix else prefix
     return None
+
+
+# A base URL's user:password goes as HTTP Basic auth, in the Authorization header the API key needs.
+USERINFO_WITH_KEY_HINT = (
+    "Drop user:password@ from the base URL (batchctl profile show says where it comes from), or give no "
+    "API key if the server takes Basic auth only."
+)
+
+
+def userinfo_with_key(base_url: str, api_key: str | None) -> str | None:
+    """Why `base_url` and `api_key` cannot go together (its user name or password would be sent as HTTP
+    Basic auth in place of the key, which the server then never sees), or None."""
+    parts = urlsplit(base_url)
+    if not api_key or not (parts.username or parts.password):
+        return None
+    return f"the base URL {display_url(base_url)} has a user name or password, which is sent as HTTP Basic auth in place of the API key"

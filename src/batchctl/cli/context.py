@@ -115,6 +115,7 @@ class AppState:
                 f"{settings.missing_key_env} is not set (profile {settings.profile_name} reads its key from it)",
                 f"Set it (export {settings.missing_key_env}=...), or give a key: --api-key, BATCHCTL_API_KEY.",
             )
+        _check_auth_fits(settings)
         from batchctl.quirks import wire_of
 
         client = BatchClient(
@@ -250,3 +251,15 @@ class AppState:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _check_auth_fits(settings: Settings) -> None:
+    """Refuse a base URL with a user name or password together with an API key (`urls.userinfo_with_key`):
+    the server would never see the key, and answer 401 in its own words."""
+    from batchctl.urls import USERINFO_WITH_KEY_HINT, userinfo_with_key
+
+    problem = userinfo_with_key(settings.base_url, settings.api_key)
+    if problem is not None:
+        from batchctl.errors import ConfigError
+
+        raise ConfigError(problem, USERINFO_WITH_KEY_HINT)
