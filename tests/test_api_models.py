@@ -298,3 +298,21 @@ def test_a_json_dump_is_valid_json_and_its_own():
     assert json.loads(json.dumps(dumped, allow_nan=False))["score"] is None and dumped["metadata"] == {"a": [None]}
     dumped["metadata"]["a"].append(1)  # a dump shares nothing with the object
     assert batch.metadata == {"a": [float("inf")]}
+
+
+@pytest.mark.parametrize("odd", [10**30, -(10**12)])
+def test_a_timestamp_no_calendar_holds_is_shown_as_sent_not_a_crash(odd):
+    """The models take any integer timestamp; the panels, lines and file tables must show it too."""
+    import io
+
+    from rich.console import Console
+
+    from batchctl.cli.commands.files import _when
+    from batchctl.cli.render import BatchView, batch_panel, format_timestamp, list_lines
+
+    batch = Batch(id="b", status="completed", created_at=odd, completed_at=odd, request_counts={"total": 1, "completed": 1})
+    assert format_timestamp(odd) == str(odd) and _when(odd) == str(odd)
+    console = Console(file=io.StringIO(), width=120)
+    console.print(batch_panel(BatchView(batch)))
+    assert str(odd) in console.file.getvalue()
+    assert any(str(odd) in line for line in list_lines([batch]))

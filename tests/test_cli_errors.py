@@ -69,6 +69,7 @@ def test_a_urls_password_is_masked_in_any_error_its_hint_and_the_debug_traceback
         ('{"a": "http://:pw@gw", "b": "ann@example.test"}', '{"a": "http://:****@gw", "b": "ann@example.test"}'),
         ("http://gw:8080/v1 asks ann@example.test", "http://gw:8080/v1 asks ann@example.test"),  # a port, no password
         ("http://token@gw/v1 and http://bob:@gw", "http://token@gw/v1 and http://bob:@gw"),  # no password to hide
+        ("http://bob@corp.com:hunter2@127.0.0.1:1/v1", "http://bob@corp.com:****@127.0.0.1:1/v1"),  # an e-mail login
     ],
 )
 def test_display_url_masks_only_passwords(text, shown):
@@ -76,3 +77,21 @@ def test_display_url_masks_only_passwords(text, shown):
     from batchctl.urls import display_url
 
     assert display_url(text) == shown == Redactor([])(text)
+
+
+def test_a_pasted_key_loses_its_newline_and_a_control_character_inside_is_refused_unshown(monkeypatch):
+    """httpx refuses a header with a control character in words that showed the key whole."""
+    from typer.testing import CliRunner
+
+    from batchctl.cli.app import app
+    from batchctl.config import resolve_settings
+
+    monkeypatch.setenv("BATCHCTL_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("BATCHCTL_API_KEY", "abcdef-my-gateway-token-XYZ\r\n")
+    assert resolve_settings().api_key == "abcdef-my-gateway-token-XYZ"
+    monkeypatch.setenv("BATCHCTL_API_KEY", "abcdef-my\r-gateway-token-XYZ")
+    for args in (["list"], ["--json", "list"], ["--debug", "list"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1
+        assert "the API key (from env BATCHCTL_API_KEY) holds a control character" in result.output
+        assert "gateway-token" not in result.output

@@ -27,3 +27,12 @@ def test_files_list_quiet_prints_the_ids_for_xargs(server, tmp_path):
     r = runner.invoke(app, ["-q", "files", "list"])
     assert r.exit_code == 0, r.output
     assert sorted(r.stdout.split()) == sorted(uploaded)  # the ids, one a line, nothing else
+
+
+def test_the_not_found_line_masks_a_password_in_the_base_url(server):
+    url = server.base_url.replace("http://", "http://bob:hunter2pass@")
+    r = runner.invoke(app, ["--base-url", url, "files", "delete", "file_nope", "--yes"])
+    assert r.exit_code == 1, r.output
+    masked = server.base_url.replace("http://", "http://bob:****@")
+    assert r.stderr.splitlines()[0] == f"Error: no file file_nope on {masked}: nothing to delete"
+    assert "hunter2pass" not in r.output

@@ -183,6 +183,9 @@ def test_usage_refuses_a_missing_file_and_an_input_file(tmp_path):
     would be all failures)."""
     missing = runner.invoke(app, ["usage", str(tmp_path / "nosuch.jsonl")])
     assert missing.exit_code == 1 and f"Error: no such file: {tmp_path / 'nosuch.jsonl'}" in missing.stderr
+    from batchctl.cli.commands.usage import _check_file_target
+
+    _check_file_target("batches/abc123")  # gemini's batch ids hold a `/`: an id, asked of the server
     requests = tmp_path / "in.jsonl"
     requests.write_text(json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
                                     "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}) + "\n")  # fmt: skip

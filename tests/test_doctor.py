@@ -427,3 +427,6 @@ def test_a_base_url_with_a_password_and_an_api_key_is_refused_before_anything_is
     keyless = CliRunner().invoke(app, ["--base-url", url, "list"], env={"BATCHCTL_AUTOSTART": "0"})
     assert keyless.exit_code == 1 and "Basic auth" not in keyless.output  # no key: not refused (nothing there)
     assert "could not reach http://bob:****@127.0.0.1" in keyless.output  # it was asked, with Basic auth
+    from batchctl.urls import userinfo_with_key
+
+    assert userinfo_with_key(url, "sk-test1234567890abcd", key_header="api-key") is None  # azure: a header of its own

@@ -168,6 +168,24 @@ def test_submitting_a_saved_job_again_keeps_its_results_where_they_are(small, in
     assert len(server_batches(small)) == 1
 
 
+def test_a_second_submit_keeps_an_all_failed_jobs_error_file_and_obeys_errors_output(start_server, in_tmp, monkeypatch):
+    from test_cli_download import FAILING, FAILURE_RATE
+
+    server = start_server(failure_rate=FAILURE_RATE)
+    assert invoke("profile", "add", "flaky", "--preset", "local", "--base-url", server.base_url).exit_code == 0
+    source = write_requests(in_tmp / "all.jsonl", int(FAILING[0].split("-")[1]))
+    source.write_text(source.read_text().splitlines()[-1] + "\n")  # only a request that fails
+    first = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert first.exit_code == 3, first.output  # every request failed
+    (saved,) = json.loads(first.stdout)["download"]["files"]
+    assert saved["kind"] == "error"
+    monkeypatch.setattr("batchctl.results.default_output_name", lambda *a, **k: "again.jsonl")
+    again = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1")
+    assert [(f["path"], f["kept"]) for f in json.loads(again.stdout)["download"]["files"]] == [(saved["path"], True)]
+    asked = invoke("--json", "submit", str(source), "--wait", "--interval", "0.1", "--errors-output", "mine.jsonl")
+    assert [(f["path"], f["kept"]) for f in json.loads(asked.stdout)["download"]["files"]] == [("mine.jsonl", False)]
+
+
 @pytest.mark.parametrize("earlier", ["cut", "content", "elsewhere"])
 def test_results_not_whole_here_are_saved_afresh_on_a_second_submit(small, in_tmp, monkeypatch, earlier):
     """What the journal recorded is kept only when it is here and whole: a file cut short, an earlier

@@ -570,4 +570,6 @@ def test_a_binary_file_is_one_problem_not_a_line_each(write):
 
     report = run(write, gzip.compress(jsonl(chat("a"), chat("b"))))
     assert codes(report) == [(None, "binary_file")] and report.requests == 0
-    assert "not JSONL text" in report.problems[0].message and "a compressed file? unpack it first" in report.problems[0].message
+    assert "not UTF-8 JSONL text" in report.problems[0].message and "compressed, or UTF-16?" in report.problems[0].message
+    utf16 = run(write, jsonl(chat("a")).decode().encode("utf-16-le"))  # no byte order mark: the same one problem
+    assert codes(utf16) == [(None, "binary_file")]

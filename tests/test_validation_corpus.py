@@ -132,7 +132,7 @@ EXPECTED = {
     "message_no_role": "line 1: body.messages[0].role is missing",
     "message_no_content": "line 1: body.messages[0].content is missing",
     "embeddings_no_input": "line 1: body.input is missing (required by /v1/embeddings)",
-    "nul_bytes": "the file is binary, not JSONL text (a NUL byte at byte 1); a compressed file? unpack it first",
+    "nul_bytes": "the file is not UTF-8 JSONL text (a NUL byte at byte 1): compressed, or UTF-16? unpack it, or save it as UTF-8",
     "bom_then_garbage": "line 1: not valid JSON: Expecting value (column 1)",
 }
 

@@ -366,6 +366,15 @@ def resolve_settings(
     resolved_key = pick("api_key", api_key, ENV_API_KEY, chosen.resolved_api_key(env))
     if not resolved_key and chosen.provider == "openai" and env.get("OPENAI_API_KEY"):
         resolved_key, sources["api_key"] = env["OPENAI_API_KEY"], "env OPENAI_API_KEY"
+    if resolved_key is not None:
+        # A pasted key often brings a newline along; a control character cannot go in a header, and
+        # httpx's error about it showed the key whole.
+        resolved_key = resolved_key.strip() or None
+        if resolved_key and any(ord(c) < 32 or ord(c) == 127 for c in resolved_key):
+            raise ConfigError(
+                f"the API key (from {sources.get('api_key', 'profile ' + chosen.name)}) holds a control character",
+                hint="Give the key as it is, without line breaks or tabs.",
+            )
     resolved_channel = pick("channel", channel, ENV_CHANNEL, chosen.channel)
     channel_from = sources.get("channel", "")
     where = {"flag": "--channel"}.get(channel_from) or (channel_from.replace("env ", "") if channel_from.startswith("env ") else channel_from)

@@ -304,7 +304,8 @@ def _run_checks(
     shown = display_url(settings.base_url)  # in the report, the progress lines and the details
     report = DoctorReport(settings.profile_name, settings.provider, shown, settings.channel)
     say = progress or (lambda _text: None)
-    if problem := userinfo_with_key(settings.base_url, settings.api_key):  # the key would never be sent
+    key_header = wire_of(settings.provider).auth_header
+    if problem := userinfo_with_key(settings.base_url, settings.api_key, key_header=key_header):  # the key would never be sent
         report.checks.append(CheckResult("auth", FAIL, problem, USERINFO_WITH_KEY_HINT))
         return report
     # Probes are sent once each: a retry would only blur what the server does.

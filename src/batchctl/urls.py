@@ -11,7 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 MASKED_PASSWORD = "****"
 # The `user:password@` of a URL wherever it stands in a text: the scheme and user, then the password up
 # to the last `@` before the host (one may hold an unescaped `@` or `'`), never past a space, a `"` or a path.
-_USERINFO = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>\\]*):[^\s/?#\"<>\\]+@")
+# The user may hold an `@` itself (an e-mail login: `http://bob@corp.com:pw@host`): the password ends at
+# the last `@` before the host.
+_USERINFO = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:\"'<>\\]*):[^\s/?#\"<>\\]+@")
 
 
 def display_url(text: str) -> str:
@@ -73,10 +75,11 @@ USERINFO_WITH_KEY_HINT = (
 )
 
 
-def userinfo_with_key(base_url: str, api_key: str | None) -> str | None:
+def userinfo_with_key(base_url: str, api_key: str | None, *, key_header: str = "bearer") -> str | None:
     """Why `base_url` and `api_key` cannot go together (its user name or password would be sent as HTTP
-    Basic auth in place of the key, which the server then never sees), or None."""
+    Basic auth in place of a `bearer` key, which the server then never sees), or None. A key in a
+    header of its own (`api-key`, azure's) goes beside Basic auth."""
     parts = urlsplit(base_url)
-    if not api_key or not (parts.username or parts.password):
+    if not api_key or key_header != "bearer" or not (parts.username or parts.password):
         return None
     return f"the base URL {display_url(base_url)} has a user name or password, which is sent as HTTP Basic auth in place of the API key"

@@ -258,7 +258,9 @@ def _check_auth_fits(settings: Settings) -> None:
     the server would never see the key, and answer 401 in its own words."""
     from batchctl.urls import USERINFO_WITH_KEY_HINT, userinfo_with_key
 
-    problem = userinfo_with_key(settings.base_url, settings.api_key)
+    from batchctl.quirks import wire_of
+
+    problem = userinfo_with_key(settings.base_url, settings.api_key, key_header=wire_of(settings.provider).auth_header)
     if problem is not None:
         from batchctl.errors import ConfigError
 

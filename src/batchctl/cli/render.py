@@ -55,7 +55,10 @@ def format_timestamp(ts: int | None, *, seconds: bool = True) -> str:
     """Local time, `2025-01-31 14:02:07` (or without seconds); `-` when unknown."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):  # a provider's odd number (1e30, -1e12): shown as sent
+        return str(ts)
 
 
 def format_relative(ts: int | None, now: float | None = None) -> str:

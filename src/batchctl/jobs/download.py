@@ -220,15 +220,17 @@ def download_job(
 
 def saved_output(journal: Journal, parts: Sequence[Part]) -> Path | None:
     """The output file an earlier download of the whole job saved here (every part's batch records it;
-    under the current directory, as a relative path), if it is still there. A part added since (a retry)
-    has none recorded: its results were never saved."""
+    under the current directory, as a relative path), if it or its error file is still there. A part
+    added since (a retry) has none recorded: its results were never saved."""
     records = [journal.lookup_batch(p.batch_id) for p in parts if p.batch_id]
     recorded = {record.output_path if record else None for record in records}
     if len(recorded) != 1 or None in recorded:
         return None
+    from batchctl.results import errors_path_for
+
     path = Path(recorded.pop())  # type: ignore[arg-type]  # recorded resolved
-    if not path.is_relative_to(Path.cwd()) or not path.is_file():
-        return None  # saved elsewhere, or gone: the results are saved here as asked
+    if not path.is_relative_to(Path.cwd()) or not (path.is_file() or errors_path_for(path).is_file()):
+        return None  # saved elsewhere, or gone (an all-failed batch saved its error file only)
     return path.relative_to(Path.cwd())
 
 

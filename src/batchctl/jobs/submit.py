@@ -174,7 +174,8 @@ def submit_job(
     check_spec = spec if not request.split else dataclasses.replace(spec, max_requests=UNLIMITED, max_file_bytes=UNLIMITED)
     with UploadFile(request.file) as upload:
         plan = preflight(request, settings, check_spec, upload, reporter, debug_log=debug_log)
-    named = request.download.output is not None  # -o given: the results go there, whatever was saved before
+    # -o or --errors-output given: the results go there, whatever was saved before
+    named = request.download.output is not None or request.download.errors_output is not None
     if request.wait:  # the result paths were settled (and checked) before anything is uploaded
         request.download = dataclasses.replace(request.download, output=plan.output, errors_output=plan.errors_output)
     split = split_input(request.file, spec, split=request.split)

@@ -419,7 +419,8 @@ def validate_file(
         head = f.read(8192)
     nul = head.find(b"\x00")  # no UTF-8 text holds one: a compressed or binary file (UTF-16: told per line)
     if nul >= 0 and head[:2] not in (b"\xff\xfe", b"\xfe\xff"):
-        v.add(None, BINARY_FILE, f"the file is binary, not JSONL text (a NUL byte at byte {nul + 1:,}); a compressed file? unpack it first")
+        v.add(None, BINARY_FILE, f"the file is not UTF-8 JSONL text (a NUL byte at byte {nul + 1:,}): compressed, or UTF-16? "
+                                 "unpack it, or save it as UTF-8")  # fmt: skip
         return ValidationReport(path=os.fspath(path), size_bytes=size, lines=0, requests=0, blank_lines=0, endpoint=None,
                                 model=None, est_input_tokens=0, problems=v.problems, problem_count=v.problem_count)  # fmt: skip
     for lines, offset, raw in iter_raw_lines(path, max_line=max_line or READ_LINE_LIMIT):

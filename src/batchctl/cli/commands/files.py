@@ -31,7 +31,10 @@ def _when(timestamp) -> str:
         return ""
     from datetime import datetime
 
-    value = timestamp if isinstance(timestamp, datetime) else datetime.fromtimestamp(int(timestamp)).astimezone()
+    try:
+        value = timestamp if isinstance(timestamp, datetime) else datetime.fromtimestamp(int(timestamp)).astimezone()
+    except (OverflowError, OSError, ValueError):  # a provider's odd number: shown as sent
+        return str(timestamp)
     return value.strftime("%Y-%m-%d %H:%M")
 
 
@@ -115,7 +118,9 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
         except NotFoundError as exc:
             failed += 1
             results.append({"id": file_id, "deleted": False, "error": f"not found: {exc.message}"})
-            where = state.settings().base_url
+            from batchctl.urls import display_url
+
+            where = display_url(state.settings().base_url)
             state.out.error(f"no file {file_id} on {where}: nothing to delete",
                             "It may be deleted already, or live on another server: check the id with "
                             "`batchctl files list` (-p PROFILE for another one).")  # fmt: skip

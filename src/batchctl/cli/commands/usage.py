@@ -46,7 +46,7 @@ def usage(ctx: typer.Context, targets: TargetsArg, json_: JsonOpt = False) -> No
 
 
 def _check_file_target(target: str) -> None:
-    """Refuse at once a target that names a file but is none (batch ids have no `/` and no extension),
+    """Refuse at once a target that names a file but is none (batch ids have no JSON extension),
     or a batch input file (requests, not results): its bill would be all failures."""
     import json
     from pathlib import Path
@@ -55,7 +55,8 @@ def _check_file_target(target: str) -> None:
 
     path = Path(target)
     if not path.is_file():
-        if "/" in target or path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        # Named as a file: a JSON extension, or a path from here (gemini's batch ids hold a `/` too).
+        if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or target.startswith(("/", "./", "../", "~")):
             raise BatchctlError(f"no such file: {target}", "Give a result file from batchctl download, or a batch id.")
         return
     with open(path, "rb") as f:
