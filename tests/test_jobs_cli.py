@@ -278,6 +278,7 @@ def test_last_names_the_newest_job_in_retry_and_jobs_show_and_forget(small, in_t
     forgotten = invoke("jobs", "forget", "last")
     assert forgotten.exit_code == 0, forgotten.output
     assert f"Forgot {job_id}" in forgotten.stderr and job_id not in invoke("jobs").stdout
+    assert json.loads(invoke("jobs", "show", "last", "--json").stdout)["job_id"] == one_job  # the one before it
 
     for args, said in (
         (["retry", "nope"], "Error: no job or batch 'nope' in the journal"),

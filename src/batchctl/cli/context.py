@@ -186,11 +186,14 @@ class AppState:
         job by its batch id, as `submit` printed it)."""
         found: list[str] = []
         journal = self.journal()
-        part_counts: dict[str, int] = {}  # a job's parts are asked for once, not once per part
+        part_counts: dict[str, int] = {}  # a job's parts are asked for once, not once per part (0: forgotten)
         for record in journal.newest_batches():
             job_id = record.job_id
             if job_id and job_id not in part_counts:
-                part_counts[job_id] = len(journal.parts(job_id))
+                job = journal.get_job(job_id)
+                part_counts[job_id] = 0 if job is not None and job.state == "forgotten" else len(journal.parts(job_id))
+            if job_id and not part_counts[job_id]:
+                continue  # `jobs forget` took it out of `last` and the lists
             item = job_id if job_id and part_counts[job_id] > 1 else record.batch_id
             if item not in found:
                 found.append(item)
