@@ -159,6 +159,10 @@ def test_a_parts_file_deleted_on_the_server_is_named_and_nothing_is_saved(health
                       "is gone from the server (HTTP 404), so its results can no longer be downloaded"]  # fmt: skip
     assert "Check the id" not in result.stderr and f"batchctl submit {source} --new" in result.stderr
     assert sorted(p.name for p in in_tmp.iterdir()) == before  # nothing saved, no scratch left
+    retried = invoke("retry", job_id)  # retry reads every part's files too: the same words, nothing retried
+    assert retried.exit_code == 1, retried.output
+    assert f"Error: part 2 (batch {part['batch_id']}): its output file {part['output_file_id']} is gone" in retried.stderr
+    assert "nothing was retried" in retried.stderr
 
     single = write_requests(in_tmp / "three.jsonl", 3)  # a one-part job, downloaded by its batch id
     submitted = invoke("submit", str(single), "--wait", "--interval", "0.1", "-o", "three-out.jsonl")

@@ -80,12 +80,22 @@ class Attempts:
 
 def fetch_results(client: BatchClient, parts: Sequence[Part], batches: Sequence[Batch], scratch: Path) -> list[tuple[int, Path]]:
     """Download every part's output and error file into `scratch`: (part index, path), in part order."""
+    from batchctl.api.errors import NotFoundError
+    from batchctl.result_checks import file_gone
+
     files: list[tuple[int, Path]] = []
     for part, batch in zip(parts, batches):
         for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
             if file_id:
                 path = scratch / f"{kind}-{part.index}.jsonl"
-                client.files.download_to(file_id, path)
+                try:
+                    client.files.download_to(file_id, path)
+                except NotFoundError as exc:  # deleted on the server (--delete-remote, files delete) or expired
+                    raise file_gone(
+                        f"part {part.index + 1} (batch {batch.id})", kind, file_id,
+                        "Without it, which of its requests failed is unknown: nothing was retried. "
+                        f"batchctl status {batch.id} shows the batch.",
+                    ) from exc
                 files.append((part.index, path))
     return files
 
