@@ -70,6 +70,9 @@ def test_job_content_has_every_request_failures_included_and_the_plain_bill(flak
     job_id = submitted_job(source)
     plain = bill_of(invoke("--json", "download", job_id, "-o", "plain.jsonl"))
     assert plain["usage"]["input_tokens"] > 0 and plain["usage"]["output_tokens"] > 0
+    told = invoke("download", job_id, "-o", "told.jsonl")  # people: one count of the requests, both files read
+    assert f"Requests       {N - len(FAILING)} succeeded, {len(FAILING)} failed (result lines)" in told.stdout
+    assert f"Failed: {len(FAILING)} of {N} requests" in told.stdout
     with Journal.open() as journal:
         recorded = journal.bill(job_id)
     assert recorded and recorded["input_tokens"] == plain["usage"]["input_tokens"]

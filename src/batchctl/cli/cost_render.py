@@ -52,13 +52,18 @@ def show_estimate(out: Output, estimate: Estimate) -> None:
     out.line("Estimate: " + estimate_line(estimate))
 
 
-def show_usage(out: Output, usage: Usage) -> None:
-    """Token totals, cost at batch prices and the saving against real time."""
+def show_usage(out: Output, usage: Usage, failures: FailureSummary | None = None) -> None:
+    """Token totals, cost at batch prices and the saving against real time. `failures`: the bill's count
+    of every result line, which says the requests when it saw more lines than the usage (the error file's
+    too: the usage reads the output file only)."""
     from batchctl.cost.prices import format_money
 
     data = usage.to_dict()
+    requests = f"{usage.succeeded:,} succeeded, {usage.failed:,} failed" + (f" ({usage.source})" if usage.source else "")
+    if failures is not None and failures.lines > usage.lines:
+        requests = f"{failures.succeeded:,} succeeded, {failures.failed:,} failed (result lines)"
     rows = [
-        ("Requests", f"{usage.succeeded:,} succeeded, {usage.failed:,} failed" + (f" ({usage.source})" if usage.source else "")),
+        ("Requests", requests),
         ("Input tokens", _tokens(data["input_tokens"]) + (f" ({_tokens(data['cached_tokens'])} cached)" if data["cached_tokens"] else "")),
         ("Output tokens", _tokens(data["output_tokens"]) + (f" ({_tokens(data['reasoning_tokens'])} reasoning)" if data["reasoning_tokens"] else "")),
         ("Total tokens", _tokens(data["total_tokens"])),
@@ -97,7 +102,7 @@ def show_failures(out: Output, summary: FailureSummary | None) -> None:
 
 def show_bill(out: Output, bill: Bill) -> None:
     """`batchctl usage`: the usage, then the failures, then a problem if nothing succeeded."""
-    show_usage(out, bill.usage)
+    show_usage(out, bill.usage, bill.failures)
     show_failures(out, bill.failures)
     if bill.problem and not bill.failures.no_success:
         out.line(f"Problem: {bill.problem}.")
