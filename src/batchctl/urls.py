@@ -9,10 +9,9 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 MASKED_PASSWORD = "****"
-# The `user:password@` of a URL wherever it stands in a text: the scheme and user, then the password up
-# to the last `@` before the host (one may hold an unescaped `@` or `'`), never past a space, a `"` or a path.
-# The user may hold an `@` itself (an e-mail login: `http://bob@corp.com:pw@host`): the password ends at
-# the last `@` before the host.
+# The `user:password@` of a URL wherever it stands in a text: the scheme and user (which may hold an `@`
+# itself, an e-mail login: `http://bob@corp.com:pw@host`), then the password up to the last `@` before the
+# host (it may hold an unescaped `@` or `'`), never past a space, a `"` or a path.
 _USERINFO = re.compile(r"(?P<user>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#:\"'<>\\]*):[^\s/?#\"<>\\]+@")
 
 

@@ -187,6 +187,18 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {clock}" if days else clock
 
 
+def format_timestamp(ts: int | None, *, seconds: bool = True) -> str:
+    """Local time, `2025-01-31 14:02:07` (or without seconds); `-` when unknown."""
+    from datetime import datetime
+
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):  # a provider's odd number (1e30, -1e12): shown as sent
+        return str(ts)
+
+
 @dataclass
 class RateTracker:
     """Samples of (monotonic time, requests done) for one batch; rate and ETA from the recent ones."""
@@ -374,8 +386,8 @@ def poll_until_terminal(
         if failure is None:
             failing_since = None
             delay = pause = schedule.after_poll(delay, changed=changed_any)
-        elif failing_since is not None:  # no pause past the moment to give up: ask once more then
-            pause = min(delay, max(failing_since + give_up_after - clock(), 0.0))
+        else:  # no pause past the moment to give up (failing_since is set): ask once more then
+            pause = min(delay, max(failing_since + give_up_after - clock(), 0.0))  # type: ignore[operator]
         wait = (pause, failure)
     return [b for b in latest if b is not None]
 

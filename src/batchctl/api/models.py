@@ -192,19 +192,21 @@ def _nested(model: type[Model]) -> Any:
     return convert
 
 
+def _converted(key: str | int, convert: Any, value: Any) -> Any:
+    """`convert(value)`, a refusal said as a ModelError at `key` (a field's name, a list's index)."""
+    try:
+        return convert(value)
+    except _Wrong as exc:
+        raise ModelError((key,), str(exc)) from None
+    except ModelError as exc:
+        raise ModelError((key, *exc.loc), exc.msg) from None
+
+
 def _list_of(convert: Any) -> Any:
     def convert_list(value: Any) -> list[Any]:
         if not isinstance(value, (list, tuple)):
             raise _Wrong("Input should be a valid list")
-        out = []
-        for i, item in enumerate(value):
-            try:
-                out.append(convert(item))
-            except _Wrong as exc:
-                raise ModelError((i,), str(exc)) from None
-            except ModelError as exc:
-                raise ModelError((i, *exc.loc), exc.msg) from None
-        return out
+        return [_converted(i, convert, item) for i, item in enumerate(value)]
 
     return convert_list
 
@@ -239,8 +241,7 @@ class Model:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fields = None
-        _MODELS[cls.__name__] = cls
+        _MODELS[cls.__name__] = cls  # its fields are read on first use (`_declared`), each class its own
 
     @classmethod
     def _declared(cls) -> tuple[tuple[str, Any, bool, Any], ...]:
@@ -264,14 +265,7 @@ class Model:
                     raise ModelError((name,), "Field required" if value is _REQUIRED else "Input should not be null")
                 values[name] = _fresh(default)
                 continue
-            if value is not None:
-                try:
-                    value = convert(value)
-                except _Wrong as exc:
-                    raise ModelError((name,), str(exc)) from None
-                except ModelError as exc:
-                    raise ModelError((name, *exc.loc), exc.msg) from None
-            values[name] = value
+            values[name] = value if value is None else _converted(name, convert, value)
         names = self._names
         values["model_extra"] = {k: v for k, v in data.items() if k not in names}
 

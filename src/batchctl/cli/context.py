@@ -259,9 +259,8 @@ class AppState:
 def _check_auth_fits(settings: Settings) -> None:
     """Refuse a base URL with a user name or password together with an API key (`urls.userinfo_with_key`):
     the server would never see the key, and answer 401 in its own words."""
-    from batchctl.urls import USERINFO_WITH_KEY_HINT, userinfo_with_key
-
     from batchctl.quirks import wire_of
+    from batchctl.urls import USERINFO_WITH_KEY_HINT, userinfo_with_key
 
     problem = userinfo_with_key(settings.base_url, settings.api_key, key_header=wire_of(settings.provider).auth_header)
     if problem is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -26,6 +25,7 @@ from batchctl.watching import (
     elapsed_seconds,
     eta_seconds,
     format_duration,
+    format_timestamp,
     nothing_succeeded,
     progress_of,
 )
@@ -49,16 +49,6 @@ MAX_ERRORS_SHOWN = 10
 
 def status_text(status: str) -> Text:
     return Text(status, style=f"bold {STATUS_STYLES.get(status, 'white')}")
-
-
-def format_timestamp(ts: int | None, *, seconds: bool = True) -> str:
-    """Local time, `2025-01-31 14:02:07` (or without seconds); `-` when unknown."""
-    if ts is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-    except (OverflowError, OSError, ValueError):  # a provider's odd number (1e30, -1e12): shown as sent
-        return str(ts)
 
 
 def format_relative(ts: int | None, now: float | None = None) -> str:

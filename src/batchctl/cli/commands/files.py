@@ -26,16 +26,11 @@ def client_for_file(state: AppState, file_id: str):
     return state.client()
 
 
-def _when(timestamp) -> str:
-    if not timestamp:
-        return ""
-    from datetime import datetime
+def _when(timestamp: int | None) -> str:
+    """A file's time as the batch panels write it (`watching.format_timestamp`, no Rich); "" when unknown."""
+    from batchctl.watching import format_timestamp
 
-    try:
-        value = timestamp if isinstance(timestamp, datetime) else datetime.fromtimestamp(int(timestamp)).astimezone()
-    except (OverflowError, OSError, ValueError):  # a provider's odd number: shown as sent
-        return str(timestamp)
-    return value.strftime("%Y-%m-%d %H:%M")
+    return format_timestamp(timestamp, seconds=False) if timestamp else ""
 
 
 @app.command("list")
@@ -118,8 +113,6 @@ def delete_files(ctx: typer.Context, file_ids: FileIdsArg, yes: YesOpt = False, 
         except NotFoundError as exc:
             failed += 1
             results.append({"id": file_id, "deleted": False, "error": f"not found: {exc.message}"})
-            from batchctl.urls import display_url
-
             where = display_url(state.settings().base_url)
             state.out.error(f"no file {file_id} on {where}: nothing to delete",
                             "It may be deleted already, or live on another server: check the id with "
