@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from batchctl.cost.prices import Price, PriceTable, format_money
 from batchctl.cost.tokens import HEURISTIC, REPLY_OVERHEAD, count_tokens, message_overhead
@@ -190,6 +191,23 @@ def _sample_rate(path: str, requests_so_far: int) -> float:
     return min(1.0, SAMPLE_SIZE / max(lines - requests_so_far, 1.0))
 
 
+class Counter(Protocol):
+    """Counts request texts for an `EstimateTally`, somewhere else (`validation.second_core`)."""
+
+    def count(self, model: str | None, texts: list, sampled: bool) -> bool: ...  # False: not taken
+
+
+def count_texts(model: str | None, texts: list) -> tuple[int, str]:
+    """(tokens, method) of one request's texts: strings, or JSON string literals (the fast lane's)."""
+    from batchctl.validation.fastlane import decode_string
+
+    tokens, method = 0, HEURISTIC
+    for text in texts:
+        n, method = count_tokens(text if type(text) is str else decode_string(text), model)
+        tokens += n
+    return tokens, method
+
+
 class EstimateTally:
     """Adds up an estimate one request line at a time: `estimate_file`'s loop, and `validate_file`'s
     `tally` (so `validate` parses each line once). The totals, the scaled tokens and the prices come
@@ -202,6 +220,7 @@ class EstimateTally:
         self._draw: Callable[[], float] | None = None  # the sample's random numbers, once sampling starts
         self._rate = 1.0  # the sample's, set when it starts
         self._finished = False
+        self._elsewhere: Counter | None = None  # counts the texts instead of this process (`count_elsewhere`)
 
     def add(self, obj: dict, body: dict) -> None:
         """Count one request line (`obj`, its `body` already known to be an object)."""
@@ -242,9 +261,9 @@ class EstimateTally:
             self._texts = index + 1
             sample = per_model.sample
             if index < COUNT_FIRST:
-                tokens += self._count(model, texts)
+                tokens += self._count(model, texts, False)
             elif (self._draw or self._start_sampling())() < self._rate or not sample[1]:
-                counted = self._count(model, texts)
+                counted = self._count(model, texts, True)
                 tokens += counted
                 sample[0] += counted
                 sample[1] += size
@@ -270,17 +289,33 @@ class EstimateTally:
         self._rate = _sample_rate(self.estimate.path, self._texts)
         return self._draw
 
-    def _count(self, model: str | None, texts: list) -> int:
-        """Tokens of one request's texts (strings, or JSON literals from the fast lane), counted."""
-        from batchctl.validation.fastlane import decode_string
-
-        tokens, method = 0, HEURISTIC
-        for text in texts:
-            n, method = count_tokens(text if type(text) is str else decode_string(text), model)
-            tokens += n
-        self.estimate.methods.add(method)
+    def _count(self, model: str | None, texts: list, sampled: bool) -> int:
+        """Tokens of one request's texts (strings, or JSON literals from the fast lane), counted here; 0
+        when they are counted elsewhere (their totals come back through `add_counted`)."""
         self.estimate.counted_requests += 1
+        if self._elsewhere is not None and self._elsewhere.count(model, texts, sampled):
+            return 0
+        tokens, method = count_texts(model, texts)
+        self.estimate.methods.add(method)
         return tokens
+
+    def count_elsewhere(self, counter: Counter | None) -> None:
+        """Have `counter` count the texts from now on (`validation.second_core`: another process), or
+        this process again (None)."""
+        self._elsewhere = counter
+
+    def add_counted(self, counted: dict[str | None, tuple[int, int]], methods: set[str]) -> None:
+        """Add what was counted elsewhere: each model's (tokens of the first COUNT_FIRST requests, tokens
+        of the sampled ones), and the methods used."""
+        for model, (first, sampled) in counted.items():
+            per_model = self.estimate.by_model[model]
+            per_model.input_tokens += first + sampled
+            per_model.sample[0] += sampled
+        self.estimate.methods |= methods
+
+    def reset(self) -> None:
+        """Start again from nothing (a pass over the file that is run again)."""
+        self.__init__(self.estimate.path, endpoint=self.endpoint, model_override=self.model_override)
 
     def _new_model(self, model: str | None) -> ModelEstimate:
         self.estimate.by_model[model] = ModelEstimate(model)

@@ -41,6 +41,7 @@ from batchctl.validation.report import (
 
 if TYPE_CHECKING:
     from batchctl.validation.fastlane import ChatLine
+    from batchctl.validation.second_core import SecondCore
 
 CHAT_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/chat/ds-test", "/v4/chat/completions"})
 # The body field that carries the input of each non-chat endpoint.
@@ -61,6 +62,13 @@ class RequestTally(Protocol):
     def add_texts(
         self, model: str | None, url: str | None, texts: list, size: int, items: int, limits: tuple[object, ...], n: object
     ) -> None: ...
+
+    # The second core (validation/second_core.py) counts the texts; what it counted comes back at the end.
+    def count_elsewhere(self, counter: SecondCore | None) -> None: ...
+
+    def add_counted(self, counted: dict[str | None, tuple[int, int]], methods: set[str]) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 # With no per-line limit in the provider's table, a line is still read in bounded chunks above this.
@@ -115,6 +123,8 @@ class _FileValidator:
         # The fast lane (validation/fastlane.py) when nothing needs a line as dicts: no hook but the tally,
         # no parameter to look for among a body's keys.
         self.fast_lane = (per_request is None) and (self.rules is None or not self.rules.refused)
+        self.utf8_elsewhere = False  # the fast lane leaves the UTF-8 check to the second core (validate_file)
+        self.utf8_skipped = False  # and a line did
 
     def add(self, line: int | None, code: str, message: str, param: str | None = None) -> None:
         self.problem_count += 1
@@ -253,10 +263,13 @@ class _FileValidator:
         if not line.custom_id or line.method != "POST" or not messages:
             return False
         if not raw.isascii():
-            try:
-                raw.decode()  # msgspec left the texts unchecked; the general road says where UTF-8 breaks
-            except UnicodeDecodeError:
-                return False
+            if self.utf8_elsewhere:  # the second core checks the whole file
+                self.utf8_skipped = True
+            else:
+                try:
+                    raw.decode()  # msgspec left the texts unchecked; the general road says where UTF-8 breaks
+                except UnicodeDecodeError:
+                    return False
         texts = []  # JSON literals, as msgspec.Raw
         for message in messages:
             text = message.content
@@ -380,6 +393,7 @@ def validate_file(
     per_request: LineHook = None,
     tally: RequestTally | None = None,
     submit_splits: bool = False,
+    second_core: bool | None = None,
 ) -> ValidationReport:
     """Check a Batch input file line by line against `spec`; never raises on bad content.
 
@@ -390,11 +404,54 @@ def validate_file(
     `EstimateTally`, counted in this pass) is given each request too, and lets common lines take the
     fast lane, which `per_request` turns off. `submit_splits`: a file over one batch's limits is told
     that `batchctl submit` makes it a job (`check_limits`), for people at `batchctl validate`.
+    `second_core`: whether a forked child checks the UTF-8 and counts the estimate's sample beside
+    the pass (`validation/second_core.py`); None decides by the file's size and the machine.
     """
+    size = check_input_file(path).st_size
+    args = (path, spec, endpoint, max_problems, per_request, tally, submit_splits, size)
+    if tally is None or not (second_core if second_core is not None else _second_core_pays(size)):
+        return _validate(*args)[0]
+    from batchctl.validation.second_core import SecondCore
+
+    with SecondCore(path) as helper:
+        tally.count_elsewhere(helper)
+        try:
+            report, skipped_utf8 = _validate(*args, utf8_elsewhere=True)
+        finally:
+            tally.count_elsewhere(None)
+        found = helper.finish(need_utf8=skipped_utf8)
+    if found is not None and found.utf8_valid is not False:
+        tally.add_counted(found.tokens, found.methods)
+        return report
+    tally.reset()  # not valid UTF-8 (or the child failed): the usual pass, which names the lines
+    return _validate(*args)[0]
+
+
+def _second_core_pays(size: int) -> bool:
+    from batchctl.validation.second_core import pays
+
+    return pays(size)
+
+
+def _validate(
+    path: str | os.PathLike[str],
+    spec: ProviderSpec,
+    endpoint: str | None,
+    max_problems: int,
+    per_request: LineHook,
+    tally: RequestTally | None,
+    submit_splits: bool,
+    size: int,
+    *,
+    utf8_elsewhere: bool = False,
+) -> tuple[ValidationReport, bool]:
+    """`validate_file`'s pass: (the report, whether a line left its UTF-8 check to the second core, which
+    the fast lane does with `utf8_elsewhere`)."""
     from batchctl.jsonfast import FAST_ERRORS, parse  # msgspec: imported when a file is read, not at startup
     from batchctl.validation.fastlane import NOT_COMMON, decode_chat_line, decode_string
 
     v = _FileValidator(spec, endpoint, max_problems, per_request, tally)
+    v.utf8_elsewhere = utf8_elsewhere
     v.decode_string, v.not_common = decode_string, NOT_COMMON
     fast_lane = v.fast_lane
     check_common = v.check_common
@@ -414,15 +471,15 @@ def validate_file(
     blank_count = 0
     crlf_line = 0
 
-    size = check_input_file(path).st_size
     with open(path, "rb") as f:
         head = f.read(8192)
     nul = head.find(b"\x00")  # no UTF-8 text holds one: a compressed or binary file (UTF-16: told per line)
     if nul >= 0 and head[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         v.add(None, BINARY_FILE, f"the file is not UTF-8 JSONL text (a NUL byte at byte {nul + 1:,}): compressed, or UTF-16? "
                                  "unpack it, or save it as UTF-8")  # fmt: skip
-        return ValidationReport(path=os.fspath(path), size_bytes=size, lines=0, requests=0, blank_lines=0, endpoint=None,
-                                model=None, est_input_tokens=0, problems=v.problems, problem_count=v.problem_count)  # fmt: skip
+        report = ValidationReport(path=os.fspath(path), size_bytes=size, lines=0, requests=0, blank_lines=0, endpoint=None,
+                                  model=None, est_input_tokens=0, problems=v.problems, problem_count=v.problem_count)  # fmt: skip
+        return report, False
     for lines, offset, raw in iter_raw_lines(path, max_line=max_line or READ_LINE_LIMIT):
         if lines == 1 and offset:  # line 1 starts after a BOM, which iter_raw_lines stripped
             warnings.append(
@@ -495,7 +552,7 @@ def validate_file(
         v.add(problem.line, problem.code, problem.message, problem.param)
     warnings.extend(extra_warnings)
 
-    return ValidationReport(
+    report = ValidationReport(
         path=os.fspath(path),
         size_bytes=size,
         lines=lines,
@@ -509,5 +566,6 @@ def validate_file(
         warnings=warnings,
         over_one_batch=over_one_batch,
     )
+    return report, v.utf8_skipped
 
 
