@@ -136,6 +136,44 @@ def test_content_restarts_after_a_dropped_connection(tmp_path):
     assert len(requests) == 2 and progress[-1] == 14
 
 
+def test_content_chunks_go_to_on_chunk_as_written_each_attempt_after_its_progress_0(tmp_path):
+    answers = [[b"line 1\nli"], [b"line 1\nli", b"ne 2\n"]]  # the first attempt cut by a dropped connection
+    requests = []
+
+    def handler(request):
+        requests.append(request)
+        error = httpx.RemoteProtocolError("peer closed connection") if len(requests) == 1 else None
+        return httpx.Response(200, content=chunks_then(answers[len(requests) - 1], error))
+
+    target = tmp_path / "out.jsonl"
+    calls: list[object] = []
+
+    def on_chunk(chunk: bytes) -> None:
+        calls.append(chunk)
+        assert Path(f"{target}.part").exists() and not target.exists()
+
+    client = make_client(handler)
+    assert client.files.download_to("file-out", target, progress=lambda r, t: calls.append(r), on_chunk=on_chunk) == 14
+    assert calls == [0, b"line 1\nli", 9, 0, b"line 1\nli", 9, b"ne 2\n", 14]
+    assert target.read_bytes() == b"line 1\nline 2\n"
+
+
+def test_content_refused_by_on_chunk_leaves_no_part_and_is_not_retried(tmp_path):
+    requests = []
+
+    def handler(request):
+        requests.append(request)
+        return httpx.Response(200, content=chunks_then([b"<html>", b"</html>"], None))
+
+    def on_chunk(chunk: bytes) -> None:
+        raise ValueError("not results")
+
+    client = make_client(handler)
+    with pytest.raises(ValueError, match="not results"):
+        client.files.download_to("file-out", tmp_path / "out.jsonl", on_chunk=on_chunk)
+    assert list(tmp_path.iterdir()) == [] and len(requests) == 1
+
+
 def test_content_without_path_is_an_iterator_of_chunks():
     client = make_client(
         lambda request: httpx.Response(200, headers={"content-length": "12"}, content=chunks_then([b"abc\n", b"defghijk"], None))

@@ -118,34 +118,28 @@ def test_a_tally_counts_what_reading_the_file_back_counts(tmp_path):
     assert (tally.lines, tally.failed) == (10, 5)  # c, d, g, the array and the cut line failed
 
 
-def test_a_followed_download_counts_lines_as_they_land_and_starts_over_on_a_retry(tmp_path):
-    target = tmp_path / "out.jsonl"
-    partial = tmp_path / "out.jsonl.part"
+def test_a_followed_download_counts_lines_as_they_land_and_starts_over_on_a_retry():
     data = mixed_results()
     seen: list[tuple[bytes, int]] = []
     restarts: list[int] = []
-    followed = FollowedDownload(target, lambda line, start: seen.append((line, start)), lambda: restarts.append(1))
+    followed = FollowedDownload(lambda line, start: seen.append((line, start)), lambda: restarts.append(1))
     progress = followed.progress(None)
 
-    def write(chunks: list[bytes]) -> None:
+    def attempt(chunks: list[bytes]) -> None:  # as Files.download_to calls them
         progress(0, len(data))
         received = 0
-        with open(partial, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                f.flush()
-                received += len(chunk)
-                progress(received, len(data))
+        for chunk in chunks:
+            followed.feed(chunk)
+            received += len(chunk)
+            progress(received, len(data))
 
     first = data.index(b"\n") + 1
-    write([data[: first + 5], data[first + 5 : first + 9]])  # a first attempt, cut short after one line
-    partial.unlink()
+    attempt([data[: first + 5], data[first + 5 : first + 9]])  # a first attempt, cut short after one line
     assert len(seen) == 1 and not restarts
     seen.clear()
-    write([data[i : i + 37] for i in range(0, len(data), 37)])  # the retry, in small pieces
+    attempt([data[i : i + 37] for i in range(0, len(data), 37)])  # the retry, in small pieces
     assert restarts == [1]
-    partial.rename(target)
-    followed.finish(target)
+    followed.finish()
     assert [line for line, _ in seen] == [line for line in data.split(b"\n") if line.strip()]
     assert all(data[start : start + len(line)] == line for line, start in seen)
 
@@ -191,9 +185,9 @@ def test_an_id_that_only_shares_a_hash_with_an_earlier_one_is_no_duplicate(tmp_p
 @pytest.mark.parametrize("size", [1, 5, 37, 4096, 1 << 20])
 @pytest.mark.parametrize("count_usage", [False, True])
 @pytest.mark.parametrize("blank_lines", [False, True])
-def test_lines_taken_a_block_at_a_time_count_what_one_at_a_time_counts(tmp_path, size, count_usage, blank_lines):
-    """`FollowedDownload(block_sink=...)` hands each read's lines over as one block and `add_block`
-    counts them: the same figures as `add` line by line, whatever the reads cut (CRLF, failures; blank
+def test_lines_taken_a_block_at_a_time_count_what_one_at_a_time_counts(size, count_usage, blank_lines):
+    """`FollowedDownload(block_sink=...)` hands each chunk's lines over as one block and `add_block`
+    counts them: the same figures as `add` line by line, whatever the chunks cut (CRLF, failures; blank
     lines, which make a block be read line by line)."""
     results = [line for line in mixed_results().split(b"\n") if line.strip() and ResultTally().add(line)[0] is not None]
     if blank_lines:
@@ -204,24 +198,59 @@ def test_lines_taken_a_block_at_a_time_count_what_one_at_a_time_counts(tmp_path,
     for line in data.split(b"\n"):
         if line.strip():
             assert one_by_one.add(line, count_usage=count_usage)[0] is not None
-    target, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.part"
     chunked = ResultTally()
     refused: list[bytes | None] = []
-    followed = FollowedDownload(target, None, lambda: None,
+    followed = FollowedDownload(None, lambda: None,
                                 block_sink=lambda block: refused.append(chunked.add_block(block, count_usage=count_usage)))  # fmt: skip
     progress = followed.progress(None)
     progress(0, len(data))
-    with open(partial, "wb") as f:
-        for i in range(0, len(data), size):
-            f.write(data[i : i + size])
-            f.flush()
-            progress(min(i + size, len(data)), len(data))
-    partial.rename(target)
-    followed.finish(target)
+    for i in range(0, len(data), size):
+        followed.feed(data[i : i + size])
+        progress(min(i + size, len(data)), len(data))
+    followed.finish()
     assert set(refused) == {None}
     assert (chunked.lines, chunked.failed) == (one_by_one.lines, one_by_one.failed) == (len(results) + 1, 3)
     assert chunked.usage.to_dict() == one_by_one.usage.to_dict()
     assert chunked.failures.to_dict() == one_by_one.failures.to_dict()
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_a_download_cut_mid_line_and_restarted_counts_what_its_file_read_back_counts(tmp_path, merge):
+    """`_download` counts the chunks `Files.download_to` hands over: a first attempt cut mid-line by a
+    dropped connection counts for nothing, the retry's lines split across chunks count once."""
+    import httpx
+
+    from batchctl.api import BatchClient
+    from batchctl.merging import ResultIndex
+    from batchctl.result_tally import tally_file
+    from batchctl.results import _download
+
+    results = [line for line in mixed_results().split(b"\n") if line.strip() and ResultTally().add(line)[0] is not None]
+    data = b"\n".join(results * 3) + b"\r\n"
+    cut = data.index(b"\n", 100) + 20
+    answers = [([data[:50], data[50:cut]], httpx.RemoteProtocolError("peer closed connection")),
+               ([data[i : i + 37] for i in range(0, len(data), 37)], None)]  # fmt: skip
+
+    def content():
+        chunks, error = answers.pop(0)
+        yield from chunks
+        if error is not None:
+            raise error
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=content()))
+    client = BatchClient("https://api.example.test/v1", "sk-test", transport=transport)
+    client._sleep = lambda seconds: None
+    path = tmp_path / "out.jsonl"
+    index = ResultIndex([path], read=False) if merge else None
+    tally = ResultTally()
+    saved = _download(client, "output", "file-out", path, tally=tally, count_usage=True, index=index)
+    assert not answers and path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+    read_back = ResultTally()
+    assert (saved.lines, saved.failed) == tally_file(path, read_back, count_usage=True) == (len(results) * 3, 9)
+    assert tally.usage.to_dict() == read_back.usage.to_dict()
+    assert tally.failures.to_dict() == read_back.failures.to_dict()
+    if merge:
+        assert index.where == ResultIndex([path]).where
 
 
 def test_a_chunk_stops_at_its_first_line_that_is_no_result():

@@ -48,7 +48,7 @@ class ResultCheck:
 
     def add_block(self, block: bytes) -> None:
         """`add` for each non-blank line of `block` (lines joined by newlines; blank ones skipped), in
-        one call: a read's lines."""
+        one call: a downloaded chunk's lines."""
         refused = self.tally.add_block(block, count_usage=self.count_usage)
         if refused is not None:
             self._refuse(refused)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +174,7 @@ class ResultTally:
         return None
 
     def add_block(self, block: bytes, *, count_usage: bool = True) -> bytes | None:
-        """`add_lines` for a block of whole lines joined by newlines (a read's, the last line without
+        """`add_lines` for a block of whole lines joined by newlines (a chunk's, the last line without
         its own): the block is parsed in one call when every line is one JSON value (`_outlines`), and
         only the lines that are no plain success are parsed again, whole; the same counts."""
         outlines = _outlines(block, count_usage)
@@ -226,26 +225,24 @@ def tally_file(path: str | os.PathLike[str], tally: ResultTally | None = None, *
 
 
 class FollowedDownload:
-    """The lines of a file `Files.download_to` is writing, handed to `sink` while the bytes arrive.
+    """The lines of a file `Files.download_to` is writing, handed to `sink` as its chunks arrive.
 
-    `progress(update)` is the callback to give `download_to` (wrapping `update`, the reporter's): at
-    each chunk it reads what has reached `<target>.part` (download_to's staging name, still in the
-    page cache) and passes each complete non-blank line on, with where it starts in the file, so
-    counting overlaps the transfer instead of following it. A retried download (progress from 0 again) calls `restart`; `finish(path)`
-    reads the rest once the file is complete at `path`, the last line without a newline included.
-    `block_sink`, given instead of `sink`, gets each read's complete lines as one block (joined by
-    their newlines, the last without its own; blank ones included, no offsets): one call a read rather
+    `progress(update)` and `feed` are the callbacks to give `download_to` (`progress=`, wrapping
+    `update`, the reporter's; `on_chunk=`): each chunk's complete non-blank lines are passed on, with
+    where each starts in the file, so counting overlaps the transfer instead of following it, and
+    nothing is read back from disk. A retried download (progress from 0 again) calls `restart`;
+    `finish()`, once the download is complete, passes on the last line, the one without a newline.
+    `block_sink`, given instead of `sink`, gets each chunk's complete lines as one block (joined by
+    their newlines, the last without its own; blank ones included, no offsets): one call a chunk rather
     than one a line, for a sink that needs no offsets (`ResultTally.add_block`).
     """
 
     def __init__(
-        self, target: Path, sink: Callable[[bytes, int], object] | None, restart: Callable[[], None],
+        self, sink: Callable[[bytes, int], object] | None, restart: Callable[[], None],
         *, block_sink: Callable[[bytes], object] | None = None,
     ) -> None:  # fmt: skip
-        self._partial = target.with_name(target.name + ".part")
         self._sink, self._restart = sink, restart  # sink(line, its byte offset in the file)
         self._block_sink = block_sink
-        self._handle: Any = None
         self._pending = b""
         self._offset = 0  # where `_pending` starts in the file
         self._started = False
@@ -257,15 +254,12 @@ class FollowedDownload:
                     self.close()
                     self._restart()
                 self._started = True
-            else:
-                self._poll(None)
             if update is not None:
                 update(received, total)
 
         return on_progress
 
-    def finish(self, path: Path) -> None:
-        self._poll(path)
+    def finish(self) -> None:
         if self._pending and not self._pending.isspace():
             if self._block_sink is not None:
                 self._block_sink(self._pending)
@@ -274,25 +268,17 @@ class FollowedDownload:
         self.close()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-        self._handle, self._pending, self._offset = None, b"", 0
+        self._pending, self._offset = b"", 0
 
-    def _poll(self, complete: Path | None) -> None:
-        if self._handle is None:
-            try:
-                self._handle = open(complete or self._partial, "rb")  # noqa: SIM115 - closed by close()
-            except FileNotFoundError:
-                return
-        data = self._handle.read()
-        if not data:
-            return
+    def feed(self, data: bytes) -> None:
+        """The next chunk of the file."""
         if self._block_sink is not None:
             end = data.rfind(b"\n")
             if end < 0:
                 self._pending += data
                 return
-            block, self._pending = self._pending + data[:end], data[end + 1 :]
+            # one copy of the chunk's lines (a slice, then `+`, would be two)
+            block, self._pending = b"".join((self._pending, memoryview(data)[:end])), data[end + 1 :]
             self._block_sink(block)
             return
         lines = (self._pending + data if self._pending else data).split(b"\n")

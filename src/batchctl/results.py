@@ -392,14 +392,14 @@ def _download(
         restarted = True
         check.restart()
 
-    if index is None:  # the lines need no offsets: the check takes each read's lines in one block
-        followed = FollowedDownload(staged, None, restart, block_sink=check.add_block)
+    if index is None:  # the lines need no offsets: the check takes each chunk's lines in one block
+        followed = FollowedDownload(None, restart, block_sink=check.add_block)
     else:
-        followed = FollowedDownload(staged, add, restart)
+        followed = FollowedDownload(add, restart)
     try:
         with _progress(reporter, f"Downloading the {kind} file") as update:
-            size = client.files.download_to(file_id, staged, progress=followed.progress(update))
-        followed.finish(staged)
+            size = client.files.download_to(file_id, staged, progress=followed.progress(update), on_chunk=followed.feed)
+        followed.finish()
         os.replace(staged, path)
     except BaseException:
         followed.close()

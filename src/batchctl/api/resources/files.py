@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,13 +86,17 @@ class Files:
         return ContentStream(response, lambda exc: c._download_error(exc, url))
 
     def download_to(
-        self, file_id: str, path: str | os.PathLike[str], *, progress: ProgressCallback | None = None
-    ) -> int:
+        self, file_id: str, path: str | os.PathLike[str], *, progress: ProgressCallback | None = None,
+        on_chunk: Callable[[bytes], object] | None = None,
+    ) -> int:  # fmt: skip
         """Save a file's bytes at ``path``; returns the byte count.
 
         Streams to ``<path>.part`` and renames it to ``path`` once complete, so a failed download leaves
         neither. A connection lost mid-way restarts the download, within ``max_retries``.
-        ``progress(bytes_received, total)`` gets ``total`` 0 when the server sends no length.
+        ``progress(bytes_received, total)`` gets ``total`` 0 when the server sends no length; each
+        attempt starts with ``progress(0, total)``. ``on_chunk(chunk)`` gets the bytes as each chunk is
+        written (a retry's from the start again, after its ``progress(0, total)``); what it raises ends
+        the download, ``<path>.part`` removed, and is not retried.
         """
         c = self._client
         url = self._content_url(file_id)
@@ -101,7 +105,7 @@ class Files:
         retries_done = 0
         while True:
             try:
-                received = self._save(url, partial, progress)
+                received = self._save(url, partial, progress, on_chunk)
             except httpx.TransportError as exc:
                 partial.unlink(missing_ok=True)
                 if retries_done < c.max_retries and should_retry_exception(exc, creates=False):
@@ -119,7 +123,9 @@ class Files:
         self.check_served("downloading a file")
         return f"{self._client.base_url}/files/{_seg(file_id)}/content"
 
-    def _save(self, url: str, partial: Path, progress: ProgressCallback | None) -> int:
+    def _save(
+        self, url: str, partial: Path, progress: ProgressCallback | None, on_chunk: Callable[[bytes], object] | None
+    ) -> int:
         response = self._client._request("GET", url, stream=True)
         try:
             if response.headers.get("content-type", "").lower().startswith("text/html"):
@@ -136,6 +142,8 @@ class Files:
             with partial.open("wb") as out:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
+                    if on_chunk:
+                        on_chunk(chunk)
                     received += len(chunk)
                     if progress:
                         progress(received, total)
