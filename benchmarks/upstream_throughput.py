@@ -13,8 +13,8 @@ then measures, at each concurrency against the same stub, in turn (A B C A B C .
 
 Exits 1 on any miss.
 
-    python benchmarks/upstream_throughput.py                 # 10,000 requests at -c 8, 64 and 256
-    python benchmarks/upstream_throughput.py -n 2000 -c 32 -r 3
+    python benchmarks/upstream_throughput.py                 # 10,000 requests at -c 8, 64 and 256, medians of 3
+    python benchmarks/upstream_throughput.py -n 2000 -c 32 -r 1
     python benchmarks/upstream_throughput.py --server-args="--loop asyncio"   # without uvloop
 """
 
@@ -213,7 +213,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--requests", type=int, default=10_000)
     parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[8, 64, 256])
-    parser.add_argument("-r", "--repeat", type=int, default=1, help="runs of each; medians are shown")
+    parser.add_argument("-r", "--repeat", type=int, default=3, help="runs of each; medians are shown")
+    parser.add_argument("--httpx-requests", type=int, default=2_000,
+                        help="requests per httpx run (a slow loop, ~350/s: its rate needs no more)")  # fmt: skip
     parser.add_argument("--target", type=float, default=0.8, help="the least ratio ours/anchor that passes")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx anchor")
     parser.add_argument("--server-args", default="", help="more options for the server, e.g. '--loop asyncio'")
@@ -243,7 +245,7 @@ def main() -> None:
                 anchors.append(asyncio.run(aiohttp_loop(url, n, c)))
                 cpus["aiohttp"].append((time.process_time() - used) / n * 1e6)
                 if c in HTTPX_AT and not args.no_httpx:
-                    httpxs.append(asyncio.run(httpx_loop(url, n, c)))
+                    httpxs.append(asyncio.run(httpx_loop(url, min(n, args.httpx_requests), c)))
                 with tempfile.TemporaryDirectory() as tmp:
                     rate, _batch, rss, cpu = through_server(stub_url, n, c, Path(tmp), args.server_args.split())
                 ours.append(rate)

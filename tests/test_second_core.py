@@ -19,7 +19,8 @@ from batchctl.cost.estimate import EstimateTally, count_texts
 from batchctl.cost.prices import price_table
 from batchctl.providers import get_provider
 from batchctl.validation import checks, second_core, validate_file
-from batchctl.validation.second_core import MIN_SIZE, SecondCore, pays
+from batchctl.forked import MIN_SIZE, pays
+from batchctl.validation.second_core import SecondCore
 from test_validation_fastlane import line, write_file
 
 
@@ -149,7 +150,7 @@ def test_leaving_without_finish_stops_and_reaps_the_child(tmp_path):
         core.count("m", ["text"], False)
         raise KeyError("the pass broke")
     with pytest.raises(ChildProcessError):
-        os.waitpid(core._pid, os.WNOHANG)  # reaped: no zombie left
+        os.waitpid(core._child._pid, os.WNOHANG)  # reaped: no zombie left
 
 
 def test_finish_reaps_the_child(tmp_path):
@@ -158,7 +159,7 @@ def test_finish_reaps_the_child(tmp_path):
     with SecondCore(path) as core:
         assert core.finish(need_utf8=False) is not None
     with pytest.raises(ChildProcessError):
-        os.waitpid(core._pid, os.WNOHANG)
+        os.waitpid(core._child._pid, os.WNOHANG)
 
 
 def test_pays_only_for_big_files_in_a_single_threaded_process(monkeypatch):

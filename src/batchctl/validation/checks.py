@@ -428,7 +428,7 @@ def validate_file(
 
 
 def _second_core_pays(size: int) -> bool:
-    from batchctl.validation.second_core import pays
+    from batchctl.forked import pays
 
     return pays(size)
 
