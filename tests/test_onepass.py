@@ -293,3 +293,60 @@ def test_a_block_counts_what_line_by_line_counts_even_for_lines_that_are_no_resu
     assert (block.lines, block.failed) == (one_by_one.lines, one_by_one.failed)
     assert block.failures.to_dict() == one_by_one.failures.to_dict()
     assert _outlines(b"\n".join([S, F, S]), False) is not None  # the one-array read is taken for plain lines
+
+
+def _odd_value(rng):
+    """A value where a token count goes: mostly a count, else what providers send by mistake."""
+    return rng.choice([0, 1, 7, 12345, 2**40, -3, True, False, None, 2.0, 3.5, "12", [], {}, 2**70])
+
+
+def _usage(rng) -> object:
+    """A usage object of either shape, with fields missing, odd values and odd details."""
+    if rng.random() < 0.05:
+        return rng.choice([None, 5, "usage", [1]])
+    usage: dict = {}
+    for name in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens"):
+        if rng.random() < 0.6:
+            usage[name] = rng.randint(0, 500) if rng.random() < 0.8 else _odd_value(rng)
+    for name, key in (("prompt_tokens_details", "cached_tokens"), ("input_tokens_details", "cached_tokens"),
+                      ("completion_tokens_details", "reasoning_tokens"), ("output_tokens_details", "reasoning_tokens")):  # fmt: skip
+        roll = rng.random()
+        if roll < 0.3:
+            usage[name] = {key: rng.randint(0, 50) if rng.random() < 0.8 else _odd_value(rng), "other": 1}
+        elif roll < 0.4:
+            usage[name] = rng.choice([None, {}, 3, "x"])
+    return usage
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_typed_usage_counts_what_the_usage_dicts_count(seed):
+    """Success lines' usage is read typed (`result_tally._Usage`, ints >= 0); anything else sends the
+    line to the dict road. Random usage of both shapes, with odd values (bools, floats, negatives,
+    null, strings, huge ints, odd details), several models: the bill read back as dicts (`_feed`), line
+    by line (`add`) and a block at a time (`add_block`) agree to the token, models in the same order."""
+    import random
+
+    rng = random.Random(seed)
+    models = ["gpt-4o-mini", "qwen-plus", None, 5]
+    lines = []
+    for i in range(400):
+        body: dict = {"usage": _usage(rng)}
+        if rng.random() < 0.9:
+            body["model"] = rng.choice(models)
+        status = 200 if rng.random() < 0.9 else 500
+        lines.append(json.dumps({"custom_id": f"r{i}", "response": {"status_code": status, "body": body}}).encode())
+    bill = Bill()
+    _feed(iter(lines), bill)
+    one_by_one, chunked = ResultTally(), ResultTally()
+    for line in lines:
+        one_by_one.add(line)
+    start = 0
+    while start < len(lines):  # blocks of 1 to 40 lines
+        end = start + rng.randint(1, 40)
+        assert chunked.add_block(b"\n".join(lines[start:end])) is None
+        start = end
+    expected = bill.usage.to_dict()
+    assert expected["input_tokens"] > 0 and len(expected["models"]) == 3
+    assert one_by_one.usage.to_dict() == expected
+    assert chunked.usage.to_dict() == expected
+    assert list(chunked.usage.by_model) == list(bill.usage.by_model)
