@@ -47,7 +47,8 @@ def run(script: Path, quick: bool, limit: float) -> tuple[str, float, str]:
         return "timeout", time.perf_counter() - started, output
     seconds = time.perf_counter() - started
     verdict = {0: "pass", 1: "MISS"}.get(done.returncode, f"error {done.returncode}")
-    return verdict, seconds, done.stdout + (done.stderr if done.returncode not in (0, 1) else "")
+    # A miss prints its figures on stdout; a crash (also exit 1: an uncaught exception, SystemExit("...")) says why on stderr.
+    return verdict, seconds, done.stdout + (done.stderr[-4000:] if done.returncode != 0 else "")
 
 
 def main() -> int:
