@@ -73,3 +73,18 @@ def test_json_after_the_double_dash_is_an_argument_not_the_flag():
 def test_json_after_the_double_dash_at_the_root_is_no_flag_either():
     result = runner.invoke(app, ["--", "--json"])
     assert result.exit_code == 2 and result.stdout == ""
+
+
+@pytest.mark.parametrize("group, first", [("profile", "add"), ("files", "list"), ("profile price", None)])
+def test_a_group_without_a_command_is_a_one_line_json_error_naming_its_commands(group, first):
+    """Click's "no command" error is the group's whole help; under --json the message names the commands
+    instead, and the help is still there for a person, on stderr."""
+    result = runner.invoke(app, [*group.split(), "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["message"].startswith(f"batchctl {group} needs a command: one of ")
+    assert "\n" not in error["message"] and "Usage:" not in error["message"]
+    if first:
+        assert error["message"].split("one of ")[1].split(", ")[0] == first
+    assert error["hint"] == f"Run 'batchctl {group} -h' for usage."
+    assert "Usage:" in result.stderr

@@ -179,8 +179,12 @@ def _usage_error_as_json(exc: Exception, *, json_requested: bool) -> None:
     if not json_requested:
         return
     command = getattr(getattr(exc, "ctx", None), "command_path", None) or "batchctl"
+    message = exc.format_message()
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group given no command: its whole help is no message
+        names = ", ".join(getattr(exc.ctx.command, "commands", {}))
+        message = f"{command} needs a command" + (f": one of {names}" if names else "")
     Output(json_mode=True).result(
-        {"error": {"message": exc.format_message(), "hint": f"Run '{command} -h' for usage.", "exit_code": exc.exit_code}}
+        {"error": {"message": message, "hint": f"Run '{command} -h' for usage.", "exit_code": exc.exit_code}}
     )
 
 
