@@ -197,3 +197,27 @@ def test_the_cli_validates_a_big_file_with_the_second_core(tmp_path):
     path.write_bytes(b"\n".join(rows) + b"\n")
     broken = cli(path)
     assert [(p["line"], p["code"]) for p in broken["problems"]] == [(count // 2 + 1, "invalid_utf8")]
+
+
+@pytest.mark.parametrize("failing", ["fork", "second pipe"])
+def test_a_second_core_that_cannot_start_leaves_the_pass_to_this_process(tmp_path, monkeypatch, failing):
+    """No fork (EAGAIN: the process limit; ENOMEM) or no pipe (EMFILE): the pass alone, no descriptor
+    left open, not an OSError out of validate."""
+    path = tmp_path / "common.jsonl"
+    common_file(path, 400)
+    alone = validated(path, False)
+    real_pipe, pipes = os.pipe, []
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    def pipe():
+        if pipes:
+            raise OSError(24, "Too many open files")
+        pipes.append(real_pipe())
+        return pipes[-1]
+
+    monkeypatch.setattr(os, *(("fork", no_fork) if failing == "fork" else ("pipe", pipe)))
+    before = set(os.listdir("/proc/self/fd"))
+    assert validated(path, True) == alone
+    assert set(os.listdir("/proc/self/fd")) <= before

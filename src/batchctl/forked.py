@@ -71,18 +71,25 @@ class Inbox:
 
 class Forked:
     """A forked child running `work(inbox, answer_fd)`. A context manager: leaving it before `answer`
-    stops the child; either way it is reaped."""
+    stops the child; either way it is reaped. OSError when it cannot start (no pipe, no fork)."""
 
     def __init__(self, work: Callable[[Inbox, int], None]) -> None:
         inbox, self._to_child = os.pipe()
-        from_child, outbox = os.pipe()
-        try:
-            import fcntl
+        fds = [inbox, self._to_child]
+        try:  # no pipe (EMFILE) or no fork (EAGAIN, ENOMEM): the OSError, and no descriptor left open
+            from_child, outbox = os.pipe()
+            fds += (from_child, outbox)
+            try:
+                import fcntl
 
-            fcntl.fcntl(self._to_child, _F_SETPIPE_SZ, 1 << 20)  # room for frames: rarely a wait to send
-        except OSError:
-            pass
-        self._pid = os.fork()
+                fcntl.fcntl(self._to_child, _F_SETPIPE_SZ, 1 << 20)  # room for frames: rarely a wait to send
+            except OSError:
+                pass
+            self._pid = os.fork()
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
         if self._pid == 0:  # the child: never returns, whatever happens
             code = 1
             try:

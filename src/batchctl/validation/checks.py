@@ -413,7 +413,11 @@ def validate_file(
         return _validate(*args)[0]
     from batchctl.validation.second_core import SecondCore
 
-    with SecondCore(path) as helper:
+    try:
+        helper = SecondCore(path)
+    except OSError:  # no fork or no pipe to be had (a process limit, EMFILE): the pass alone
+        return _validate(*args)[0]
+    with helper:
         tally.count_elsewhere(helper)
         try:
             report, skipped_utf8 = _validate(*args, utf8_elsewhere=True)
