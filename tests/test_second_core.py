@@ -221,3 +221,27 @@ def test_a_second_core_that_cannot_start_leaves_the_pass_to_this_process(tmp_pat
     before = set(os.listdir("/proc/self/fd"))
     assert validated(path, True) == alone
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_inbox_reads_a_descriptor_above_select_s_limit():
+    """A process with a thousand files open gets pipes numbered 1024 and up, which select() refuses
+    (ValueError): the child failed at its first look and every big file was read twice."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard if hard != resource.RLIM_INFINITY else 4096) < 2048:
+        pytest.skip("no room for a descriptor above 1024")
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    read, write = os.pipe()
+    high = os.dup2(read, 1500)
+    try:
+        inbox = second_core.Inbox(high)
+        assert inbox.frames(0) == []
+        os.write(write, (3).to_bytes(8, "little") + b"abc")
+        assert inbox.frames(1) == [b"abc"]
+        os.close(write)
+        assert inbox.frames(1) == [] and inbox.closed
+    finally:
+        os.close(read), os.close(high)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

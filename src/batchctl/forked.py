@@ -44,15 +44,20 @@ class Inbox:
         self.fd = fd
         self.closed = False  # the parent closed its end: no frame will come
         self._buffered = b""
+        self._poll: Callable[[float], list] | None = None
 
     def frames(self, timeout: float | None = None) -> list[bytes]:
         """The frames that have come, waiting up to `timeout` seconds for more (None: until something
         comes or the pipe is closed; 0: not at all)."""
         if not self.closed:
             if timeout is not None:
-                import select
+                if self._poll is None:  # poll, not select: select refuses a descriptor of 1024 or more
+                    import select
 
-                readable = select.select([self.fd], [], [], timeout)[0]
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                    self._poll = poller.poll
+                readable = self._poll(timeout * 1000)
             if timeout is None or readable:
                 chunk = os.read(self.fd, 1 << 20)
                 self.closed = not chunk
