@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from batchctl.cost import estimate as estimate_module
 from batchctl.cost.estimate import EstimateTally, count_texts
 from batchctl.cost.prices import price_table
 from batchctl.providers import get_provider
@@ -245,3 +246,27 @@ def test_the_inbox_reads_a_descriptor_above_select_s_limit():
     finally:
         os.close(read), os.close(high)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_failure_the_usual_pass_would_not_meet_is_left_to_the_usual_pass(tmp_path, monkeypatch):
+    """With broken UTF-8 early in the file, the fast lane (UTF-8 left to the child) takes the broken
+    line, which the usual pass refuses: every later request is one place further on in the sample, so
+    the first pass counts lines the usual one does not. A count that raises on one of those (here: the
+    exact tokenizer's TypeError on a lone surrogate, as quicktok's) must not end `validate` when the
+    pass alone succeeds: the usual pass decides, as it does for the broken UTF-8."""
+    real = estimate_module.count_tokens
+
+    def picky(text, model, **kwargs):
+        if "\ud800" in text:  # quicktok's answer to a lone surrogate
+            raise TypeError("encode_ordinary(): incompatible function arguments")
+        return real(text, model, **kwargs)
+
+    monkeypatch.setattr(estimate_module, "count_tokens", picky)
+    rows = [line(i) for i in range(6000)]
+    rows[5] = line(5).replace("数据".encode(), b"\xff")
+    rows[318] = line(318).replace("naïve".encode(), b"\\ud800")  # sampled one place on, not in place
+    path = tmp_path / "shifted.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    alone = validated(path, False)
+    assert [(p["line"], p["code"]) for p in alone[0]["problems"]][:1] == [(6, "invalid_utf8")]
+    assert validated(path, True) == alone
