@@ -270,3 +270,12 @@ def test_a_failure_the_usual_pass_would_not_meet_is_left_to_the_usual_pass(tmp_p
     alone = validated(path, False)
     assert [(p["line"], p["code"]) for p in alone[0]["problems"]][:1] == [(6, "invalid_utf8")]
     assert validated(path, True) == alone
+
+
+def test_a_model_override_that_is_not_utf8_leaves_the_count_to_this_process(tmp_path):
+    """`EstimateTally(model_override=...)` from an API caller with a lone surrogate in the name (the CLI's
+    check_model_name refuses one): the frames cannot be encoded; the pass alone counts, no
+    UnicodeEncodeError out of validate."""
+    path = tmp_path / "common.jsonl"
+    common_file(path, 400)
+    assert validated(path, True, model="gpt-\udcff") == validated(path, False, model="gpt-\udcff")
