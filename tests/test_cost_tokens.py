@@ -113,3 +113,25 @@ def test_message_overhead():
     assert message_overhead("gpt-4o", 0) == 0
     assert message_overhead("gpt-4o", 2) == 2 * 4 + 3
     assert message_overhead("qwen-plus", 2) == 2 * 5 + 3
+
+
+def test_an_exact_tokenizer_counts_a_lone_surrogate(monkeypatch):
+    """A request text may hold a lone surrogate (the JSON escape \\ud800); quicktok's encode refuses such a
+    str with TypeError, which ended validate, estimate and submit. It counts as U+FFFD."""
+    import sys
+    import types
+
+    class Encoding:
+        def encode_ordinary(self, text):
+            text.encode()  # a compiled binding's str -> UTF-8 conversion
+            return list(text)
+
+    fake = types.ModuleType("quicktok")
+    fake.get_encoding = lambda name: Encoding()
+    monkeypatch.setitem(sys.modules, "quicktok", fake)
+    tokens._exact_counter.cache_clear()
+    try:
+        assert count_tokens("a \ud800 b", "gpt-4o") == (5, "exact (o200k_base, quicktok)")
+        assert count_tokens("a \ud83d\ude00", "gpt-4o")[0] == 4  # a surrogate pair too (not joined)
+    finally:
+        tokens._exact_counter.cache_clear()

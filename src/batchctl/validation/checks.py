@@ -413,14 +413,23 @@ def validate_file(
         return _validate(*args)[0]
     from batchctl.validation.second_core import SecondCore
 
-    with SecondCore(path) as helper:
+    try:
+        helper = SecondCore(path)
+    except OSError:  # no fork or no pipe to be had (a process limit, EMFILE): the pass alone
+        return _validate(*args)[0]
+    with helper:
         tally.count_elsewhere(helper)
         try:
             report, skipped_utf8 = _validate(*args, utf8_elsewhere=True)
+        except Exception:
+            # Broken UTF-8 taken by the fast lane shifts the sample: this pass counts lines the usual one
+            # does not, and a count may fail on one (an exact tokenizer on a lone surrogate). The usual
+            # pass decides: it fails the same way, or gives the report the pass alone gives.
+            report = None
         finally:
             tally.count_elsewhere(None)
-        found = helper.finish(need_utf8=skipped_utf8)
-    if found is not None and found.utf8_valid is not False:
+        found = helper.finish(need_utf8=skipped_utf8) if report is not None else None
+    if report is not None and found is not None and found.utf8_valid is not False:
         tally.add_counted(found.tokens, found.methods)
         return report
     tally.reset()  # not valid UTF-8 (or the child failed): the usual pass, which names the lines

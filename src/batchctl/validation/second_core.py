@@ -58,6 +58,7 @@ class SecondCore:
         self._child = Forked(lambda inbox, outbox: _child(path, inbox, outbox))
         self._frame: list[tuple[str | None, list, bool]] = []
         self._frame_bytes = 0
+        self._unsent = False  # texts that could not be sent: `finish` has no findings
 
     def count(self, model: str | None, texts: list, sampled: bool) -> bool:
         """Have one request's texts counted, if they are the fast lane's JSON string literals (bytes-like);
@@ -73,13 +74,21 @@ class SecondCore:
         return True
 
     def _send(self, last: bool, need_utf8: bool = True) -> None:
-        self._child.send(msgspec.msgpack.encode((self._frame, last, need_utf8)))
+        if not self._unsent:
+            try:
+                frame = msgspec.msgpack.encode((self._frame, last, need_utf8))
+            except UnicodeEncodeError:  # a model that is no UTF-8 (a lone surrogate, from an API caller's override)
+                self._unsent = True  # texts lost: no findings
+            else:
+                self._child.send(frame)
         self._frame, self._frame_bytes = [], 0
 
     def finish(self, *, need_utf8: bool) -> Counted | None:
         """Wait for the child's findings; `need_utf8` False lets it stop checking UTF-8 (no line
         skipped its own check). None when the child failed: run the pass without it."""
         self._send(True, need_utf8)
+        if self._unsent:
+            return None
         data = self._child.answer()
         try:
             return Counted.decode(data) if data is not None else None
