@@ -350,3 +350,15 @@ def test_typed_usage_counts_what_the_usage_dicts_count(seed):
     assert one_by_one.usage.to_dict() == expected
     assert chunked.usage.to_dict() == expected
     assert list(chunked.usage.by_model) == list(bill.usage.by_model)
+
+
+def test_a_line_nested_past_the_parser_is_no_result_rather_than_a_crash():
+    """200,000 nested arrays: msgspec and then the stdlib give up with RecursionError; the line is
+    counted as no result (the download then refuses the file, naming the line), as the bill's read does."""
+    from batchctl.results import parse_result
+
+    deep = b'{"custom_id": "x", "response": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    tally = ResultTally()
+    assert tally.add(deep) == (None, True)
+    assert tally.add_block(b'{"custom_id": "a", "response": {"status_code": 200}}\n' + deep) == deep
+    assert parse_result(deep) is None

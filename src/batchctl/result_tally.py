@@ -160,7 +160,7 @@ class ResultTally:
             return outline.custom_id, False
         try:
             obj = loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes: no result
             obj = None
         result = obj if isinstance(obj, dict) else None
         if count_usage:

@@ -103,7 +103,7 @@ def iter_result_lines(paths: Sequence[Path]) -> Iterator[bytes]:
 def parse_result(line: bytes) -> dict[str, Any] | None:
     try:
         obj = loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes: no result
         return None
     return obj if isinstance(obj, dict) else None
 
