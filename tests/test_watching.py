@@ -230,6 +230,23 @@ def test_loop_keeps_going_through_an_outage_within_the_budget_then_gives_up():
     assert sum(script.sleeps) == 3
 
 
+def test_the_outage_counts_from_the_poll_that_met_it_retries_included():
+    """The API client retries a failing GET before the watch sees the failure (~3 s against a closed
+    port): those seconds are part of the outage, so --give-up-after 3 gives up after ~3 s, not ~6."""
+    boom = InternalServerError("bad gateway", status=502)
+    script = Script({"batch_abc": [boom] * 10})
+    clock = Clock(script)
+
+    def fetch_with_retries(batch_id: str) -> Batch:
+        clock.now += 3.5  # the client's back-off between its own attempts
+        return script.fetch(batch_id)
+
+    with pytest.raises(WatchGaveUp, match="gave up watching after 3 s"):
+        poll_until_terminal(["batch_abc"], fetch_with_retries, lambda *a: None, schedule=PollSchedule(1.0),
+                            sleep=clock.sleep, clock=clock, give_up_after=3)  # fmt: skip
+    assert script.sleeps == []  # given up when the first failing poll came back: no pause, no second poll
+
+
 def test_loop_stops_at_once_on_an_answer_that_is_not_a_batch():
     from batchctl.api._answers import UnexpectedAnswerError
 

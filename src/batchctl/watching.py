@@ -364,12 +364,13 @@ def poll_until_terminal(
         changed_any = False
         failure: BaseException | None = None
         pending = [index for index, batch in enumerate(latest) if batch is None or not batch.is_terminal]
+        asked = clock()  # an outage counts from the cycle that met it: the client's own retries are in it
         for index, current in zip(pending, fetch_all(fetch, [batch_ids[i] for i in pending])):
             if isinstance(current, Exception):
                 kind = classify(current)
                 if kind is None:
                     raise current
-                failing_since = clock() if failing_since is None else failing_since
+                failing_since = asked if failing_since is None else failing_since
                 if clock() - failing_since >= give_up_after:
                     raise WatchGaveUp(str(current), failing_since, give_up_after) from current
                 failure = current
