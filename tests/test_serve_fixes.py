@@ -203,3 +203,26 @@ def test_one_server_per_data_dir_a_second_on_another_port_is_refused(two_data_di
     )  # fmt: skip
     assert direct.returncode == 1 and direct.stderr.startswith(f"Error: another batchctl server (pid {pid})")
     assert "Traceback" not in direct.stderr
+
+
+def test_serving_freezes_the_startup_objects_out_of_the_collector_and_undoes_it(tmp_path, monkeypatch):
+    """`run` tunes the collector while uvicorn serves (a larger young generation; what the imports and
+    the app built frozen), and gives the process its collector back when it returns."""
+    import gc
+
+    import uvicorn
+
+    from batchctl import server
+    from batchctl.server.config import ServerConfig
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        seen["frozen"], seen["threshold"] = gc.get_freeze_count(), gc.get_threshold()[0]
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(server, "claim_state_dir", lambda path: None)
+    before = gc.get_threshold()
+    server.run(ServerConfig(data_dir=str(tmp_path / "state")))
+    assert seen["frozen"] > 1000 and seen["threshold"] == server.GC_YOUNG_THRESHOLD
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
