@@ -75,16 +75,17 @@ def test_json_after_the_double_dash_at_the_root_is_no_flag_either():
     assert result.exit_code == 2 and result.stdout == ""
 
 
-@pytest.mark.parametrize("group, first", [("profile", "add"), ("files", "list"), ("profile price", None)])
+@pytest.mark.parametrize("group, first", [("profile", "add"), ("files", "list"), ("profile price", None), ("", None)])
 def test_a_group_without_a_command_is_a_one_line_json_error_naming_its_commands(group, first):
     """Click's "no command" error is the group's whole help; under --json the message names the commands
     instead, and the help is still there for a person, on stderr."""
     result = runner.invoke(app, [*group.split(), "--json"])
     assert result.exit_code == 2, result.output
     error = json.loads(result.stdout)["error"]
-    assert error["message"].startswith(f"batchctl {group} needs a command: one of ")
+    command = f"batchctl {group}".strip()
+    assert error["message"].startswith(f"{command} needs a command: one of ")
     assert "\n" not in error["message"] and "Usage:" not in error["message"]
     if first:
         assert error["message"].split("one of ")[1].split(", ")[0] == first
-    assert error["hint"] == f"Run 'batchctl {group} -h' for usage."
+    assert error["hint"] == f"Run '{command} -h' for usage."
     assert "Usage:" in result.stderr

@@ -180,7 +180,9 @@ def _usage_error_as_json(exc: Exception, *, json_requested: bool) -> None:
         return
     command = getattr(getattr(exc, "ctx", None), "command_path", None) or "batchctl"
     message = exc.format_message()
-    if type(exc).__name__ == "NoArgsIsHelpError":  # a group given no command: its whole help is no message
+    # A group given no command: its whole help (NoArgsIsHelpError), or "Missing command." when it was
+    # given options only (`batchctl --json`), says less than the commands it has.
+    if type(exc).__name__ == "NoArgsIsHelpError" or message == "Missing command.":
         names = ", ".join(getattr(exc.ctx.command, "commands", {}))
         message = f"{command} needs a command" + (f": one of {names}" if names else "")
     Output(json_mode=True).result(
