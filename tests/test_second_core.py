@@ -154,7 +154,7 @@ def test_leaving_without_finish_stops_and_reaps_the_child(tmp_path):
         core.count("m", ["text"], False)
         raise KeyError("the pass broke")
     with pytest.raises(ChildProcessError):
-        os.waitpid(core._child._pid, os.WNOHANG)  # reaped: no zombie left
+        os.waitpid(core._forked._pid, os.WNOHANG)  # reaped: no zombie left
 
 
 def test_finish_reaps_the_child(tmp_path):
@@ -163,7 +163,7 @@ def test_finish_reaps_the_child(tmp_path):
     with SecondCore(path) as core:
         assert core.finish(need_utf8=False) is not None
     with pytest.raises(ChildProcessError):
-        os.waitpid(core._child._pid, os.WNOHANG)
+        os.waitpid(core._forked._pid, os.WNOHANG)
 
 
 def test_pays_only_for_big_files_in_a_single_threaded_process(monkeypatch):

@@ -383,7 +383,6 @@ def poll_until_terminal(
             latest[index] = current
             on_update(index, current, changed)
             _check_unknown(index, current, unknown_since, clock(), unknown_status_limit)
-        pause = delay
         if failure is None:
             failing_since = None
             delay = pause = schedule.after_poll(delay, changed=changed_any)

@@ -95,7 +95,8 @@ def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
         j = start
         while j < stop:
             token = args[j]
-            if token.split("=", 1)[0] in root and token.split("=", 1)[0] not in own:
+            key = token.split("=", 1)[0]
+            if key in root and key not in own:
                 width = 2 if _takes_value(root, token) else 1
                 # Moved without its value, it would take the command's name for one; but completing that value
                 # (`list --profile <TAB>`, parsed resiliently) wants it moved: the root completes it.

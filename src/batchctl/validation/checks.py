@@ -409,7 +409,11 @@ def validate_file(
     """
     size = check_input_file(path).st_size
     args = (path, spec, endpoint, max_problems, per_request, tally, submit_splits, size)
-    if tally is None or not (second_core if second_core is not None else _second_core_pays(size)):
+    if second_core is None and tally is not None:
+        from batchctl.forked import pays
+
+        second_core = pays(size)
+    if tally is None or not second_core:
         return _validate(*args)[0]
     from batchctl.validation.second_core import SecondCore
 
@@ -434,12 +438,6 @@ def validate_file(
         return report
     tally.reset()  # not valid UTF-8 (or the child failed): the usual pass, which names the lines
     return _validate(*args)[0]
-
-
-def _second_core_pays(size: int) -> bool:
-    from batchctl.forked import pays
-
-    return pays(size)
 
 
 def _validate(

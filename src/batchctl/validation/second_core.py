@@ -55,7 +55,7 @@ class SecondCore:
     it without `finish` stops the child."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._child = Forked(lambda inbox, outbox: _child(path, inbox, outbox))
+        self._forked = Forked(lambda inbox, outbox: _child(path, inbox, outbox))
         self._frame: list[tuple[str | None, list, bool]] = []
         self._frame_bytes = 0
         self._unsent = False  # texts that could not be sent: `finish` has no findings
@@ -80,7 +80,7 @@ class SecondCore:
             except UnicodeEncodeError:  # a model that is no UTF-8 (a lone surrogate, from an API caller's override)
                 self._unsent = True  # texts lost: no findings
             else:
-                self._child.send(frame)
+                self._forked.send(frame)
         self._frame, self._frame_bytes = [], 0
 
     def finish(self, *, need_utf8: bool) -> Counted | None:
@@ -89,7 +89,7 @@ class SecondCore:
         self._send(True, need_utf8)
         if self._unsent:
             return None
-        data = self._child.answer()
+        data = self._forked.answer()
         try:
             return Counted.decode(data) if data is not None else None
         except (msgspec.DecodeError, TypeError, ValueError):  # cut short: no findings
@@ -99,7 +99,7 @@ class SecondCore:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._child.stop()
+        self._forked.stop()
 
 
 def _child(path: str | os.PathLike[str], inbox: Inbox, outbox: int) -> None:
