@@ -21,7 +21,7 @@ _claimed: dict[Path, int] = {}  # state dir -> the descriptor whose lock this pr
 # The garbage collector's youngest generation, while serving: Python's default (700 allocations) collects in the
 # middle of hundreds of requests in flight, so their objects are walked and moved to older generations again
 # and again. At 10,000 they mostly die first: ~15-25 % less CPU a request at concurrency 256 (docs/performance.md).
-GC_YOUNG_THRESHOLD = 10_000
+GC_YOUNG_THRESHOLD = 100_000
 
 
 def _try_lock(state_dir: Path) -> tuple[int, str | None]:
