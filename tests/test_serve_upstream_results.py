@@ -60,14 +60,47 @@ def test_a_group_with_a_row_recorded_before_counts_it_once(tmp_path):
     batch = store.create_batch(endpoint="/v1/chat/completions", input_file_id="file-x", completion_window="24h",
                                window_seconds=86400, metadata=None)["id"]  # fmt: skip
     store.record_group(batch, [1, 2, 3], [])
+    assert store.get_batch(batch)["started_upto"] == 3
     store.record_group(batch, [], [ResultRow(1, "a", True, '{"custom_id": "a"}', 3, 4)])
     rows = [ResultRow(1, "a", True, {"custom_id": "a"}, 3, 4), ResultRow(2, "b", False, {"custom_id": "b"}),
             ResultRow(3, "c", True, {"custom_id": "c"}, 1, 1)]  # fmt: skip
     store.record_group(batch, [], rows)
     counts = store.get_batch(batch)
     assert (counts["completed"], counts["failed"], counts["input_tokens"], counts["output_tokens"]) == (2, 1, 4, 5)
-    assert store.db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0] == 0
+    assert counts["started_upto"] == 3  # results leave the mark alone: their rows say those lines are done
     assert store.done_lines(batch) == {1, 2, 3}
+    store.close()
+
+
+def test_a_restart_counts_the_lines_sent_without_a_result_once(tmp_path):
+    """After a crash the lines up to `started_upto` without a result row were in flight, and so are the rows an
+    older release marked one by one (`inflight`): counted into the metadata once, and the marks cleared."""
+    from batchctl.server.runner import _unfinished_upto
+    from batchctl.server.store import POSSIBLY_DUPLICATED
+
+    path = tmp_path / "input.jsonl"
+    lines = [json.dumps({"custom_id": f"r{n}", "body": {}}) for n in range(1, 11)]
+    lines[3] = ""  # line 4 is blank: no request, never counted
+    path.write_text("\n".join(lines) + "\n")
+    store = Store(tmp_path / "state")
+    batch = store.create_batch(endpoint="/v1/chat/completions", input_file_id="file-x", completion_window="24h",
+                               window_seconds=86400, metadata={"k": "v"})["id"]  # fmt: skip
+    store.record_group(batch, [1, 2, 3, 5], [])
+    store.record_group(batch, [6, 7], [ResultRow(n, f"r{n}", True, "{}") for n in (1, 3, 5)])
+    with store.db:  # as a release before started_upto left a crash: one row a request in flight
+        store.db.execute("INSERT INTO inflight (batch_id, line_no, started) VALUES (?, 9, 0)", (batch,))
+    store.close()
+
+    store = Store(tmp_path / "state")  # the restart
+    file, done = {"path": str(path)}, store.done_lines(batch)
+    assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 4  # 2, 6, 7 and 9
+    after = store.get_batch(batch)
+    assert json.loads(after["metadata"]) == {"k": "v", POSSIBLY_DUPLICATED: "4"} and after["started_upto"] == -1
+    assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 0  # counted once
+    store.record_group(batch, [2], [])  # sent again, then another crash: it counts again, the total grows
+    assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 1
+    assert json.loads(store.get_batch(batch)["metadata"])[POSSIBLY_DUPLICATED] == "5"
+    assert _unfinished_upto(None, done, 10) == 0  # the input file is gone: nothing to send again either
     store.close()
 
 

@@ -122,11 +122,13 @@ def test_group_commits_share_one_transaction_and_keep_marks_before_results(tmp_p
     from batchctl.server.store import ResultRow, Store
 
     store = Store(tmp_path)
+    batch = store.create_batch(endpoint="/v1/chat/completions", input_file_id="file-x", completion_window="24h",
+                               window_seconds=86400, metadata=None)["id"]  # fmt: skip
     groups = []
     record = store.record_group
     store.record_group = lambda batch_id, starts, rows: (groups.append((list(starts), [r.line_no for r in rows])),
                                                           record(batch_id, starts, rows))  # fmt: skip
-    committer = GroupCommitter(store, "batch_x")
+    committer = GroupCommitter(store, batch)
 
     async def worker(line_no: int) -> None:
         await committer.start(line_no)
@@ -140,6 +142,6 @@ def test_group_commits_share_one_transaction_and_keep_marks_before_results(tmp_p
 
     run(four())
     assert groups == [([0, 1, 2, 3], []), ([10, 11, 12, 13], [0, 1, 2, 3]), ([], [10, 11, 12, 13])]
-    assert store.db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0] == 0
-    assert store.done_lines("batch_x") == {0, 1, 2, 3, 10, 11, 12, 13}
+    assert store.get_batch(batch)["started_upto"] == 13
+    assert store.done_lines(batch) == {0, 1, 2, 3, 10, 11, 12, 13}
     store.close()

@@ -1,10 +1,11 @@
 """Group commits for `serve --upstream`: every request's start and result durable, without a commit each.
 
-Each worker still waits for its own record: a request is sent only once its in-flight mark is
-committed, and a result row is committed in the same transaction that clears its mark, no later
-than the worker's next mark (so each worker has at most one request marked in flight). What changes is that the marks and results of all the workers
-that are ready at the same moment share one SQLite transaction instead of two commits per request,
-so a crash still re-sends at most the requests really in flight (docs/reliability.md).
+Each worker still waits for its own record: a request is sent only once its start is committed (the
+batch's `started_upto`, the highest line sent), and its result row is committed no later than the
+worker's next start (so each worker has at most one request sent and unrecorded: after a crash, the
+lines up to `started_upto` without a result). What changes is that the starts and results of all the
+workers that are ready at the same moment share one SQLite transaction instead of two commits per
+request, so a crash still re-sends at most the requests really in flight (docs/reliability.md).
 
 "The same moment" is a little wider than one turn of the event loop: while the group still grows, its
 commit waits one more turn, so that workers whose answers arrived together join it. A commit costs
@@ -37,7 +38,7 @@ class GroupCommitter:
         self._seen = 0  # the group's size when it was last looked at
 
     async def start(self, line_no: int) -> None:
-        """Returns once `line_no` is durably marked in flight."""
+        """Returns once `line_no` is durably marked as sent."""
         self._starts.append(line_no)
         await self._wait()
 

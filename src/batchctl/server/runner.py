@@ -7,9 +7,10 @@ Durability: a result counts only once its row is committed (`Store.add_results`,
 output and error files are written from the database when the batch ends. So a restart -- even
 after `kill -9` -- resumes a batch by skipping the lines that already have a row, and no line is
 ever lost or written twice. With an upstream (`--upstream`), each request's start is committed
-before it is sent and its result committed at once, atomically with clearing that mark (in group
-commits shared by the workers ready at the same moment, `commits.py`): a restart sends again only
-the requests that were really in flight, and adds their number to the batch's metadata (docs/reliability.md).
+before it is sent (as the batch's highest line sent: lines go out in input order) and its result at
+once (in group commits shared by the workers ready at the same moment, `commits.py`): the lines up to
+that mark without a result were in flight, so a restart sends again only those, and adds their number
+to the batch's metadata (docs/reliability.md).
 
 Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
 does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
@@ -76,6 +77,24 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     if outcome.error_code is not None:
         error = {"code": outcome.error_code, "message": outcome.error_message}
     return jsonfast.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
+
+
+def _readable(file: dict[str, Any] | None) -> bool:
+    return file is not None and os.path.exists(file["path"])
+
+
+def _unfinished_upto(file: dict[str, Any] | None, done: set[int], upto: int) -> int:
+    """How many request lines of the input file, up to line `upto`, are not in `done`."""
+    from batchctl.validation import iter_request_lines
+
+    if not _readable(file):
+        return 0
+    count = 0
+    for line_no, _request in iter_request_lines(file["path"]):  # type: ignore[index]
+        if line_no > upto:
+            break
+        count += line_no not in done
+    return count
 
 
 class BatchRunner:
@@ -204,7 +223,7 @@ class BatchRunner:
         # With an upstream, each request's start is committed before it is sent and its result as soon
         # as it comes: after a crash only the requests really in flight are sent again, and counted.
         durable = getattr(self.executor, "remote", False)
-        interrupted = self.store.take_interrupted(batch_id)
+        interrupted = self.store.take_interrupted(batch_id, lambda upto: _unfinished_upto(file, done, upto))
         if interrupted:
             log.warning(
                 "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
@@ -226,7 +245,7 @@ class BatchRunner:
         def stopping() -> bool:
             return wakeup.is_set() or time.time() >= deadline
 
-        if file is None or not os.path.exists(file["path"]):
+        if not _readable(file):
             lines: Any = iter(())
         else:
             lines = (item for item in iter_request_lines(file["path"]) if item[0] not in done)
@@ -321,7 +340,7 @@ class BatchRunner:
         from batchctl.validation import iter_request_lines
 
         file = self.store.get_file(batch["input_file_id"])
-        if file is None or not os.path.exists(file["path"]):
+        if not _readable(file):
             return
         done = self.store.done_lines(batch["id"])
         rows = []

@@ -61,8 +61,8 @@ CREATE TABLE IF NOT EXISTS results (
     result    TEXT NOT NULL,
     PRIMARY KEY (batch_id, line_no)
 );
--- Requests sent to an upstream whose result is not recorded yet: left over after a crash, they are
--- the only requests a restart sends again (docs/reliability.md).
+-- Requests sent to an upstream whose result was not recorded yet, as releases before batches.started_upto marked
+-- them one row each: a database such a server left after a crash still counts them (Store.take_interrupted).
 CREATE TABLE IF NOT EXISTS inflight (
     batch_id  TEXT NOT NULL,
     line_no   INTEGER NOT NULL,
@@ -76,6 +76,9 @@ ADDED_COLUMNS = (
     ("batches", "output_expires_seconds", "INTEGER"),
     ("batches", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
     ("batches", "reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    # `serve --upstream`: every request line up to this one may have been sent (-1: none). Lines are sent in
+    # input order, so those of them without a result were in flight (docs/reliability.md).
+    ("batches", "started_upto", "INTEGER NOT NULL DEFAULT -1"),
 )
 
 

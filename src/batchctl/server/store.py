@@ -318,71 +318,64 @@ class Store:
             self.record_group(batch_id, (), rows)
 
     def record_group(self, batch_id: str, starts: Iterable[int], rows: list[ResultRow]) -> None:
-        """One transaction: mark `starts` in flight, insert result rows (each clearing its mark), bump the counts.
+        """One transaction: mark `starts` as sent, insert result rows, bump the counts.
 
-        The group commit of `serve --upstream`: many requests' starts and results share one commit,
-        and each result row is still committed together with the removal of its in-flight mark.
+        The group commit of `serve --upstream`: many requests' starts and results share one commit. A start is
+        recorded as the batch's `started_upto` (the highest line sent: lines go out in input order), not a row
+        a request, so a result needs no mark cleared: its row is what says that line is no longer in flight.
         """
-        now, starts = time.time(), list(starts)
+        upto = max(starts, default=-1)
         try:
             with self.db:
-                self._mark_started(batch_id, starts, now)
                 if rows:
                     before = self.db.total_changes
                     self.db.executemany(_INSERT_RESULT, [_result_values(batch_id, row) for row in rows])
                     if self.db.total_changes - before != len(rows):
                         raise _AlreadyRecorded  # some rows were there already: count row by row instead
-                    self._clear_marks(batch_id, rows)
-                    self._bump_counts(batch_id, rows)
+                self._bump(batch_id, upto, rows)
             return
         except _AlreadyRecorded:
             pass  # rolled back; only a resumed batch gets here, and rarely
         with self.db:
-            self._mark_started(batch_id, starts, now)
             inserted = [row for row in rows if self.db.execute(_INSERT_RESULT, _result_values(batch_id, row)).rowcount == 1]
-            self._clear_marks(batch_id, rows)
-            self._bump_counts(batch_id, inserted)
+            self._bump(batch_id, upto, inserted)
 
-    def _mark_started(self, batch_id: str, starts: Iterable[int], now: float) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO inflight (batch_id, line_no, started) VALUES (?,?,?)",
-            [(batch_id, line_no, now) for line_no in starts],
-        )
-
-    def _clear_marks(self, batch_id: str, rows: list[ResultRow]) -> None:
-        if self.db.execute("SELECT 1 FROM inflight WHERE batch_id = ? LIMIT 1", (batch_id,)).fetchone() is None:
-            return  # nothing marked (the echo model marks nothing): no DELETE a row (~7 % of an echo batch)
-        self.db.executemany(
-            "DELETE FROM inflight WHERE batch_id = ? AND line_no = ?", [(batch_id, row.line_no) for row in rows]
-        )
-
-    def _bump_counts(self, batch_id: str, rows: list[ResultRow]) -> None:
-        if not rows:
+    def _bump(self, batch_id: str, upto: int, rows: list[ResultRow]) -> None:
+        """Raise `started_upto` to `upto` and add the rows to the counts, in one UPDATE."""
+        if upto < 0 and not rows:
             return
         completed = sum(1 for row in rows if row.ok)
         self.db.execute(
-            "UPDATE batches SET completed = completed + ?, failed = failed + ?, input_tokens = input_tokens + ?,"
-            " output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,"
+            "UPDATE batches SET started_upto = max(started_upto, ?), completed = completed + ?, failed = failed + ?,"
+            " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,"
             " reasoning_tokens = reasoning_tokens + ? WHERE id = ?",
-            (completed, len(rows) - completed, sum(row.input_tokens for row in rows),
+            (upto, completed, len(rows) - completed, sum(row.input_tokens for row in rows),
              sum(row.output_tokens for row in rows), sum(row.cached_tokens for row in rows),
              sum(row.reasoning_tokens for row in rows), batch_id),
         )  # fmt: skip
 
-    def take_interrupted(self, batch_id: str) -> int:
+    def take_interrupted(self, batch_id: str, unfinished_upto: Callable[[int], int]) -> int:
         """Count the requests left in flight by a crash into the batch's metadata; returns how many there were.
 
-        They will be sent again, so the upstream may see them twice: the running total is kept under
-        `POSSIBLY_DUPLICATED` in the batch's `metadata`, in the same transaction that clears the marks.
+        `unfinished_upto(n)`: how many request lines up to line n have no result (the caller reads the input
+        file). Those were sent and their answer never recorded; with the rows an older release marked one by
+        one (`inflight`), they will be sent again, so the upstream may see them twice: the running total is
+        kept under `POSSIBLY_DUPLICATED` in the batch's `metadata`, in the same transaction that clears the marks.
         """
         with self.db:
+            row = self.db.execute("SELECT started_upto, metadata FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None:
+                return 0
             count = self.db.execute("SELECT COUNT(*) FROM inflight WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+            if row["started_upto"] >= 0:
+                count += unfinished_upto(row["started_upto"])
             if count:
-                row = self.db.execute("SELECT metadata FROM batches WHERE id = ?", (batch_id,)).fetchone()
-                metadata = json.loads(row["metadata"]) if row and row["metadata"] else {}
+                metadata = json.loads(row["metadata"]) if row["metadata"] else {}
                 metadata[POSSIBLY_DUPLICATED] = str(int(metadata.get(POSSIBLY_DUPLICATED, 0)) + count)
                 self.db.execute("UPDATE batches SET metadata = ? WHERE id = ?", (json.dumps(metadata), batch_id))
-                self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+            # Counted once: they are marked again only when they are sent again.
+            self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+            self.db.execute("UPDATE batches SET started_upto = -1 WHERE id = ?", (batch_id,))
         return count
 
 
