@@ -76,6 +76,10 @@ def _child_env(api_key: str | None) -> dict[str, str]:
     return env
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process took it after `free_port()` found it free."""
+
+
 @dataclass
 class ServerHandle:
     """A running `python -m batchctl.server` subprocess."""
@@ -86,6 +90,9 @@ class ServerHandle:
     api_key: str | None = None
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
+    # The command up to its own ARGS, for this handle's port and data dir: `python -m batchctl.server` by default.
+    launcher: Callable[[ServerHandle], list[str]] | None = None
+    _log_start: int = field(default=0, init=False)  # where the latest process's output begins in the log
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
@@ -104,7 +111,11 @@ class ServerHandle:
 
     def spawn(self) -> ServerHandle:
         """Start the process without waiting for it to answer (see `wait_healthy`)."""
-        command = [sys.executable, "-m", "batchctl.server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if self.launcher is not None:
+            command = self.launcher(self)
+        else:
+            command = [sys.executable, "-m", "batchctl.server", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0  # this attempt's output
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*command, *self.args], stdout=log, stderr=subprocess.STDOUT, env=_child_env(self.api_key)
@@ -113,18 +124,38 @@ class ServerHandle:
 
     def start(self) -> ServerHandle:
         self.spawn()
-        self.wait_healthy()
+        self.wait_started()
         return self
 
+    def wait_started(self) -> None:
+        """`wait_healthy`, on another free port when something else took this one first.
+
+        `free_port()` only finds a port that was free: between then and the server's bind, another test
+        worker's server may take it. That is the harness's race, not the server's: try another port."""
+        for attempt in range(3):
+            try:
+                self.wait_healthy()
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+                self.spawn()
+
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Until this handle's own process answers `/health` (by its pid: not another server that has the port)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                output = self.log(since=self._log_start)
+                if "address already in use" in output or f"port {self.port} on 127.0.0.1 is in use" in output:
+                    raise PortTaken(self.port)  # `python -m batchctl.server` says the former, `batchctl serve` the latter
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.root + "/health", timeout=0.5).status_code == 200:
+                response = httpx.get(self.root + "/health", timeout=0.5)
+                if response.status_code == 200 and (self.proc is None or response.json().get("pid") == self.proc.pid):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
@@ -149,9 +180,9 @@ class ServerHandle:
         self.stop()
         return self.start()
 
-    def log(self) -> str:
+    def log(self, since: int = 0) -> str:
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.read_bytes()[since:].decode(errors="replace")
         except OSError:
             return ""
 
@@ -183,7 +214,7 @@ class WarmServers:
             spare = None
         handle = spare[1] if spare is not None else self._spawn()
         self.spare = (env, self._spawn())
-        handle.wait_healthy()
+        handle.wait_started()
         return handle
 
     def _spawn(self) -> ServerHandle:

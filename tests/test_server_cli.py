@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from batchctl.cli.app import app
 from batchctl.cli.commands.serve import serve
-from server_fixture import ServerHandle, _child_env, free_port
+from server_fixture import ServerHandle, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -59,18 +59,15 @@ def test_conflicting_modes_are_a_usage_error(cli):
 
 def serve_in_foreground(tmp_path, *args: str) -> ServerHandle:
     """`batchctl serve --port P --data-dir D ARGS` in a subprocess, its output in `handle.log()`."""
-    port = free_port()
     code = (
         "import typer; from batchctl.cli.commands.serve import serve; app = typer.Typer(); "
         "app.command('serve')(serve); app.command('x')(lambda: None); app()"
     )
-    handle = ServerHandle(port=port, data_dir=tmp_path / "state", args=[])
-    with open(handle.log_path, "wb") as log:
-        handle.proc = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", "--port", str(port), "--data-dir", str(handle.data_dir), *args],
-            stdout=log, stderr=subprocess.STDOUT, env=_child_env(None),
-        )  # fmt: skip
-    return handle
+
+    def launcher(handle: ServerHandle) -> list[str]:
+        return [sys.executable, "-c", code, "serve", "--port", str(handle.port), "--data-dir", str(handle.data_dir)]
+
+    return ServerHandle(port=free_port(), data_dir=tmp_path / "state", args=list(args), launcher=launcher).start()
 
 
 def test_foreground_serve_in_a_subprocess(tmp_path):
@@ -153,3 +150,19 @@ def test_a_second_background_server_of_another_data_dir_keeps_its_own_pid_file_a
         for pid in started:
             if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_harness_moves_to_another_port_when_another_server_took_its_own(tmp_path):
+    """`free_port()` hands out a port that another test worker's server may bind first: the handle must not take
+    that server for its own (it answers /health too), and starts on another port."""
+    squatter = ServerHandle(port=free_port(), data_dir=tmp_path / "squatter", args=[]).start()
+    try:
+        late = ServerHandle(port=squatter.port, data_dir=tmp_path / "late", args=[]).start()
+        try:
+            assert late.port != squatter.port
+            assert httpx.get(late.root + "/health").json()["pid"] == late.proc.pid
+            assert "address already in use" in late.log()
+        finally:
+            late.kill()
+    finally:
+        squatter.kill()
