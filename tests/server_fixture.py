@@ -93,6 +93,7 @@ class ServerHandle:
     # The command up to its own ARGS, for this handle's port and data dir: `python -m batchctl.server` by default.
     launcher: Callable[[ServerHandle], list[str]] | None = None
     _log_start: int = field(default=0, init=False)  # where the latest process's output begins in the log
+    _answered: bool = field(default=False, init=False)  # once it has served, its URL is out there: the port stays
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
@@ -131,13 +132,17 @@ class ServerHandle:
         """`wait_healthy`, on another free port when something else took this one first.
 
         `free_port()` only finds a port that was free: between then and the server's bind, another test
-        worker's server may take it. That is the harness's race, not the server's: try another port."""
+        worker's server may take it. That is the harness's race, not the server's: try another port. Only
+        on a handle's first start, though: a restart (`restart()`, or `start()` after `kill()`) keeps its
+        port, as the test's clients, profiles and URLs still name it; if another server took it meanwhile,
+        moving would leave them talking to that other server, so PortTaken is raised instead."""
         for attempt in range(3):
             try:
                 self.wait_healthy()
+                self._answered = True
                 return
             except PortTaken:
-                if attempt == 2:
+                if attempt == 2 or self._answered:
                     raise
                 self.port = free_port()
                 self.spawn()

@@ -166,3 +166,22 @@ def test_the_harness_moves_to_another_port_when_another_server_took_its_own(tmp_
             late.kill()
     finally:
         squatter.kill()
+
+
+def test_the_harness_keeps_a_restarted_server_on_its_port(tmp_path):
+    """A restart keeps the handle's port: the test's clients and profiles still name the old URL. When another
+    server took the port while this one was down, moving elsewhere would leave them talking to that other
+    server (another test's), so the restart fails with PortTaken instead."""
+    from server_fixture import PortTaken
+
+    handle = ServerHandle(port=free_port(), data_dir=tmp_path / "first", args=[]).start()
+    url = handle.base_url
+    handle.kill()
+    squatter = ServerHandle(port=handle.port, data_dir=tmp_path / "squatter", args=[]).start()
+    try:
+        with pytest.raises(PortTaken):
+            handle.start()
+        assert handle.base_url == url
+    finally:
+        handle.kill()
+        squatter.kill()
