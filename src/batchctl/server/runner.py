@@ -223,7 +223,11 @@ class BatchRunner:
         # With an upstream, each request's start is committed before it is sent and its result as soon
         # as it comes: after a crash only the requests really in flight are sent again, and counted.
         durable = getattr(self.executor, "remote", False)
-        interrupted = self.store.take_interrupted(batch_id, lambda upto: _unfinished_upto(file, done, upto))
+        if wakeup.is_set() or time.time() >= deadline:
+            # Cancelling, or past its window: no line is sent again, so the upstream sees none of them twice.
+            interrupted = 0
+        else:
+            interrupted = self.store.take_interrupted(batch_id, lambda upto: _unfinished_upto(file, done, upto))
         if interrupted:
             log.warning(
                 "%s: %d request(s) were in flight when the server stopped; sending them again, so the upstream"
@@ -296,7 +300,10 @@ class BatchRunner:
                 if stopping():
                     return
 
-        workers = asyncio.gather(*(worker() for _ in range(count)))
+        # The tasks themselves, not only their gather: once one worker has raised, the gather is done and its
+        # cancel() a no-op, so its siblings would go on sending requests for a batch already failed.
+        tasks = [asyncio.ensure_future(worker()) for _ in range(count)]
+        workers = asyncio.gather(*tasks)
         tick = asyncio.create_task(ticker())
         try:
             await asyncio.wait({workers, tick}, return_when=asyncio.FIRST_COMPLETED)
@@ -312,9 +319,10 @@ class BatchRunner:
             if error is not None and not isinstance(error, asyncio.CancelledError):
                 raise error  # not a request failure (those are lines): a bug, or a full disk
         finally:
-            workers.cancel()  # a no-op unless this task itself is being cancelled (server shutdown)
+            for task in tasks:  # no-ops unless this task is being cancelled (shutdown) or a worker raised
+                task.cancel()
             tick.cancel()
-            await asyncio.gather(workers, tick, return_exceptions=True)
+            await asyncio.gather(workers, *tasks, tick, return_exceptions=True)
             flush()
 
     async def _finalize(self, batch_id: str) -> None:

@@ -366,7 +366,11 @@ class Store:
             row = self.db.execute("SELECT started_upto, metadata FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None:
                 return 0
-            count = self.db.execute("SELECT COUNT(*) FROM inflight WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+            # An older release's rows up to started_upto (it ran the batch after this one crashed) have no result:
+            # unfinished_upto counts them already.
+            count = self.db.execute(
+                "SELECT COUNT(*) FROM inflight WHERE batch_id = ? AND line_no > ?", (batch_id, row["started_upto"])
+            ).fetchone()[0]
             if row["started_upto"] >= 0:
                 count += unfinished_upto(row["started_upto"])
             if count:
