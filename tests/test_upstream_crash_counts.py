@@ -180,3 +180,20 @@ def test_inflight_rows_of_an_older_release_are_not_counted_twice_with_started_up
     done = store.done_lines(batch)
     assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 3  # lines 1, 2, 3
     store.close()
+
+
+def test_echo_lines_of_an_upstream_batch_are_not_counted_as_possibly_duplicated(tmp_path):
+    """`serve --upstream` answers a request whose model is `echo` itself: a crash mid-way re-answers it
+    locally, the upstream never sees it at all, so it is not counted; the upstream request beside it is."""
+    store = Store(tmp_path / "state")
+    batch = _batch(store, "a", 4)
+    path = store.files_dir / "file-a"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines[:3]:
+        line["body"]["model"] = "echo"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    store.record_group(batch, [1, 2, 3, 4], [])  # four workers, then a kill -9
+    file = {"path": str(path)}
+    done = store.done_lines(batch)
+    assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 1  # line 4 only
+    store.close()

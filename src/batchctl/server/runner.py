@@ -84,16 +84,23 @@ def _readable(file: dict[str, Any] | None) -> bool:
 
 
 def _unfinished_upto(file: dict[str, Any] | None, done: set[int], upto: int) -> int:
-    """How many request lines of the input file, up to line `upto`, are not in `done`."""
+    """How many request lines of the input file, up to line `upto`, are not in `done` and went to the upstream.
+
+    A request whose model is `echo` is answered by the server itself (UpstreamExecutor), never sent: it is
+    answered again, but no upstream can see it twice.
+    """
+    from batchctl.server.echo import ECHO_MODEL
     from batchctl.validation import iter_request_lines
 
     if not _readable(file):
         return 0
     count = 0
-    for line_no, _request in iter_request_lines(file["path"]):  # type: ignore[index]
+    for line_no, request in iter_request_lines(file["path"]):  # type: ignore[index]
         if line_no > upto:
             break
-        count += line_no not in done
+        if line_no not in done:
+            body = request.get("body")
+            count += not (isinstance(body, dict) and body.get("model") == ECHO_MODEL)
     return count
 
 
