@@ -62,6 +62,30 @@ def test_the_cli_starts_without_walking_its_startup_objects_in_the_collector():
     assert f"THRESHOLD {CLI_GC_YOUNG_THRESHOLD} YOUNG 0" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_cli_collects_the_garbage_at_exit_then_spares_the_survivors_finalizations_walks():
+    """At exit `run` collects what is garbage (its finalizers still run) and freezes the rest: Python's
+    finalization then skips it instead of walking every object in two or three more full collections
+    (~30-40 ms of CPU after a `download`, ~20 ms now). The freeze is seen by an exit handler registered
+    before `run`'s (those run last)."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 1000))\n"
+        "import batchctl.cli.app\n"
+        "class Held:\n"
+        "    def __del__(self):\n"
+        "        print('FINALIZED')\n"
+        "def main():\n"
+        "    garbage = Held()\n"
+        "    garbage.cycle = garbage  # garbage when main returns: only a collection finds it\n"
+        "batchctl.cli.app.main = main\n"
+        "from batchctl.__main__ import run\n"
+        "run()\n"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["FINALIZED", "FROZEN", "True"], result.stdout + result.stderr
+
+
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

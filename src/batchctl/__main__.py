@@ -1,5 +1,6 @@
 """`python -m batchctl`, and the `batchctl` console script (`run`)."""
 
+import atexit
 import gc
 
 # The collector's youngest generation in the CLI (Python's default: 700 allocations). What starting a
@@ -13,9 +14,20 @@ CLI_GC_YOUNG_THRESHOLD = 100_000
 def run() -> None:
     """The CLI, with the collector tuned first: before the imports, which make most of those objects."""
     gc.set_threshold(CLI_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    atexit.register(_freeze_survivors)  # registered first, so it runs last of the exit handlers
     from batchctl.cli.app import main
 
     main()
+
+
+def _freeze_survivors() -> None:
+    """Collect what is garbage at exit (its finalizers run, with every module still there), then freeze
+    what survives. Python's own finalization walks every object again in two or three full collections
+    while it destroys the modules (~30-40 ms of CPU after a `download`): frozen, the live objects are
+    skipped, and exiting takes ~20 ms (the one collection here, then the rest); the process ends and
+    the system takes the memory back."""
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":
