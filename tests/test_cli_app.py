@@ -273,3 +273,22 @@ def test_commands_that_talk_to_a_server_load_no_pydantic(flaky, tmp_path):
         result = run_python("-c", code, env={"BATCHCTL_BASE_URL": flaky.base_url})
         assert "API=True" in result.stdout and "PYDANTIC=False" in result.stdout, result.stdout + result.stderr
     assert (tmp_path / "res.jsonl").stat().st_size > 0
+
+
+def test_downloading_a_finished_batch_loads_nothing_it_does_not_use(flaky, tmp_path):
+    """A plain `download` pays for the imports it uses only: not the watch (`batchctl.watching`: the exit
+    codes it needs live in `batchctl.errors`), nor --merge's, --content's or --join's modules, nor the
+    dashboard's (Rich)."""
+    batch_id = finished_batch(flaky, tmp_path)
+    unused = ["batchctl.watching", "batchctl.cli.watch", "batchctl.cli.render", "batchctl.merging", "batchctl.answers",
+              "batchctl.joining", "batchctl.validation", "batchctl.remote_cleanup", "rich"]  # fmt: skip
+    code = (
+        "import sys\n"
+        f"sys.argv = ['batchctl', 'download', {batch_id!r}, '-o', {str(tmp_path / 'res.jsonl')!r}]\n"
+        "from batchctl.__main__ import run\n"
+        "try:\n    run()\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        f"print('LOADED=' + ','.join(m for m in {unused!r} if m in sys.modules))\n"
+    )
+    result = run_python("-c", code, env={"BATCHCTL_BASE_URL": flaky.base_url})
+    assert "LOADED=\n" in result.stdout, result.stdout + result.stderr
+    assert (tmp_path / "res.jsonl").stat().st_size > 0
