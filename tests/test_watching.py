@@ -9,13 +9,12 @@ from rich.console import Console
 
 from batchctl.api import Batch, InternalServerError, NotFoundError, RateLimitError
 from batchctl.cli.render import NO_LIVE_COUNTS, BatchView, batch_panel, change_line, dashboard
-from batchctl.errors import StuckInUnknownStatus, WatchGaveUp
+from batchctl.errors import StuckInUnknownStatus, WatchGaveUp, exit_code_for_statuses
 from batchctl.watching import (
     PollSchedule,
     RateTracker,
     default_interval,
     eta_seconds,
-    exit_code_for_statuses,
     format_duration,
     has_changed,
     poll_until_terminal,

@@ -6,6 +6,13 @@ saying what to do next; `batchctl.cli.errors` turns it into one `Error: ...` lin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from batchctl.api.models import Batch
+
 # Exit codes are part of the interface scripts rely on; docs/cli.md and `--help` list them.
 EXIT_OK = 0
 EXIT_ERROR = 1  # an error, or invalid input (`validate`)
@@ -22,6 +29,36 @@ EXIT_CODE_BY_STATUS = {
     "expired": EXIT_BATCH_EXPIRED,
     "cancelled": EXIT_BATCH_CANCELLED,
 }
+
+# Which final state is "worst" when several batches end differently: failed (nothing usable)
+# before expired (partial results may exist) before cancelled (someone chose to stop it).
+EXIT_PRECEDENCE = ("failed", "expired", "cancelled")
+
+
+def nothing_succeeded(batch: Batch) -> bool:
+    """A batch that completed with every request failed: a failure, whatever its status says."""
+    counts = batch.request_counts
+    return batch.status == "completed" and counts.total > 0 and counts.completed == 0 and counts.failed > 0
+
+
+def effective_status(batch: Batch) -> str:
+    """The status the exit code follows: `failed` for a batch that completed with no request succeeding."""
+    return "failed" if nothing_succeeded(batch) else batch.status
+
+
+def exit_code_for_batches(batches: Sequence[Batch]) -> int:
+    """`exit_code_for_statuses` of the batches' effective statuses (0 of N succeeded counts as failed)."""
+    return exit_code_for_statuses([effective_status(b) for b in batches])
+
+
+def exit_code_for_statuses(statuses: Sequence[str]) -> int:
+    """0 when every batch completed; else the code of the worst final state (failed 3 > expired 4 >
+    cancelled 5); 6 if one is not finished (or in a state this tool does not know)."""
+    codes = set(statuses)
+    for status in EXIT_PRECEDENCE:
+        if status in codes:
+            return EXIT_CODE_BY_STATUS[status]
+    return EXIT_OK if codes <= {"completed"} else EXIT_NOT_FINISHED
 
 
 class BatchctlError(Exception):

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import EXIT_CODE_BY_STATUS, EXIT_NOT_FINISHED, EXIT_OK, StuckInUnknownStatus, WatchGaveUp
+from batchctl.errors import StuckInUnknownStatus, WatchGaveUp
 
 if TYPE_CHECKING:
     from batchctl.api.models import Batch
@@ -41,10 +41,6 @@ BACKOFF_SOFT_CAP = 60.0
 GIVE_UP_AFTER_S = 600.0
 UNKNOWN_STATUS_LIMIT_S = 1800.0
 RATE_WINDOW_S = 120.0  # rate is measured over the last two minutes of samples
-
-# Which final state is "worst" when several batches end differently: failed (nothing usable)
-# before expired (partial results may exist) before cancelled (someone chose to stop it).
-EXIT_PRECEDENCE = ("failed", "expired", "cancelled")
 
 # The timestamp field of each phase, in the order a batch goes through them.
 PHASE_TIMESTAMPS = (
@@ -240,35 +236,6 @@ def eta_seconds(remaining: int, rate: float | None) -> float | None:
     if rate is None or rate <= 0 or remaining < 0:
         return None
     return remaining / rate
-
-
-# -- exit codes -------------------------------------------------------------------------------------
-
-
-def nothing_succeeded(batch: Batch) -> bool:
-    """A batch that completed with every request failed: a failure, whatever its status says."""
-    counts = batch.request_counts
-    return batch.status == "completed" and counts.total > 0 and counts.completed == 0 and counts.failed > 0
-
-
-def effective_status(batch: Batch) -> str:
-    """The status the exit code follows: `failed` for a batch that completed with no request succeeding."""
-    return "failed" if nothing_succeeded(batch) else batch.status
-
-
-def exit_code_for_batches(batches: Sequence[Batch]) -> int:
-    """`exit_code_for_statuses` of the batches' effective statuses (0 of N succeeded counts as failed)."""
-    return exit_code_for_statuses([effective_status(b) for b in batches])
-
-
-def exit_code_for_statuses(statuses: Sequence[str]) -> int:
-    """0 when every batch completed; else the code of the worst final state (failed 3 > expired 4 >
-    cancelled 5); 6 if one is not finished (or in a state this tool does not know)."""
-    codes = set(statuses)
-    for status in EXIT_PRECEDENCE:
-        if status in codes:
-            return EXIT_CODE_BY_STATUS[status]
-    return EXIT_OK if codes <= {"completed"} else EXIT_NOT_FINISHED
 
 
 # -- the loop ---------------------------------------------------------------------------------------

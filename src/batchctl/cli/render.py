@@ -19,6 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from batchctl.errors import nothing_succeeded
 from batchctl.watching import (
     PHASE_TIMESTAMPS,
     Progress,
@@ -26,7 +27,6 @@ from batchctl.watching import (
     eta_seconds,
     format_duration,
     format_timestamp,
-    nothing_succeeded,
     progress_of,
 )
 

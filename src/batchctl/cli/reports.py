@@ -104,7 +104,7 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
 def exit_for_final_state(out: Output, batch: Batch, *, saved_files: bool) -> None:
     """Exit 3/4/5 when the batch ended failed/expired/cancelled (or completed with no request
     succeeding: 3); return when it completed."""
-    from batchctl.watching import exit_code_for_batches, nothing_succeeded
+    from batchctl.errors import exit_code_for_batches, nothing_succeeded  # not `watching`: a download watches nothing
 
     code = exit_code_for_batches([batch])
     if code:

@@ -48,7 +48,7 @@ def retry(
     """
     from batchctl.cli.reports import show_retry
     from batchctl.jobs.retry import retry as retry_use_case
-    from batchctl.watching import exit_code_for_batches
+    from batchctl.errors import exit_code_for_batches
 
     state = AppState.get(ctx, json_=json_)
     codes = [c.strip() for c in only_codes.split(",") if c.strip()] if only_codes is not None else None

@@ -61,7 +61,7 @@ def status(
     batch_ids = state.expand_ids(batch_ids)  # a job among several ids stands for its batches
     if watch:
         from batchctl.cli.watch import watch_batches
-        from batchctl.watching import exit_code_for_batches
+        from batchctl.errors import exit_code_for_batches
 
         final = watch_batches(state, batch_ids, interval=interval, give_up_after=give_up_after)
         code = exit_code_for_batches(final)
@@ -112,7 +112,8 @@ def _job_status(state: AppState, job, *, watch: bool, interval: float | None, gi
     """`status JOB`: the aggregate over its parts (a combined bar, ETA) and each part; --watch ends with it."""
     from batchctl.cli.reports import job_line, show_job
     from batchctl.jobs.view import load_view, watch_job
-    from batchctl.watching import counts_are_live, exit_code_for_batches
+    from batchctl.errors import exit_code_for_batches
+    from batchctl.watching import counts_are_live
 
     live = counts_are_live(job.provider)
     if not watch:
