@@ -16,7 +16,7 @@ Exits 1 on any miss.
     python benchmarks/upstream_throughput.py                 # 10,000 requests at -c 8, 64 and 256, medians of 3
     python benchmarks/upstream_throughput.py -n 2000 -c 32 -r 1
     python benchmarks/upstream_throughput.py --server-args="--loop asyncio"   # without uvloop
-    python benchmarks/upstream_throughput.py --tuned-anchor   # also the aiohttp loop with the server's GC settings
+    python benchmarks/upstream_throughput.py --tuned-anchor   # also the aiohttp loop with the server's GC and event loop
 """
 
 from __future__ import annotations
@@ -134,6 +134,15 @@ async def aiohttp_loop(url: str, n: int, concurrency: int, tuned_gc: bool = Fals
         return n / (time.perf_counter() - start)
 
 
+def server_loop_factory():
+    """The event loop the server runs on by default (uvicorn's `auto`): uvloop's when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 async def httpx_loop(url: str, n: int, concurrency: int) -> float:
     """Requests per second of N POSTs with `concurrency` workers sharing one httpx.AsyncClient."""
     import httpx
@@ -238,7 +247,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.8, help="the least ratio ours/anchor that passes")
     parser.add_argument("--no-httpx", action="store_true", help="skip the httpx anchor")
     parser.add_argument("--tuned-anchor", action="store_true",
-                        help="run the aiohttp loop with the server's collector settings too (shown, not judged)")  # fmt: skip
+                        help="run the aiohttp loop with the server's collector settings and event loop too (shown, not judged)")  # fmt: skip
     parser.add_argument("--server-args", default="", help="more options for the server, e.g. '--loop asyncio'")
     parser.add_argument("--stub", type=int, metavar="PORT", help=argparse.SUPPRESS)  # run only the stub
     args = parser.parse_args()
@@ -267,7 +276,8 @@ def main() -> None:
                 anchors.append(asyncio.run(aiohttp_loop(url, n, c)))
                 cpus["aiohttp"].append((time.process_time() - used) / n * 1e6)
                 if args.tuned_anchor:
-                    tuned.append(asyncio.run(aiohttp_loop(url, n, c, tuned_gc=True)))
+                    with asyncio.Runner(loop_factory=server_loop_factory()) as runner:
+                        tuned.append(runner.run(aiohttp_loop(url, n, c, tuned_gc=True)))
                 if c in HTTPX_AT and not args.no_httpx:
                     httpxs.append(asyncio.run(httpx_loop(url, min(n, args.httpx_requests), c)))
                 with tempfile.TemporaryDirectory() as tmp:
@@ -293,8 +303,8 @@ def main() -> None:
                   f" {statistics.median(rsss):8.0f} MB {anchor_cpu:16.0f}, {our_cpu:4.0f} ({anchor_cpu / our_cpu:.2f})"
                   f" {os.getloadavg()[0]:5.1f}")
             if tuned:
-                print(f"{'':>5} {statistics.median(tuned):11,.0f}/s  (the aiohttp loop with the server's collector"
-                      f" settings; ours/that {served / statistics.median(tuned):.2f}, not judged)")
+                print(f"{'':>5} {statistics.median(tuned):11,.0f}/s  (the aiohttp loop with the server's collector settings"
+                      f" and event loop; ours/that {served / statistics.median(tuned):.2f}, not judged)")
         print(f"(ours: one batch timed from create to completed, zero lost; target >= {args.target:.2f} of each anchor;"
               " CPU a request is the figure to trust on a loaded machine; load: the 1-minute load average after each row)")
     finally:

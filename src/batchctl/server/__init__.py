@@ -101,7 +101,7 @@ def run(config: ServerConfig) -> None:
     gc.collect()
     gc.freeze()
     try:
-        # loop="auto": uvloop when it is installed (docs/performance.md has the figure).
+        # loop="auto": uvloop when it is installed, as batchctl does except on Windows (docs/performance.md, section 1).
         uvicorn.run(
             app, host=config.host, port=config.port, log_level=config.log_level, access_log=access_log, loop=config.loop
         )

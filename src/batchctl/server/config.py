@@ -80,7 +80,7 @@ class ServerConfig:
     timeout: float = _option(600.0, "seconds to wait for an upstream answer (default 600)")
     log_level: str = _option("warning", "uvicorn's log level (default warning)", choices=LOG_LEVELS)
     loop: str = _option(
-        "auto", "event loop: auto (uvloop when installed), asyncio or uvloop (pip install uvloop)", choices=LOOPS
+        "auto", "event loop: auto (uvloop, which batchctl installs except on Windows), asyncio or uvloop", choices=LOOPS
     )
     max_file_mb: float = _option(
         DEFAULT_MAX_FILE_MB, f"largest upload in MB, answered 413 above (default {DEFAULT_MAX_FILE_MB:g}, OpenAI's)"
