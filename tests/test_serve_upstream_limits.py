@@ -162,3 +162,47 @@ def test_bad_channel_options_are_one_error_line(args, message, background, monke
     result = CliRunner().invoke(app, ["serve", *args, *background])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: ") and message in result.stderr and "Traceback" not in result.output
+
+
+def _loops() -> list:
+    loops = [pytest.param(asyncio.new_event_loop, id="asyncio")]
+    try:
+        import uvloop
+    except ImportError:  # Windows: the server runs on asyncio's loop
+        return loops
+    return [*loops, pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+@pytest.mark.parametrize("new_loop", _loops())
+def test_no_start_comes_before_its_booked_time_on_the_servers_real_loop(new_loop):
+    """On the real clock and the loop `serve` runs on: no request starts before the moment its --rpm
+    slot (or a Retry-After pause) ends. uvloop rounds a sleep to whole milliseconds on a clock it read
+    earlier, so its `asyncio.sleep(d)` can return ~0.2-1 ms before `d` has passed."""
+    import time
+
+    limits = UpstreamLimits(12_000, None)  # a start every 5 ms
+    interval = 60 / 12_000
+
+    async def go() -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        starts, pauses = [], []
+        for _ in range(30):
+            await limits.wait(body(1))
+            starts.append((time.monotonic(), limits.requests._next - interval))  # (started, its slot)
+            busy = time.monotonic() + 0.0017  # a worker's own work before the next wait
+            while time.monotonic() < busy:
+                pass
+        for seconds in (0.0033, 0.0071, 0.0123):
+            limits.pause(seconds)
+            until = limits.paused_until
+            await limits.wait(body(1))
+            pauses.append((time.monotonic(), until))
+        return starts, pauses
+
+    loop = new_loop()
+    try:
+        starts, pauses = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    early = [round((slot - started) * 1000, 3) for started, slot in starts if started < slot]
+    assert early == [], f"starts before their slot, by ms: {early}"
+    assert all(started >= until for started, until in pauses), pauses
