@@ -35,10 +35,11 @@ def estimate_request_tokens(body: dict[str, Any]) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN) + output
 
 
-async def sleep_until(deadline: float, delay: float, *, clock: Clock, sleep: Sleep) -> None:
-    """Sleep `delay` seconds, then on until `clock()` reaches `deadline`: uvloop (the server's loop) rounds a
-    sleep to whole milliseconds on a clock it read earlier, so its `sleep(delay)` can return ~0.2-1 ms
-    early, and a request would start before its --rpm/--tpm slot or the upstream's Retry-After ends."""
+async def sleep_full(delay: float, *, clock: Clock, sleep: Sleep) -> None:
+    """Sleep `delay` seconds by `clock`, in full: uvloop (the server's loop) rounds a sleep to whole
+    milliseconds on a clock it read earlier, so its `sleep(delay)` can return ~0.2-1 ms early, and a
+    request would start before its --rpm/--tpm slot or the upstream's Retry-After ends."""
+    deadline = clock() + delay
     await sleep(delay)
     while (left := deadline - clock()) > 0:
         await sleep(left)
@@ -71,7 +72,7 @@ class RateLimiter:
     async def wait(self, cost: float = 1.0) -> None:
         delay = self.reserve(cost)
         if delay > 0:
-            await sleep_until(self._clock() + delay, delay, clock=self._clock, sleep=self._sleep)
+            await sleep_full(delay, clock=self._clock, sleep=self._sleep)
 
 
 class UpstreamLimits:
@@ -104,6 +105,6 @@ class UpstreamLimits:
                 # Both bookings end at the later of the two starts, so neither limit is overrun.
                 delay = max(delay, self.tokens.reserve(estimate_request_tokens(body), not_before=self._clock() + delay))
             if delay > 0:
-                await sleep_until(self._clock() + delay, delay, clock=self._clock, sleep=self._sleep)
+                await sleep_full(delay, clock=self._clock, sleep=self._sleep)
             if self.paused_until <= not_before:  # no new pause was asked for while we waited
                 return

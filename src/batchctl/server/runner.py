@@ -230,7 +230,11 @@ class BatchRunner:
         # With an upstream, each request's start is committed before it is sent and its result as soon
         # as it comes: after a crash only the requests really in flight are sent again, and counted.
         durable = getattr(self.executor, "remote", False)
-        if wakeup.is_set() or time.time() >= deadline:
+
+        def stopping() -> bool:
+            return wakeup.is_set() or time.time() >= deadline
+
+        if stopping():
             # Cancelling, or past its window: no line is sent again, so the upstream sees none of them twice.
             interrupted = 0
         else:
@@ -252,9 +256,6 @@ class BatchRunner:
                 self.store.add_results(batch_id, pending)
                 pending.clear()
             last_flush = time.monotonic()
-
-        def stopping() -> bool:
-            return wakeup.is_set() or time.time() >= deadline
 
         if not _readable(file):
             lines: Any = iter(())
