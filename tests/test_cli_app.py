@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,34 @@ def test_the_cli_collects_the_garbage_at_exit_then_spares_the_survivors_finaliza
     result = run_python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["FINALIZED", "FROZEN", "True"], result.stdout + result.stderr
+
+
+def test_a_sigterm_while_exiting_ends_the_process_without_a_stray_message():
+    """The collection at exit runs finalizers (~10-20 ms after a `download`). A SIGTERM then used to
+    raise `Terminated` inside the exit handler: Python printed "Exception ignored in atexit callback"
+    and exited 0. Here a finalizer that runs in that collection sends the SIGTERM itself."""
+    code = (
+        "import os, signal\n"
+        "import batchctl.cli.app\n"
+        "from batchctl.errors import Terminated\n"
+        "class Held:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        print('SURVIVED', flush=True)\n"
+        "def terminate(signum, frame):\n"
+        "    raise Terminated(signum)  # as the real main's handler does\n"
+        "def main():\n"
+        "    signal.signal(signal.SIGTERM, terminate)\n"
+        "    garbage = Held()\n"
+        "    garbage.cycle = garbage  # garbage when main returns: found by the collection at exit\n"
+        "batchctl.cli.app.main = main\n"
+        "from batchctl.__main__ import run\n"
+        "run()\n"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == -signal.SIGTERM, (result.returncode, result.stdout, result.stderr)
+    assert "SURVIVED" not in result.stdout
+    assert "Exception ignored" not in result.stderr, result.stderr
 
 
 def test_version():
