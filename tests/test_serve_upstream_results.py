@@ -96,7 +96,9 @@ def test_a_restart_counts_the_lines_sent_without_a_result_once(tmp_path):
     assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 4  # 2, 6, 7 and 9
     after = store.get_batch(batch)
     assert json.loads(after["metadata"]) == {"k": "v", POSSIBLY_DUPLICATED: "4"} and after["started_upto"] == -1
+    changes = store.db.total_changes
     assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 0  # counted once
+    assert store.db.total_changes == changes  # and nothing marked, nothing written
     store.record_group(batch, [2], [])  # sent again, then another crash: it counts again, the total grows
     assert store.take_interrupted(batch, lambda upto: _unfinished_upto(file, done, upto)) == 1
     assert json.loads(store.get_batch(batch)["metadata"])[POSSIBLY_DUPLICATED] == "5"

@@ -377,9 +377,10 @@ class Store:
                 metadata = json.loads(row["metadata"]) if row["metadata"] else {}
                 metadata[POSSIBLY_DUPLICATED] = str(int(metadata.get(POSSIBLY_DUPLICATED, 0)) + count)
                 self.db.execute("UPDATE batches SET metadata = ? WHERE id = ?", (json.dumps(metadata), batch_id))
-            # Counted once: they are marked again only when they are sent again.
-            self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
-            self.db.execute("UPDATE batches SET started_upto = -1 WHERE id = ?", (batch_id,))
+            if count or row["started_upto"] >= 0:  # else nothing is marked (a first start): nothing written
+                # Counted once: they are marked again only when they are sent again.
+                self.db.execute("DELETE FROM inflight WHERE batch_id = ?", (batch_id,))
+                self.db.execute("UPDATE batches SET started_upto = -1 WHERE id = ?", (batch_id,))
         return count
 
 
