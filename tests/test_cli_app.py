@@ -87,32 +87,58 @@ def test_the_cli_collects_the_garbage_at_exit_then_spares_the_survivors_finaliza
     assert result.stdout.split() == ["FINALIZED", "FROZEN", "True"], result.stdout + result.stderr
 
 
-def test_a_sigterm_while_exiting_ends_the_process_without_a_stray_message():
-    """The collection at exit runs finalizers (~10-20 ms after a `download`). A SIGTERM then used to
-    raise `Terminated` inside the exit handler: Python printed "Exception ignored in atexit callback"
-    and exited 0. Here a finalizer that runs in that collection sends the SIGTERM itself."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_exiting_ends_the_process_without_a_stray_message(signame):
+    """The collection at exit runs finalizers (~10-20 ms after a `download`). A signal then used to raise
+    (`KeyboardInterrupt`, `Terminated`) inside the exit handler: Python printed "Exception ignored in
+    atexit callback" and exited 0. Here a finalizer that runs in that collection sends the signal itself."""
     code = (
         "import os, signal\n"
         "import batchctl.cli.app\n"
-        "from batchctl.errors import Terminated\n"
         "class Held:\n"
         "    def __del__(self):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"        os.kill(os.getpid(), signal.{signame})\n"
         "        print('SURVIVED', flush=True)\n"
-        "def terminate(signum, frame):\n"
-        "    raise Terminated(signum)  # as the real main's handler does\n"
-        "def main():\n"
-        "    signal.signal(signal.SIGTERM, terminate)\n"
-        "    garbage = Held()\n"
-        "    garbage.cycle = garbage  # garbage when main returns: found by the collection at exit\n"
-        "batchctl.cli.app.main = main\n"
+        "def build_app(only=None):\n"
+        "    def command(prog_name):\n"
+        "        garbage = Held()\n"
+        "        garbage.cycle = garbage  # garbage when the command returns: found by the collection at exit\n"
+        "    return command\n"
+        "batchctl.cli.app.build_app = build_app  # the real main() and its signal handlers, a command of ours\n"
         "from batchctl.__main__ import run\n"
         "run()\n"
     )
     result = run_python("-c", code)
-    assert result.returncode == -signal.SIGTERM, (result.returncode, result.stdout, result.stderr)
+    assert result.returncode == -getattr(signal, signame), (result.returncode, result.stdout, result.stderr)
     assert "SURVIVED" not in result.stdout
-    assert "Exception ignored" not in result.stderr, result.stderr
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_during_the_cleanup_of_the_first_ends_the_process(signame):
+    """Ctrl+C twice (or `timeout`, which signals the process and then its group): the first raises where
+    the program is, so it cleans up; a second one during that cleanup used to raise again inside the
+    handler and print a traceback. It now ends the process as the signal ends any program."""
+    code = (
+        "import os, signal\n"
+        "import batchctl.cli.app\n"
+        "def build_app(only=None):\n"
+        "    def command(prog_name):\n"
+        "        try:\n"
+        f"            os.kill(os.getpid(), signal.{signame})\n"
+        "        except KeyboardInterrupt:  # Terminated is one too\n"
+        "            print('CLEANING UP', flush=True)\n"
+        f"            os.kill(os.getpid(), signal.{signame})\n"
+        "            print('SURVIVED', flush=True)\n"
+        "    return command\n"
+        "batchctl.cli.app.build_app = build_app\n"
+        "from batchctl.__main__ import run\n"
+        "run()\n"
+    )
+    result = run_python("-c", code)
+    assert result.returncode == -getattr(signal, signame), (result.returncode, result.stdout, result.stderr)
+    assert result.stdout.split() == ["CLEANING", "UP"]
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_version():

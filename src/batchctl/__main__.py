@@ -2,7 +2,6 @@
 
 import atexit
 import gc
-import signal
 
 # The collector's youngest generation in the CLI (Python's default: 700 allocations). What starting a
 # command builds (Typer, httpx, our modules: ~40k objects) lives until the process exits, yet at 700 a
@@ -16,9 +15,12 @@ def run() -> None:
     """The CLI, with the collector tuned first: before the imports, which make most of those objects."""
     gc.set_threshold(CLI_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     atexit.register(_freeze_survivors)  # registered first, so it runs last of the exit handlers
-    from batchctl.cli.app import main
+    from batchctl.cli.app import main, stop_raising_on_signals
 
-    main()
+    try:
+        main()
+    finally:
+        stop_raising_on_signals()  # exiting now: threads joined, exit handlers, the collection below
 
 
 def _freeze_survivors() -> None:
@@ -26,14 +28,7 @@ def _freeze_survivors() -> None:
     what survives. Python's own finalization walks every object again in two or three full collections
     while it destroys the modules (~30-40 ms of CPU after a `download`): frozen, the live objects are
     skipped, and exiting takes ~20 ms (the one collection here, then the rest); the process ends and
-    the system takes the memory back.
-
-    A SIGTERM or SIGHUP from here on ends the process as it would any program: the handler `main` set
-    (raising `Terminated`, so that a command cleans up) has nothing left to clean up, and raised in
-    this exit handler it only made Python print "Exception ignored in atexit callback"."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if callable(signal.getsignal(signum)):
-            signal.signal(signum, signal.SIG_DFL)
+    the system takes the memory back."""
     gc.collect()
     gc.freeze()
 

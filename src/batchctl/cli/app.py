@@ -399,17 +399,39 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # by name: Windows has no SIGHUP
+
+
 def main() -> None:
     """Console-script entry point. SIGTERM and SIGHUP raise `Terminated` (a KeyboardInterrupt) where the
-    program is, so they clean up as Ctrl+C does (no `.part` file, no temporary copy) and exit 143 / 129."""
+    program is, so they clean up as Ctrl+C does (no `.part` file, no temporary copy) and exit 143 / 129.
+
+    Only the first one raises: from then on the program is cleaning up and exiting, and a second Ctrl+C
+    (or `timeout`, which signals the process and then its group) ends it as the signal ends any
+    program, instead of interrupting the cleanup with a traceback."""
     import signal
 
     from batchctl.errors import Terminated
 
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated(signum)
+    def interrupt(signum: int, frame: object) -> None:
+        stop_raising_on_signals()
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, a hang-up stays ignored
-            signal.signal(signum, terminate)
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        # Under nohup a hang-up stays ignored; a SIGINT ignored by the caller (a background job) too.
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, interrupt)
     build_app(only=command_in(sys.argv[1:]))(prog_name="batchctl")
+
+
+def stop_raising_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP end the process as the system does (unless ignored): what `main` does
+    after the first, and `batchctl.__main__.run` once the command is over. An exception raised while
+    Python joins threads or runs its exit handlers only prints "Exception ignored ..." and a traceback."""
+    import signal
+
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
