@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from batchctl.api import errors as api
@@ -95,3 +100,41 @@ def test_a_pasted_key_loses_its_newline_and_a_control_character_inside_is_refuse
         assert result.exit_code == 1
         assert "the API key (from env BATCHCTL_API_KEY) holds a control character" in result.output
         assert "gateway-token" not in result.output
+
+
+def _batchctl(*args: str | bytes, cwd=None) -> subprocess.CompletedProcess:
+    """The real CLI in a process of its own (argv bytes reach it as the system passes them)."""
+    return subprocess.run([sys.executable, "-m", "batchctl", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=60, env={**os.environ, "BATCHCTL_AUTOSTART": "0"})  # fmt: skip
+
+
+def _one_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == EXIT_ERROR, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_an_argument_that_is_not_utf8_is_named_by_its_byte_not_reported_as_unexpected(isolation):
+    stderr = _one_error(_batchctl("status", b"batch_\xff"))
+    assert "Error: a command-line argument or environment value holds the byte 0xff, which is not UTF-8 text" in stderr
+
+
+def test_a_key_with_a_character_headers_cannot_carry_is_refused_without_showing_the_key(isolation):
+    stderr = _one_error(_batchctl("--base-url", "http://127.0.0.1:9/v1", "--api-key", "sk-secretvalue\u2019", "list"))
+    assert "holds the character U+2019, which headers cannot carry" in stderr
+    assert "secretvalue" not in stderr
+
+
+def test_a_value_nested_thousands_deep_is_refused_in_words(isolation, tmp_path):
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "\n")
+    stderr = _one_error(_batchctl("usage", "deep.jsonl", cwd=tmp_path))
+    assert "Error: the data is nested too deeply to read" in stderr
+
+
+def test_a_damaged_journal_is_named_with_what_to_do(isolation):
+    journal = Path(os.environ["BATCHCTL_DATA_DIR"]) / "journal.db"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text("not a database\n")
+    stderr = _one_error(_batchctl("jobs"))
+    assert f"Error: the journal {journal} is not a readable database" in stderr
+    assert f"mv {journal} {journal}.broken" in stderr

@@ -107,8 +107,56 @@ def _api_rules() -> tuple[tuple[type, Rule], ...]:
     )
 
 
+def _not_text(exc: UnicodeEncodeError) -> tuple[str, str | None]:
+    """Text that cannot go where it was going. The value itself is not shown: it may be the API key."""
+    char = exc.object[exc.start] if isinstance(exc.object, str) and exc.start < len(exc.object) else ""
+    code = ord(char) if char else 0
+    if 0xDC80 <= code <= 0xDCFF:  # how Python keeps an argv or environment byte that is not UTF-8
+        return (
+            f"a command-line argument or environment value holds the byte 0x{code - 0xDC00:02x}, which is not UTF-8 text",
+            "Give it as UTF-8 (check the terminal's encoding: `locale`).",
+        )
+    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate, as JSON's \\ud800 escape reads
+        return (
+            f"the data holds a lone surrogate (\\u{code:04x}), which is not valid text",
+            "Fix the value: JSON text needs a high and a low surrogate together, or the character itself.",
+        )
+    if exc.encoding in ("ascii", "latin-1", "iso-8859-1"):  # an HTTP header: the API key, --channel
+        return (
+            f"a value sent in an HTTP header (the API key, --channel) holds the character U+{code:04X}, which headers cannot carry",
+            "Look for a stray character pasted with the key (a space, a quote): batchctl profile show.",
+        )
+    return f"text that cannot be encoded as {exc.encoding}: {exc.reason}", None
+
+
+def _database(exc: Exception) -> tuple[str, str | None] | None:
+    """The journal file is not a database (damaged, or another file under its name)."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return None
+    from batchctl.jobs.store import journal_path
+
+    path = journal_path()
+    try:
+        with open(path, "rb") as f:
+            damaged = f.read(16) != b"SQLite format 3\x00"
+    except OSError:
+        damaged = False
+    if not damaged:
+        return f"database error: {exc}", None
+    return (
+        f"the journal {path} is not a readable database ({exc})",
+        f"Move it aside and batchctl starts a new one (the jobs it knew are forgotten): mv {path} {path}.broken",
+    )
+
+
 # Local files: the same words whichever command met them. Subclasses come before OSError.
 _OS_RULES: tuple[tuple[type, Rule], ...] = (
+    (UnicodeEncodeError, _not_text),
+    (RecursionError, lambda e: ("the data is nested too deeply to read (thousands of [ or { in one value)",
+                                "Check the file: no request nests that deep.")),  # fmt: skip
+    (Exception, _database),
     (IsADirectoryError, lambda e: (f"{e.filename} is a directory", "Give the path of a file.")),
     (FileNotFoundError, lambda e: (f"no such file: {e.filename}", "Check the path.")),
     (PermissionError, lambda e: (f"permission denied: {e.filename}", "Check the file's permissions.")),
