@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,3 +139,35 @@ def test_a_damaged_journal_is_named_with_what_to_do(isolation):
     stderr = _one_error(_batchctl("jobs"))
     assert f"Error: the journal {journal} is not a readable database" in stderr
     assert f"mv {journal} {journal}.broken" in stderr
+
+
+def test_a_urls_password_sent_as_basic_auth_is_masked_when_the_server_echoes_it(isolation):
+    """A base URL `http://user:password@host` authenticates with `Basic base64(user:password)`; a gateway
+    that echoes the Authorization header in its 401 must not get it shown (it decodes to the password)."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error": {"message": f"Incorrect API key provided: {self.headers['Authorization']}",
+                                         "type": "invalid_request_error"}}).encode()  # fmt: skip
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://bob:trialpass0000001234@127.0.0.1:{server.server_address[1]}/v1"
+        result = _batchctl("--base-url", url, "list")
+    finally:
+        server.shutdown()
+    token = base64.b64encode(b"bob:trialpass0000001234").decode()
+    assert result.returncode == EXIT_ERROR and "Incorrect API key provided: Basic " in result.stderr, result.stderr
+    assert token not in result.stderr and "trialpass0000001234" not in result.stderr

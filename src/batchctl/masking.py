@@ -39,6 +39,26 @@ def _bearer_token(api_key: str | None, channel: str | None = None) -> str | None
     return f"{api_key}-{channel}" if channel else api_key
 
 
+def userinfo_secrets(url: str) -> tuple[str, ...]:
+    """What a URL's `user:password@` is sent as, `Basic ` + base64 of `user:password` (a server that
+    echoes the Authorization header shows it), and the password itself when it is long enough to mask
+    without garbling other text."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return ()
+    if password is None:
+        return ()
+    import base64
+
+    user, password = unquote(user or ""), unquote(password)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return (token, password) if len(password) >= 8 else (token,)
+
+
 class Redactor:
     """Replaces every occurrence of the given secrets in a text by their masked form."""
 

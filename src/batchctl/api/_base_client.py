@@ -21,7 +21,7 @@ from batchctl.api._multipart import MultipartFileUpload
 from batchctl.api._answers import not_json, redact_payload, shape_problem, unexpected
 from batchctl.api._response import RawResponse
 from batchctl.api.models import Model, ModelError
-from batchctl.masking import Redactor, _bearer_token
+from batchctl.masking import Redactor, _bearer_token, userinfo_secrets
 from batchctl.quirks import OPENAI_WIRE, WireQuirks
 from batchctl.api.errors import (
     APIConnectionError,
@@ -108,7 +108,7 @@ class BaseClient:
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
         self._debug_log = debug_log
-        self._secrets = (self._api_key, self._bearer_token)
+        self._secrets = (self._api_key, self._bearer_token, *userinfo_secrets(self.base_url))
         self._redact = Redactor(self._secrets)
         # Injectable for tests, which must not really wait.
         self._sleep: Callable[[float], None] = time.sleep
