@@ -39,3 +39,13 @@ def test_show_says_yes_or_no_and_lines_up():
         assert "True" not in "\n".join(out) and "False" not in "\n".join(out)
         starts = {len(line) - len(line[line.index(" "):].lstrip()) for line in out}
         assert len(starts) == 1, out  # every value starts in the same column, custom_llm_provider's too
+
+
+def test_a_profile_whose_url_carries_a_password_is_not_told_to_add_a_key():
+    """`user:password@` in the base URL authenticates by itself, and a key beside it is refused: no
+    "no API key stored" advice then. Without either, the advice stays."""
+    with_password = runner.invoke(app, ["profile", "add", "withpw", "--base-url", "http://bob:trialpass00001234@127.0.0.1:9/v1", "--no-use"])
+    assert with_password.exit_code == 0, with_password.output
+    assert "no API key stored" not in with_password.output and "trialpass00001234" not in with_password.output
+    without = runner.invoke(app, ["profile", "add", "nokey", "--base-url", "http://127.0.0.1:9/v1", "--no-use"])
+    assert without.exit_code == 0 and "no API key stored" in without.output

@@ -138,6 +138,7 @@ def add(
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")
 
     from batchctl.config import channel_warning, check_channel
+    from batchctl.masking import userinfo_secrets
 
     channel = check_channel(channel, "--channel")
     config = load_config()
@@ -176,7 +177,8 @@ def add(
         out.warn(f"{api_key_env} is not set: commands with this profile will stop until it is (export {api_key_env}=...)")
     if warning := channel_warning(provider, channel):
         out.warn(warning)
-    if not api_key and not api_key_env and provider != "local":
+    if not api_key and not api_key_env and provider != "local" and not userinfo_secrets(base_url):
+        # A URL's user:password authenticates by itself (Basic): a key beside it is refused.
         out.warn("no API key stored; give one with --api-key, BATCHCTL_API_KEY, or --api-key-env NAME")
 
 
