@@ -201,6 +201,7 @@ def download(
     # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
     # just saved, nothing downloaded twice.
     bill = settle_download(state.journal(), outcome.result, outcome.batch, profile=state.settings().profile_name)
-    state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill))
+    saved_paths = [str(saved.path) for saved in outcome.result.files if str(saved.path) != "-"]  # -q: for $(...)
+    state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill), ids=saved_paths)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))
 
