@@ -192,4 +192,11 @@ def test_usage_refuses_a_missing_file_and_an_input_file(tmp_path):
     refused = runner.invoke(app, ["usage", str(requests)])
     assert refused.exit_code == 1
     assert f"Error: {requests} is a batch input file (requests), not results" in refused.stderr
+    (tmp_path / "adir").mkdir()
+    directory = runner.invoke(app, ["usage", str(tmp_path / "adir")])  # not an id the server is asked about
+    assert directory.exit_code == 1 and f"Error: {tmp_path / 'adir'} is a directory" in directory.stderr
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe\n" * 3)
+    unreadable = runner.invoke(app, ["usage", str(binary)])  # exited 0 with "1 x unreadable_line"
+    assert unreadable.exit_code == 1 and f"Error: {binary} is not a result file: its first line is not JSON" in unreadable.stderr
     assert f"batchctl validate {requests} estimates its cost" in refused.stderr

@@ -54,6 +54,8 @@ def _check_file_target(target: str) -> None:
     from batchctl.errors import BatchctlError
 
     path = Path(target)
+    if path.is_dir():
+        raise BatchctlError(f"{target} is a directory", "Give a result file from batchctl download, or a batch id.")
     if not path.is_file():
         # Named as a file: a JSON extension, or a path from here (gemini's batch ids hold a `/` too).
         if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or target.startswith(("/", "./", "../", "~")):
@@ -63,8 +65,11 @@ def _check_file_target(target: str) -> None:
         first = next((line for line in f if line.strip()), b"")
     try:
         obj = json.loads(first.decode("utf-8-sig"))
-    except ValueError:
-        return  # the bill reports what it cannot read, line by line
+    except ValueError:  # UnicodeDecodeError too. Further down, the bill reports what it cannot read, line by line.
+        raise BatchctlError(
+            f"{target} is not a result file: its first line is not JSON",
+            "usage reads result files (from batchctl download) or batch ids.",
+        ) from None
     if isinstance(obj, dict) and "body" in obj and "response" not in obj and "error" not in obj:
         raise BatchctlError(
             f"{target} is a batch input file (requests), not results",
