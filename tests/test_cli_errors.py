@@ -53,7 +53,8 @@ def test_unexpected_exception_without_traceback(capsys):
 
 
 def test_keyboard_interrupt_is_130(capsys):
-    code, _ = report(KeyboardInterrupt(), capsys)
+    code, err = report(KeyboardInterrupt(), capsys)
+    assert "Run the same command again to go on." in err  # a next step, not a bare "Interrupted."
     assert code == EXIT_INTERRUPTED
 
 

@@ -188,7 +188,7 @@ def report_exception(exc: BaseException, out: Output, *, debug: bool) -> int:
         out.info(f"Terminated by {exc.name}: partial files were removed; nothing was left under a final name.")
     elif isinstance(exc, KeyboardInterrupt):
         message, hint, code = "interrupted", None, EXIT_INTERRUPTED
-        out.info("Interrupted.")
+        out.info("Interrupted: partial files were removed; nothing was left under a final name. Run the same command again to go on.")
     else:
         if debug:
             out.info(display_url("".join(traceback.format_exception(exc))))
