@@ -97,3 +97,25 @@ def test_copies_of_dead_runs_are_swept_and_others_kept(tmp_path):
     removed = sweep(tmp_path)
     assert removed == [tmp_path / names["dead_old"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["dead_new"], names["alive_old"]])
+
+
+def test_a_download_sweeps_the_scratch_folders_killed_runs_left_beside_its_output(start_server, tmp_path):
+    """`kill -9` during `download JOB` (or a merge, a join, a retry) left `.batchctl-download-…` folders
+    of results beside the output for good; the next download in that folder sweeps those of dead runs."""
+    server = start_server()
+    batch_id = _finished_batch(server, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = time.time() - 3600
+    leftover, unrelated = out / f".batchctl-download-{dead.pid}-abc", out / f".batchctl-join-{dead.pid}-abc"
+    for folder in (leftover, unrelated):
+        folder.mkdir()
+        (folder / "output-0.jsonl").write_text("{}\n")
+        os.utime(folder, (old, old))
+    env = dict(os.environ, BATCHCTL_BASE_URL=server.base_url)
+    done = subprocess.run([sys.executable, "-m", "batchctl", "download", batch_id, "--merge", str(tmp_path / "in.jsonl"),
+                           "-o", str(out / "res.jsonl")], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(["res.jsonl", unrelated.name])  # a join sweeps its own

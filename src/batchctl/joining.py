@@ -7,13 +7,13 @@ whether a JSON schema was asked for are read from the journal; given options win
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
+from batchctl.scratch import scratch_beside
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -105,7 +105,7 @@ def join_results(
     report = MergeReport()
     outcome = DownloadOutcome(total, DownloadResult(total.id, total.status, merge=report), content_format=fmt)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-join-") as scratch:
+    with scratch_beside(output.parent, "join") as scratch:
         paths, owners, ranks = [], [], []
         for (rank, _), batch in zip(ranked, batches):
             for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):

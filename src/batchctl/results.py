@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -19,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError
 from batchctl.jsonfast import loads
+from batchctl.scratch import scratch_beside
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -286,7 +286,7 @@ def _save_transformed(
     from batchctl.result_tally import ResultTally
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
+    with scratch_beside(output.parent, "download") as scratch:
         raw = [Path(scratch) / "output.jsonl"] if batch.output_file_id else []
         raw += [errors_output] if batch.error_file_id else []
         index = ResultIndex(raw, read=False) if merge_input is not None else None

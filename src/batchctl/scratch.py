@@ -1,4 +1,6 @@
-"""Private temporary copies (the `--model` rewrite of an upload) under `<data dir>/tmp/`, swept later.
+"""Private temporary copies, swept later: the `--model` rewrite of an upload under `<data dir>/tmp/`,
+and the scratch folders of a download, a join or a retry beside their output (`.batchctl-download-…`,
+renamed into place from there: one file system).
 
 A copy is named `<prefix><pid>-<random>`. A run that was killed (`kill -9`, a power cut) cannot delete
 its copy, so each new copy first sweeps the ones older than a few minutes whose process is gone.
@@ -11,10 +13,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 STALE_AFTER_S = 300.0  # a copy this old whose process is gone is a leftover
-_OWNED = re.compile(r"^batchctl-[a-z]+-(\d+)-")
+_OWNED = re.compile(r"^\.?batchctl-[a-z]+-(\d+)-")
 
 
 def scratch_root() -> Path:
@@ -32,11 +36,23 @@ def make_scratch(prefix: str = "batchctl-upload-") -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root))
 
 
-def sweep(root: Path, *, now: float | None = None, min_age: float = STALE_AFTER_S) -> list[Path]:
-    """Remove the copies under `root` older than `min_age` seconds whose owning process is gone."""
+@contextmanager
+def scratch_beside(parent: Path, kind: str) -> Iterator[Path]:
+    """A hidden scratch folder in `parent` (`.batchctl-<kind>-<pid>-<random>`), removed on leaving; the
+    ones a killed run left there are swept first, as `make_scratch` sweeps its own."""
+    sweep(parent, prefix=f".batchctl-{kind}-")
+    with tempfile.TemporaryDirectory(dir=parent, prefix=f".batchctl-{kind}-{os.getpid()}-") as scratch:
+        yield Path(scratch)
+
+
+def sweep(root: Path, *, now: float | None = None, min_age: float = STALE_AFTER_S, prefix: str = "") -> list[Path]:
+    """Remove the copies under `root` (named `prefix…`, when given) older than `min_age` seconds whose
+    owning process is gone."""
     now = time.time() if now is None else now
     removed = []
     for entry in root.iterdir() if root.is_dir() else ():
+        if not entry.name.startswith(prefix):
+            continue
         match = _OWNED.match(entry.name)
         try:
             old = now - entry.lstat().st_mtime >= min_age

@@ -6,7 +6,6 @@ A one-part job is saved exactly as a single batch is (`downloading.save_finished
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 from batchctl.downloading import DownloadOutcome, DownloadRequest, not_finished_error, resume_command, save_finished
 from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 from batchctl.jobs.steps import kill_point
+from batchctl.scratch import scratch_beside
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -50,7 +50,7 @@ def save_job_results(
     # With retry parts the files are attempts of the same requests: each custom_id's newest success counts.
     retried = any(p.retry_of is not None for p in parts)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".batchctl-download-") as scratch:
+    with scratch_beside(output.parent, "download") as scratch:
         raw_out = [_fetch(client, job, part, fid, Path(scratch) / f"output-{n}.jsonl", output)
                    for n, (part, fid) in enumerate(outputs)]  # fmt: skip
         raw_err = [_fetch(client, job, part, fid, Path(scratch) / f"error-{n}.jsonl", errors_output)

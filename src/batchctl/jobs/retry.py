@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from batchctl.errors import EXIT_NOT_FINISHED, BatchctlError
 from batchctl.jobs.attempts import Attempts, asked_by_retries, assess, fetch_results
 from batchctl.jobs.steps import PartContext, advance_part, kill_point
+from batchctl.scratch import scratch_beside
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -119,7 +120,7 @@ def assess_job(
     path = check_input(job)
     base = out_dir if out_dir is not None else Path(tempfile.gettempdir())
     base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=base, prefix=".batchctl-retry-") as scratch:
+    with scratch_beside(base, "retry") as scratch:
         results = fetch_results(client, parts, batches, Path(scratch))
         statuses = {p.index: b.status for p, b in zip(parts, batches)}
         return assess(path, parts, results, statuses, asked_by_retries(parts, client), only_codes=only_codes, out_dir=out_dir)
