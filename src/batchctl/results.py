@@ -65,7 +65,15 @@ def resolve_targets(
 
 
 def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
-    """Refuse, before anything is downloaded, to replace existing files unless `force`."""
+    """Refuse, before anything is downloaded, to replace existing files unless `force`, and what is no
+    regular file even with it: the file is renamed into place, so a device (`/dev/null`, as root!), a
+    named pipe or a socket would be replaced by it, not written to."""
+    paths = list(paths)
+    for path in paths:
+        kind = _not_a_file(path)
+        if kind:
+            raise BatchctlError(f"{path} is {kind}, not a file: it would be replaced, not written to",
+                                "Give the path of a file (or none: a new name is made).")  # fmt: skip
     if force:
         return
     existing = [p for p in paths if p.exists()]
@@ -75,6 +83,25 @@ def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
             f"{names} already exist{'s' if len(existing) == 1 else ''}",
             "Use --force to overwrite, or choose another name with --output / --errors-output.",
         )
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What `path` is when it exists and is no regular file (a link counts as what it points to)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "no regular file"
 
 
 # -- counting and reading --------------------------------------------------------------------------
