@@ -264,7 +264,9 @@ class EchoExecutor:
             return Outcome(
                 500,
                 error_body(
-                    f"Injected failure for custom_id {custom_id!r} (failure rate {self.config.failure_rate:g}).",
+                    # One message for all (the line carries its custom_id), so the failures group as one reason.
+                    f"Injected failure (--failure-rate {self.config.failure_rate:g}: chosen by custom_id, so a retry "
+                    "on this server fails the same requests).",
                     "server_error",
                     "injected_failure",
                 ),
