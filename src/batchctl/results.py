@@ -64,8 +64,12 @@ def resolve_targets(
     return output, errors_output or errors_path_for(output)
 
 
-def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
-    """Refuse, before anything is downloaded, to replace existing files unless `force`."""
+def check_overwrite(
+    paths: Iterable[Path], *, force: bool,
+    hint: str = "Use --force to overwrite, or choose another name with --output / --errors-output.",
+) -> None:
+    """Refuse, before anything is downloaded, to replace existing files unless `force`; `hint` names the
+    options of the command that refuses."""
     if force:
         return
     existing = [p for p in paths if p.exists()]
@@ -73,7 +77,7 @@ def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
         names = ", ".join(str(p) for p in existing)
         raise BatchctlError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}",
-            "Use --force to overwrite, or choose another name with --output / --errors-output.",
+            hint,
         )
 
 
