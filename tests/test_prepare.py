@@ -283,6 +283,9 @@ def test_a_gbk_row_far_down_a_utf8_file_names_its_line_and_writes_nothing(in_tmp
     jsonl.write_bytes(jsonl.read_bytes() + '{"text": "质量"}\n'.encode("gbk"))
     result = prepare("g.jsonl", "-t", "{text}", "-o", "out.jsonl")
     assert result.exit_code == 1 and result.stderr.startswith("Error: g.jsonl is not UTF-8 text (line 2 holds the byte")
+    (in_tmp / "cut.csv").write_bytes(b"id,text\n1,x\xd6")  # the file ends inside a character
+    result = prepare("cut.csv", "-t", "{text}")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: cut.csv is not UTF-8 text (line 2 holds the byte 0xd6, at offset 11)")
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])

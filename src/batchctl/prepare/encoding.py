@@ -16,9 +16,9 @@ DEFAULT = "utf-8-sig"
 _BINARY_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx (a zip) and the old .xls
 
 
-def save_as_utf8(path: Path, *, table: bool = True) -> str:
+def save_as_utf8(path: Path, *, table: bool = True, source: str = "gbk") -> str:
     how = "Excel: Save As → CSV UTF-8" if table else "your editor's Save As, encoding UTF-8"
-    return f"save it as UTF-8 ({how}; or iconv -f gbk -t utf-8 {path.name} > {path.stem}-utf8{path.suffix})"
+    return f"save it as UTF-8 ({how}; or iconv -f {source} -t utf-8 {path.name} > {path.stem}-utf8{path.suffix})"
 
 
 def codec_name(encoding: str) -> str:
@@ -57,6 +57,10 @@ def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int, int] | None:
                 line += codecs.decode(before, encoding, "replace").count("\n")
                 return line, done - held + exc.start, exc.object[exc.start]
             done += len(piece)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:  # the file ends inside a character
+        return line, done - len(exc.object) + exc.start, exc.object[exc.start]
     return None
 
 
@@ -75,12 +79,15 @@ def undecodable(path: Path, encoding: str, *, what: str | None = None, option: b
     if looks_binary(path):
         workbook = " (an Excel workbook?)" if path.suffix.lower() in (".xlsx", ".xls", ".xlsm") else ""
         return BatchctlError(f"{prefix}{path.name} is not a text file{workbook}: it looks binary; nothing was written",
-                             "Give a CSV/TSV, JSONL or Parquet file: in Excel, Save As → CSV UTF-8.")  # fmt: skip
-    name = "UTF-8" if encoding == DEFAULT else encoding
+                             "Give a CSV/TSV, JSONL or Parquet file: in Excel, Save As → CSV UTF-8." if option
+                             else "Give a text file, saved as UTF-8.")  # fmt: skip
+    name = {DEFAULT: "UTF-8", "utf-16": "UTF-16"}.get(encoding, encoding)
     found = _first_bad_byte(path, encoding)
     where = f" (line {found[0]} holds the byte 0x{found[2]:02x}, at offset {found[1]:,})" if found else ""
-    fix = save_as_utf8(path, table=option)
-    if encoding not in (DEFAULT, "utf-16"):
+    fix = save_as_utf8(path, table=option, source="utf-16" if encoding == "utf-16" else "gbk")
+    if encoding == "utf-16":
+        hint = f"It starts with a UTF-16 byte-order mark but is damaged or cut short: {fix}."
+    elif encoding != DEFAULT:
         hint = f"It is in another encoding than --encoding {encoding}: name that one, or {fix}."
     elif option:
         hint = f"Either {fix}, or name its encoding: --encoding gbk (or gb18030, cp1252, ...)."
