@@ -2,8 +2,9 @@
 delimiter), JSONL (one object a line) and Parquet (pyarrow's `iter_batches`, when installed).
 
 Every reader yields `(row number, row)` one row at a time, so memory stays flat whatever the file's
-size. Text is UTF-8, or UTF-16 with a BOM, or what `--encoding` names (`encoding.py`). Row numbers count data rows from 1 (the header is not a row; blank CSV lines and blank JSONL
-lines are skipped and not counted), the same way for `prepare` and for the join, so `row-N` ids match.
+size. Text is UTF-8, or UTF-16 with a BOM, or what `--encoding` names (`encoding.py`). Row numbers
+count data rows from 1 (the header is not a row; blank CSV lines and blank JSONL lines are skipped and
+not counted), the same way for `prepare` and for the join, so `row-N` ids match.
 """
 
 from __future__ import annotations

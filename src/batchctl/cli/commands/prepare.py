@@ -101,12 +101,7 @@ def prepare(
         state.out.console = state.out.err  # the summary and the estimate: stderr, stdout keeps only the requests
     outcome = prepare_requests(request, spec)
     if to_stdout:
-        import shutil
-
-        with open(outcome.output, "rb") as source:
-            stdout = typer.get_binary_stream("stdout")
-            shutil.copyfileobj(source, stdout)
-            stdout.flush()
+        state.out.file(outcome.output)
         outcome.output = Path("-")
         outcome.report.path = "-"
 
