@@ -241,3 +241,125 @@ def test_prepare_command_json_and_refusal(in_tmp):
     stray = runner.invoke(app, ["submit", "d.csv", "--system", "Be brief."])
     assert stray.exit_code == 2 and "--system builds requests from a table: it needs --template" in stray.output
     assert runner.invoke(app, ["download", "batch_x", "--prefix", "p_"]).exit_code == 2  # --join options need --join
+
+
+# -- encodings, -o -, header spaces, the small refusals (the new user's trial, findings 2 and 9) ----------
+
+GBK_ROWS = "id,text\n1,质量很好\n2,一般\n"
+
+
+def prepare(*args: str):
+    return runner.invoke(app, ["prepare", *args, "--model", "echo"])
+
+
+def contents(path: Path) -> list[str]:
+    return [line["body"]["messages"][0]["content"] for line in lines(path)]
+
+
+def test_a_table_that_is_not_utf8_is_one_clear_line_naming_the_line_and_the_fix(in_tmp):
+    (in_tmp / "gbk.csv").write_bytes(GBK_ROWS.encode("gbk"))  # Excel "CSV" on a Chinese Windows
+    result = prepare("gbk.csv", "-t", "{text}", "-o", "out.jsonl")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[0] == (
+        "Error: gbk.csv is not UTF-8 text (line 2 holds the byte 0xd6, at offset 10); nothing was written")
+    assert "Excel: Save As → CSV UTF-8" in result.stderr and "iconv -f gbk -t utf-8 gbk.csv" in result.stderr
+    assert "--encoding gbk" in result.stderr and "UnicodeDecodeError" not in result.output
+    assert list(in_tmp.iterdir()) == [in_tmp / "gbk.csv"]  # no out.jsonl, no .part
+    named = prepare("gbk.csv", "-t", "{text}", "-o", "out.jsonl", "--encoding", "gbk")
+    assert named.exit_code == 0, named.output
+    assert contents(in_tmp / "out.jsonl") == ["质量很好", "一般"]
+    unknown = prepare("gbk.csv", "-t", "{text}", "--encoding", "klingon")
+    assert unknown.exit_code == 2 and "unknown encoding 'klingon'" in unknown.stderr
+
+
+def test_a_gbk_row_far_down_a_utf8_file_names_its_line_and_writes_nothing(in_tmp):
+    head = "id,text\n" + "".join(f"{i},好 {i}\n" for i in range(1, 20001))  # well past the first read
+    (in_tmp / "far.csv").write_bytes(head.encode() + "20001,质量很好\n".encode("gbk"))
+    result = prepare("far.csv", "-t", "{text}", "-o", "out.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: far.csv is not UTF-8 text (line 20002 holds the byte 0xd6, at offset {len(head.encode()) + 6:,})")
+    assert not (in_tmp / "out.jsonl").exists() and not (in_tmp / "out.jsonl.part").exists()
+    jsonl = table(in_tmp / "g.jsonl", '{"text": "ok"}\n')
+    jsonl.write_bytes(jsonl.read_bytes() + '{"text": "质量"}\n'.encode("gbk"))
+    result = prepare("g.jsonl", "-t", "{text}", "-o", "out.jsonl")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: g.jsonl is not UTF-8 text (line 2 holds the byte")
+    (in_tmp / "cut.csv").write_bytes(b"id,text\n1,x\xd6")  # the file ends inside a character
+    result = prepare("cut.csv", "-t", "{text}")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: cut.csv is not UTF-8 text (line 2 holds the byte 0xd6, at offset 11)")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_utf16_with_a_bom_reads_as_it_is_and_excels_unicode_text_is_tab_separated(in_tmp, codec):
+    text = 'id\ttext\n1\t"说\t""好"""\n2\t质量\n'  # Excel "Unicode text": UTF-16LE with a BOM, tabs, a .txt
+    bom = "\ufeff".encode(codec) if codec == "utf-16-be" else b""  # Python's utf-16 writes its own BOM
+    (in_tmp / "excel.txt").write_bytes(bom + text.encode(codec))
+    result = prepare("excel.txt", "-t", "{text}", "-o", "out.jsonl")
+    assert result.exit_code == 0, result.output
+    assert contents(in_tmp / "out.jsonl") == ['说\t"好"', "质量"]
+    (in_tmp / "u16.csv").write_bytes("a,b\n1,x\n".encode("utf-16"))
+    assert prepare("u16.csv", "-t", "{a}{b}", "-o", "c.jsonl").exit_code == 0 and contents(in_tmp / "c.jsonl") == ["1x"]
+
+
+def test_utf16_without_a_bom_and_binary_files_are_refused_clearly(in_tmp):
+    (in_tmp / "nobom.csv").write_bytes("a,b\n1,x\n".encode("utf-16-le"))
+    result = prepare("nobom.csv", "-t", "{a}")
+    assert result.exit_code == 1 and "looks like UTF-16 without a byte-order mark" in result.stderr
+    assert "--encoding utf-16-le" in result.stderr
+    named = prepare("nobom.csv", "-t", "{a}{b}", "-o", "n.jsonl", "--encoding", "utf-16-le")
+    assert named.exit_code == 0, named.output
+    assert contents(in_tmp / "n.jsonl") == ["1x"]
+    (in_tmp / "book.xlsx").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xd6\xff\x00\x00")
+    result = prepare("book.xlsx", "-t", "{a}")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: book.xlsx is not a text file (an Excel workbook?)")
+    (in_tmp / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    result = prepare("bin.csv", "-t", "{a}")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: bin.csv is not a text file")
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--template", "--system", "--json-schema"])
+def test_an_at_file_that_is_not_utf8_names_the_option_and_the_file(in_tmp, option):
+    table(in_tmp / "d.csv", "text\nhi\n")
+    text = '{"type": "string", "description": "质量"}' if option == "--json-schema" else "质量 {text}"
+    (in_tmp / "p.txt").write_bytes(text.encode("gbk"))
+    args = ["-t", "{text}", option, "@p.txt"] if option != "--template" else [option, "@p.txt"]
+    result = prepare("d.csv", *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {option} @p.txt: p.txt is not UTF-8 text (line 1 holds the byte 0xd6")
+    assert "iconv -f gbk -t utf-8 p.txt" in result.stderr and not (in_tmp / "d.requests.jsonl").exists()
+    (in_tmp / "p.txt").write_bytes(text.encode("utf-16"))  # UTF-16 with a BOM: read as it is
+    ok = prepare("d.csv", *args)
+    assert ok.exit_code == 0, ok.output
+    assert "质量" in (in_tmp / "d.requests.jsonl").read_text(encoding="utf-8")
+
+
+def test_prepare_to_stdout_writes_the_requests_there_and_talk_to_stderr(in_tmp):
+    table(in_tmp / "sp.csv", "a\nx\ny\n")
+    result = prepare("sp.csv", "-t", "{a}", "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["body"]["messages"][0]["content"] for line in result.stdout.splitlines()] == ["x", "y"]
+    assert "Wrote 2 requests to stdout" in result.stderr and "Requests" in result.stderr
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["sp.csv"]  # no file named "-"
+    refused = prepare("sp.csv", "-t", "{b}", "-o", "-")
+    assert refused.exit_code == 1 and refused.stdout == "" and "its columns are: a" in refused.stderr
+    both = runner.invoke(app, ["--json", "prepare", "sp.csv", "-t", "{a}", "-m", "echo", "-o", "-"])
+    assert both.exit_code == 2 and "-o - and --json both want stdout" in both.output
+
+
+def test_header_names_lose_the_spaces_around_them_as_the_hint_says(in_tmp):
+    table(in_tmp / "sp.csv", " my col ,b\n1,2\n")
+    assert prepare("sp.csv", "-t", "{my col}", "-o", "ok.jsonl").exit_code == 0
+    result = prepare("sp.csv", "-t", "{ my col }")
+    assert result.exit_code == 1 and "its columns are: my col, b" in result.stderr
+    assert "spaces around a CSV header name are dropped" in result.stderr and "spaces included" not in result.stderr
+
+
+def test_an_existing_output_and_an_empty_jsonl_get_prepares_own_words(in_tmp):
+    table(in_tmp / "d.csv", "text\nhi\n")
+    table(in_tmp / "d.requests.jsonl", "")
+    exists = prepare("d.csv", "-t", "{text}")
+    assert exists.exit_code == 1 and "choose another name with --output." in exists.stderr
+    assert "--errors-output" not in exists.stderr
+    table(in_tmp / "empty.jsonl", "")
+    empty = prepare("empty.jsonl", "-t", "{x}")
+    assert empty.exit_code == 1 and empty.stderr.startswith("Error: empty.jsonl is empty") and "(none)" not in empty.stderr

@@ -141,3 +141,27 @@ def test_a_missing_column_fails_before_anything_is_uploaded(small, in_tmp):
     assert result.exit_code == 1
     assert "--template names column 'title', not in d.csv; its columns are: sku, text, note" in result.stderr
     assert httpx.get(small.base_url + "/files").json()["data"] == [] and server_batches(small) == []
+
+
+def test_a_gbk_table_submits_and_joins_with_encoding_and_is_refused_clearly_without(small, in_tmp):
+    (in_tmp / "gbk.csv").write_bytes("id,text\n1,质量很好\n2,一般\n".encode("gbk"))  # Excel "CSV", Chinese Windows
+    refused = invoke("submit", "gbk.csv", "--template", "{text}", "--model", "echo")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: gbk.csv is not UTF-8 text (line 2 holds the byte 0xd6") and "--encoding gbk" in refused.stderr
+    assert httpx.get(small.base_url + "/files").json()["data"] == [] and server_batches(small) == []
+
+    submitted = invoke("submit", "gbk.csv", "--template", "{text}", "--model", "echo", "--encoding", "gbk",
+                       "--wait", "--interval", "0.1", "-o", "raw.jsonl")  # fmt: skip
+    assert submitted.exit_code == 0, submitted.output
+    joined = invoke("download", "last", "--join", "-o", "answers.csv")  # the encoding is the job's
+    assert joined.exit_code == 0, joined.output
+    assert [(r["text"], r["answer"]) for r in read_csv(in_tmp / "answers.csv")] == [("质量很好", "echo: 质量很好"), ("一般", "echo: 一般")]
+
+    batch_id = server_batches(small)[0]["id"]
+    (in_tmp / "copy.csv").write_bytes((in_tmp / "gbk.csv").read_bytes())  # another file: the job's encoding is not its
+    plain = invoke("download", batch_id, "--join", "copy.csv", "-o", "again.csv")
+    assert plain.exit_code == 1 and plain.stderr.startswith("Error: copy.csv is not UTF-8 text") and not (in_tmp / "again.csv").exists()
+    named = invoke("download", batch_id, "--join", "copy.csv", "--encoding", "gbk", "-o", "again.csv")
+    assert named.exit_code == 0, named.output
+    assert read_csv(in_tmp / "again.csv") == read_csv(in_tmp / "answers.csv")
+    assert invoke("download", batch_id, "--encoding", "gbk").exit_code == 2  # --join's option only

@@ -32,6 +32,7 @@ class JoinRequest:
     fmt: str | None = None  # the output's format; None: by its extension
     id_column: str | None = None
     delimiter: str | None = None
+    encoding: str | None = None  # DATA's; None: as recorded, else UTF-8 or UTF-16 by its BOM
     prefix: str = ""
     parse_json: bool | None = None  # None: as recorded (--json-schema was used)
     force: bool = False
@@ -76,7 +77,8 @@ def join_results(
                             f"Name it: batchctl download {target} --join DATA.")  # fmt: skip
     same_data = request.data is None or str(data.resolve()) == recorded.get("data")
     delimiter = request.delimiter or (recorded.get("delimiter") if same_data else None)
-    source = open_rows(data, fmt=recorded.get("format") if same_data else None, delimiter=delimiter)
+    encoding = request.encoding or (recorded.get("encoding") if same_data else None)
+    source = open_rows(data, fmt=recorded.get("format") if same_data else None, delimiter=delimiter, encoding=encoding)
     settings = JoinSettings(
         id_column=request.id_column or recorded.get("id_column"), prefix=request.prefix,
         parse_json=request.parse_json if request.parse_json is not None else bool(recorded.get("json_schema")),
@@ -88,7 +90,7 @@ def join_results(
     output = request.output or Path(f"{data.stem}.answers{suffix}")
     fmt = output_format(output, request.fmt)
     added = added_columns(source.columns, request.prefix)
-    check_overwrite([output], force=request.force)
+    check_overwrite([output], force=request.force, hint="Use --force to overwrite, or choose another name with --output.")
 
     ranked = _batch_ids(journal, target, job)
     ids = [batch_id for _, batch_id in ranked]

@@ -39,13 +39,15 @@ class PrepareRequest:
     output: Path | None = None  # None: <DATA stem>.requests.jsonl in the current directory
     fmt: str | None = None  # None: by DATA's extension
     delimiter: str | None = None  # None: tab for .tsv, else comma
+    encoding: str | None = None  # None: UTF-8, or UTF-16 by its BOM
     force: bool = False
     profile: str | None = None  # whose price overrides the estimate uses
 
     def recorded(self, source: RowSource) -> dict[str, Any]:
         """The settings a job keeps for the join: the data file, how it was read, and the spec."""
+        encoding = {"encoding": self.encoding} if self.encoding else {}
         return {"data": str(self.data.resolve()), "format": source.fmt, "delimiter": source.delimiter,
-                **self.spec.recorded()}  # fmt: skip
+                **encoding, **self.spec.recorded()}  # fmt: skip
 
 
 @dataclass
@@ -70,7 +72,7 @@ def open_checked(request: PrepareRequest, provider: ProviderSpec) -> RowSource:
     if spec.url not in provider.endpoints:
         raise BatchctlError(f"{provider.name} does not support {spec.url}",
                             f"Use an endpoint it supports: {', '.join(provider.endpoints)}.")  # fmt: skip
-    source = open_rows(request.data, fmt=request.fmt, delimiter=request.delimiter)
+    source = open_rows(request.data, fmt=request.fmt, delimiter=request.delimiter, encoding=request.encoding)
     spec.template.check_columns(source.columns, request.data.name)
     if spec.system is not None:
         spec.system.check_columns(source.columns, request.data.name)
@@ -136,7 +138,7 @@ def prepare_requests(request: PrepareRequest, provider: ProviderSpec) -> Prepare
 
     output = request.output or default_output(request.data)
     source = open_checked(request, provider)
-    check_overwrite([output], force=request.force)
+    check_overwrite([output], force=request.force, hint="Use --force to overwrite, or choose another name with --output.")
     output.parent.mkdir(parents=True, exist_ok=True)
     outcome = PrepareOutcome(request.data, output, write_prepared(request, source, output))
     outcome.estimate = estimate_for_profile(output, endpoint=request.spec.endpoint, profile=request.profile)

@@ -64,10 +64,14 @@ def resolve_targets(
     return output, errors_output or errors_path_for(output)
 
 
-def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
-    """Refuse, before anything is downloaded, to replace existing files unless `force`, and what is no
-    regular file even with it: the file is renamed into place, so a device (`/dev/null`, as root!), a
-    named pipe or a socket would be replaced by it, not written to."""
+def check_overwrite(
+    paths: Iterable[Path], *, force: bool,
+    hint: str = "Use --force to overwrite, or choose another name with --output / --errors-output.",
+) -> None:
+    """Refuse, before anything is downloaded, to replace existing files unless `force` (`hint` names the
+    options of the command that refuses), and what is no regular file even with it: the file is renamed
+    into place, so a device (`/dev/null`, as root!), a named pipe or a socket would be replaced by it,
+    not written to."""
     paths = list(paths)
     for path in paths:
         kind = _not_a_file(path)
@@ -81,7 +85,7 @@ def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
         names = ", ".join(str(p) for p in existing)
         raise BatchctlError(
             f"{names} already exist{'s' if len(existing) == 1 else ''}",
-            "Use --force to overwrite, or choose another name with --output / --errors-output.",
+            hint,
         )
 
 

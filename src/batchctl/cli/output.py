@@ -254,6 +254,19 @@ class Output:
         sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
+    def file(self, path: str | os.PathLike[str]) -> None:
+        """A file's bytes as the command's data (`-o -`), streamed; a reader that went away (`| head`)
+        ends the command without a word."""
+        import shutil
+
+        stdout = getattr(sys.stdout, "buffer", sys.stdout)
+        try:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, stdout)
+            stdout.flush()
+        except BrokenPipeError:
+            _reader_went_away()
+
     def json_line(self, obj: Any) -> None:
         """One compact JSON object per line (NDJSON), flushed at once for pipes."""
         sys.stdout.write(json.dumps(to_jsonable(obj), ensure_ascii=False, separators=(",", ":")) + "\n")

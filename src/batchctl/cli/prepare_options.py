@@ -1,6 +1,7 @@
 """The options `prepare` and `submit DATA --template` share, and the one place they become a PrepareRequest.
 
-TEXT|@FILE values are read here: `@prompt.txt` means the file's text (UTF-8), anything else is the text.
+TEXT|@FILE values are read here: `@prompt.txt` means the file's text (UTF-8, or UTF-16 with a BOM),
+anything else is the text.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ BodyExtraOpt = Annotated[
 DelimiterOpt = Annotated[
     str | None, typer.Option("--delimiter", metavar="CHAR", help="The CSV delimiter (default: tab for .tsv, else comma); \\t for tab.")
 ]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", metavar="NAME",
+                 help="DATA's text encoding, e.g. gbk (default: UTF-8, or UTF-16 when the file starts with its BOM)."),
+]  # fmt: skip
 AllowEmptyOpt = Annotated[bool, typer.Option("--allow-empty", help="Accept empty cells in the placeholders' columns.")]
 DataFormatOpt = Annotated[
     str | None, typer.Option("--data-format", metavar="FORMAT", help="Read DATA as csv, tsv, jsonl or parquet (default: by its extension).")
@@ -52,9 +58,11 @@ def text_or_file(value: str | None, option: str) -> str | None:
     """TEXT, or the contents of FILE for @FILE."""
     if value is None or not value.startswith("@"):
         return value
+    from batchctl.prepare.encoding import read_text
+
     path = Path(value[1:])
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_text(path, what=f"{option} {value}")
     except OSError as exc:
         raise BatchctlError(f"{option} {value}: cannot read {path}: {exc.strerror or exc}", "Check the path after the @.") from None
 
@@ -77,11 +85,25 @@ def delimiter_value(value: str | None) -> str | None:
     return "\t" if value in ("\\t", "tab", "TAB") else value
 
 
+def encoding_value(value: str | None) -> str | None:
+    """--encoding as given, refused (a usage error) when Python knows no such codec."""
+    if value is None:
+        return None
+    from batchctl.prepare.encoding import codec_name
+
+    try:
+        codec_name(value)
+    except BatchctlError as exc:
+        raise typer.BadParameter(f"{exc.message}; name one Python knows, e.g. gbk, gb18030, utf-16, cp1252", param_hint="--encoding") from None
+    return value
+
+
 def prepare_request(
     data: Path | None, *, template: str | None, model: str | None, endpoint: str | None = None, system: str | None = None,
     max_tokens: int | None = None, temperature: float | None = None, json_schema: str | None = None,
     id_column: str | None = None, body_extra: str | None = None, delimiter: str | None = None,
     allow_empty: bool = False, data_format: str | None = None, output: Path | None = None, force: bool = False,
+    encoding: str | None = None,
 ) -> PrepareRequest | None:
     """The options as a PrepareRequest: templates parsed, @FILEs read, the endpoint named. Without a
     template: None, and the options that only shape requests are refused."""
@@ -92,7 +114,8 @@ def prepare_request(
     if template is None:
         given = [name for name, value in (("--system", system), ("--max-tokens", max_tokens), ("--temperature", temperature),
                  ("--json-schema", json_schema), ("--id-column", id_column), ("--body-extra", body_extra),
-                 ("--delimiter", delimiter), ("--allow-empty", allow_empty), ("--data-format", data_format)) if value]  # fmt: skip
+                 ("--delimiter", delimiter), ("--allow-empty", allow_empty), ("--data-format", data_format),
+                 ("--encoding", encoding)) if value]  # fmt: skip
         if given:
             raise typer.BadParameter(f"{given[0]} builds requests from a table: it needs --template", param_hint=given[0])
         return None
@@ -108,16 +131,18 @@ def prepare_request(
         max_tokens=max_tokens, temperature=temperature, json_schema=json_file(json_schema, "--json-schema"),
         body_extra=json_file(body_extra, "--body-extra") or {}, id_column=id_column, allow_empty=allow_empty,
     )  # fmt: skip
-    return PrepareRequest(data, spec, output=output, fmt=data_format, delimiter=delimiter_value(delimiter), force=force)
+    return PrepareRequest(data, spec, output=output, fmt=data_format, delimiter=delimiter_value(delimiter),
+                          encoding=encoding_value(encoding), force=force)  # fmt: skip
 
 
 def join_options(
     join: str | None, *, output: Path | None, fmt: str | None, id_column: str | None, delimiter: str | None,
-    prefix: str, parse_json: bool, force: bool, merge: Path | None, content: bool,
+    prefix: str, parse_json: bool, force: bool, merge: Path | None, content: bool, encoding: str | None = None,
 ) -> JoinRequest | None:
     """`download --join [DATA]` and its options as a JoinRequest (None without --join, where they are refused)."""
     if join is None:
-        for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json)):
+        for name, given in (("--id-column", id_column), ("--delimiter", delimiter), ("--prefix", prefix), ("--parse-json", parse_json),
+                            ("--encoding", encoding)):  # fmt: skip
             if given:
                 raise typer.BadParameter(f"{name} applies to --join only", param_hint=name)
         return None
@@ -126,5 +151,5 @@ def join_options(
     from batchctl.joining import JoinRequest
 
     return JoinRequest(data=Path(join) if join else None, output=output, fmt=fmt, id_column=id_column,
-                       delimiter=delimiter_value(delimiter), prefix=prefix, parse_json=True if parse_json else None,
+                       delimiter=delimiter_value(delimiter), encoding=encoding_value(encoding), prefix=prefix, parse_json=True if parse_json else None,
                        force=force)  # fmt: skip

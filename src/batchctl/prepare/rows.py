@@ -2,8 +2,9 @@
 delimiter), JSONL (one object a line) and Parquet (pyarrow's `iter_batches`, when installed).
 
 Every reader yields `(row number, row)` one row at a time, so memory stays flat whatever the file's
-size. Row numbers count data rows from 1 (the header is not a row; blank CSV lines and blank JSONL
-lines are skipped and not counted), the same way for `prepare` and for the join, so `row-N` ids match.
+size. Text is UTF-8, or UTF-16 with a BOM, or what `--encoding` names (`encoding.py`). Row numbers
+count data rows from 1 (the header is not a row; blank CSV lines and blank JSONL lines are skipped and
+not counted), the same way for `prepare` and for the join, so `row-N` ids match.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchctl.errors import BatchctlError
+from batchctl.prepare.encoding import DEFAULT, encoding_for, undecodable
 
 FORMATS = ("csv", "jsonl", "parquet")
 _BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -71,6 +73,7 @@ class RowSource:
     delimiter: str = ","
     columns: list[str] = field(default_factory=list)
     arrow_schema: Any = None  # Parquet: the table's pyarrow schema (a joined Parquet file keeps its types)
+    encoding: str = DEFAULT  # CSV and JSONL: the codec the text is read with
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(row number, {column: value}) for every data row, in file order."""
@@ -95,18 +98,26 @@ class RowSource:
                 cells = next(reader)
             except StopIteration:
                 return
+            except UnicodeDecodeError:
+                raise undecodable(self.path, self.encoding) from None
             except csv.Error as exc:
                 raise BatchctlError(
                     f"{self.path.name}: the row starting on line {started} is not valid CSV ({exc}, line {reader.line_num})",
                     'Check its quotes: a cell holding the delimiter, a quote or a line break is quoted, a quote in it doubled ("").',
                 ) from None
+            if started == 1 and cells:
+                cells[0] = cells[0].removeprefix("\ufeff")  # a BOM the named --encoding (utf-16-le, ...) kept
             started = reader.line_num + 1
             yield cells
+
+    def _header(self) -> list[str] | None:
+        with open(self.path, encoding=self.encoding, newline="") as handle:
+            return next(self._csv_cells(handle), None)
 
     def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         columns = self.columns
         width = len(columns)
-        with open(self.path, encoding="utf-8-sig", newline="") as handle:
+        with open(self.path, encoding=self.encoding, newline="") as handle:
             rows = self._csv_cells(handle)
             next(rows, None)  # the header
             n = 0
@@ -125,9 +136,17 @@ class RowSource:
                 yield n, dict(zip(columns, cells))
 
     def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        with open(self.path, encoding="utf-8-sig") as handle:
+        try:
+            yield from self._jsonl_objects()
+        except UnicodeDecodeError:
+            raise undecodable(self.path, self.encoding) from None
+
+    def _jsonl_objects(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        with open(self.path, encoding=self.encoding) as handle:
             n = 0
             for lineno, line in enumerate(handle, 1):
+                if lineno == 1:
+                    line = line.removeprefix("\ufeff")
                 if not line.strip():
                     continue
                 try:
@@ -150,28 +169,41 @@ class RowSource:
                 yield n, row
 
 
-def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = None) -> RowSource:
+def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = None, encoding: str | None = None) -> RowSource:
     """Open `path` as a table and read its columns: the CSV header, the keys of JSONL lines (in order of
-    first appearance over the first 1,000 rows), the Parquet schema."""
+    first appearance over the first 1,000 rows), the Parquet schema.
+
+    Without `delimiter`, a header that is one cell holding tabs (Excel's "Unicode text", a .txt) is read
+    as tab-separated. Header names lose their leading and trailing spaces (`id, text` names `text`)."""
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
     source = RowSource(path, format_of(path, fmt), delimiter or default_delimiter(path))
+    if source.fmt != "parquet":
+        source.encoding = encoding_for(path, encoding)
     if source.fmt == "csv":
         if len(source.delimiter) != 1:
             raise BatchctlError(f"the delimiter must be one character, not {source.delimiter!r}", "Pass e.g. --delimiter ';'.")
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            header = next(source._csv_cells(handle), None)
+        header = source._header()
+        if delimiter is None and source.delimiter == "," and len(header or ()) == 1 and "\t" in header[0]:
+            source.delimiter = "\t"
+            header = source._header()
         if not header:
             raise BatchctlError(f"{path.name} is empty: it has no header row", "The first row must name the columns.")
+        if any("\x00" in name for name in header):
+            raise BatchctlError(f"{path.name}: its header holds NUL characters: it looks like UTF-16 without a byte-order mark",
+                                "Name it: --encoding utf-16-le (or utf-16-be); or save it as UTF-8.")  # fmt: skip
         source.columns = [name.strip() for name in header]
     elif source.fmt == "jsonl":
         seen: dict[str, None] = {}
+        n = 0
         for n, row in source.rows():
             seen.update(dict.fromkeys(row))
             if n >= 1000:
                 break
+        if n == 0:
+            raise BatchctlError(f"{path.name} is empty: it has no JSON lines", "Each line of a JSONL file must be one JSON object.")
         source.columns = list(seen)
     else:
         pq = require_pyarrow(f"reading {path.name} (Parquet)")

@@ -59,7 +59,8 @@ class Template:
             raise BatchctlError(
                 f"{self.what} names column{plural} {', '.join(map(repr, missing))}, not in {source}; "
                 f"its columns are: {', '.join(available) or '(none)'}; nothing was written",
-                "Fix the placeholder (column names are exact, case and spaces included); a literal brace is {{ or }}.",
+                "Fix the placeholder (column names are exact, case included; spaces around a CSV header name are dropped); "
+                "a literal brace is {{ or }}.",
             )
 
     def render(self, row: Mapping[str, Any], row_number: int, *, allow_empty: bool = False) -> str:

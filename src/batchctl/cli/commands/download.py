@@ -68,6 +68,9 @@ JoinIdColumnOpt = Annotated[
     str | None, typer.Option("--id-column", metavar="COL", help="With --join: the column the custom_ids came from (as given to prepare).")
 ]
 JoinDelimiterOpt = Annotated[str | None, typer.Option("--delimiter", metavar="CHAR", help="With --join: DATA's CSV delimiter.")]
+JoinEncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", metavar="NAME", help="With --join: DATA's text encoding, e.g. gbk (default: UTF-8, or UTF-16 by its BOM).")
+]
 PrefixOpt = Annotated[
     str, typer.Option("--prefix", metavar="TEXT", help="With --join: put TEXT before the added column names (when DATA has an answer column).")
 ]
@@ -91,6 +94,7 @@ def download(
     join: JoinOpt = None,
     id_column: JoinIdColumnOpt = None,
     delimiter: JoinDelimiterOpt = None,
+    encoding: JoinEncodingOpt = None,
     prefix: PrefixOpt = "",
     parse_json: ParseJsonOpt = False,
     delete_remote: DeleteRemoteOpt = False,
@@ -120,7 +124,7 @@ def download(
         if state.json:
             raise typer.BadParameter("-o - and --json both want stdout: give -o FILE with --json", param_hint="--output")
     join_request = join_options(join, output=output, fmt=fmt, id_column=id_column, delimiter=delimiter, prefix=prefix,
-                                parse_json=parse_json, force=force, merge=merge, content=content)  # fmt: skip
+                                parse_json=parse_json, force=force, merge=merge, content=content, encoding=encoding)  # fmt: skip
     fmt = (fmt or "jsonl").lower()
     if fmt not in CONTENT_FORMATS and join_request is None:
         raise typer.BadParameter(f"use one of: {', '.join(CONTENT_FORMATS)}", param_hint="--format")

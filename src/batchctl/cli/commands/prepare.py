@@ -14,6 +14,7 @@ from batchctl.cli.prepare_options import (
     BodyExtraOpt,
     DataFormatOpt,
     DelimiterOpt,
+    EncodingOpt,
     IdColumnOpt,
     JsonSchemaOpt,
     MaxTokensOpt,
@@ -23,9 +24,11 @@ from batchctl.cli.prepare_options import (
 )
 
 EPILOG = (
-    "Placeholders: {column} is the row's cell (exact header text); {{ and }} are literal braces. A template "
-    "naming a missing column, an empty cell (without --allow-empty) or a repeated --id-column value fails "
-    "with nothing written. Exit codes: 0 written; 1 error."
+    "Placeholders: {column} is the row's cell (the header's text, case included, without the spaces around "
+    "it); {{ and }} are literal braces. A template naming a missing column, an empty cell (without "
+    "--allow-empty), a repeated --id-column value or text that is not in DATA's encoding fails with "
+    "nothing written. -o - writes the requests to stdout (everything else to stderr). Exit codes: 0 "
+    "written; 1 error; 2 usage."
 )
 
 DataArg = Annotated[
@@ -33,7 +36,7 @@ DataArg = Annotated[
                          show_default=False, metavar="DATA")  # fmt: skip
 ]
 PrepareOutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="The requests file to write (default: <DATA name>.requests.jsonl).")
+    Path | None, typer.Option("--output", "-o", help="The requests file to write (default: <DATA name>.requests.jsonl); - for stdout.")
 ]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="body.model of every request (required).")]
 EndpointNameOpt = Annotated[
@@ -54,6 +57,7 @@ def prepare(
     endpoint: EndpointNameOpt = "chat",
     body_extra: BodyExtraOpt = None,
     delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
     allow_empty: AllowEmptyOpt = False,
     data_format: DataFormatOpt = None,
     output: PrepareOutputOpt = None,
@@ -71,20 +75,35 @@ def prepare(
     from batchctl.cli.prepare_options import prepare_request
     from batchctl.cli.cost_render import show_estimate
     from batchctl.cli.reports import show_summary_table
-    from batchctl.preparing import prepare_requests
+    from batchctl.preparing import default_output, prepare_requests
 
     state = AppState.get(ctx, json_=json_)
     if template is None:
         raise typer.BadParameter("give the prompt: --template TEXT or --template @FILE", param_hint="--template")
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and state.json:
+        raise typer.BadParameter("-o - and --json both want stdout: give -o FILE with --json", param_hint="--output")
     request = prepare_request(
         data, template=template, model=model, endpoint=endpoint, system=system, max_tokens=max_tokens,
         temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
         delimiter=delimiter, allow_empty=allow_empty, data_format=data_format, output=output, force=force,
+        encoding=encoding,
     )  # fmt: skip
     assert request is not None
     request.profile = state.settings().profile_name
     spec = state.provider_spec()
+    if to_stdout:  # written to a scratch file as usual (atomic, every row checked), then copied to stdout
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="batchctl-stdout-")
+        ctx.call_on_close(scratch.cleanup)
+        request.output = Path(scratch.name) / default_output(data).name
+        state.out.console = state.out.err  # the summary and the estimate: stderr, stdout keeps only the requests
     outcome = prepare_requests(request, spec)
+    if to_stdout:
+        state.out.file(outcome.output)
+        outcome.output = Path("-")
+        outcome.report.path = "-"
 
     def show() -> None:  # as validate shows a valid file: the summary, then the estimate
         show_summary_table(state.out, outcome.report, spec, outcome.estimate)
@@ -93,4 +112,8 @@ def prepare(
 
     state.out.result(outcome, human=show)
     requests = outcome.report.requests
-    state.out.success(f"Wrote {outcome.output} ({requests:,} request{'s' if requests != 1 else ''}); submit it: batchctl submit {outcome.output}")
+    counted = f"{requests:,} request{'s' if requests != 1 else ''}"
+    if to_stdout:
+        state.out.success(f"Wrote {counted} to stdout")
+    else:
+        state.out.success(f"Wrote {outcome.output} ({counted}); submit it: batchctl submit {outcome.output}")

@@ -26,6 +26,7 @@ from batchctl.cli.prepare_options import (
     BodyExtraOpt,
     DataFormatOpt,
     DelimiterOpt,
+    EncodingOpt,
     IdColumnOpt,
     JsonSchemaOpt,
     MaxTokensOpt,
@@ -140,6 +141,7 @@ def submit(
     id_column: IdColumnOpt = None,
     body_extra: BodyExtraOpt = None,
     delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
     allow_empty: AllowEmptyOpt = False,
     data_format: DataFormatOpt = None,
     max_cost: MaxCostOpt = None,
@@ -207,7 +209,7 @@ def submit(
         prepare=prepare_request(
             file, template=template, model=model, endpoint=endpoint, system=system, max_tokens=max_tokens,
             temperature=temperature, json_schema=json_schema, id_column=id_column, body_extra=body_extra,
-            delimiter=delimiter, allow_empty=allow_empty, data_format=data_format,
+            delimiter=delimiter, encoding=encoding, allow_empty=allow_empty, data_format=data_format,
         ),  # None without --template
         max_cost=max_cost,
         confirm=None if yes else out.confirm_if_interactive,
