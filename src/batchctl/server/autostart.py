@@ -170,7 +170,7 @@ def _start(
         raise BatchctlError(
             f"this data dir's batch server (pid {holder}) already runs, but not on {root}",
             hint="One server per data dir (a second would run its batches twice): use its port "
-            "(`batchctl serve --status`), or stop it (`batchctl serve --stop`) and start it again on this one.",
+            f"(`batchctl serve --status` names it), or stop it (`batchctl serve --stop`) and start it again on port {port}.",
         )
     pid_file, log_path = background_files(data_dir, state_dir)
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
