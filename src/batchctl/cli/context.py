@@ -152,7 +152,6 @@ class AppState:
 
         if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
             from batchctl.errors import BatchctlError
-
             from batchctl.server.autostart import serve_command
 
             raise BatchctlError(
