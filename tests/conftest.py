@@ -25,6 +25,7 @@ def isolation(tmp_path, monkeypatch):
         "BATCHCTL_BASE_URL",
         "BATCHCTL_API_KEY",
         "BATCHCTL_CHANNEL",
+        "BATCHCTL_SERVE_PORT",
         "BATCHCTL_DEBUG",
         "OPENAI_API_KEY",
         "OPENAI_BASE_URL",

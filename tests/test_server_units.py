@@ -236,10 +236,10 @@ def test_server_config_round_trips_through_argv_and_env(monkeypatch):
 def test_an_upstream_with_a_password_travels_as_a_secret(monkeypatch):
     """`--upstream https://user:pw@gw/v1` is handed to a background server in its environment, not on
     the command line `ps` shows; an upstream without one stays on the command line."""
-    config = ServerConfig(upstream="https://ana:pw-secret@gateway.test/v1", upstream_key="sk-up")
+    config = ServerConfig(upstream="https://ana:pw-secret@gateway.test/v1", api_key="sk-clients")
     argv = config.to_argv()
     assert not any("pw-secret" in arg or "gateway.test" in arg for arg in argv) and "--upstream" not in argv
-    assert config.secret_env() == {"BATCHCTL_UPSTREAM": "https://ana:pw-secret@gateway.test/v1", "BATCHCTL_UPSTREAM_KEY": "sk-up"}
+    assert config.secret_env() == {"BATCHCTL_UPSTREAM": "https://ana:pw-secret@gateway.test/v1", "BATCHCTL_SERVER_API_KEY": "sk-clients"}
     for name, value in config.secret_env().items():
         monkeypatch.setenv(name, value)
     assert ServerConfig.from_argv(argv) == config

@@ -51,6 +51,8 @@ ENV_API_KEY = "BATCHCTL_API_KEY"
 ENV_CHANNEL = "BATCHCTL_CHANNEL"
 ENV_CONFIG_DIR = "BATCHCTL_CONFIG_DIR"
 ENV_DATA_DIR = "BATCHCTL_DATA_DIR"
+# The port of `batchctl serve --port`, and of the `local` profile's server: it moves both (`local_server_url`).
+ENV_SERVE_PORT = "BATCHCTL_SERVE_PORT"
 
 
 
@@ -323,6 +325,57 @@ def is_loopback_host(host: str | None) -> bool:
     return host in LOOPBACK_HOSTS
 
 
+def serve_port_from_env(env: Mapping[str, str] | None = None) -> int | None:
+    """`BATCHCTL_SERVE_PORT` as a port number, None when unset or empty; ConfigError when it is no port."""
+    env = os.environ if env is None else env
+    raw = (env.get(ENV_SERVE_PORT) or "").strip()
+    if not raw:
+        return None
+    port = int(raw) if raw.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise ConfigError(
+            f"{ENV_SERVE_PORT}={raw!r} is not a port number",
+            hint=f"Set it to a port from 1 to 65535 (the local server's), or unset it: unset {ENV_SERVE_PORT}",
+        )
+    return port
+
+
+def _on_serve_port(url: str, env: Mapping[str, str]) -> str:
+    """`url`, a loopback URL of the `local` profile, on `BATCHCTL_SERVE_PORT`'s port when that is set."""
+    port = serve_port_from_env(env)
+    parts = urlsplit(url)
+    if port is None or not is_loopback_host(parts.hostname):
+        return url
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    userinfo = parts.netloc.rpartition("@")[0]
+    return parts._replace(netloc=(userinfo + "@" if userinfo else "") + f"{host}:{port}").geturl()
+
+
+def local_server_url(env: Mapping[str, str] | None = None, config: Config | None = None) -> str:
+    """The base URL of this data dir's local server: where the autostart starts it, and where `batchctl serve`
+    (foreground, --background, --status, --stop) listens or looks when no --port is given.
+
+    It is the `local` profile's URL: the built-in `LOCAL_BASE_URL`, or the one stored by `batchctl profile
+    add local --provider local --base-url http://127.0.0.1:PORT/v1 --force`; `BATCHCTL_SERVE_PORT` (the env
+    var of `serve --port`), when set, moves its port, as `resolve_settings` moves the profile's. A `local`
+    profile of another provider, or on another machine, leaves the built-in URL.
+    """
+    env = os.environ if env is None else env
+    config = config if config is not None else load_config()
+    profile = config.get(LOCAL_PROFILE)
+    url = LOCAL_BASE_URL
+    if profile.provider == "local":
+        from batchctl.urls import normalize_base_url
+
+        try:
+            stored = normalize_base_url(profile.base_url)
+        except ValueError:
+            stored = url
+        if is_loopback_host(urlsplit(stored).hostname):
+            url = stored
+    return _on_serve_port(url, env)
+
+
 def resolve_settings(
     profile: str | None = None,
     base_url: str | None = None,
@@ -394,6 +447,11 @@ def resolve_settings(
             hint="Give an http(s) URL such as https://api.openai.com/v1 or http://localhost:3000.",
         ) from exc
     url_overridden = not sources.get("base_url", "profile").startswith("profile")
+    if name == LOCAL_PROFILE and chosen.provider == "local" and not url_overridden:
+        # BATCHCTL_SERVE_PORT moves the local server (`local_server_url`): the profile follows it there.
+        moved = _on_serve_port(normalized_url, env)
+        if moved != normalized_url:
+            normalized_url, sources["base_url"] = moved, f"env {ENV_SERVE_PORT}"
     provider = chosen.provider
     if chosen is BUILTIN_LOCAL and url_overridden and not is_loopback_host(urlsplit(normalized_url).hostname):
         # `--base-url https://gateway.example` with nothing configured: a remote OpenAI-compatible

@@ -152,10 +152,11 @@ class AppState:
 
         if os.environ.get("BATCHCTL_AUTOSTART", "1").lower() in {"0", "false", "no"}:
             from batchctl.errors import BatchctlError
+            from batchctl.server.autostart import serve_command
 
             raise BatchctlError(
                 f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
-                hint="Start one with `batchctl serve`, or unset BATCHCTL_AUTOSTART.",
+                hint=f"Start one with `{serve_command(url, '--background')}`, or unset BATCHCTL_AUTOSTART.",
             )
         ensure_local_server(url, data_dir(), notify=self.out.info, own_only=own_only)
 

@@ -60,6 +60,19 @@ def serves_data_dir(health: dict, data_dir: Path, state_dir: Path | None = None)
     return bool(recorded and recorded["pid"] == health.get("pid"))
 
 
+def serve_command(base_url: str, *options: str) -> str:
+    """`batchctl serve OPTIONS` for the server at `base_url`: with `--port P` unless P is the local profile's
+    port (`local_server_url`), where `batchctl serve` goes without it."""
+    from batchctl.config import local_server_url
+
+    port = server_root(base_url)[2]
+    try:
+        default = server_root(local_server_url())[2]
+    except BatchctlError:
+        default = None
+    return " ".join(["batchctl serve", *options, *(() if port == default else ("--port", str(port)))])
+
+
 def require_own_server(health: dict, root: str, data_dir: Path, state_dir: Path | None = None) -> None:
     """Raise BatchctlError unless the server that gave `health` at `root` is `data_dir`'s (serves_data_dir)."""
     if serves_data_dir(health, data_dir, state_dir):
@@ -69,7 +82,8 @@ def require_own_server(health: dict, root: str, data_dir: Path, state_dir: Path 
         f"a batch server for another data dir answers on {host}:{port}",
         hint="This data dir's batches do not go there. Stop it (`batchctl serve --stop` with its data dir),"
         f" or give this data dir's local profile another port: `batchctl profile add local --provider local"
-        f" --base-url http://{LOCAL_HOST}:PORT/v1` (`batchctl serve --status` says whose server answers).",
+        f" --base-url http://{LOCAL_HOST}:PORT/v1 --force`, or BATCHCTL_SERVE_PORT=PORT"
+        f" (`batchctl serve --status --port {port}` says whose server answers).",
     )
 
 
@@ -156,7 +170,7 @@ def _start(
         raise BatchctlError(
             f"this data dir's batch server (pid {holder}) already runs, but not on {root}",
             hint="One server per data dir (a second would run its batches twice): use its port "
-            "(`batchctl serve --status`), or stop it first with `batchctl serve --stop`.",
+            f"(`batchctl serve --status` names it), or stop it (`batchctl serve --stop`) and start it again on port {port}.",
         )
     pid_file, log_path = background_files(data_dir, state_dir)
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -189,7 +203,8 @@ def _start(
     pid_file.unlink(missing_ok=True)
     raise BatchctlError(
         f"The local batch server did not start on {root}.",
-        hint=f"See its log: {log_path}. Is port {port} taken by another program? Try `batchctl serve --port N`.",
+        hint=f"See its log: {log_path}. Is port {port} taken by another program? Use another port: `batchctl serve"
+        " --port N`, or for the local profile BATCHCTL_SERVE_PORT=N (docs/serve.md).",
     )
 
 

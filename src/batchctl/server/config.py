@@ -21,6 +21,10 @@ LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_MAX_FILE_MB = 200.0  # OpenAI's limit for a batch input file
 DEFAULT_MAX_LINE_MB = 6.0  # a request line; far above any chat request, small enough to hold in memory
 FAULTS_ENV = "BATCHCTL_SERVE_FAULTS"
+UPSTREAM_USERINFO_HINT = (
+    "Drop user:password@ from --upstream to send the key as Bearer, or give no --upstream-key"
+    " (unset BATCHCTL_UPSTREAM_KEY) if the upstream takes Basic auth only."
+)
 
 
 def _always(value: Any) -> bool:
@@ -114,6 +118,8 @@ class ServerConfig:
                 normalize_base_url(self.upstream)
             except ValueError:
                 return f"--upstream {self.upstream!r} must start with http:// or https:// and name a host"
+        if problem := self.upstream_auth_problem():
+            return problem
         if self.upstream_channel is not None and not self.upstream:
             return "--upstream-channel pins a channel of --upstream: give --upstream URL too"
         if self.upstream_channel is not None and not self.upstream_channel.isdigit():
@@ -132,6 +138,19 @@ class ServerConfig:
                 " (or --allow-no-auth to serve anyone who can reach the port)"
             )
         return None
+
+    def upstream_auth_problem(self) -> str | None:
+        """Why --upstream and --upstream-key cannot go together, or None: a `user:password@` in the URL goes
+        as HTTP Basic auth in the Authorization header the key fills, and the HTTP client refuses both
+        (on every request). Under it, a person reads `UPSTREAM_USERINFO_HINT`."""
+        if self.upstream is None or not self.upstream_key or not _has_userinfo(self.upstream):
+            return None
+        from batchctl.urls import display_url
+
+        return (
+            f"--upstream {display_url(self.upstream)} has a user name or password, sent as HTTP Basic auth in the"
+            " header that --upstream-key (or BATCHCTL_UPSTREAM_KEY) fills: give one of them"
+        )
 
     def faults_problem(self) -> str | None:
         """What is wrong with the fault rule file, or None (none given, or a good one); under it, a person

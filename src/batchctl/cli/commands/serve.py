@@ -9,7 +9,7 @@ import typer
 
 from batchctl.cli.context import AppState
 from batchctl.cli.options import JsonOpt
-from batchctl.config import LOCAL_HOST, LOCAL_PORT, is_loopback_host
+from batchctl.config import LOCAL_HOST, is_loopback_host
 from batchctl.errors import EXIT_ERROR
 from batchctl.server.config import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_LINE_MB
 
@@ -24,9 +24,10 @@ EPILOG = (
 
 HostOpt = Annotated[str, typer.Option("--host", help="Address to bind. Anything but 127.0.0.1 exposes the server.")]
 PortOpt = Annotated[
-    int,
-    typer.Option("--port", min=1, max=65535, help="Port. [env var: BATCHCTL_SERVE_PORT]", envvar="BATCHCTL_SERVE_PORT",
-                 show_envvar=False),
+    int | None,
+    typer.Option("--port", min=1, max=65535, envvar="BATCHCTL_SERVE_PORT", show_envvar=False,
+                 help="Port (default: the local profile's, 8765 built in). [env var: BATCHCTL_SERVE_PORT, which moves"
+                 " the local profile's server too]"),
 ]  # fmt: skip
 DataDirOpt = Annotated[
     Path | None,
@@ -95,7 +96,7 @@ FaultsOpt = Annotated[
 def serve(
     ctx: typer.Context,
     host: HostOpt = LOCAL_HOST,
-    port: PortOpt = LOCAL_PORT,
+    port: PortOpt = None,
     data_dir: DataDirOpt = None,
     api_key: ServerKeyOpt = None,
     latency: LatencyOpt = 0.0,
@@ -139,6 +140,17 @@ def serve(
     if sum((status, stop, background)) > 1:
         raise BatchctlError("choose one of --status, --stop and --background", exit_code=2)
     home = batchctl_data_dir()
+    # Only --port on the command line is the user's choice of port. Without it (BATCHCTL_SERVE_PORT included,
+    # which moves the local profile too), the server is the local profile's: on its port, as the autostart
+    # starts it, so that `serve`, --background, --status and --stop all find the server the profile uses.
+    source = ctx.get_parameter_source("port")
+    port_given = source is not None and source.name == "COMMANDLINE"
+    if not port_given:
+        from batchctl.config import local_server_url
+        from batchctl.server.autostart import server_root
+
+        port = server_root(local_server_url())[2]
+    assert port is not None
     url = f"http://{_connect_host(host)}:{port}/v1"
     config = ServerConfig(
         host=host, port=port, data_dir=data_dir or home / "server", api_key=api_key, latency=latency,
@@ -147,10 +159,8 @@ def serve(
         max_file_mb=max_file_mb, max_line_mb=max_line_mb, allow_no_auth=allow_no_auth, faults=faults,
     )  # fmt: skip
 
-    # --port (or BATCHCTL_SERVE_PORT) given: --status and --stop look there; else where the background server
-    # of --data-dir was started, wherever that is.
-    source = ctx.get_parameter_source("port")
-    port_given = source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    # --port given: --status and --stop look there; else where the background server of --data-dir was
+    # started, wherever that is (then on the local profile's port).
     if status:
         info = _status(home, url, config.state_dir(), port_given=port_given)
 
@@ -184,6 +194,10 @@ def serve(
                 f"invalid --upstream URL {upstream!r}: it must start with http:// or https:// and name a host",
                 hint="Give the OpenAI base URL of the server to forward to, /v1 included, such as http://127.0.0.1:8000/v1.",
             ) from exc
+    if problem := config.upstream_auth_problem():
+        from batchctl.server.config import UPSTREAM_USERINFO_HINT
+
+        raise BatchctlError(problem, hint=UPSTREAM_USERINFO_HINT, exit_code=2)
     if problem := config.faults_problem():
         from batchctl.server.faults import RULES_HINT
 
