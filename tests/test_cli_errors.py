@@ -172,3 +172,17 @@ def test_a_urls_password_sent_as_basic_auth_is_masked_when_the_server_echoes_it(
     token = base64.b64encode(b"bob:trialpass0000001234").decode()
     assert result.returncode == EXIT_ERROR and "Incorrect API key provided: Basic " in result.stderr, result.stderr
     assert token not in result.stderr and "trialpass0000001234" not in result.stderr
+
+
+def test_a_base_url_with_a_query_is_refused_without_showing_it(isolation):
+    """`?key=sk-…` in a base URL was dropped without a word (client) or sent in the middle of every path
+    (`serve --upstream`, whose start line printed the key); a query, a fragment or a bad port is refused,
+    and the message shows none of the query."""
+    for args in (["--base-url", "http://127.0.0.1:9/v1?key=sk-adv-000000000000abcd", "list"],
+                 ["profile", "add", "q", "--base-url", "http://127.0.0.1:9/v1?key=sk-adv-000000000000abcd"],
+                 ["serve", "--port", "9", "--upstream", "http://127.0.0.1:9/v1?key=sk-adv-000000000000abcd"]):  # fmt: skip
+        result = _batchctl(*args)
+        assert result.returncode in (1, 2), (args, result.stderr)
+        assert "has a query or a fragment" in result.stderr and "000000abcd" not in result.stderr, (args, result.stderr)
+    bad_port = _batchctl("--base-url", "http://127.0.0.1:99999/v1", "list")
+    assert bad_port.returncode == 1 and "has an invalid port" in bad_port.stderr, bad_port.stderr

@@ -126,7 +126,7 @@ def test_debug_shows_traceback_on_error():
 def test_add_refuses_a_url_that_is_not_http():
     r = invoke("profile", "add", "q", "--base-url", "notaurl", "--api-key", "k")
     assert r.exit_code == 2
-    assert "not an http(s) URL" in r.stderr
+    assert "base URL 'notaurl' must start with http:// or https://" in r.stderr
     assert "q" not in load_config().profiles
 
 

@@ -128,7 +128,7 @@ def test_an_invalid_upstream_is_refused_at_start(mode, upstream, monkeypatch):
 def test_python_m_server_refuses_an_invalid_upstream():
     from batchctl.server.config import ServerConfig
 
-    assert "--upstream 'notaurl' must start with http://" in ServerConfig(upstream="notaurl").problem()
+    assert ServerConfig(upstream="notaurl").problem() == "--upstream: base URL 'notaurl' must start with http:// or https:// and name a host"
     assert ServerConfig(upstream="http://127.0.0.1:8000/v1").problem() is None
 
 

@@ -437,13 +437,13 @@ def resolve_settings(
             if sources.get(key) == f"profile {OPENAI_PROFILE}" and env.get(env_name):
                 sources[key] = f"env {env_name}"
 
-    from batchctl.urls import normalize_base_url
+    from batchctl.urls import normalize_base_url, shown_url
 
     try:
         normalized_url = normalize_base_url(resolved_url)
     except ValueError as exc:
         raise ConfigError(
-            f"invalid base URL {resolved_url!r} (from {sources.get('base_url', 'profile ' + chosen.name)}): {exc}",
+            f"invalid base URL {shown_url(resolved_url)!r} (from {sources.get('base_url', 'profile ' + chosen.name)}): {exc}",
             hint="Give an http(s) URL such as https://api.openai.com/v1 or http://localhost:3000.",
         ) from exc
     url_overridden = not sources.get("base_url", "profile").startswith("profile")

@@ -26,16 +26,35 @@ def display_url(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m['user']}:{MASKED_PASSWORD}@", text)
 
 
+def shown_url(url: str) -> str:
+    """A URL as an error message may show it: the password masked (`display_url`), a query or fragment
+    cut to `?…` / `#…` (a key given as `?key=…` is a secret too)."""
+    for mark in ("?", "#"):
+        if mark in url:
+            url = url.split(mark, 1)[0] + mark + "…"
+            break
+    return display_url(url)
+
+
 def normalize_base_url(base_url: str) -> str:
     """The API root including its version path, without a trailing slash.
 
     ``https://api.openai.com/v1/`` -> ``https://api.openai.com/v1``; a bare host such as
-    ``http://localhost:3000`` gets ``/v1`` (New-API and the local server serve the API there).
+    ``http://localhost:3000`` gets ``/v1`` (New-API and the local server serve the API there). A query
+    or a fragment is refused: paths are added after the root, and a `?key=` would be lost (or, for
+    `serve --upstream`, sent in the middle of every path). The message never shows either.
     """
     text = (base_url or "").strip()
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base URL {text!r} must start with http:// or https:// and name a host")
+        raise ValueError(f"base URL {shown_url(text)!r} must start with http:// or https:// and name a host")
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"base URL {shown_url(text)!r} has a query or a fragment: give the API root alone "
+                         "(a key goes in its own option, never in the URL)")  # fmt: skip
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        raise ValueError(f"base URL {shown_url(text)!r} has an invalid port") from None
     path = parts.path.rstrip("/") or "/v1"
     return f"{parts.scheme.lower()}://{parts.netloc}{path}"
 

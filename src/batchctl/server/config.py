@@ -116,8 +116,8 @@ class ServerConfig:
 
             try:
                 normalize_base_url(self.upstream)
-            except ValueError:
-                return f"--upstream {self.upstream!r} must start with http:// or https:// and name a host"
+            except ValueError as exc:
+                return f"--upstream: {exc}"
         if problem := self.upstream_auth_problem():
             return problem
         if self.upstream_channel is not None and not self.upstream:

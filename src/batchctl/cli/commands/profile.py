@@ -127,12 +127,12 @@ def add(
         raise typer.BadParameter("--resource and --workspace-id fill a preset's URL: give --preset too", param_hint="--preset")
     if not base_url:
         raise typer.BadParameter("give --base-url URL or --preset NAME", param_hint="--base-url")
-    from batchctl.urls import display_url, normalize_base_url
+    from batchctl.urls import normalize_base_url
 
     try:
         normalize_base_url(base_url)
     except ValueError as exc:
-        raise typer.BadParameter(display_url(f"{base_url!r} is not an http(s) URL: {exc}"), param_hint="--base-url") from None
+        raise typer.BadParameter(str(exc), param_hint="--base-url") from None
     provider = provider or "openai"
     if provider not in PROVIDER_KINDS:
         raise typer.BadParameter(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDER_KINDS)}", param_hint="--provider")

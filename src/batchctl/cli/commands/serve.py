@@ -185,13 +185,13 @@ def serve(
         return
 
     if upstream is not None:
-        from batchctl.urls import normalize_base_url
+        from batchctl.urls import normalize_base_url, shown_url
 
         try:
             normalize_base_url(upstream)
         except ValueError as exc:
             raise BatchctlError(
-                f"invalid --upstream URL {upstream!r}: it must start with http:// or https:// and name a host",
+                f"invalid --upstream URL {shown_url(upstream)!r}: {exc}",
                 hint="Give the OpenAI base URL of the server to forward to, /v1 included, such as http://127.0.0.1:8000/v1.",
             ) from exc
     if problem := config.upstream_auth_problem():
