@@ -94,7 +94,7 @@ def _finished_batches(journal: Journal, job: Job, parts: Sequence[Part], client:
     note_batches(journal, job, batches)
     running = [b for b in batches if not b.is_terminal]
     if running:
-        total = aggregate(job, batches)
+        total = aggregate(job, batches, parts)
         raise BatchctlError(
             f"{job.id} is {total.status} ({len(running)} of its batches still running): retry takes the requests "
             "of finished batches only",

@@ -100,14 +100,28 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
         ctx.job.id, "upload", part=part.index, token=new_token(),
         part_changes={"step": "uploading", "path": str(path)},
     )  # fmt: skip
-    with UploadFile(path) as upload:
-        if ctx.job.model is not None:
-            upload.rewrite(model=ctx.job.model)
-        if _needs_cleaning(ctx, part):
-            upload.rewrite(drop_blank_lines=True)
-        with ctx.reporter.progress(f"Uploading {ctx.label(part)}", upload.path.stat().st_size) as update:
-            uploaded = upload_input(ctx.client, upload.path, progress=update)
-        changed = describe_changes(upload, ctx.job.model)
+    sent = 0
+
+    def note(done: int, total: int) -> None:
+        nonlocal sent
+        sent = max(sent, done)
+        update(done, total)
+
+    try:
+        with UploadFile(path) as upload:
+            if ctx.job.model is not None:
+                upload.rewrite(model=ctx.job.model)
+            if _needs_cleaning(ctx, part):
+                upload.rewrite(drop_blank_lines=True)
+            with ctx.reporter.progress(f"Uploading {ctx.label(part)}", upload.path.stat().st_size) as update:
+                uploaded = upload_input(ctx.client, upload.path, progress=note)
+            changed = describe_changes(upload, ctx.job.model)
+    except Exception as exc:
+        if not sent or not _ambiguous(exc):
+            # Not a byte left (connection refused), or the server answered no: no file was made, and the
+            # next run starts this upload afresh rather than calling it cut off.
+            ctx.journal.finish_step(step, "error", detail=str(exc)[:200], part_changes={"step": "planned"})
+        raise
     kill_point("upload-sent")
     done = ctx.journal.finish_step(step, detail=uploaded.id, part_changes={"step": "uploaded", "file_id": uploaded.id})
     what = ctx.input_path.name if ctx.count == 1 else f"{ctx.label(part)} (lines {part.first_line:,}-{part.last_line:,})"
