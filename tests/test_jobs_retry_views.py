@@ -131,9 +131,10 @@ def test_a_submit_that_never_reached_the_server_does_not_call_its_upload_cut_off
 
 
 class HeldUpload:
-    """A proxy to `upstream` that holds the first POST /v1/files (body read, no answer) until released."""
+    """A proxy to `upstream` that holds the first POST /v1/files (body read, no answer) until released;
+    `refuse_create`: answers POST /v1/batches with 400 (not forwarded)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, refuse_create: bool = False) -> None:
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -141,9 +142,12 @@ class HeldUpload:
         self.upstream = upstream.rstrip("/").removesuffix("/v1")
         self.holding = threading.Event()
         self.release = threading.Event()
+        self.refuse_create = refuse_create
 
         async def forward(request):
             body = await request.body()
+            if request.method == "POST" and request.url.path == "/v1/batches" and self.refuse_create:
+                return Response('{"error": {"message": "no quota"}}', 400, media_type="application/json")
             if request.method == "POST" and request.url.path == "/v1/files" and not self.holding.is_set():
                 self.holding.set()
                 while not self.release.is_set():
@@ -211,6 +215,23 @@ def test_an_interrupted_submit_new_names_the_command_that_resumes_that_job(local
         jobs = journal.jobs()
         assert len(jobs) == 2 and journal.get_job(interrupted.id).state == "active"
         assert journal.parts(interrupted.id)[0].batch_id
+
+
+def test_a_refused_create_under_new_names_the_submit_without_new(local_server, in_tmp):
+    with HeldUpload(local_server.base_url, refuse_create=True) as proxy:
+        proxy.holding.set()  # uploads go through
+        add_profile(proxy.base_url)
+        source = write_requests(in_tmp / "chat.jsonl", 5)
+        refused = invoke("submit", str(source), "--new")
+        assert refused.exit_code == 1, refused.output
+        text = " ".join(refused.stderr.split())
+        assert "the server refused to create the batch" in text
+        assert "Fix the cause, then run the same submit without --new: it reuses the uploaded file" in text
+        proxy.refuse_create = False
+        again = invoke("submit", str(source))
+        assert again.exit_code == 0 and "resuming it" in again.stderr, again.output
+    with Journal.open() as journal:
+        assert len(journal.jobs()) == 1
 
 
 def test_retry_wait_help_does_not_promise_a_download():

@@ -53,6 +53,7 @@ class PartContext:
     input_size: int
     count: int  # parts in the job
     model: str | None = None  # the model the requests name (after --model), for the journal
+    again: str = "run the same submit again"  # the command that takes this run up where it stopped, in words
 
     def label(self, part: Part) -> str:
         if part.retry_of is not None:
@@ -197,7 +198,7 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
             ctx.journal.finish_step(step, "error", detail=reason, part_changes={"step": "uploaded"})
             raise BatchctlError(
                 f"{ctx.label(part)} of {job.id}: the server refused to create the batch ({reason}); no batch was created",
-                f"Fix the cause, then run the same submit again: it reuses the uploaded file {part.file_id}.",
+                f"Fix the cause, then {ctx.again}: it reuses the uploaded file {part.file_id}.",
             ) from None
         ctx.journal.finish_step(step, "unknown", detail=reason)
         ctx.reporter.warn(f"{ctx.label(part)}: creating the batch failed ({reason}); asking the server whether it was created")
@@ -207,7 +208,7 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
         raise BatchctlError(
             f"{ctx.label(part)} of {job.id}: creating the batch failed ({reason}), and the server lists no batch "
             "tagged for it: it was not created",
-            f"Run the same submit again: it reuses the uploaded file {part.file_id} and checks the server first.",
+            f"{ctx.again[0].upper()}{ctx.again[1:]}: it reuses the uploaded file {part.file_id} and checks the server first.",
         ) from None
     kill_point("create-sent")
     part = adopt(ctx, part, batch, "created")

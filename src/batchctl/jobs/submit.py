@@ -244,8 +244,9 @@ def _drive(
         outcome = JobOutcome(job, parts, attached=attached)
         try:
             if any(not p.batch_id for p in parts):
+                again = "run the same submit without --new" if request.new else "run the same submit again"
                 ctx = PartContext(journal, client_factory(), job, reporter, request.file, data / "jobs" / job.id,
-                                  split.size, len(parts), plan.model)  # fmt: skip
+                                  split.size, len(parts), plan.model, again)  # fmt: skip
                 for n, part in enumerate(parts):
                     parts[n], batch = advance_part(ctx, part)
                     if batch is not None:
