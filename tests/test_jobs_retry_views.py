@@ -107,6 +107,15 @@ def test_usage_of_a_retried_job_counts_its_requests_and_names_the_job_to_retry(r
     assert f"{REQUESTS} requests: {ok} succeeded, {failed} failed" in download.stderr, download.output
 
 
+def test_download_of_a_retried_job_merged_to_stdout_keeps_its_bill(retried_again):
+    job_id, ok, failed, source = retried_again
+    piped = invoke("download", job_id, "--merge", str(source), "-o", "-")  # the bill read back a file named `-`
+    assert piped.exit_code == 0, piped.output
+    assert len(piped.stdout.splitlines()) == REQUESTS and "no such file" not in piped.stderr
+    with Journal.open() as journal:
+        assert journal.bill(job_id)["output_tokens"] > 0
+
+
 def test_a_retry_part_not_ended_yet_leaves_its_requests_pending(retried_again):
     job_id, ok, failed, _ = retried_again
     result = invoke("retry", job_id)  # no --wait: the new part was last seen validating
