@@ -41,7 +41,7 @@ class Bill:
         """A finished batch without one successful request, said in words (None when all is well)."""
         # A part of a job counts only when none of its job's requests succeeded (a retry part whose every
         # request failed again is not the job: its other parts' successes stand).
-        succeeded_in = {}  # job id -> requests that succeeded in any of its parts
+        succeeded_in: dict[str, int] = {}  # job id -> requests that succeeded in any of its parts
         for b in self.batches:
             if b.get("job_id"):
                 succeeded_in[b["job_id"]] = succeeded_in.get(b["job_id"], 0) + (b.get("completed") or 0)
