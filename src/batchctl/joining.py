@@ -103,7 +103,7 @@ def join_results(
             raise BatchctlError(f"{target} has not finished yet: nothing to join",
                                 f"Wait for it: batchctl download {target} --join --wait.", EXIT_NOT_FINISHED)  # fmt: skip
         batches = wait_for_all(ids, f"Resume with: batchctl download {target} --join --wait")
-    total: Batch = batches[0] if len(batches) == 1 or owner is None else aggregate(owner, batches)
+    total: Batch = batches[0] if len(batches) == 1 or owner is None else aggregate(owner, batches, journal.parts(owner.id))
     report = MergeReport()
     outcome = DownloadOutcome(total, DownloadResult(total.id, total.status, merge=report), content_format=fmt)
     output.parent.mkdir(parents=True, exist_ok=True)

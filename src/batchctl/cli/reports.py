@@ -182,6 +182,11 @@ def show_job(out: Output, view, *, live_counts: bool = True) -> None:
             part["status"] or part["step"], _counts(counts["completed"], counts["failed"], counts["total"] or part["requests"]),
         ])  # fmt: skip
     out.table(["part", "lines", "batch", "status", "done"], rows, keep=("batch",))
+    if any(p.retry_of is not None for p in view.parts):
+        counts = view.requests
+        pending = f", {counts.pending:,} pending" if counts.pending else ""
+        out.line(f"Requests: {counts.succeeded:,} of {counts.requests:,} succeeded, {counts.failed:,} failed{pending} "
+                 "(each by its newest attempt; the parts above count attempts)")  # fmt: skip
     from batchctl.cli.cost_render import bill_line
 
     cost = bill_line(getattr(view, "bill", None))
@@ -242,6 +247,9 @@ def show_jobs(out: Output, views) -> None:
         done = sum(p.completed or 0 for p in parts)
         failed = sum(p.failed or 0 for p in parts)
         total = sum((p.total or p.request_count) for p in parts)
+        if any(p.retry_of is not None for p in parts):  # the job's requests, once each, not its attempts
+            counts = view.requests
+            done, failed, total = counts.succeeded, counts.failed, counts.requests
         statuses = sorted({p.status or p.step for p in parts} - {view.job.state})
         rows.append([
             view.job.id, _when(view.job.created_at), view.job.profile, Path(view.job.input_path).name, _parts(parts),

@@ -9,12 +9,12 @@ Result lines are streamed once, through the usage and the failure counters toget
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl.cost.failures import FailureSummary
+from batchctl.cost.failures import ErrorGroup, FailureSummary, summarize_failure_lines
 from batchctl.cost.prices import PriceTable
 from batchctl.cost.usage import Usage, usage_from_batch
 from batchctl.results import iter_result_lines, parse_result
@@ -22,6 +22,7 @@ from batchctl.results import iter_result_lines, parse_result
 if TYPE_CHECKING:
     from batchctl.api import BatchClient
     from batchctl.api.models import Batch
+    from batchctl.jobs.records import Part
     from batchctl.results import DownloadResult
 
 
@@ -38,7 +39,14 @@ class Bill:
     @property
     def problem(self) -> str | None:
         """A finished batch without one successful request, said in words (None when all is well)."""
-        completed_empty = [b["id"] for b in self.batches if b.get("status") == "completed" and b.get("total") and not b.get("completed")]
+        # A part of a job counts only when none of its job's requests succeeded (a retry part whose every
+        # request failed again is not the job: its other parts' successes stand).
+        succeeded_in: dict[str, int] = {}  # job id -> requests that succeeded in any of its parts
+        for b in self.batches:
+            if b.get("job_id"):
+                succeeded_in[b["job_id"]] = succeeded_in.get(b["job_id"], 0) + (b.get("completed") or 0)
+        completed_empty = [b["id"] for b in self.batches if b.get("status") == "completed" and b.get("total")
+                           and not b.get("completed") and not succeeded_in.get(b.get("job_id"))]  # fmt: skip
         if completed_empty or self.failures.no_success:
             return "no request succeeded" + (f" (batch {', '.join(completed_empty)} says completed)" if completed_empty else "")
         return None
@@ -136,14 +144,69 @@ def bill_for_batches(
     return _finish(bill, prices)
 
 
+def add_job(bill: Bill, client: BatchClient, job_id: str, parts: Sequence[Part]) -> None:
+    """Add a job's batches to the bill, the retry hint naming the job (`retry` takes one JOB).
+
+    The tokens are every attempt's (each was billed). With retry parts the failures are each request's
+    newest outcome, as `download JOB` merges them (`merging.ResultIndex` ranked by part: a success in any
+    attempt wins, else the newest failure): a request retried twice is one request, not three."""
+    import tempfile
+
+    from batchctl.jobs.attempts import fetch_results
+    from batchctl.merging import ResultIndex
+
+    with_batch = [p for p in parts if p.batch_id]
+    batches = [client.batches.retrieve(p.batch_id) for p in with_batch]  # type: ignore[arg-type]  # filtered
+    retried = any(p.retry_of is not None for p in parts)
+    attempts = Bill() if retried else bill
+    for batch in batches:
+        add_batch(attempts, client, batch)
+    entries = attempts.batches[-len(batches):] if batches else []
+    for entry in entries:
+        entry["job_id"] = job_id
+    if retried:
+        bill.batches += attempts.batches
+        with tempfile.TemporaryDirectory(prefix=".batchctl-usage-") as scratch:
+            results = fetch_results(client, with_batch, batches, Path(scratch))
+            index = ResultIndex([path for _, path in results], [rank for rank, _ in results])
+            try:
+                job = summarize_failure_lines(index.iter_chosen(range(len(results))))
+            finally:
+                index.close()
+        bill.failures.lines += job.lines
+        bill.failures.succeeded += job.succeeded
+        bill.failures.failed += job.failed
+        for key, group in job.groups.items():
+            mine = bill.failures.groups.setdefault(key, ErrorGroup(group.code, group.status, retryable=group.retryable))
+            mine.count += group.count
+        bill.failures.messages.update(job.messages)
+        for message, example in job.example_of.items():
+            bill.failures.example_of.setdefault(message, example)
+        # The requests, each once (the tokens stay every attempt's).
+        usage = attempts.usage
+        usage.lines, usage.succeeded, usage.failed = job.lines, job.succeeded, job.failed
+        bill.usage.merge(usage)
+    elif batches:
+        del bill.failures.batch_ids[-len(batches):]
+    bill.failures.batch_ids.append(job_id)
+
+
 def bill_for(
-    targets: Sequence[str], *, client_for: Callable[[str], BatchClient], prices: PriceTable
+    targets: Sequence[str], *, client_for: Callable[[str], BatchClient], prices: PriceTable,
+    jobs: Mapping[str, Sequence[Part]] | None = None,
 ) -> Bill:
-    """`batchctl usage TARGET...`: local result files (a path that exists) and batch ids, one bill."""
+    """`batchctl usage TARGET...`: local result files (a path that exists), batch ids and (`jobs`: job id ->
+    its parts) job ids, one bill."""
     files = [t for t in targets if Path(t).is_file()]
     bill = Bill(files=files)
     _feed(iter_result_lines([Path(p) for p in files]), bill)
     for batch_id in (t for t in targets if t not in files):
+        parts = (jobs or {}).get(batch_id)
+        if parts is not None:
+            first = next((p.batch_id for p in parts if p.batch_id), None)
+            if first is not None:
+                add_job(bill, client_for(first), batch_id, parts)
+            continue
         client = client_for(batch_id)
         add_batch(bill, client, client.batches.retrieve(batch_id))
     return _finish(bill, prices)

@@ -77,7 +77,7 @@ class FailureSummary:
     groups: dict[tuple[str, int | None], ErrorGroup] = field(default_factory=dict)
     messages: Counter[str] = field(default_factory=Counter)
     example_of: dict[str, str | None] = field(default_factory=dict)
-    batch_ids: list[str] = field(default_factory=list)  # for the retry hint
+    batch_ids: list[str] = field(default_factory=list)  # for the retry hint: batch ids, and job ids for a job's
 
     def add_success(self) -> None:
         """Count a result line known to be a success."""
@@ -126,7 +126,9 @@ class FailureSummary:
         """What to do next, in words with the command, or None when nothing failed."""
         if not self.failed:
             return None
-        target = " ".join(self.batch_ids) or "BATCH_ID"
+        # `retry` takes one JOB|BATCH: one command per id (a job's batches are named by the job).
+        ids = list(dict.fromkeys(self.batch_ids)) or ["BATCH_ID"]
+        target = "; batchctl retry ".join(ids)
         fixed = self.failed - self.retryable
         if self.retryable and not fixed:
             return f"All {self.failed} failures are retryable: batchctl retry {target}"

@@ -78,6 +78,43 @@ class Attempts:
                 "missing": self.missing, "codes": dict(sorted(self.failed.items()))}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class JobCounts:
+    """A job's requests, each counted once by its newest outcome (`job_counts`)."""
+
+    requests: int  # the original parts' requests: the job's input
+    succeeded: int  # some attempt succeeded
+    failed: int  # ended without a success (failed, expired, cancelled, no result)
+    pending: int  # still asked of a batch that has not ended (or of a part with no batch yet)
+
+
+def job_counts(parts: Sequence[Part], batches: Mapping[str, Batch] | None = None) -> JobCounts:
+    """The job's requests by their newest outcome, from the parts' request counts alone (no result file read).
+
+    The rule above, counted: a retry part asks only requests with no success yet, so a request succeeds in
+    at most one attempt and the successes of all parts add up; a request is pending while the newest part
+    asked for it runs (retry waits for every part to end first, so only the newest attempt can be running);
+    every other request ended without a success: failed. `batches`: batch id -> the batch as just fetched,
+    else the counts last noted in the part."""
+    from batchctl.api.models import TERMINAL_STATUSES
+
+    requests = sum(p.request_count for p in parts if p.retry_of is None)
+    succeeded = pending = 0
+    for part in parts:
+        batch = (batches or {}).get(part.batch_id or "")
+        if batch is not None:
+            status, total = batch.status, batch.request_counts.total
+            completed, failed = batch.request_counts.completed, batch.request_counts.failed
+        else:
+            status, total, completed, failed = part.status, part.total, part.completed or 0, part.failed or 0
+        succeeded += completed
+        if not part.batch_id or status not in TERMINAL_STATUSES:
+            pending += max((total or part.request_count) - completed - failed, 0)
+    succeeded = min(succeeded, requests)
+    pending = min(pending, requests - succeeded)
+    return JobCounts(requests, succeeded, requests - succeeded - pending, pending)
+
+
 def fetch_results(client: BatchClient, parts: Sequence[Part], batches: Sequence[Batch], scratch: Path) -> list[tuple[int, Path]]:
     """Download every part's output and error file into `scratch`: (part index, path), in part order."""
     from batchctl.api.errors import NotFoundError

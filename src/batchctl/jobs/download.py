@@ -39,7 +39,7 @@ def save_job_results(
     if len(batches) == 1:
         return save_finished(client, batches[0], request, output=output, errors_output=errors_output,
                              input_file_id=parts[0].file_id, keep=keep)  # fmt: skip
-    total = aggregate(job, batches)
+    total = aggregate(job, batches, parts)
     outcome = DownloadOutcome(total, DownloadResult(job.id, total.status), content_format=request.content_format)
     outputs = [(p, b.output_file_id) for p, b in zip(parts, batches) if b.output_file_id]
     errors = [(p, b.error_file_id) for p, b in zip(parts, batches) if b.error_file_id]
@@ -199,7 +199,7 @@ def download_job(
         if wait_for_all is None:
             if len(batches) == 1:
                 raise not_finished_error(batches[0])
-            total = aggregate(job, batches)
+            total = aggregate(job, batches, parts)
             raise BatchctlError(
                 f"job {job.id} is {total.status} ({total.request_counts.completed:,}/{total.request_counts.total:,} "
                 "requests done), not finished yet: nothing to download",

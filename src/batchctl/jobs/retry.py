@@ -95,7 +95,7 @@ def _finished_batches(journal: Journal, job: Job, parts: Sequence[Part], client:
     note_batches(journal, job, batches)
     running = [b for b in batches if not b.is_terminal]
     if running:
-        total = aggregate(job, batches)
+        total = aggregate(job, batches, parts)
         raise BatchctlError(
             f"{job.id} is {total.status} ({len(running)} of its batches still running): retry takes the requests "
             "of finished batches only",
@@ -181,7 +181,8 @@ def retry_job(
                 return outcome
             new = _plan_parts(journal, job, before, parts_dir)
         count = len(journal.parts(job.id))
-        ctx = PartContext(journal, client, job, reporter, Path(job.input_path), parts_dir, job.input_size, count, job.model)
+        ctx = PartContext(journal, client, job, reporter, Path(job.input_path), parts_dir, job.input_size, count, job.model,
+                          f"run batchctl retry {job.id} again")  # fmt: skip
         outcome.parts = [advance_part(ctx, part)[0] for part in new]
     if wait_for_all is not None:
         from batchctl.jobs.view import note_batches

@@ -53,6 +53,7 @@ class PartContext:
     input_size: int
     count: int  # parts in the job
     model: str | None = None  # the model the requests name (after --model), for the journal
+    again: str = "run the same submit again"  # the command that takes this run up where it stopped, in words
 
     def label(self, part: Part) -> str:
         if part.retry_of is not None:
@@ -100,14 +101,28 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
         ctx.job.id, "upload", part=part.index, token=new_token(),
         part_changes={"step": "uploading", "path": str(path)},
     )  # fmt: skip
-    with UploadFile(path) as upload:
-        if ctx.job.model is not None:
-            upload.rewrite(model=ctx.job.model)
-        if _needs_cleaning(ctx, part):
-            upload.rewrite(drop_blank_lines=True)
-        with ctx.reporter.progress(f"Uploading {ctx.label(part)}", upload.path.stat().st_size) as update:
-            uploaded = upload_input(ctx.client, upload.path, progress=update)
-        changed = describe_changes(upload, ctx.job.model)
+    sent = 0
+
+    def note(done: int, total: int) -> None:
+        nonlocal sent
+        sent = max(sent, done)
+        update(done, total)
+
+    try:
+        with UploadFile(path) as upload:
+            if ctx.job.model is not None:
+                upload.rewrite(model=ctx.job.model)
+            if _needs_cleaning(ctx, part):
+                upload.rewrite(drop_blank_lines=True)
+            with ctx.reporter.progress(f"Uploading {ctx.label(part)}", upload.path.stat().st_size) as update:
+                uploaded = upload_input(ctx.client, upload.path, progress=note)
+            changed = describe_changes(upload, ctx.job.model)
+    except Exception as exc:
+        if not sent or not _ambiguous(exc):
+            # Not a byte left (connection refused), or the server answered no: no file was made, and the
+            # next run starts this upload afresh rather than calling it cut off.
+            ctx.journal.finish_step(step, "error", detail=str(exc)[:200], part_changes={"step": "planned"})
+        raise
     kill_point("upload-sent")
     done = ctx.journal.finish_step(step, detail=uploaded.id, part_changes={"step": "uploaded", "file_id": uploaded.id})
     what = ctx.input_path.name if ctx.count == 1 else f"{ctx.label(part)} (lines {part.first_line:,}-{part.last_line:,})"
@@ -183,7 +198,7 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
             ctx.journal.finish_step(step, "error", detail=reason, part_changes={"step": "uploaded"})
             raise BatchctlError(
                 f"{ctx.label(part)} of {job.id}: the server refused to create the batch ({reason}); no batch was created",
-                f"Fix the cause, then run the same submit again: it reuses the uploaded file {part.file_id}.",
+                f"Fix the cause, then {ctx.again}: it reuses the uploaded file {part.file_id}.",
             ) from None
         ctx.journal.finish_step(step, "unknown", detail=reason)
         ctx.reporter.warn(f"{ctx.label(part)}: creating the batch failed ({reason}); asking the server whether it was created")
@@ -193,7 +208,7 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
         raise BatchctlError(
             f"{ctx.label(part)} of {job.id}: creating the batch failed ({reason}), and the server lists no batch "
             "tagged for it: it was not created",
-            f"Run the same submit again: it reuses the uploaded file {part.file_id} and checks the server first.",
+            f"{ctx.again[0].upper()}{ctx.again[1:]}: it reuses the uploaded file {part.file_id} and checks the server first.",
         ) from None
     kill_point("create-sent")
     part = adopt(ctx, part, batch, "created")

@@ -209,6 +209,15 @@ def submit_job(
     return outcome
 
 
+def resume_hint(request: SubmitRequest, job: Job) -> str:
+    """How to resume `job`, cut off while submitting: the same submit finds it by its input and options, except
+    with --new (that starts yet another job). Said for the job only while it still stands for them."""
+    if request.new:
+        return (f"Run the same submit without --new: it resumes {job.id} where this one stopped (with --new it would "
+                f"start another job and upload everything again; batchctl jobs forget {job.id} drops this one).")  # fmt: skip
+    return f"Run the same submit again: it resumes {job.id} where this one stopped."
+
+
 def _drive(
     request: SubmitRequest, spec: ProviderSpec, split: SplitResult, plan: Any, job: Job, attached: bool,
     journal: Journal, client_factory: Callable[[], BatchClient], reporter: Reporter, on_id: Callable[[str], None] | None,
@@ -235,8 +244,9 @@ def _drive(
         outcome = JobOutcome(job, parts, attached=attached)
         try:
             if any(not p.batch_id for p in parts):
+                again = "run the same submit without --new" if request.new else "run the same submit again"
                 ctx = PartContext(journal, client_factory(), job, reporter, request.file, data / "jobs" / job.id,
-                                  split.size, len(parts), plan.model)  # fmt: skip
+                                  split.size, len(parts), plan.model, again)  # fmt: skip
                 for n, part in enumerate(parts):
                     parts[n], batch = advance_part(ctx, part)
                     if batch is not None:
@@ -244,9 +254,6 @@ def _drive(
             if job.state in ("splitting", "submitting"):
                 job = journal.update_job(job.id, state="active") or job
         except KeyboardInterrupt as exc:
-            raise BatchctlError(
-                f"interrupted while submitting {job.id}", "Run the same submit again: it resumes where this one stopped.",
-                interrupted_exit_code(exc),
-            ) from None
+            raise BatchctlError(f"interrupted while submitting {job.id}", resume_hint(request, job), interrupted_exit_code(exc)) from None
     outcome.job, outcome.parts = job, journal.parts(job.id)
     return outcome

@@ -3,6 +3,8 @@ brought up to date with what the server said.
 
 `aggregate` folds the parts' batches into one `Batch` whose id is the job id (status, summed counts,
 earliest start, latest end), so everything that shows a batch (panels, exit codes) shows a job too.
+Once a retry added parts, its counts are the job's requests, each once by its newest outcome
+(`attempts.job_counts`, the rule `download JOB` merges by), not the attempts summed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from batchctl.urls import display_url
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.jobs.attempts import JobCounts
     from batchctl.jobs.store import Journal
 
 # The worst final state wins, as for the exit code of several batches.
@@ -41,8 +44,12 @@ def aggregate_status(statuses: Sequence[str | None]) -> str:
     return known[0]
 
 
-def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
-    """The job as one Batch: id = job id, summed request counts, combined status and times."""
+def aggregate(job: Job, batches: Sequence[Batch], parts: Sequence[Part] | None = None) -> Batch:
+    """The job as one Batch: id = job id, summed request counts, combined status and times.
+
+    With `parts` (the job's, in the order of `batches`) that include retry parts: `request_counts` are the
+    job's requests (total = the original parts', each request once by its newest outcome: `job_counts`),
+    and a job whose every request succeeded is `completed` whatever its earlier attempts ended as."""
     from batchctl.api.models import Batch, RequestCounts
 
     def total(attr: str) -> int:
@@ -53,6 +60,14 @@ def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
         return min(values) if values else None
 
     status = aggregate_status([b.status for b in batches])
+    counts = RequestCounts(total=total("total"), completed=total("completed"), failed=total("failed"))
+    if parts is not None and any(p.retry_of is not None for p in parts):
+        from batchctl.jobs.attempts import job_counts
+
+        found = job_counts(parts, {b.id: b for b in batches})
+        counts = RequestCounts(total=found.requests, completed=found.succeeded, failed=found.failed)
+        if status in _FINAL_ORDER and found.succeeded == found.requests:
+            status = "completed"  # every request has its answer: the attempts that failed are history
     ended = status in _FINAL_ORDER
     last = {attr: max((getattr(b, attr) for b in batches if getattr(b, attr)), default=None)
             for attr in ("completed_at", "failed_at", "expired_at", "cancelled_at", "finalizing_at")}
@@ -75,7 +90,7 @@ def aggregate(job: Job, batches: Sequence[Batch]) -> Batch:
         expired_at=last["expired_at"] if ended else None,
         cancelled_at=last["cancelled_at"] if ended else None,
         finalizing_at=last["finalizing_at"],
-        request_counts=RequestCounts(total=total("total"), completed=total("completed"), failed=total("failed")),
+        request_counts=counts,
         progress=_percent(batches),
         metadata=job.metadata or None,
     )
@@ -107,10 +122,20 @@ class JobView:
     def batch_ids(self) -> list[str]:
         return [p.batch_id for p in self.parts if p.batch_id]
 
+    @property
+    def requests(self) -> JobCounts:
+        """The job's requests by their newest outcome (retry parts' attempts counted once), as last seen."""
+        from batchctl.jobs.attempts import job_counts
+
+        return job_counts(self.parts, {b.id: b for b in self.batches})
+
     def to_dict(self) -> dict[str, Any]:
         by_id = {b.id: b for b in self.batches}
+        counts = self.requests
         return {
             **job_dict(self.job),
+            "requests": {"total": counts.requests, "succeeded": counts.succeeded, "failed": counts.failed,
+                         "pending": counts.pending},  # fmt: skip
             "aggregate": self.total.model_dump(mode="json") if self.total is not None else None,
             "parts": [part_dict(p, by_id.get(p.batch_id or "")) for p in self.parts],
             "bill": self.bill,
@@ -191,7 +216,7 @@ def load_view(journal: Journal, job: Job, client_for: Callable[[str], BatchClien
     view.batches = [client_for(batch_id).batches.retrieve(batch_id) for batch_id in view.batch_ids]
     view.job = note_batches(journal, job, view.batches)
     view.parts = journal.parts(job.id)
-    view.total = aggregate(view.job, view.batches)
+    view.total = aggregate(view.job, view.batches, view.parts)
     return view
 
 
@@ -212,5 +237,5 @@ def watch_job(
     view.batches = list(watch(view.batch_ids))
     view.job = note_batches(journal, job, view.batches)
     view.parts = journal.parts(job.id)
-    view.total = aggregate(view.job, view.batches)
+    view.total = aggregate(view.job, view.batches, view.parts)
     return view

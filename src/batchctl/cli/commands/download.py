@@ -188,6 +188,12 @@ def download(
         outcome = download_results(
             state.client_for_batch(batch_id), batch_id, request, wait_for=wait_for if wait else None, reporter=state.out
         )
+    from batchctl.cli.cost_render import show_bill
+    from batchctl.cost.bill import settle_download
+
+    # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
+    # just saved, nothing downloaded twice (before a file sent to stdout is named `-`: a job's is read back).
+    bill = settle_download(state.journal(), outcome.result, outcome.batch, profile=state.settings().profile_name)
     if to_stdout:
         import shutil
 
@@ -199,12 +205,6 @@ def download(
                     stdout.flush()
                 saved.path = Path("-")
     show_download(state.out, outcome)
-    from batchctl.cli.cost_render import show_bill
-    from batchctl.cost.bill import settle_download
-
-    # The bill (tokens, cost at batch prices, saving) and why requests failed: read back from the files
-    # just saved, nothing downloaded twice.
-    bill = settle_download(state.journal(), outcome.result, outcome.batch, profile=state.settings().profile_name)
     saved_paths = [str(saved.path) for saved in outcome.result.files if str(saved.path) != "-"]  # -q: for $(...)
     state.out.result({**outcome.to_dict(), "bill": bill.to_dict()}, human=lambda: show_bill(state.out, bill), ids=saved_paths)
     exit_for_final_state(state.out, outcome.batch, saved_files=bool(outcome.result.files))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli.context import AppState
-from batchctl.cli.options import IntervalOpt, JsonOpt, WaitOpt, complete_ids
+from batchctl.cli.options import IntervalOpt, JsonOpt, complete_ids
 
 EPILOG = (
     "Retried: requests whose latest attempt failed (their error code, or HTTP status), expired "
@@ -28,13 +28,19 @@ OnlyCodesOpt = Annotated[
                  help="Retry only failures with one of these error codes or HTTP statuses "
                       "(e.g. rate_limit_exceeded,429,batch_expired); leave the others failed."),  # fmt: skip
 ]
+# Not the shared --wait: retry downloads nothing.
+RetryWaitOpt = Annotated[
+    bool,
+    typer.Option("--wait", "-w", help="Watch the retry batches to their end, then say how many of the job's requests "
+                                      "have succeeded (nothing is downloaded: batchctl download JOB does that)."),  # fmt: skip
+]
 
 
 def retry(
     ctx: typer.Context,
     target: TargetArg,
     only_codes: OnlyCodesOpt = None,
-    wait: WaitOpt = False,
+    wait: RetryWaitOpt = False,
     interval: IntervalOpt = None,
     json_: JsonOpt = False,
 ) -> None:

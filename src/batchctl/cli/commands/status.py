@@ -129,6 +129,8 @@ def _job_status(state: AppState, job, *, watch: bool, interval: float | None, gi
     state.out.update(view, job_line(view))
     if view.total is not None and view.total.status == "completed":
         state.out.info(f"Download the results: batchctl download {job.id}")
-    code = exit_code_for_batches(view.batches)
+    # After a retry, the job's requests decide (a retry part whose every request failed again is not the job).
+    retried = any(p.retry_of is not None for p in view.parts)
+    code = exit_code_for_batches([view.total] if retried and view.total is not None else view.batches)
     if code:
         raise typer.Exit(code)

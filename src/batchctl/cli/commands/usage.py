@@ -40,8 +40,15 @@ def usage(ctx: typer.Context, targets: TargetsArg, json_: JsonOpt = False) -> No
     for target in targets:
         _check_file_target(target)
     prices = price_table(state.settings().profile_name)
-    # A job stands for its batches; `last` is the newest thing submitted from here.
-    bill = bill_for(state.expand_ids(state.resolve_ids(targets)), client_for=state.client_for_batch, prices=prices)
+    # A job stands for its batches (a retried job's requests count once each); `last` is the newest thing
+    # submitted from here.
+    ids, jobs = [], {}
+    for item in state.resolve_ids(targets):
+        job = state.find_job(item)
+        if job is not None:
+            jobs[job.id] = state.journal().parts(job.id)
+        ids.append(job.id if job is not None else item)
+    bill = bill_for(ids, client_for=state.client_for_batch, prices=prices, jobs=jobs)
     state.out.result(bill.to_dict(), human=lambda: show_bill(state.out, bill))
 
 
