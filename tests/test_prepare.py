@@ -363,3 +363,32 @@ def test_an_existing_output_and_an_empty_jsonl_get_prepares_own_words(in_tmp):
     table(in_tmp / "empty.jsonl", "")
     empty = prepare("empty.jsonl", "-t", "{x}")
     assert empty.exit_code == 1 and empty.stderr.startswith("Error: empty.jsonl is empty") and "(none)" not in empty.stderr
+
+
+def test_a_fifo_or_a_device_is_refused_as_data_or_after_an_at_sign_and_a_huge_at_file_too(tmp_path):
+    """`-t @/dev/zero` read until the machine ran out of memory, a FIFO hung for ever; DATA too."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from batchctl.cli.app import app
+
+    data = tmp_path / "ok.csv"
+    data.write_text("a,b\n1,x\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (17 * 2**20))
+    runner = CliRunner()
+    cases = {
+        ("-t", "@/dev/zero"): "Error: --template @/dev/zero: /dev/zero is a character device, not a regular file",
+        ("-t", f"@{fifo}"): f"Error: --template @{fifo}: {fifo} is a named pipe (FIFO), not a regular file",
+        ("-t", "{a}", "--system", f"@{big}"): f"Error: --system @{big}: {big} is 17 MiB; a text repeated in every request is at most 16 MiB",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["prepare", str(data), *args, "--model", "echo", "-o", str(tmp_path / "p.jsonl")])
+        assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
+    for table in ("/dev/zero", str(fifo)):
+        result = runner.invoke(app, ["prepare", table, "-t", "{a}", "--model", "echo", "-o", str(tmp_path / "p.jsonl")])
+        assert result.exit_code == 1 and "not a regular file" in result.stderr, (table, result.stderr)
+    assert not (tmp_path / "p.jsonl").exists()

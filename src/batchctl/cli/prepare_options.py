@@ -54,13 +54,25 @@ DataFormatOpt = Annotated[
 ]
 
 
+AT_FILE_MAX_BYTES = 16 * 2**20  # an @FILE (template, system prompt, schema, body fields) goes into every request
+
+
 def text_or_file(value: str | None, option: str) -> str | None:
     """TEXT, or the contents of FILE for @FILE."""
     if value is None or not value.startswith("@"):
         return value
     from batchctl.prepare.encoding import read_text
+    from batchctl.validation.inputs import check_input_file
 
     path = Path(value[1:])
+    try:
+        # Not a FIFO (it would hang) nor /dev/zero (memory without end).
+        size = check_input_file(path, hint="Give the path of a text file after the @.").st_size
+    except BatchctlError as exc:
+        raise BatchctlError(f"{option} {value}: {exc.message}", exc.hint) from None
+    if size > AT_FILE_MAX_BYTES:
+        raise BatchctlError(f"{option} {value}: {path} is {size / 2**20:,.0f} MiB; a text repeated in every request is at most "
+                            f"{AT_FILE_MAX_BYTES // 2**20} MiB", "Check the path after the @.")  # fmt: skip
     try:
         return read_text(path, what=f"{option} {value}")
     except OSError as exc:

@@ -175,10 +175,10 @@ def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = Non
 
     Without `delimiter`, a header that is one cell holding tabs (Excel's "Unicode text", a .txt) is read
     as tab-separated. Header names lose their leading and trailing spaces (`id, text` names `text`)."""
-    if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    if path.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(path))
+    from batchctl.validation.inputs import check_input_file
+
+    # A FIFO would hang, /dev/zero grow without end: a regular file, or a clear error.
+    check_input_file(path, hint="Give the path of a CSV, TSV, JSONL or Parquet file (save a pipe's output to a file first).")
     source = RowSource(path, format_of(path, fmt), delimiter or default_delimiter(path))
     if source.fmt != "parquet":
         source.encoding = encoding_for(path, encoding)

@@ -23,8 +23,9 @@ _KINDS = (
 _HINT = "Give the path of a regular JSONL file (save a pipe's output to a file first)."
 
 
-def check_input_file(path: str | os.PathLike[str]) -> os.stat_result:
-    """The `os.stat` of `path` when it is a regular file; BatchctlError (exit 1) saying what it is otherwise."""
+def check_input_file(path: str | os.PathLike[str], hint: str = _HINT) -> os.stat_result:
+    """The `os.stat` of `path` when it is a regular file; BatchctlError (exit 1) saying what it is
+    otherwise (`hint`: what to give instead, when it is not a file at all)."""
     name = os.fspath(path)
     try:
         info = os.stat(name)
@@ -37,12 +38,12 @@ def check_input_file(path: str | os.PathLike[str]) -> os.stat_result:
             raise BatchctlError(f"no such file: {name}", "Check the path.") from None
         if exc.errno == errno.EACCES:
             raise BatchctlError(f"{name} cannot be read: permission denied", "Check the file's permissions.") from None
-        raise BatchctlError(f"{name} cannot be read: {exc.strerror}", _HINT) from None
+        raise BatchctlError(f"{name} cannot be read: {exc.strerror}", hint) from None
     for test, kind in _KINDS:
         if test(info.st_mode):
-            raise BatchctlError(f"{name} is {kind}, not a regular file", _HINT)
+            raise BatchctlError(f"{name} is {kind}, not a regular file", hint)
     if not stat.S_ISREG(info.st_mode):
-        raise BatchctlError(f"{name} is not a regular file", _HINT)
+        raise BatchctlError(f"{name} is not a regular file", hint)
     if not os.access(name, os.R_OK):
         raise BatchctlError(f"{name} cannot be read: permission denied", "Check the file's permissions.")
     return info
