@@ -170,3 +170,13 @@ def test_a_job_submitted_again_keeps_its_saved_results_only_while_unchanged(loca
     assert Path("afresh.jsonl").read_bytes() == whole and len(fetches) == 2
     assert b"echo: cow" in saved.read_bytes()  # the edited file is left alone
 
+
+
+def test_the_refusal_gives_one_reason_for_all_files_or_each_files_own():
+    from batchctl.downloading import reasons_said
+
+    out, err = Path("r.jsonl"), Path("r.errors.jsonl")
+    same = {out: "not saved by this download", err: "not saved by this download"}
+    assert reasons_said([out, err], same) == " (not saved by this download)"
+    assert reasons_said([out, err], {out: "changed since it was downloaded"}) == " (r.jsonl: changed since it was downloaded)"
+    assert reasons_said([out], {}) == ""

@@ -54,10 +54,17 @@ class DownloadRequest:
         self, paths: tuple[Path, Path], *, keep: set[Path] | frozenset[Path] = frozenset(), why: Mapping[Path, str] | None = None
     ) -> None:
         """Refuse at once paths that exist (unless `force`, or they are in `keep`: complete from an earlier
-        run; `why`: why one that exists was not kept): a refusal after a long wait would waste it."""
+        run; `why`: why one that exists was not kept, said after the names): a refusal after a long wait
+        would waste it."""
         from batchctl.results import check_overwrite
 
-        check_overwrite([p for p in paths if p not in keep], force=self.force, why=why)
+        left = [p for p in paths if p not in keep]
+        try:
+            check_overwrite(left, force=self.force)
+        except BatchctlError as refused:
+            if not why:
+                raise
+            raise BatchctlError(refused.message + reasons_said([p for p in left if p.exists()], why), refused.hint) from None
 
     def targets(self, model: str | None) -> tuple[Path, Path]:
         """`paths(model)`, refused at once where they exist (`refuse_existing`)."""
@@ -77,6 +84,14 @@ class DownloadOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return self.result.to_dict()
+
+
+def reasons_said(existing: list[Path], why: Mapping[Path, str]) -> str:
+    """` (why)` after an `already exists` refusal: one reason for all the files, else each file's own."""
+    reasons = [(p, why[p]) for p in existing if p in why]
+    if len({r for _, r in reasons}) == 1 and len(reasons) == len(existing):
+        return f" ({reasons[0][1]})"
+    return f" ({'; '.join(f'{p}: {r}' for p, r in reasons)})" if reasons else ""
 
 
 def resume_command(batch_id: str, output: Path, errors_output: Path) -> str:

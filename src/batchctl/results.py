@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,22 +64,15 @@ def resolve_targets(
     return output, errors_output or errors_path_for(output)
 
 
-def check_overwrite(paths: Iterable[Path], *, force: bool, why: Mapping[Path, str] | None = None) -> None:
-    """Refuse, before anything is downloaded, to replace existing files unless `force`; `why`: why a file
-    that is there is not the one this run would write (said after the names)."""
+def check_overwrite(paths: Iterable[Path], *, force: bool) -> None:
+    """Refuse, before anything is downloaded, to replace existing files unless `force`."""
     if force:
         return
     existing = [p for p in paths if p.exists()]
     if existing:
         names = ", ".join(str(p) for p in existing)
-        reasons = [(p, why[p]) for p in existing if why and p in why]
-        said = ""
-        if len({r for _, r in reasons}) == 1 and len(reasons) == len(existing):
-            said = f" ({reasons[0][1]})"
-        elif reasons:
-            said = f" ({'; '.join(f'{p}: {r}' for p, r in reasons)})"
         raise BatchctlError(
-            f"{names} already exist{'s' if len(existing) == 1 else ''}{said}",
+            f"{names} already exist{'s' if len(existing) == 1 else ''}",
             "Use --force to overwrite, or choose another name with --output / --errors-output.",
         )
 
