@@ -119,6 +119,34 @@ def test_a_failing_migration_leaves_nothing_half_done(tmp_path, monkeypatch):
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchone() is None
 
 
+
+def test_a_journal_from_before_saved_files_gains_the_table_and_keeps_its_rows(tmp_path, monkeypatch):
+    """m004_saved_files on a database that had m001-m003: its rows stay; saved files are then recorded by
+    resolved path (the last download there wins) and forgotten."""
+    from batchctl.jobs.records import SavedFileRecord
+
+    path = tmp_path / "j.db"
+    with monkeypatch.context() as patch:
+        patch.setattr("batchctl.jobs.migrations.MIGRATIONS", MIGRATIONS[:3])
+        with Journal.open(path) as journal:
+            journal.record_batch(entry("batch_1"))
+            assert applied_migrations(journal.conn)[-1] == "m003_bills"
+    with Journal.open(path) as journal:
+        assert applied_migrations(journal.conn) == MIGRATION_NAMES and "m004_saved_files" in MIGRATION_NAMES
+        assert journal.lookup_batch("batch_1") is not None
+        results = tmp_path / "res.jsonl"
+        results.write_text("{}\n")
+        record = SavedFileRecord.of(str(results), "file-1", "batch_1", results.stat())
+        journal.record_saved_file(record)
+        assert journal.saved_file(str(results)) == record and record.unchanged(results.stat())
+        journal.record_saved_file(SavedFileRecord.of(str(results), "file-2", "batch_2", results.stat()))
+        assert journal.saved_file(str(results)).file_id == "file-2"
+        (tmp_path / "new").write_text("[]\n")
+        os.replace(tmp_path / "new", results)  # the same size, another file
+        assert not journal.saved_file(str(results)).unchanged(results.stat())
+        journal.forget_saved_files([str(results)])
+        assert journal.saved_file(str(results)) is None
+
 def test_the_jsonl_journal_is_imported_once():
     legacy = data_dir() / "journal.jsonl"
     legacy.parent.mkdir(parents=True)

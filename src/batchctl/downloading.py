@@ -7,7 +7,7 @@ what happened (`DownloadOutcome`) and leaves the telling to the caller.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
     from batchctl.remote_cleanup import RemoteDeletion
     from batchctl.reporting import Reporter
+    from batchctl.result_checks import Completeness
     from batchctl.results import DownloadResult
 
 # `wait_for(batch_id, resume_hint)` watches a batch to its end and returns it (the CLI's watcher).
@@ -49,12 +50,21 @@ class DownloadRequest:
 
         return resolve_targets(self.output, self.errors_output, model=model, content_format=self.content_format)
 
-    def refuse_existing(self, paths: tuple[Path, Path], *, keep: set[Path] | frozenset[Path] = frozenset()) -> None:
+    def refuse_existing(
+        self, paths: tuple[Path, Path], *, keep: set[Path] | frozenset[Path] = frozenset(), why: Mapping[Path, str] | None = None
+    ) -> None:
         """Refuse at once paths that exist (unless `force`, or they are in `keep`: complete from an earlier
-        run): a refusal after a long wait would waste it."""
+        run; `why`: why one that exists was not kept, said after the names): a refusal after a long wait
+        would waste it."""
         from batchctl.results import check_overwrite
 
-        check_overwrite([p for p in paths if p not in keep], force=self.force)
+        left = [p for p in paths if p not in keep]
+        try:
+            check_overwrite(left, force=self.force)
+        except BatchctlError as refused:
+            if not why:
+                raise
+            raise BatchctlError(refused.message + reasons_said([p for p in left if p.exists()], why), refused.hint) from None
 
     def targets(self, model: str | None) -> tuple[Path, Path]:
         """`paths(model)`, refused at once where they exist (`refuse_existing`)."""
@@ -74,6 +84,14 @@ class DownloadOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return self.result.to_dict()
+
+
+def reasons_said(existing: list[Path], why: Mapping[Path, str]) -> str:
+    """` (why)` after an `already exists` refusal: one reason for all the files, else each file's own."""
+    reasons = [(p, why[p]) for p in existing if p in why]
+    if len({r for _, r in reasons}) == 1 and len(reasons) == len(existing):
+        return f" ({reasons[0][1]})"
+    return f" ({'; '.join(f'{p}: {r}' for p, r in reasons)})" if reasons else ""
 
 
 def resume_command(batch_id: str, output: Path, errors_output: Path) -> str:
@@ -96,12 +114,13 @@ def not_finished_error(batch: Batch) -> BatchctlError:
 
 def complete_from_before(
     client: BatchClient, batch: Batch, request: DownloadRequest, output: Path, errors_output: Path
-) -> set[Path]:
-    """The files of a finished batch that an earlier plain download saved whole (kept, not fetched again)."""
-    from batchctl.result_checks import already_complete
+) -> Completeness:
+    """The files of a finished batch that an earlier plain download saved whole (kept, not fetched again),
+    and why the others already there are not."""
+    from batchctl.result_checks import Completeness, already_complete
 
     if request.force or not batch.is_terminal or request.merge_input is not None or request.content_format:
-        return set()
+        return Completeness()
     return already_complete(client, [(batch.output_file_id, output), (batch.error_file_id, errors_output)])
 
 
@@ -162,8 +181,9 @@ def download_results(
     batch = client.batches.retrieve(batch_id)
     # Names resolved once: a default name carries the time, and the completeness check must see the same.
     output, errors_output = request.paths(batch.model or (entry.model if entry else None))
-    keep = complete_from_before(client, batch, request, output, errors_output)
-    request.refuse_existing((output, errors_output), keep=keep)
+    found = complete_from_before(client, batch, request, output, errors_output)
+    keep = found.kept
+    request.refuse_existing((output, errors_output), keep=keep, why=found.why_not)
     if not batch.is_terminal:
         if wait_for is None:
             raise not_finished_error(batch)

@@ -5,6 +5,9 @@ a file must never land under the name people asked for. Every line of an output 
 JSON object with a `custom_id`; anything else is an error (`check_result_file`). Line counts that
 disagree with the batch's `request_counts` are said (`count_differences`), not refused: a provider's
 counts are not always live, and an output file may hold failures too.
+
+A re-run keeps a file already there only if a download saved that very file there and it has not
+changed since (`already_complete`); any other file is refused like any existing one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -19,6 +23,7 @@ from batchctl.errors import BatchctlError
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
+    from batchctl.jobs.records import SavedFileRecord
     from batchctl.result_tally import ResultTally
 
 _HTML = re.compile(rb"^\s*<(!doctype|html|head|body|\?xml)\b", re.IGNORECASE)
@@ -129,25 +134,56 @@ def count_differences(batch: Batch, *, output_lines: int | None, error_lines: in
     return notes
 
 
-def already_complete(client: BatchClient, files: Iterable[tuple[str | None, Path]]) -> set[Path]:
-    """Which of `(file id, path)` a re-run may keep: the path holds that file whole (its size is the
-    server's `bytes` for the id) and it is results. A download that saved the output but failed on the
-    error file completes what is missing instead of refusing `already exists`."""
+@dataclass
+class Completeness:
+    """What a re-run may keep (`kept`), and why each other file already there may not (`why_not`, in a few
+    words for the `already exists` refusal)."""
+
+    kept: set[Path] = field(default_factory=set)
+    why_not: dict[Path, str] = field(default_factory=dict)
+
+
+def already_complete(client: BatchClient, files: Iterable[tuple[str | None, Path]]) -> Completeness:
+    """Which of `(file id, path)` a re-run may keep: a download of that very file id recorded writing the
+    path (`journal.remember_saved`), and it has not changed since (`SavedFileRecord.unchanged`); its size
+    is still the server's `bytes` for the id and it is results. A download that saved the output but
+    failed on the error file completes what is missing instead of refusing `already exists`.
+
+    Size and "is results" alone are no proof: another batch's file of the same size, or a file edited
+    without changing its length, would be kept and reported as this batch's results."""
+    from batchctl import journal
     from batchctl.api.errors import APIError
 
-    kept: set[Path] = set()
+    found = Completeness()
     for file_id, path in files:
         if not file_id or not path.is_file():
+            continue
+        why = _why_not_saved(journal.saved_file(path), file_id, path)
+        if why is not None:
+            found.why_not[path] = why
             continue
         try:
             size = client.files.retrieve(file_id).bytes
         except APIError:
             continue
         if not size or path.stat().st_size != size:
+            found.why_not[path] = f"not the whole file {file_id}"
             continue
         try:
             check_result_file(path, kind="saved", file_id=file_id, final=path)
         except BatchctlError:
+            found.why_not[path] = "not results"
             continue
-        kept.add(path)
-    return kept
+        found.kept.add(path)
+    return found
+
+
+def _why_not_saved(record: SavedFileRecord | None, file_id: str, path: Path) -> str | None:
+    """Why the file at `path` is not `file_id` as a download saved it, in a few words; None when it is."""
+    if record is None:
+        return "not saved by this download"
+    if record.file_id != file_id:
+        return f"saved from {record.file_id}" + (f" of {record.batch_id}" if record.batch_id else "")
+    if not record.unchanged(path.stat()):
+        return "changed since it was downloaded"
+    return None

@@ -290,11 +290,13 @@ def _save_results(
     result = DownloadResult(batch.id, batch.status, tally=ResultTally())
     if merge_input is None and content_format is None:
         if batch.output_file_id:
-            saved = _download(client, "output", batch.output_file_id, output, reporter, keep, result.tally, count_usage)
+            saved = _download(client, "output", batch.output_file_id, output, reporter, keep, result.tally, count_usage,
+                              batch_id=batch.id)  # fmt: skip
             result.files.append(saved)
             result.failed_requests += saved.failed
         if batch.error_file_id:
-            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep, result.tally)
+            saved = _download(client, "error", batch.error_file_id, errors_output, reporter, keep, result.tally,
+                              batch_id=batch.id)  # fmt: skip
             result.files.append(saved)
             result.failed_requests += saved.lines
         lines = {f.kind: f.lines for f in result.files}
@@ -330,7 +332,7 @@ def _save_transformed(
         error_tally = ResultTally()
         if batch.error_file_id:
             saved = _download(client, "error", batch.error_file_id, errors_output, reporter, tally=error_tally,
-                              index=index, number=len(raw) - 1)  # fmt: skip
+                              index=index, number=len(raw) - 1, batch_id=batch.id)  # fmt: skip
             result.files.append(saved)
             result.failed_requests += saved.lines
 
@@ -350,6 +352,9 @@ def _save_transformed(
                 result.tally = ResultTally()
                 count = write_lines(output, tallied(lines, result.tally, count_usage))
                 kind = "merged"
+        from batchctl import journal
+
+        journal.forget_saved([output])  # not the server's file: a plain re-run must not keep it
         result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, batch.output_file_id))
         if merge_input is None:
             errors = next((f.lines for f in result.files if f.kind == "error"), None)
@@ -396,11 +401,13 @@ def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[C
 def _download(
     client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None = None,
     keep: Collection[Path] = (), tally: ResultTally | None = None, count_usage: bool = False, *,
-    final: Path | None = None, index: ResultIndex | None = None, number: int = 0,
+    final: Path | None = None, index: ResultIndex | None = None, number: int = 0, batch_id: str | None = None,
 ) -> SavedFile:  # fmt: skip
     """Download to `<path>.part`, check it is results (`ResultCheck`, counting its lines into `tally`
     as they arrive, with their usage if `count_usage`), only then rename it. `final`: the name the
-    results are for (`path` by default); `index`: where to add each line as file `number`."""
+    results are for (`path` by default); `index`: where to add each line as file `number`.
+    A file saved under its own name is recorded in the journal at once (`journal.remember_saved`): a
+    re-run after a later failure keeps it, and only it (result_checks.already_complete)."""
     from batchctl.result_checks import ResultCheck
     from batchctl.result_tally import FollowedDownload, tally_file
 
@@ -436,6 +443,10 @@ def _download(
         followed.close()
         staged.unlink(missing_ok=True)
         raise
+    if final is None:
+        from batchctl import journal
+
+        journal.remember_saved(path, file_id, batch_id)
     if restarted and index is not None:  # a retry: the first attempt's lines went in too
         index.reread(range(number + 1))
     lines, failed = check.counts

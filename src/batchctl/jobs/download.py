@@ -98,6 +98,9 @@ def save_job_results(
             result.files.insert(0, SavedFile(kind, output, count, output.stat().st_size, ",".join(f for _, f in outputs) or None))
         if index is not None:
             index.close()
+    from batchctl.journal import forget_saved
+
+    forget_saved([f.path for f in result.files])  # parts' files joined: no one server file a re-run could keep
     done = result.merge.succeeded == result.merge.requests if result.merge else answered >= job.input_lines
     if retried and done:
         # Every request has its answer: earlier attempts that failed, expired or were cancelled are history.
@@ -236,14 +239,14 @@ def saved_output(journal: Journal, parts: Sequence[Part]) -> Path | None:
 
 def _kept_whole(client: BatchClient, batch: Batch, request: DownloadRequest, output: Path) -> tuple[Path, Path] | None:
     """(output, errors output) at `output` and beside it when each file `batch` has is there whole
-    (`complete_from_before`: the server's size, and results); else None, and nothing is kept. A file
+    (`complete_from_before`: saved by a download of that file and unchanged since); else None, and nothing is kept. A file
     cut short, an earlier --merge or --content file there, or a file deleted on the server is no reason
     to refuse: the results are then saved afresh, as asked."""
     from batchctl.downloading import complete_from_before
     from batchctl.results import errors_path_for
 
     errors_output = errors_path_for(output)
-    kept = complete_from_before(client, batch, request, output, errors_output)
+    kept = complete_from_before(client, batch, request, output, errors_output).kept
     wanted = [path for file_id, path in ((batch.output_file_id, output), (batch.error_file_id, errors_output)) if file_id]
     return (output, errors_output) if wanted and all(path in kept for path in wanted) else None
 

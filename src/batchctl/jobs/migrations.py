@@ -162,6 +162,25 @@ def m003_bills(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE jobs ADD COLUMN bill TEXT")
     conn.execute("ALTER TABLE batches ADD COLUMN bill TEXT")
 
+
+@migration
+def m004_saved_files(conn: sqlite3.Connection) -> None:
+    # Each result file a download wrote whole, by its resolved path (the last download there wins): a
+    # re-run keeps a file only if it is the one recorded here, unchanged (records.SavedFileRecord).
+    conn.execute(
+        """CREATE TABLE saved_files (
+            path TEXT PRIMARY KEY,
+            file_id TEXT NOT NULL,
+            batch_id TEXT,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            saved_at REAL NOT NULL
+        )"""
+    )
+
+
 # -- the JSON-lines journal (batchctl <= this release) ------------------------------------------------
 
 LEGACY_FILENAME = "journal.jsonl"

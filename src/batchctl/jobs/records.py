@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -119,6 +120,37 @@ class Step:
     finished_at: float | None
     outcome: str | None  # "ok", "error", ... as the caller reports it
     detail: str | None
+
+
+@dataclass
+class SavedFileRecord:
+    """A result file a download wrote whole under its final name: which server file, and what the file
+    looked like on disk right after the rename. A re-run keeps the file only while it still looks so
+    (`unchanged`): same size, modification and change times, inode. A hash would prove more but costs
+    a full read on every download; these cost one stat."""
+
+    path: str  # resolved
+    file_id: str
+    batch_id: str | None
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    saved_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, path: str, file_id: str, batch_id: str | None, st: os.stat_result) -> SavedFileRecord:
+        return cls(path, file_id, batch_id, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def unchanged(self, st: os.stat_result) -> bool:
+        """The file on disk is still the one written (an edit changes the change time even when the
+        size and modification time are put back)."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode) == (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+        )  # fmt: skip
+
+
+SAVED_FILE_COLUMNS = tuple(f.name for f in fields(SavedFileRecord))
 
 
 def submission_options(

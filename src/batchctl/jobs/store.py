@@ -28,12 +28,14 @@ from batchctl.jobs.records import (
     PART_COLUMNS,
     PART_STEPS,
     PART_UPDATABLE,
+    SAVED_FILE_COLUMNS,
     Ambiguous,
     BatchRecord,
     Job,
     JobExists,
     NotFound,
     Part,
+    SavedFileRecord,
     Step,
     canonical_json,
     check_changes,
@@ -353,6 +355,26 @@ class Journal:
         table, key = ("jobs", "id") if job_or_batch_id.startswith(JOB_PREFIX) else ("batches", "batch_id")
         row = self.conn.execute(f"SELECT bill FROM {table} WHERE {key} = ?", (job_or_batch_id,)).fetchone()
         return json.loads(row[0]) if row is not None and row[0] else None
+
+    # -- saved files: result files a download wrote whole, so a re-run keeps only those ---------------
+
+    def record_saved_file(self, record: SavedFileRecord) -> None:
+        """Remember the file a download just wrote at `record.path` (replacing what was recorded there)."""
+        values = {c: getattr(record, c) for c in SAVED_FILE_COLUMNS}
+        self.conn.execute(
+            _insert("saved_files", values) + " "
+            f"ON CONFLICT (path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in SAVED_FILE_COLUMNS[1:])}",
+            values,
+        )
+
+    def saved_file(self, path: str) -> SavedFileRecord | None:
+        """What a download last recorded writing at the resolved `path`, or None."""
+        row = self.conn.execute("SELECT * FROM saved_files WHERE path = ?", (path,)).fetchone()
+        return SavedFileRecord(**{c: row[c] for c in SAVED_FILE_COLUMNS}) if row else None
+
+    def forget_saved_files(self, paths: Iterable[str]) -> None:
+        """Drop the records of files written over by something else (a merged or joined file)."""
+        self.conn.executemany("DELETE FROM saved_files WHERE path = ?", ((p,) for p in paths))
 
     # -- ids -------------------------------------------------------------------------------------------
 
