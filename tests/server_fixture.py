@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,22 @@ def app_in_thread(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+class ThreadedApp:
+    """A stand-in (a proxy in front of a server, say) whose ASGI app, `self.app`, is served by
+    `app_in_thread` inside a `with` block; `base_url` is its /v1 root."""
+
+    app: Any
+    base_url: str
+
+    def __enter__(self) -> Any:
+        self._serving = app_in_thread(self.app)
+        self.base_url = self._serving.__enter__() + "/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._serving.__exit__(None, None, None)
 
 
 def _child_env(api_key: str | None) -> dict[str, str]:

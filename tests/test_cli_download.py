@@ -34,8 +34,12 @@ def flaky(start_server, monkeypatch):
 
 
 def finished_batch(server, tmp_path: Path, n: int = N) -> str:
-    batch_id = create_batch(server.base_url, tmp_path, n)
-    with BatchClient(server.base_url) as client:
+    return wait_finished(server.base_url, create_batch(server.base_url, tmp_path, n))
+
+
+def wait_finished(base_url: str, batch_id: str) -> str:
+    """`batch_id` once it has ended on the server at `base_url` (within ~10 s)."""
+    with BatchClient(base_url) as client:
         for _ in range(200):
             if client.batches.retrieve(batch_id).is_terminal:
                 return batch_id

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from batchctl.api import BatchClient
 from batchctl.cli.app import app
+from test_cli_download import wait_finished
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -45,13 +46,7 @@ def finished(server, word: str, in_tmp: Path) -> str:
     """A batch of one request asking `word`, submitted and finished."""
     result = invoke("submit", str(one_request(in_tmp / f"{word}.jsonl", word)), "-q")
     assert result.exit_code == 0, result.output
-    batch_id = result.stdout.strip()
-    with BatchClient(server.base_url) as client:
-        for _ in range(200):
-            if client.batches.retrieve(batch_id).is_terminal:
-                return batch_id
-            time.sleep(0.05)
-    raise AssertionError("the batch did not finish")
+    return wait_finished(server.base_url, result.stdout.strip())
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ repeated; concurrent submits keep each other's journal records."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch_factory import write_requests
-from server_fixture import ServerHandle, _child_env, free_port
+from server_fixture import ServerHandle, ThreadedApp, _child_env, free_port
 from batchctl.cli.app import app
 from batchctl.jobs.store import Journal
 
@@ -106,7 +103,7 @@ def test_rerun_of_a_completed_submit_uploads_nothing(shared_server, in_tmp):
 # -- a fault proxy: the create reaches the server, the answer is a 500 --------------------------------
 
 
-class FaultProxy:
+class FaultProxy(ThreadedApp):
     """Forwards to `upstream`; answers the first POST /v1/batches with 500 after forwarding it.
 
     `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list).
@@ -135,27 +132,7 @@ class FaultProxy:
             keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type",)}
             return Response(answer.content, answer.status_code, headers=keep)
 
-        app_ = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> FaultProxy:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
 
 
 def test_create_answered_500_after_the_batch_was_made_is_adopted_not_repeated(shared_server, in_tmp):

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from batch_factory import write_requests
-from server_fixture import _child_env, free_port
+from server_fixture import ThreadedApp, _child_env, free_port
 from batchctl.cli.app import app
 from batchctl.jobs.store import Journal
 from batchctl.server.echo import echo_should_fail
@@ -139,7 +138,7 @@ def test_a_submit_that_never_reached_the_server_does_not_call_its_upload_cut_off
     assert "cut off" not in again.stderr, again.stderr
 
 
-class HeldUpload:
+class HeldUpload(ThreadedApp):
     """A proxy to `upstream` that holds the first POST /v1/files (body read, no answer) until released;
     `refuse_create`: answers POST /v1/batches with 400 (not forwarded)."""
 
@@ -169,28 +168,11 @@ class HeldUpload:
             keep = {k: v for k, v in answer.headers.items() if k.lower() == "content-type"}
             return Response(answer.content, answer.status_code, headers=keep)
 
-        import uvicorn
-
-        self.port = free_port()
-        app_ = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
-        self.server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> HeldUpload:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
+        self.app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.release.set()  # a held upload answers, so the server can stop
+        super().__exit__(*exc)
 
 
 def test_an_interrupted_submit_new_names_the_command_that_resumes_that_job(local_server, in_tmp):
