@@ -43,7 +43,8 @@ def serve(start_server, tmp_path, monkeypatch):
 
 def upload(server, tmp_path: Path) -> str:
     source = write_requests(tmp_path / "chat.jsonl", 3)
-    answer = httpx.post(server.base_url + "/files", data={"purpose": "batch"}, files={"file": ("chat.jsonl", source.read_bytes())})
+    files = {"file": ("chat.jsonl", source.read_bytes())}
+    answer = httpx.post(server.base_url + "/files", data={"purpose": "batch"}, files=files)
     return answer.json()["id"]
 
 
@@ -147,3 +148,15 @@ def test_a_refused_create_says_run_again_and_the_rerun_creates_one(serve, tmp_pa
     assert again.exit_code == 0, again.output
     assert "attaching" not in again.stderr and "resuming" not in again.stderr
     assert [b["id"] for b in batches_from(server, file_id)] == [again.stdout.splitlines()[0]]
+
+
+def test_retry_of_such_a_job_says_it_needs_a_local_input(serve, tmp_path, in_tmp):
+    server = serve([])
+    file_id = upload(server, tmp_path)
+    assert submit(file_id, "--wait", "--interval", "0.1", "-o", "out.jsonl").exit_code == 0
+    with Journal.open() as journal:
+        [job] = journal.jobs()
+    result = runner.invoke(app, ["retry", job.id])
+    assert result.exit_code == 1
+    assert f"{job.id} was created from the uploaded file {file_id}" in result.stderr
+    assert "is gone" not in result.stderr

@@ -42,8 +42,8 @@ class FileIdContext(PartContext):
 
 @dataclass
 class FileIdCreate:
-    """What happened to the create: `how` is "created" (this run), "adopted" (an earlier, unanswered
-    create had made it) or "attached" (an earlier run of the same command had)."""
+    """What happened to the create: `how` is "created" (answered in this run), "adopted" (a create whose
+    answer was lost, in this run or a killed one, had made it) or "attached" (an earlier run had made it)."""
 
     batch: Batch
     job: Job
