@@ -160,3 +160,15 @@ def test_retry_of_such_a_job_says_it_needs_a_local_input(serve, tmp_path, in_tmp
     assert result.exit_code == 1
     assert f"{job.id} was created from the uploaded file {file_id}" in result.stderr
     assert "is gone" not in result.stderr
+
+
+def test_without_a_batch_list_the_error_says_what_cannot_be_known_and_a_rerun_creates_nothing(serve, tmp_path, in_tmp):
+    server = serve([CREATED_THEN_500, {"method": "GET", "path": "/v1/batches", "times": 2, "status": 404}])
+    file_id = upload(server, tmp_path)
+    first = submit(file_id)
+    assert first.exit_code == 1
+    assert "cannot list batches (HTTP 404), so batchctl cannot know whether that batch exists" in first.stderr
+    assert f"batchctl submit --input-file-id {file_id} --endpoint {CHAT} --new" in first.stderr
+    again = submit(file_id)  # it still cannot know: it says so again instead of guessing with a second create
+    assert again.exit_code == 1 and "cannot know whether that batch exists" in again.stderr
+    assert len(batches_from(server, file_id)) == 1  # (the list answers again): the first create's batch only
