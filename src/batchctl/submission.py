@@ -167,7 +167,8 @@ def create_batch(
 ) -> Batch:
     """Create the batch once. The API layer does not blindly retry this POST; when it fails, the
     error names the uploaded file and the command that creates the batch from it (`uploaded` False:
-    the file was given, `submit --input-file-id`, and the error is about it)."""
+    the file was given, `submit --input-file-id`, and the error is about it). Without a journal only:
+    the CLI's `submit --input-file-id` creates through `batchctl.jobs.file_id`, which reconciles."""
     from batchctl.api import APIConnectionError, APIError
 
     try:
@@ -178,16 +179,18 @@ def create_batch(
         status = getattr(exc, "status", None)
         reason = f"HTTP {status}: {exc.message}" if status else exc.message
         retry = retry_command(input_file_id, endpoint, completion_window, metadata)
+        # No answer (timeouts included) or a 5xx: the server may have made the batch all the same.
+        ambiguous = isinstance(exc, APIConnectionError) or status is None or status >= 500
         if not uploaded:  # the user's file id: nothing of this run's to keep
             message = f"creating the batch from {input_file_id} failed: {reason}"
-            if isinstance(exc, APIConnectionError):
+            if ambiguous:
                 hint = "The request may still have reached the server: check `batchctl list` before running it again."
             elif status == 404:
                 hint = "Check the file id: batchctl files list shows the files on the server."
             else:
                 hint = "Fix the cause, then run the same command again."
             raise BatchCreateError(message, hint, input_file_id) from exc
-        if isinstance(exc, APIConnectionError):  # timeouts included: the request may have arrived
+        if ambiguous:
             hint = (
                 f"The request may still have reached the server: check `batchctl list` first. "
                 f"If no batch was created, create it without uploading again: {retry}"

@@ -226,6 +226,8 @@ def submit_batch(
 
     A FILE with a `journal` is a job (`batchctl.jobs.submit`): split within the limits, resumable,
     attached to when submitted again; `on_id` gets the id to print, `wait_for_all` watches its batches.
+    An `input_file_id` with a `journal` is a one-part job whose upload is done (`batchctl.jobs.file_id`):
+    its create is reconciled after an ambiguous answer or a crash, and attached to when submitted again.
     `client_factory` is called once the checks have passed (it may start the local server);
     `on_created(batch)` runs as soon as the batch exists.
     """
@@ -263,14 +265,23 @@ def submit_batch(
             input_file_id = _upload(client, upload, request.file.name if request.file else "input", reporter, plan)
     # The temporary copy is gone; from here on only the uploaded file matters.
     assert input_file_id is not None
-    batch = _create(client, request, plan, input_file_id)
+    journaled = request.input_file_id is not None and journal is not None
+    if journaled:
+        # A one-part job whose upload is done: the create is journaled, tagged and reconciled as for a FILE.
+        from batchctl.jobs.file_id import create_from_file_id
+
+        batch = create_from_file_id(request, settings=settings, endpoint=plan.endpoint, client=client, journal=journal,
+                                    reporter=reporter).batch  # fmt: skip
+    else:
+        batch = _create(client, request, plan, input_file_id)
     outcome = SubmitOutcome(batch)
     try:
-        record_submission(
-            settings, client, batch, input_path=request.file, input_file_id=input_file_id,
-            endpoint=plan.endpoint, model=plan.model or batch.model,
-        )  # fmt: skip
-        reporter.success(f"Created batch {batch.id} ({batch.status})")
+        if not journaled:  # a journaled create recorded its batch (with its job) as it adopted it
+            record_submission(
+                settings, client, batch, input_path=request.file, input_file_id=input_file_id,
+                endpoint=plan.endpoint, model=plan.model or batch.model,
+            )  # fmt: skip
+            reporter.success(f"Created batch {batch.id} ({batch.status})")  # a journaled create said what it did
         if on_created is not None:
             on_created(batch)
         if not request.wait or wait_for is None:

@@ -65,10 +65,16 @@ def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
 def cannot_list(job: Job, part: Part, exc: Exception) -> CannotReconcile:
     sent = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(part.updated_at or time.time()))
     status = getattr(exc, "status", None)
+    file_id = (job.options or {}).get("input_file_id")  # a job of `submit --input-file-id` (jobs.file_id)
+    again = "batchctl submit FILE --new"
+    if file_id:
+        from batchctl.submission import retry_command
+
+        again = retry_command(file_id, job.endpoint or "", job.completion_window or "24h", job.metadata) + " --new"
     return CannotReconcile(
         f"part {part.index + 1} of {job.id}: the create sent at {sent} got no usable answer, and "
         f"{display_url(job.base_url)} cannot list batches (HTTP {status}), so batchctl cannot know whether that batch exists",
         f"Look for a batch with metadata {TAG_JOB}={job.id}, {TAG_PART}={part.index} in the provider's console. "
-        f"If there is none, submit again as a new job (batchctl submit FILE --new) or drop this one "
+        f"If there is none, submit again as a new job ({again}) or drop this one "
         f"(batchctl jobs forget {job.id}); if there is one, its batch id works with every command.",
     )

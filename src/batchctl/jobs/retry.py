@@ -73,6 +73,13 @@ def sha256_of(path: Path) -> str:
 
 def check_input(job: Job) -> Path:
     """The job's input file, refused unless it is still the content that was submitted."""
+    from batchctl.jobs.file_id import is_file_id_job
+
+    if is_file_id_job(job):  # `submit --input-file-id`: the lines are on the server, not in a local file
+        raise BatchctlError(
+            f"{job.id} was created from the uploaded file {job.input_path}, and retry resends lines of a local input",
+            "Download the results (batchctl download " + job.id + "), then submit the failed requests as a FILE.",
+        )
     path = Path(job.input_path)
     if not path.is_file():
         raise BatchctlError(

@@ -87,7 +87,8 @@ InputFileIdOpt = Annotated[
     str | None,
     typer.Option(
         "--input-file-id",
-        help="Create the batch from a file already uploaded (e.g. after a failed create), instead of FILE. Needs --endpoint.",
+        help="Create the batch from a file already uploaded, instead of FILE. Needs --endpoint. The same command again "
+             "attaches to the batch it made (--new: another).",
     ),
 ]
 CleanupOpt = Annotated[
