@@ -240,11 +240,13 @@ def test_a_download_cut_mid_line_and_restarted_counts_what_its_file_read_back_co
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=content()))
     client = BatchClient("https://api.example.test/v1", "sk-test", transport=transport)
     client._sleep = lambda seconds: None
-    path = tmp_path / "out.jsonl"
+    folder = tmp_path / "saved"  # beside it only what the download left: no .part (the journal is elsewhere)
+    folder.mkdir()
+    path = folder / "out.jsonl"
     index = ResultIndex([path], read=False) if merge else None
     tally = ResultTally()
     saved = _download(client, "output", "file-out", path, tally=tally, count_usage=True, index=index)
-    assert not answers and path.read_bytes() == data and sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+    assert not answers and path.read_bytes() == data and sorted(p.name for p in folder.iterdir()) == ["out.jsonl"]
     read_back = ResultTally()
     assert (saved.lines, saved.failed) == tally_file(path, read_back, count_usage=True) == (len(results) * 3, 9)
     assert tally.usage.to_dict() == read_back.usage.to_dict()
