@@ -6,12 +6,13 @@ after the SDK's retries.
 
 Text that no UTF-8 can carry -- a lone surrogate, which JSON's `\\ud800` escape makes -- is refused where a
 JSON body is read (`json_body`: 400, nothing stored), and an answer holding one anyway (a row an older
-release stored) is written with `\\u` escapes instead of failing (`JSONResponse`).
+release stored) is written with U+FFFD in its place instead of failing (`JSONResponse`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -24,22 +25,27 @@ RETRYABLE_STATUSES = (408, 429)
 # OpenAI's limits of an `expires_after` (file upload) and `output_expires_after` (batch create).
 EXPIRES_MIN_SECONDS = 3600
 EXPIRES_MAX_SECONDS = 30 * 86400
+# A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JSONResponse(_StarletteJSONResponse):
     """Starlette's JSON answer (UTF-8, non-ASCII as it is), or -- when the content holds a lone surrogate,
-    which UTF-8 cannot encode -- the same JSON in ASCII with `\\u` escapes, the value the client sent.
+    which UTF-8 cannot encode -- the same JSON with each lone surrogate replaced by U+FFFD.
 
     Only rows stored by a release that accepted such strings get here: one of them must not turn every
-    list that includes it into a 500 for good. Escapes rather than `surrogatepass`, whose bytes are not
-    UTF-8 and which strict clients refuse. Costs nothing on the usual road: the fallback is an except.
+    list that includes it into a 500 for good. U+FFFD rather than `\\ud800` escapes (the exact value) or
+    `surrogatepass` bytes (not UTF-8: strict clients refuse them): a client that reads an escape holds the
+    same unencodable string and fails on it in turn -- `batchctl list` and `status` did, printing it. The
+    value was never text, and a new one is refused (`json_body`). Nothing on the usual road: an except.
     """
 
     def render(self, content: Any) -> bytes:
         try:
             return super().render(content)
         except UnicodeEncodeError:
-            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 class OpenAIErrorResponse(Exception):
