@@ -168,7 +168,7 @@ def test_a_result_line_that_cannot_be_written_is_that_lines_error_not_the_batchs
     assert batch["request_counts"] == {"total": 4, "completed": 3, "failed": 1}
     assert [line["custom_id"] for line in lines_of(server, batch["output_file_id"])] == ["r0", "r9", "r1"]
     errors = lines_of(server, batch["error_file_id"])
-    assert [line["custom_id"] for line in errors] == ["\ud800"]  # as its escape: the file is UTF-8
+    assert [line["custom_id"] for line in errors] == ["\ufffd"]  # not an escape: a client could not print that
     assert errors[0]["error"]["code"] == "internal_error" and "could not be written" in errors[0]["error"]["message"]
 
 

@@ -13,7 +13,8 @@ that mark without a result were in flight, so a restart sends again only those, 
 to the batch's metadata (docs/reliability.md).
 
 A line whose result cannot be written (a lone surrogate in its `custom_id`, from a batch validated by
-an older release) becomes that line's error, not the batch's failure (`_unwritable`).
+an older release) becomes that line's error, not the batch's failure (`_unwritable`), the lone
+surrogate written as U+FFFD.
 
 The input file of a batch that has not ended is read until it ends, also when the file is deleted
 meanwhile (`Store.delete_file` keeps its content). Should the content be gone all the same (removed by
@@ -33,6 +34,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
 # An executor that answers without waiting (the echo model without --latency) runs in one worker that
 # hands the event loop back at least this often: the API answers in a few ms while a batch runs.
 SLICE_SECONDS = 0.0005
+
+# A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 EXPIRED_ERROR = {
     "code": "batch_expired",
@@ -88,16 +93,26 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     return jsonfast.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
 
 
+def _as_text(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD. Not a `\\ud800` escape: a client reading one holds the same
+    string that cannot be encoded, and fails on it in turn (`batchctl download` did, printing the failures)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
-    """(custom_id as stored, the error line) for a request whose result `result_line` could not write:
-    JSON in ASCII, so a lone surrogate (in the id, or in the error's words) is written as its escape."""
+    """(custom_id as stored, the error line) for a request whose result `result_line` could not write: a
+    lone surrogate (in the id, or in the answer) written as U+FFFD (`_as_text`)."""
     line = {
         "id": quick_id("batch_req_"),
         "custom_id": custom_id,
         "response": None,
-        "error": {"code": "internal_error", "message": f"The result of this request could not be written: {error}"},
+        "error": {
+            "code": "internal_error",
+            "message": f"The result of this request could not be written ({error}); lone surrogates are shown"
+            " as U+FFFD.",
+        },
     }
-    return json.dumps(custom_id)[1:-1], json.dumps(line, separators=(",", ":"))
+    return _as_text(custom_id), _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
 def _readable(file: dict[str, Any] | None) -> bool:
@@ -421,9 +436,9 @@ class BatchRunner:
             line = {"id": quick_id("batch_req_"), "custom_id": custom_id, "response": None, "error": EXPIRED_ERROR}
             try:
                 rows.append(ResultRow(line_no, custom_id, False, jsonfast.dumps(line)))
-            except UnicodeEncodeError:  # a lone surrogate in the id: written as its escape
-                text = json.dumps(line, separators=(",", ":"))
-                rows.append(ResultRow(line_no, json.dumps(custom_id)[1:-1], False, text))
+            except UnicodeEncodeError:  # a lone surrogate in the id: written as U+FFFD
+                text = _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+                rows.append(ResultRow(line_no, _as_text(custom_id), False, text))
             if len(rows) >= 1000:
                 self.store.add_results(batch["id"], rows)
                 rows = []
