@@ -21,6 +21,17 @@ def test_counts_that_agree_say_nothing_and_a_short_file_is_named():
     assert "may not be final" in note
 
 
+def test_a_completed_batch_whose_counts_fall_short_of_its_total_is_named():
+    """An older `batchctl serve` ended a batch whose input file was deleted mid-run `completed`, 48/200."""
+    short = Batch.model_validate({"id": "batch_1", "status": "completed",
+                                  "request_counts": {"total": 200, "completed": 48, "failed": 0}})  # fmt: skip
+    (note,) = count_differences(short, output_lines=48, error_lines=None)
+    assert note == ("the batch is completed but counts only 48 of its 200 requests as completed or failed:"
+                    " 152 requests got no result")  # fmt: skip
+    cancelled = short.model_copy(update={"status": "cancelled"})  # a cancel leaves requests unrun, as it should
+    assert count_differences(cancelled, output_lines=48, error_lines=None) == []
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

@@ -131,6 +131,12 @@ def count_differences(batch: Batch, *, output_lines: int | None, error_lines: in
             f"{counts.completed:,} completed + {counts.failed:,} failed = {expected:,}"
             + ("" if live else " (this provider's counts may not be final)")
         )
+    if batch.status == "completed" and expected < counts.total:  # a cancelled batch leaves requests unrun: no note
+        missing = counts.total - expected
+        notes.append(
+            f"the batch is completed but counts only {expected:,} of its {counts.total:,} requests as completed or"
+            f" failed: {missing:,} request{'s' if missing != 1 else ''} got no result"
+        )
     return notes
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +33,7 @@ from batchctl.server.config import ServerConfig, data_dir_id
 from batchctl.server.executors import make_executor
 from batchctl.server.runner import BatchRunner
 from batchctl.server.store import Store, new_id
-from batchctl.server.wire import OpenAIErrorResponse
+from batchctl.server.wire import JSONResponse, OpenAIErrorResponse
 
 log = logging.getLogger("batchctl.server")
 

@@ -11,17 +11,19 @@ import re
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from batchctl.server.runner import BatchRunner
 from batchctl.server.store import CANCELLABLE_STATUSES, CANCELLED_STATUSES, Store, UnknownCursor
 from batchctl.server.wire import (
+    JSONResponse,
     OpenAIErrorResponse,
     check_expires_after,
     found,
     int_param,
     invalid_cursor,
+    json_body,
     not_found,
     page,
     unknown_parameters,
@@ -142,10 +144,7 @@ def check_create_batch(body: Any, *, any_endpoint: bool = False) -> CreateBatch:
 
 async def create_batch(request: Request) -> Response:
     store: Store = request.app.state.store
-    try:
-        body = await request.json()
-    except ValueError:
-        raise OpenAIErrorResponse(400, "The request body is not valid JSON.") from None
+    body = await json_body(request)
     checked = check_create_batch(body, any_endpoint=request.app.state.any_endpoint)
     input_file_id = checked.input_file_id
     file = store.get_file(input_file_id)

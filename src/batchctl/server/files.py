@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from batchctl.server.store import Store, UnknownCursor, new_id
 from batchctl.server.uploads import Upload, UploadError, receive_upload
 from batchctl.server.wire import (
+    JSONResponse,
     OpenAIErrorResponse,
     check_expires_after,
     found,

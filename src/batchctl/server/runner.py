@@ -12,6 +12,15 @@ once (in group commits shared by the workers ready at the same moment, `commits.
 that mark without a result were in flight, so a restart sends again only those, and adds their number
 to the batch's metadata (docs/reliability.md).
 
+A line whose result cannot be written (a lone surrogate in its `custom_id`, from a batch validated by
+an older release) becomes that line's error, not the batch's failure (`_unwritable`), the lone
+surrogate written as U+FFFD.
+
+The input file of a batch that has not ended is read until it ends, also when the file is deleted
+meanwhile (`Store.delete_file` keeps its content). Should the content be gone all the same (removed by
+hand), the batch does not claim success: it ends `failed`, its unrun requests counted failed and the
+reason in `errors` (`_record_lost`).
+
 Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
 does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
 error files of a cancelled batch hold exactly the requests that ran.
@@ -22,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +62,9 @@ FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
 # hands the event loop back at least this often: the API answers in a few ms while a batch runs.
 SLICE_SECONDS = 0.0005
 
+# A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 EXPIRED_ERROR = {
     "code": "batch_expired",
     "message": "This request could not be executed before the completion window expired.",
@@ -77,6 +91,28 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     if outcome.error_code is not None:
         error = {"code": outcome.error_code, "message": outcome.error_message}
     return jsonfast.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
+
+
+def _as_text(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD. Not a `\\ud800` escape: a client reading one holds the same
+    string that cannot be encoded, and fails on it in turn (`batchctl download` did, printing the failures)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
+    """(custom_id as stored, the error line) for a request whose result `result_line` could not write: a
+    lone surrogate (in the id, or in the answer) written as U+FFFD (`_as_text`)."""
+    line = {
+        "id": quick_id("batch_req_"),
+        "custom_id": custom_id,
+        "response": None,
+        "error": {
+            "code": "internal_error",
+            "message": f"The result of this request could not be written ({error}); lone surrogates are shown"
+            " as U+FFFD.",
+        },
+    }
+    return _as_text(custom_id), _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
 def _readable(file: dict[str, Any] | None) -> bool:
@@ -155,13 +191,20 @@ class BatchRunner:
         try:
             await self._lifecycle(batch_id)
         except asyncio.CancelledError:
-            raise
+            raise  # shutdown: the batch resumes on the next start, from its input file
         except Exception as exc:
             # A bug must not leave the batch "in_progress" forever: fail it, saying where to look.
             log.exception("batch %s stopped on an internal error", batch_id)
             error = {"code": "server_error", "message": f"Internal error of the local server: {exc!r}; see its log.",
                      "param": None, "line": None}
             self.store.transition(batch_id, "failed", errors={"object": "list", "data": [error]})
+        self.store.release_input(batch_id)  # ended: the content of an input file deleted meanwhile goes now
+
+    def _input(self, batch: dict[str, Any]) -> dict[str, Any] | None:
+        """The batch's input file as `{"path": ...}`, also when it was deleted while the batch ran; None when
+        its content is gone."""
+        path = self.store.input_path(batch["input_file_id"])
+        return None if path is None else {"path": str(path)}
 
     async def _lifecycle(self, batch_id: str) -> None:
         batch = self.store.get_batch(batch_id)
@@ -182,7 +225,7 @@ class BatchRunner:
         from batchctl.validation import validate_file
 
         batch_id = batch["id"]
-        file = self.store.get_file(batch["input_file_id"])
+        file = self._input(batch)
         spec = get_provider("local")
         if batch["endpoint"] not in spec.endpoints:  # accepted on create because an upstream serves it
             spec = dataclasses.replace(spec, endpoints=(*spec.endpoints, batch["endpoint"]))
@@ -221,7 +264,7 @@ class BatchRunner:
         from batchctl.validation import iter_request_lines
 
         batch_id = batch["id"]
-        file = self.store.get_file(batch["input_file_id"])
+        file = self._input(batch)
         deadline = batch["created_ts"] + batch["window_seconds"]
         wakeup = self.wakeups.setdefault(batch_id, asyncio.Event())
         if batch["status"] == "cancelling":  # resumed after a restart while cancelling
@@ -283,8 +326,14 @@ class BatchRunner:
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
                     log.exception("executor failed on %s line %s", batch_id, line_no)
                     outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
-                text = result_line(custom_id, outcome)
-                row = ResultRow(line_no, custom_id, outcome.ok, text, *outcome.usage(), *outcome.usage_details())
+                try:
+                    text = result_line(custom_id, outcome)
+                    row = ResultRow(line_no, custom_id, outcome.ok, text, *outcome.usage(), *outcome.usage_details())
+                except Exception as exc:  # a result no UTF-8 can carry: this line's error, not the batch's failure
+                    log.warning("%s line %s: the result cannot be written (%r); written as an error", batch_id,
+                                line_no, exc)  # fmt: skip
+                    stored_id, text = _unwritable(custom_id, exc)
+                    row = ResultRow(line_no, stored_id, False, text)
                 if durable:
                     committer.finish(row)  # committed with its mark cleared, at the latest with our next start
                     continue
@@ -339,7 +388,10 @@ class BatchRunner:
             return
         status = batch["status"]
         unfinished = batch["completed"] + batch["failed"] < batch["total"]
-        if status == "in_progress" and unfinished and time.time() >= batch["created_ts"] + batch["window_seconds"]:
+        if status == "in_progress" and unfinished and self._input(batch) is None:
+            self._record_lost(batch)
+            final = "failed"
+        elif status == "in_progress" and unfinished and time.time() >= batch["created_ts"] + batch["window_seconds"]:
             self._record_expired(batch)
             final = "expired"
         elif status == "cancelling":
@@ -352,10 +404,27 @@ class BatchRunner:
         files = await asyncio.to_thread(self._write_result_files, batch_id)
         self.store.finish_batch(batch_id, final, files)
 
+    def _record_lost(self, batch: dict[str, Any]) -> None:
+        """The input file's content is gone (removed by hand: `delete_file` keeps it while the batch runs), so
+        the requests not run yet never will be: count them failed and say why in the batch's `errors`. No
+        error line can name them (their custom_ids were in that file); the files hold the requests that ran."""
+        lost = batch["total"] - batch["completed"] - batch["failed"]
+        done = batch["completed"] + batch["failed"]
+        error = {
+            "code": "input_file_missing",
+            "message": f"The content of the input file {batch['input_file_id']} is gone from the server's data"
+            f" dir: {lost} of the batch's {batch['total']} requests were not run and are counted as failed. The"
+            f" output and error files hold the {done} that ran.",
+            "param": "input_file_id",
+            "line": None,
+        }
+        log.error("%s: %s", batch["id"], error["message"])
+        self.store.update_batch(batch["id"], failed=batch["failed"] + lost, errors={"object": "list", "data": [error]})
+
     def _record_expired(self, batch: dict[str, Any]) -> None:
         from batchctl.validation import iter_request_lines
 
-        file = self.store.get_file(batch["input_file_id"])
+        file = self._input(batch)
         if not _readable(file):
             return
         done = self.store.done_lines(batch["id"])
@@ -365,7 +434,11 @@ class BatchRunner:
                 continue
             custom_id = str(request.get("custom_id"))
             line = {"id": quick_id("batch_req_"), "custom_id": custom_id, "response": None, "error": EXPIRED_ERROR}
-            rows.append(ResultRow(line_no, custom_id, False, jsonfast.dumps(line)))
+            try:
+                rows.append(ResultRow(line_no, custom_id, False, jsonfast.dumps(line)))
+            except UnicodeEncodeError:  # a lone surrogate in the id: written as U+FFFD
+                text = _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+                rows.append(ResultRow(line_no, _as_text(custom_id), False, text))
             if len(rows) >= 1000:
                 self.store.add_results(batch["id"], rows)
                 rows = []

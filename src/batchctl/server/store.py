@@ -77,6 +77,7 @@ class Store:
         self._private_files()
         self.db = connect(self.db_path)
         create_schema(self.db)
+        self._remove_orphans()
 
     def _private_files(self) -> None:
         """Owner-only state, and no leftovers of a server killed mid-upload or mid-write.
@@ -172,14 +173,54 @@ class Store:
         return [dict(r) for r in rows[:limit]], len(rows) > limit
 
     def delete_file(self, file_id: str) -> bool:
+        """Delete a file: gone from the API at once. Its content goes too, unless it is the input of a batch
+        that has not ended: that batch still reads it (a restart resumes from it), so the content stays,
+        under its id in `files_dir`, until the batch ends (`release_input`)."""
         row = self.db.execute("SELECT seq, path FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             return False
         with self.db:
             self.db.execute("DELETE FROM files WHERE id = ?", (file_id,))
             self.db.execute("INSERT OR IGNORE INTO file_tombstones (id, seq) VALUES (?, ?)", (file_id, row["seq"]))
-        Path(row["path"]).unlink(missing_ok=True)
+        if not self._input_in_use(file_id):
+            Path(row["path"]).unlink(missing_ok=True)
         return True
+
+    def _input_in_use(self, file_id: str) -> bool:
+        marks = ",".join("?" * len(ACTIVE_STATUSES))
+        sql = f"SELECT 1 FROM batches WHERE input_file_id = ? AND status IN ({marks}) LIMIT 1"
+        return self.db.execute(sql, (file_id, *ACTIVE_STATUSES)).fetchone() is not None
+
+    def input_path(self, file_id: str) -> Path | None:
+        """Where a batch reads its input file: the file's content, also after the file was deleted while the
+        batch ran (`delete_file` kept it); None when there is no content (removed by hand, or never there)."""
+        row = self.db.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
+        path = Path(row["path"]) if row is not None else self._kept_content(file_id)
+        return path if path is not None and path.is_file() else None
+
+    def _kept_content(self, file_id: str) -> Path | None:
+        """Where `delete_file` left the content of a deleted input file (an id names no other place)."""
+        return None if "/" in file_id or file_id in ("", ".", "..") else self.files_dir / file_id
+
+    def release_input(self, batch_id: str) -> None:
+        """Once a batch has ended: remove the content of its input file if the file was deleted meanwhile and
+        no other batch still running reads it."""
+        row = self.db.execute("SELECT input_file_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            return
+        file_id = row["input_file_id"]
+        known = self.db.execute("SELECT 1 FROM files WHERE id = ?", (file_id,)).fetchone()
+        kept = self._kept_content(file_id)
+        if known is None and kept is not None and not self._input_in_use(file_id):
+            kept.unlink(missing_ok=True)
+
+    def _remove_orphans(self) -> None:
+        """At start-up, before any batch runs: remove the content of files deleted through the API that no
+        batch still to run reads -- kept for a batch that then ended in a crash before `release_input`."""
+        for path in self.files_dir.iterdir():
+            deleted = self.db.execute("SELECT 1 FROM file_tombstones WHERE id = ?", (path.name,)).fetchone()
+            if deleted is not None and not self._input_in_use(path.name):
+                path.unlink(missing_ok=True)
 
     # -- batches -------------------------------------------------------------------------------
 

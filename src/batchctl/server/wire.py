@@ -3,20 +3,49 @@
 An error that asking again cannot change (a 4xx other than 408 and 429) carries `x-should-retry: false`,
 the header both official SDKs honour: a 409 for cancelling a finished batch fails at once instead of
 after the SDK's retries.
+
+Text that no UTF-8 can carry -- a lone surrogate, which JSON's `\\ud800` escape makes -- is refused where a
+JSON body is read (`json_body`: 400, nothing stored), and an answer holding one anyway (a row an older
+release stored) is written with U+FFFD in its place instead of failing (`JSONResponse`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+
+from batchctl import jsonfast
 
 # Answers a retry may change: the SDKs' own retry rules apply to these (and to every 5xx).
 RETRYABLE_STATUSES = (408, 429)
 # OpenAI's limits of an `expires_after` (file upload) and `output_expires_after` (batch create).
 EXPIRES_MIN_SECONDS = 3600
 EXPIRES_MAX_SECONDS = 30 * 86400
+# A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Starlette's JSON answer (UTF-8, non-ASCII as it is), or -- when the content holds a lone surrogate,
+    which UTF-8 cannot encode -- the same JSON with each lone surrogate replaced by U+FFFD.
+
+    Only rows stored by a release that accepted such strings get here: one of them must not turn every
+    list that includes it into a 500 for good. U+FFFD rather than `\\ud800` escapes (the exact value) or
+    `surrogatepass` bytes (not UTF-8: strict clients refuse them): a client that reads an escape holds the
+    same unencodable string and fails on it in turn -- `batchctl list` and `status` did, printing it. The
+    value was never text, and a new one is refused (`json_body`). Nothing on the usual road: an except.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 class OpenAIErrorResponse(Exception):
@@ -42,6 +71,71 @@ class OpenAIErrorResponse(Exception):
         body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
         final = 400 <= self.status < 500 and self.status not in RETRYABLE_STATUSES
         return JSONResponse(body, status_code=self.status, headers={"x-should-retry": "false"} if final else None)
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, or the 400 for a body that is not JSON or holds a string no UTF-8 can carry.
+
+    msgspec parses first (faster than the stdlib, and it refuses lone surrogates and invalid UTF-8), so
+    the usual body costs no extra check; only what it refuses is parsed by the stdlib (as Starlette's
+    `request.json()` did: UTF-16 bodies, NaN, huge integers) and then searched for a lone surrogate.
+    """
+    body = await request.body()
+    try:
+        return jsonfast.parse(body)
+    except jsonfast.FAST_ERRORS:
+        pass
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise OpenAIErrorResponse(400, "The request body is not valid JSON.") from None
+    bad = _unencodable(value)
+    if bad is not None:
+        param, text = bad
+        where = f"'{param}'" if param else "request body"
+        raise OpenAIErrorResponse(
+            400,
+            f"Invalid {where}: the string {text} holds a lone surrogate (a"
+            " \\ud800-\\udfff escape without its pair), which is not valid Unicode text. Send UTF-8 text.",
+            code="invalid_value",
+            param=param,
+        )
+    return value
+
+
+def _escaped(text: str) -> str:
+    """`text` as a JSON string literal in ASCII: a lone surrogate shows as its escape."""
+    shown = json.dumps(text)
+    return shown if len(shown) <= 80 else shown[:76] + '..."'
+
+
+def _unencodable(value: Any) -> tuple[str | None, str] | None:
+    """(param, the string shown) of the first string in `value` (keys included) that UTF-8 cannot encode:
+    the top-level field it is in (the field's own name, escaped, when that is the string); None if none."""
+    top = value.items() if isinstance(value, dict) else [(None, value)]
+    for key, item in top:
+        if key is not None and not _encodable(key):
+            return json.dumps(key)[1:-1], _escaped(key)
+        stack = [item]  # a loop, not recursion: the body may nest as deep as the parser allowed
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                if not _encodable(node):
+                    return key, _escaped(node)
+            elif isinstance(node, dict):
+                stack.extend(node.keys())
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unknown_parameters(given: Any, known: tuple[str, ...]) -> None:

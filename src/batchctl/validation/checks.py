@@ -359,6 +359,23 @@ def _bad_utf8_message(raw: bytes, err: UnicodeDecodeError, first_line: bool) -> 
 _BLANK = "blank"
 
 
+def _not_unicode(obj: object) -> tuple[str, str] | None:
+    """(message, param) when the line's custom_id or body.model holds a lone surrogate: no result line, and
+    no report, can carry it. None otherwise (the line is then judged as usual)."""
+    if type(obj) is not dict:
+        return None
+    body = obj.get("body")
+    model = body.get("model") if type(body) is dict else None
+    for param, value in (("custom_id", obj.get("custom_id")), ("body.model", model)):
+        if type(value) is str:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return (f"{param} {json.dumps(value)} holds a lone surrogate (a \\ud800-\\udfff escape without its"
+                        " pair), which is not valid Unicode text: no result line can carry it", param)  # fmt: skip
+    return None
+
+
 def _parse_slowly(raw: bytes, n: int) -> tuple[object, str | None, str]:
     """(object, None, "") of a line the fast parser refused but the stdlib reads (NaN aside: refused),
     else (None, problem code or _BLANK, message): the stdlib's verdict, in words."""
@@ -531,6 +548,13 @@ def _validate(
             if code is not None:
                 requests += 1
                 v.add(lines, code, message)
+                continue
+            # Only the stdlib reads a lone surrogate (a \ud800 escape without its pair): looked for here, off the
+            # fast road, in the strings that go where UTF-8 must carry them (result lines, the report).
+            problem = _not_unicode(obj)
+            if problem is not None:
+                requests += 1
+                v.add(lines, INVALID_VALUE, *problem)
                 continue
         requests += 1
         if not crlf_line and raw.endswith(b"\r\n"):
