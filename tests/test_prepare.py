@@ -392,3 +392,19 @@ def test_a_fifo_or_a_device_is_refused_as_data_or_after_an_at_sign_and_a_huge_at
         result = runner.invoke(app, ["prepare", table, "-t", "{a}", "--model", "echo", "-o", str(tmp_path / "p.jsonl")])
         assert result.exit_code == 1 and "not a regular file" in result.stderr, (table, result.stderr)
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_data_format_tsv_reads_tabs_whatever_the_extension_and_an_unknown_format_lists_tsv(tmp_path):
+    from typer.testing import CliRunner
+
+    from batchctl.cli.app import app
+
+    data = tmp_path / "rows.txt"
+    data.write_text("id\ttext\n1\thello, world\n")
+    out = tmp_path / "p.jsonl"
+    runner = CliRunner()
+    result = runner.invoke(app, ["prepare", str(data), "--data-format", "tsv", "-t", "{text}", "--model", "echo", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(out.read_text().splitlines()[0])["body"]["messages"][-1]["content"] == "hello, world"
+    unknown = runner.invoke(app, ["prepare", str(data), "--data-format", "xml", "-t", "{text}", "--model", "echo"])
+    assert unknown.exit_code == 1 and "Use one of: csv, tsv, jsonl, parquet." in unknown.stderr

@@ -34,7 +34,7 @@ def format_of(path: Path, forced: str | None = None) -> str:
         if fmt == "tsv":
             return "csv"
         if fmt not in FORMATS:
-            raise BatchctlError(f"unknown format {forced!r}", f"Use one of: {', '.join(FORMATS)}.")
+            raise BatchctlError(f"unknown format {forced!r}", "Use one of: csv, tsv, jsonl, parquet.")
         return fmt
     return _BY_SUFFIX.get(path.suffix.lower(), "csv")
 
@@ -179,7 +179,8 @@ def open_rows(path: Path, *, fmt: str | None = None, delimiter: str | None = Non
 
     # A FIFO would hang, /dev/zero grow without end: a regular file, or a clear error.
     check_input_file(path, hint="Give the path of a CSV, TSV, JSONL or Parquet file (save a pipe's output to a file first).")
-    source = RowSource(path, format_of(path, fmt), delimiter or default_delimiter(path))
+    tab = fmt is not None and fmt.lower() == "tsv"  # --data-format tsv: tab-separated, whatever the extension
+    source = RowSource(path, format_of(path, fmt), delimiter or ("\t" if tab else default_delimiter(path)))
     if source.fmt != "parquet":
         source.encoding = encoding_for(path, encoding)
     if source.fmt == "csv":
