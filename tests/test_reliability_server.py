@@ -122,3 +122,15 @@ def test_argv_round_trips_the_new_options(tmp_path):
     config = ServerConfig(max_file_mb=1.5, max_line_mb=0.5, allow_no_auth=True, faults=tmp_path / "f.json")
     assert ServerConfig.from_argv(config.to_argv()) == config
     assert ServerConfig.from_argv([]).allow_no_auth is False
+
+
+def test_submit_of_a_file_over_the_servers_limit_says_how_to_give_the_profile_that_limit(limited, tmp_path, monkeypatch):
+    """A 413 said only `HTTP 413: …`; the profile's limits decide how submit splits, so the hint says how to set them."""
+    monkeypatch.setenv("BATCHCTL_BASE_URL", limited.base_url)
+    monkeypatch.setenv("BATCHCTL_API_KEY", "sk-test-key")
+    source = tmp_path / "big.jsonl"
+    source.write_bytes(jsonl(1000))  # ~150 KB: over the server's 64 KB, within the profile's limits
+    result = CliRunner().invoke(app, ["submit", str(source)])
+    assert result.exit_code == 1, result.output
+    assert "Error: the server refused the request as too large (HTTP 413)" in result.stderr
+    assert "--max-file-mb MB" in result.stderr

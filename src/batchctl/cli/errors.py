@@ -60,6 +60,17 @@ def _route_not_served(exc: Any) -> tuple[str, str | None] | None:
     )
 
 
+def _too_large(exc: Any) -> tuple[str, str | None] | None:
+    """HTTP 413: the server's limit is below the profile's, which splits files by its own."""
+    if getattr(exc, "status", None) != 413:
+        return None
+    return (
+        f"the server refused the request as too large (HTTP 413): {exc.message}{_suffix(exc)}",
+        "Give the profile the server's limits, and submit splits the file into parts within them: "
+        "batchctl profile add NAME --base-url URL --max-file-mb MB --max-line-mb MB --force (NAME: batchctl profile show).",
+    )
+
+
 def _other_status(exc: Any) -> tuple[str, str | None]:
     status = getattr(exc, "status", None)
     return f"{'HTTP ' + str(status) + ': ' if status else ''}{exc.message or exc}{_suffix(exc)}", None
@@ -103,6 +114,7 @@ def _api_rules() -> tuple[tuple[type, Rule], ...]:
                 "The URL may reach a proxy or a login page instead of the API: check it with batchctl doctor.",
             ),
         ),
+        (api.APIError, _too_large),
         (api.APIError, _other_status),
     )
 

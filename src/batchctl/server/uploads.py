@@ -63,7 +63,7 @@ class _Limits:
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):,.2f}".rstrip("0").rstrip(".") + " MB"  # 0.01 MB, not 0.00999928 MB
+    return f"{n / (1024 * 1024):,.4f}".rstrip("0").rstrip(".") + " MB"  # 0.01 MB, not 0.00999928 MB
 
 
 @dataclass
