@@ -4,6 +4,7 @@ repeated; concurrent submits keep each other's journal records."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,10 +107,11 @@ def test_rerun_of_a_completed_submit_uploads_nothing(shared_server, in_tmp):
 class FaultProxy(ThreadedApp):
     """Forwards to `upstream`; answers the first POST /v1/batches with 500 after forwarding it.
 
-    `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list).
+    `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list);
+    `drop_metadata`: batches come back without their metadata (a gateway that does not relay it).
     """
 
-    def __init__(self, upstream: str, list_status: int | None = None) -> None:
+    def __init__(self, upstream: str, list_status: int | None = None, drop_metadata: bool = False) -> None:
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -130,7 +132,13 @@ class FaultProxy(ThreadedApp):
                 self.failed_creates += 1
                 return Response('{"error": {"message": "upstream hiccup"}}', 500, media_type="application/json")
             keep = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type",)}
-            return Response(answer.content, answer.status_code, headers=keep)
+            content = answer.content
+            if drop_metadata and path.startswith("/v1/batches") and answer.status_code == 200:
+                body = answer.json()
+                for batch in body.get("data", [body]):
+                    batch["metadata"] = None
+                content = json.dumps(body).encode()
+            return Response(content, answer.status_code, headers=keep)
 
         self.app = Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
 
@@ -147,6 +155,22 @@ def test_create_answered_500_after_the_batch_was_made_is_adopted_not_repeated(sh
         assert again.exit_code == 0, again.output
     job, parts, _ = only_job()
     assert sorted(int(b["metadata"]["batchctl_part"]) for b in batches_of(shared_server.base_url, job.id)) == [0, 1]
+
+
+def test_through_a_gateway_that_drops_metadata_the_batch_made_from_the_parts_file_is_adopted(shared_server, in_tmp):
+    """Reconciling looks for the job's tags; a gateway that does not relay metadata hides them, and the
+    create answered 500 was taken for none, so the next run made a second batch. The part uploaded its
+    file itself: the batch made from it is the part's."""
+    with FaultProxy(shared_server.base_url, drop_metadata=True) as proxy:
+        use_profile(proxy.base_url)
+        source = write_requests(in_tmp / "chat.jsonl", 10)
+        first = runner.invoke(app, ["submit", str(source)])
+        assert first.exit_code == 0, first.output
+        assert proxy.failed_creates == 1 and "found batch_" in first.stderr
+        again = runner.invoke(app, ["submit", str(source)])
+        assert again.exit_code == 0, again.output
+    job, parts, _ = only_job()
+    assert len(batches_of(shared_server.base_url, job.id)) == len(parts)  # one batch a part, none twice
 
 
 def test_without_a_batch_list_the_error_says_what_cannot_be_known(shared_server, in_tmp):

@@ -35,19 +35,26 @@ class CannotReconcile(BatchctlError):
 
 
 def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
-    """The server's batch for this job's part (any attempt's token; the current one preferred), or None.
+    """The server's batch for this job's part (any attempt's token; the current one preferred), or None;
+    failing a tagged one, the first made from the file the part uploaded (metadata dropped on the way).
 
     Raises CannotReconcile when the server does not list batches (HTTP 404/405/501).
     """
     from batchctl.api import errors as api
 
     since = job.created_at - CLOCK_SLACK_S
+    # A file this part uploaded itself is its own: a batch made from it is this part's even untagged (a
+    # gateway that drops metadata). Not so for `submit --input-file-id`: that file may have other batches.
+    own_file = part.file_id if not (job.options or {}).get("input_file_id") else None
     found: list[Batch] = []
+    untagged: list[Batch] = []
     try:
         for batch in client.batches.iter(limit=100):
             meta = batch.metadata or {}
             if meta.get(TAG_JOB) == job.id and str(meta.get(TAG_PART)) == str(part.index):
                 found.append(batch)
+            elif own_file is not None and batch.input_file_id == own_file and TAG_JOB not in meta:
+                untagged.append(batch)
             if batch.created_at is not None and batch.created_at < since:
                 break
     except (api.NotFoundError, api.NotImplementedByServerError) as exc:
@@ -57,7 +64,7 @@ def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
             raise cannot_list(job, part, exc) from None
         raise
     if not found:
-        return None
+        return min(untagged, key=lambda b: b.created_at or 0) if untagged else None
     found.sort(key=lambda b: ((b.metadata or {}).get(TAG_TOKEN) != part.token, b.created_at or 0))
     return found[0]
 
