@@ -70,6 +70,8 @@ def _check_file_target(target: str) -> None:
         return
     with open(path, "rb") as f:
         first = next((line for line in f if line.strip()), b"")
+    if not first:
+        return  # an empty result file (a batch whose file has no lines): nothing to bill, not an error
     try:
         obj = json.loads(first.decode("utf-8-sig"))
     except ValueError:  # UnicodeDecodeError too. Further down, the bill reports what it cannot read, line by line.
