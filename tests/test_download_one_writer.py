@@ -1,0 +1,108 @@
+"""Two downloads to one path at once: the second is refused before it writes a byte, so the file that
+gets the name is one download's whole file, never bytes of both (they shared `<name>.part.part`: the
+second truncated it under the first, which then renamed the mix into place and reported success)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+from batchctl.api import BatchClient
+from batchctl.errors import BatchctlError
+
+
+def _lines(prefix: str, n: int, pad: int) -> list[bytes]:
+    body = {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * pad}}]}
+    return [json.dumps({"id": f"r-{prefix}{i}", "custom_id": f"{prefix}{i}", "response": {"status_code": 200, "body": body},
+                        "error": None}).encode() + b"\n" for i in range(n)]  # fmt: skip
+
+
+def test_a_second_download_to_the_same_path_is_refused_and_the_first_file_stays_whole(tmp_path):
+    from batchctl.results import _download
+
+    a_lines, b_lines = _lines("a", 40, 300), _lines("b", 30, 10)  # different files, different sizes
+    a_paused, b_went_on, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def stream_a():
+        yield b"".join(a_lines[:20])
+        a_paused.set()
+        b_went_on.wait(10)  # B has truncated the shared .part (without the fix) or given up (with it)
+        yield b"".join(a_lines[20:])
+
+    def stream_b():
+        yield b"".join(b_lines[:5])
+        b_went_on.set()
+        a_done.wait(10)
+        yield b"".join(b_lines[5:])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=stream_a() if "file-a" in request.url.path else stream_b())
+
+    client = BatchClient("https://api.example.test/v1", "sk-test-abcdef123456", transport=httpx.MockTransport(handler))
+    client._sleep = lambda seconds: None
+    target = tmp_path / "out.jsonl"
+    outcome: dict[str, object] = {}
+
+    def run(name: str, file_id: str, done: threading.Event | None) -> None:
+        try:
+            outcome[name] = _download(client, "output", file_id, target)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            outcome[name] = exc
+        finally:
+            if done is not None:
+                done.set()
+            else:
+                b_went_on.set()
+
+    a = threading.Thread(target=run, args=("a", "file-a", a_done))
+    a.start()
+    assert a_paused.wait(10)
+    b = threading.Thread(target=run, args=("b", "file-b", None))
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert not a.is_alive() and not b.is_alive()
+    assert not isinstance(outcome["a"], BaseException), outcome["a"]
+    assert target.read_bytes() == b"".join(a_lines), "the file under the final name mixes two downloads"
+    assert isinstance(outcome["b"], BatchctlError) and "another batchctl command is writing" in str(outcome["b"]), outcome["b"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data" and p.name != "config") == ["out.jsonl"]
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_a_lock_left_by_a_killed_download_does_not_block_the_next(tmp_path, stale):
+    from batchctl.results import _download
+
+    content = b"".join(_lines("a", 3, 5))
+    client = BatchClient("https://api.example.test/v1", "sk-test-abcdef123456",
+                         transport=httpx.MockTransport(lambda request: httpx.Response(200, content=content)))  # fmt: skip
+    target = tmp_path / "out.jsonl"
+    if stale:
+        (tmp_path / ".out.jsonl.lock").write_bytes(b"")  # kill -9 between taking the lock and removing it
+    saved = _download(client, "output", "file-a", target)
+    assert saved.lines == 3 and target.read_bytes() == content
+    assert not (tmp_path / ".out.jsonl.lock").exists()
+
+
+def test_a_second_atomic_write_to_the_same_path_is_refused_while_the_first_runs(tmp_path):
+    """write_atomically (merge, join, --content, prepare) shared `<name>.part` the same way."""
+    from batchctl.results import write_atomically
+
+    target = tmp_path / "out.jsonl"
+    refused: list[BaseException] = []
+
+    def first(handle) -> int:
+        handle.write(b"first\n")
+        try:
+            write_atomically(target, lambda h: h.write(b"second, truncating the first's .part\n"))
+        except BatchctlError as exc:
+            refused.append(exc)
+        handle.write(b"still first\n")
+        return 2
+
+    assert write_atomically(target, first) == 2
+    assert target.read_bytes() == b"first\nstill first\n"
+    assert refused and "another batchctl command is writing" in str(refused[0])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name not in ("data", "config")) == ["out.jsonl"]
