@@ -153,11 +153,14 @@ def result_failed(result: dict[str, Any]) -> bool:
 # -- atomic writing --------------------------------------------------------------------------------
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], int], *, text: bool = False) -> int:
+def write_atomically(path: Path, write: Callable[[IO[bytes]], int], *, text: bool = False, alone: bool = True) -> int:
     """Call `write(handle)` on `<path>.part`, then rename it to `path`; returns what `write` returns.
 
-    On any error (Ctrl+C included) the `.part` file is removed and `path` is left as it was.
+    On any error (Ctrl+C included) the `.part` file is removed and `path` is left as it was. One command at a
+    time writes `path` (`only_writer`), unless `alone` is False: a name only this caller can make.
     """
+    if not alone:  # a name no other writer can hold (the server's new file ids): no lock file beside it
+        return _write_alone(path, write, text=text)
     with only_writer(path):  # two writers of one name shared the `.part` file
         return _write_alone(path, write, text=text)
 
