@@ -106,3 +106,40 @@ def test_a_second_atomic_write_to_the_same_path_is_refused_while_the_first_runs(
     assert target.read_bytes() == b"first\nstill first\n"
     assert refused and "another batchctl command is writing" in str(refused[0])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name not in ("data", "config")) == ["out.jsonl"]
+
+
+def test_download_while_another_command_writes_the_name_stops_with_an_error(local_server, monkeypatch, tmp_path, in_tmp):
+    """End to end against a real server: the name held by another writer (its lock taken here, as a second
+    `batchctl download` would find it) -> `Error: another batchctl command is writing ...`, exit 1, and
+    neither the output nor a `.part` file appears; once it is free, the same command saves the file."""
+    import fcntl
+    import os
+    import time
+
+    from typer.testing import CliRunner
+
+    from batch_factory import create_batch
+    from batchctl.cli.app import app
+
+    monkeypatch.setenv("BATCHCTL_BASE_URL", local_server.base_url)
+    batch_id = create_batch(local_server.base_url, tmp_path, 3)
+    with BatchClient(local_server.base_url) as client:
+        for _ in range(200):
+            if client.batches.retrieve(batch_id).is_terminal:
+                break
+            time.sleep(0.05)
+    runner = CliRunner()
+    fd = os.open(in_tmp / ".res.jsonl.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        busy = runner.invoke(app, ["download", batch_id, "-o", "res.jsonl"])
+    finally:
+        os.close(fd)
+    assert busy.exit_code == 1, busy.output
+    assert f"Error: another batchctl command is writing {in_tmp / 'res.jsonl'}" in busy.stderr or \
+        "Error: another batchctl command is writing res.jsonl" in busy.stderr, busy.stderr  # fmt: skip
+    assert not (in_tmp / "res.jsonl").exists() and not list(in_tmp.glob("*.part"))
+    done = runner.invoke(app, ["download", batch_id, "-o", "res.jsonl"])
+    assert done.exit_code == 0, done.output
+    assert len((in_tmp / "res.jsonl").read_bytes().splitlines()) == 3
+    assert not (in_tmp / ".res.jsonl.lock").exists()
