@@ -143,3 +143,31 @@ def test_download_while_another_command_writes_the_name_stops_with_an_error(loca
     assert done.exit_code == 0, done.output
     assert len((in_tmp / "res.jsonl").read_bytes().splitlines()) == 3
     assert not (in_tmp / ".res.jsonl.lock").exists()
+
+
+def test_download_to_stdout_whose_reader_went_away_ends_quietly(local_server, tmp_path):
+    """`batchctl download BATCH --content -o - | head -1` against a real server: once `head` has gone,
+    exit 1 without a word, as `validate` and `prepare -o -` do (it printed `Error: Broken pipe`)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from batch_factory import create_batch
+
+    batch_id = create_batch(local_server.base_url, tmp_path, 3000)  # more than a pipe holds
+    with BatchClient(local_server.base_url) as client:
+        for _ in range(400):
+            if client.batches.retrieve(batch_id).is_terminal:
+                break
+            time.sleep(0.05)
+    env = {**os.environ, "BATCHCTL_BASE_URL": local_server.base_url, "BATCHCTL_AUTOSTART": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchctl", "download", batch_id, "--content", "-o", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout.readline()  # the first line, then the reader goes away
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr

@@ -195,14 +195,9 @@ def download(
     # just saved, nothing downloaded twice (before a file sent to stdout is named `-`: a job's is read back).
     bill = settle_download(state.journal(), outcome.result, outcome.batch, profile=state.settings().profile_name)
     if to_stdout:
-        import shutil
-
         for saved in outcome.result.files:
             if saved.kind in ("content", "merged", "joined") and saved.path == output:
-                with open(output, "rb") as source:
-                    stdout = typer.get_binary_stream("stdout")
-                    shutil.copyfileobj(source, stdout)
-                    stdout.flush()
+                state.out.file(output)  # a reader gone (`| head -1`) ends the command quietly, not "Broken pipe"
                 saved.path = Path("-")
     show_download(state.out, outcome)
     saved_paths = [str(saved.path) for saved in outcome.result.files if str(saved.path) != "-"]  # -q: for $(...)
