@@ -171,3 +171,19 @@ def test_download_to_stdout_whose_reader_went_away_ends_quietly(local_server, tm
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_a_file_system_without_locks_writes_unlocked_rather_than_refusing(tmp_path, monkeypatch):
+    """flock failing with another error than "held" (ENOLCK on some network mounts) is no other writer."""
+    import errno
+    import fcntl
+
+    from batchctl.results import write_atomically
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    target = tmp_path / "out.jsonl"
+    assert write_atomically(target, lambda h: h.write(b"x\n")) == 2
+    assert target.read_bytes() == b"x\n" and not (tmp_path / ".out.jsonl.lock").exists()

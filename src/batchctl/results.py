@@ -7,6 +7,7 @@ so an interrupted run never leaves a truncated result behind. Merging into input
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -408,9 +409,9 @@ def only_writer(path: Path) -> Iterator[None]:
 
     Two downloads to one name (two terminals, a script run twice) shared `<name>.part.part` (two merges,
     joins or prepares `<name>.part`): the second truncated it under the first, which renamed the mix of
-    both into place and reported it whole. The
-    lock is an `flock` on `.<name>.lock` beside it, removed on leaving; one left by a killed run is
-    free (the kernel dropped its lock) and taken over. Without `fcntl` (Windows) nothing is locked."""
+    both into place and reported it whole. The lock is an `flock` on `.<name>.lock` beside it, removed
+    on leaving; one left by a killed run is free (the kernel dropped its lock) and taken over. Without
+    `fcntl` (Windows), or on a file system without locks, nothing is locked (as before)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -419,14 +420,23 @@ def only_writer(path: Path) -> Iterator[None]:
     lock = path.with_name(f".{path.name}.lock")
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        unlocked = False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: held by another download
+        except BlockingIOError:  # held by another command
             os.close(fd)
             raise BatchctlError(
                 f"another batchctl command is writing {path} right now: nothing was written",
                 "Wait for it to finish (a download run again then keeps a file it saved whole), or choose another name.",
             ) from None
+        except OSError:  # a file system without locks (some network mounts): written unlocked, as before
+            unlocked = True
+        if unlocked:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            yield
+            return
         try:
             ours = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
