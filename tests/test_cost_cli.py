@@ -210,3 +210,12 @@ def test_usage_of_an_empty_result_file_is_an_empty_bill_not_a_refusal(tmp_path):
     result = runner.invoke(app, ["usage", "--json", str(empty)])
     assert result.exit_code == 0, result.stderr
     assert "not a result file" not in result.stderr
+
+
+def test_usage_of_a_named_pipe_says_what_it_is_not_no_such_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "results.jsonl"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["usage", str(fifo)])
+    assert result.exit_code == 1 and f"Error: {fifo} is not a regular file" in result.stderr, result.stderr
