@@ -186,3 +186,14 @@ def test_a_base_url_with_a_query_is_refused_without_showing_it(isolation):
         assert "has a query or a fragment" in result.stderr and "000000abcd" not in result.stderr, (args, result.stderr)
     bad_port = _batchctl("--base-url", "http://127.0.0.1:99999/v1", "list")
     assert bad_port.returncode == 1 and "has an invalid port" in bad_port.stderr, bad_port.stderr
+
+
+def test_a_refused_base_url_never_shows_a_password_holding_a_url_delimiter(isolation):
+    """A password holding `#`, `?` or `/` (unescaped) makes the URL read as a fragment, a query or a path
+    after the host `user:password`: the refusal showed the password up to that character in full."""
+    for password in ("s3cretpass#1", "s3cretpass?1", "s3cretpass/1"):
+        for args in (["--base-url", f"http://bob:{password}@127.0.0.1:9/v1", "list"],
+                     ["serve", "--port", "9", "--upstream", f"http://bob:{password}@127.0.0.1:9/v1"]):  # fmt: skip
+            result = _batchctl(*args)
+            assert result.returncode in (1, 2), (args, result.stderr)
+            assert "s3cretpass" not in result.stderr and "bob:****@" in result.stderr, (args, result.stderr)

@@ -200,3 +200,22 @@ def test_usage_refuses_a_missing_file_and_an_input_file(tmp_path):
     unreadable = runner.invoke(app, ["usage", str(binary)])  # exited 0 with "1 x unreadable_line"
     assert unreadable.exit_code == 1 and f"Error: {binary} is not a result file: its first line is not JSON" in unreadable.stderr
     assert f"batchctl validate {requests} estimates its cost" in refused.stderr
+
+
+def test_usage_of_an_empty_result_file_is_an_empty_bill_not_a_refusal(tmp_path):
+    """`download` saves an empty output file as it is (a batch whose output file has no lines): `usage` of it
+    said "is not a result file: its first line is not JSON"."""
+    empty = tmp_path / "out.jsonl"
+    empty.write_bytes(b"")
+    result = runner.invoke(app, ["usage", "--json", str(empty)])
+    assert result.exit_code == 0, result.stderr
+    assert "not a result file" not in result.stderr
+
+
+def test_usage_of_a_named_pipe_says_what_it_is_not_no_such_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "results.jsonl"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["usage", str(fifo)])
+    assert result.exit_code == 1 and f"Error: {fifo} is not a regular file" in result.stderr, result.stderr

@@ -165,3 +165,22 @@ def test_a_gbk_table_submits_and_joins_with_encoding_and_is_refused_clearly_with
     assert named.exit_code == 0, named.output
     assert read_csv(in_tmp / "again.csv") == read_csv(in_tmp / "answers.csv")
     assert invoke("download", batch_id, "--encoding", "gbk").exit_code == 2  # --join's option only
+
+
+def test_encoding_utf16_without_a_bom_and_a_codec_that_is_no_text_encoding_are_said_in_words(in_tmp):
+    """`--encoding utf-16` on a file without the byte-order mark raised `unexpected UnicodeError: UTF-16
+    stream does not start with BOM`; `--encoding rot13` (or hex, base64) `unexpected LookupError`."""
+    (in_tmp / "plain.csv").write_text("text\nhello\n", encoding="utf-8")
+    (in_tmp / "plain.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
+    for data in ("plain.csv", "plain.jsonl"):
+        for encoding in ("utf-16", "utf-32"):
+            result = invoke("prepare", data, "--template", "{text}", "--model", "m", "--encoding", encoding, "-o", "out.jsonl")
+            assert result.exit_code == 1, (data, encoding, result.stderr)
+            assert "unexpected" not in result.stderr and "does not start with the byte-order mark" in result.stderr, result.stderr
+            assert f"--encoding {encoding}-le" in result.stderr
+            assert not (in_tmp / "out.jsonl").exists()
+    for codec in ("rot13", "hex", "base64"):
+        result = invoke("prepare", "plain.csv", "--template", "{text}", "--model", "m", "--encoding", codec, "-o", "out.jsonl")
+        assert result.exit_code == 2 and f"{codec!r} is not a text encoding" in result.stderr, result.stderr
+    (in_tmp / "le.csv").write_bytes("text\nhello\n".encode("utf-16-le"))  # no BOM: the byte order named
+    assert invoke("prepare", "le.csv", "--template", "{text}", "--model", "m", "--encoding", "utf-16-le", "-o", "le.jsonl").exit_code == 0

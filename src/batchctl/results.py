@@ -7,11 +7,12 @@ so an interrupted run never leaves a truncated result behind. Merging into input
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -153,11 +154,19 @@ def result_failed(result: dict[str, Any]) -> bool:
 # -- atomic writing --------------------------------------------------------------------------------
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], int], *, text: bool = False) -> int:
+def write_atomically(path: Path, write: Callable[[IO[bytes]], int], *, text: bool = False, alone: bool = True) -> int:
     """Call `write(handle)` on `<path>.part`, then rename it to `path`; returns what `write` returns.
 
-    On any error (Ctrl+C included) the `.part` file is removed and `path` is left as it was.
+    On any error (Ctrl+C included) the `.part` file is removed and `path` is left as it was. One command at a
+    time writes `path` (`only_writer`), unless `alone` is False: a name only this caller can make.
     """
+    if not alone:  # a name no other writer can hold (the server's new file ids): no lock file beside it
+        return _write_alone(path, write, text=text)
+    with only_writer(path):  # two writers of one name shared the `.part` file
+        return _write_alone(path, write, text=text)
+
+
+def _write_alone(path: Path, write: Callable[[IO[bytes]], int], *, text: bool) -> int:
     partial = path.with_name(path.name + ".part")
     try:
         if text:
@@ -394,6 +403,57 @@ def _reported(lines: Iterable[bytes], update: Callable[[int, int], None] | None,
     update(total, total)
 
 
+@contextmanager
+def only_writer(path: Path) -> Iterator[None]:
+    """Be the only command writing `path` while inside, else refuse at once (BatchctlError), before a byte.
+
+    Two downloads to one name (two terminals, a script run twice) shared `<name>.part.part` (two merges,
+    joins or prepares `<name>.part`): the second truncated it under the first, which renamed the mix of
+    both into place and reported it whole. The lock is an `flock` on `.<name>.lock` beside it, removed
+    on leaving; one left by a killed run is free (the kernel dropped its lock) and taken over. Without
+    `fcntl` (Windows), or on a file system without locks, nothing is locked (as before)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        unlocked = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held by another command
+            os.close(fd)
+            raise BatchctlError(
+                f"another batchctl command is writing {path} right now: nothing was written",
+                "Wait for it to finish (a download run again then keeps a file it saved whole), or choose another name.",
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): written unlocked, as before
+            unlocked = True
+        if unlocked:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            yield
+            return
+        try:
+            ours = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:  # else the holder removed it between our open and our lock: take the new one
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)  # while still locked: a waiter that opened it sees another inode and retries
+        except OSError:
+            pass
+        os.close(fd)
+
+
 def _progress(reporter: Reporter | None, label: str) -> AbstractContextManager[Callable[[int, int], None] | None]:
     return reporter.progress(label, None) if reporter is not None else nullcontext()
 
@@ -407,15 +467,27 @@ def _download(
     as they arrive, with their usage if `count_usage`), only then rename it. `final`: the name the
     results are for (`path` by default); `index`: where to add each line as file `number`.
     A file saved under its own name is recorded in the journal at once (`journal.remember_saved`): a
-    re-run after a later failure keeps it, and only it (result_checks.already_complete)."""
-    from batchctl.result_checks import ResultCheck
-    from batchctl.result_tally import FollowedDownload, tally_file
+    re-run after a later failure keeps it, and only it (result_checks.already_complete). One download
+    at a time writes a name (`only_writer`)."""
+    from batchctl.result_tally import tally_file
 
     if path in keep:
         lines, failed = tally_file(path, tally, count_usage=count_usage)
         return SavedFile(kind, path, lines, path.stat().st_size, file_id, failed, kept=True)
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    with nullcontext() if final is not None else only_writer(path):  # `final`: a private scratch path
+        return _download_alone(client, kind, file_id, path, reporter, tally, count_usage, final=final, index=index,
+                               number=number, batch_id=batch_id)  # fmt: skip
+
+
+def _download_alone(
+    client: BatchClient, kind: str, file_id: str, path: Path, reporter: Reporter | None, tally: ResultTally | None,
+    count_usage: bool, *, final: Path | None, index: ResultIndex | None, number: int, batch_id: str | None,
+) -> SavedFile:  # fmt: skip
+    from batchctl.result_checks import ResultCheck
+    from batchctl.result_tally import FollowedDownload
+
     staged = path.with_name(path.name + ".part")
     check = ResultCheck(kind=kind, file_id=file_id, final=final or path, tally=tally, count_usage=count_usage)
     restarted = False

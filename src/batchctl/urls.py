@@ -28,7 +28,17 @@ def display_url(text: str) -> str:
 
 def shown_url(url: str) -> str:
     """A URL as an error message may show it: the password masked (`display_url`), a query or fragment
-    cut to `?…` / `#…` (a key given as `?key=…` is a secret too)."""
+    cut to `?…` / `#…` (a key given as `?key=…` is a secret too).
+
+    The URL is one the parser refused or may misread, so the password is found by the last `@`, not by
+    the URL's grammar: one holding a `#`, `?` or `/` (`http://bob:pa#ss@gw`) must not show up to that
+    character, which `urlsplit` and `display_url` take for the end of the host."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, after = rest.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        if colon:
+            url = f"{scheme}://{user}:{MASKED_PASSWORD}@{after}"
     for mark in ("?", "#"):
         if mark in url:
             url = url.split(mark, 1)[0] + mark + "…"

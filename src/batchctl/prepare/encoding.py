@@ -24,9 +24,12 @@ def save_as_utf8(path: Path, *, table: bool = True, source: str = "gbk") -> str:
 def codec_name(encoding: str) -> str:
     """Python's name for `encoding`, or a BatchctlError naming some that exist."""
     try:
-        return codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
         raise BatchctlError(f"unknown encoding {encoding!r}", "Name one Python knows, e.g. --encoding gbk, gb18030, utf-16, cp1252, latin-1.") from None
+    if not getattr(info, "_is_text_encoding", True):  # rot13, hex, base64, zlib: bytes to bytes, open() refuses them
+        raise BatchctlError(f"{encoding!r} is not a text encoding", "Name one Python knows, e.g. --encoding gbk, gb18030, utf-16, cp1252, latin-1.")
+    return info.name
 
 
 def encoding_for(path: Path, given: str | None = None) -> str:
@@ -56,12 +59,28 @@ def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int, int] | None:
                 before = exc.object[: exc.start]
                 line += codecs.decode(before, encoding, "replace").count("\n")
                 return line, done - held + exc.start, exc.object[exc.start]
+            except UnicodeError:  # no byte is wrong: utf-16/utf-32 named without the byte-order mark they need
+                return None
             done += len(piece)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:  # the file ends inside a character
         return line, done - len(exc.object) + exc.start, exc.object[exc.start]
+    except UnicodeError:
+        return None
     return None
+
+
+def _needs_bom(path: Path, encoding: str) -> bool:
+    """`encoding` is UTF-16 or UTF-32 of no byte order (which the file's BOM must give) and `path` starts
+    with none."""
+    name = codecs.lookup(encoding).name
+    if name not in ("utf-16", "utf-32"):
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    boms = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) if name == "utf-16" else (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+    return not head.startswith(boms)
 
 
 def looks_binary(path: Path) -> bool:
@@ -82,6 +101,12 @@ def undecodable(path: Path, encoding: str, *, what: str | None = None, option: b
                              "Give a CSV/TSV, JSONL or Parquet file: in Excel, Save As → CSV UTF-8." if option
                              else "Give a text file, saved as UTF-8.")  # fmt: skip
     name = {DEFAULT: "UTF-8", "utf-16": "UTF-16"}.get(encoding, encoding)
+    if _needs_bom(path, encoding):
+        order = codecs.lookup(encoding).name
+        return BatchctlError(f"{prefix}{path.name} does not start with the byte-order mark that --encoding {encoding} needs; "
+                             "nothing was written",
+                             f"Name the byte order: --encoding {order}-le (Windows' \"Unicode\") or {order}-be; or "
+                             f"{save_as_utf8(path, table=option, source=order + '-le')}.")  # fmt: skip
     found = _first_bad_byte(path, encoding)
     where = f" (line {found[0]} holds the byte 0x{found[2]:02x}, at offset {found[1]:,})" if found else ""
     fix = save_as_utf8(path, table=option, source="utf-16" if encoding == "utf-16" else "gbk")

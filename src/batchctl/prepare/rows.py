@@ -98,7 +98,7 @@ class RowSource:
                 cells = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError:
+            except UnicodeError:  # UnicodeDecodeError, or utf-16 named without a BOM
                 raise undecodable(self.path, self.encoding) from None
             except csv.Error as exc:
                 raise BatchctlError(
@@ -138,7 +138,7 @@ class RowSource:
     def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             yield from self._jsonl_objects()
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise undecodable(self.path, self.encoding) from None
 
     def _jsonl_objects(self) -> Iterator[tuple[int, dict[str, Any]]]:

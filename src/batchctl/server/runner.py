@@ -464,7 +464,7 @@ class BatchRunner:
                 return count
 
             # `.part` then rename, and no `.part` left behind on a full disk or any other error.
-            if write_atomically(path, write_lines, text=True):
+            if write_atomically(path, write_lines, text=True, alone=False):
                 paths[kind] = path
             else:
                 path.unlink()

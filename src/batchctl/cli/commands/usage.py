@@ -63,6 +63,8 @@ def _check_file_target(target: str) -> None:
     path = Path(target)
     if path.is_dir():
         raise BatchctlError(f"{target} is a directory", "Give a result file from batchctl download, or a batch id.")
+    if path.exists() and not path.is_file():  # a named pipe, a device: reading it could hang
+        raise BatchctlError(f"{target} is not a regular file", "Give a result file from batchctl download, or a batch id.")
     if not path.is_file():
         # Named as a file: a JSON extension, or a path from here (gemini's batch ids hold a `/` too).
         if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or target.startswith(("/", "./", "../", "~")):
@@ -70,6 +72,8 @@ def _check_file_target(target: str) -> None:
         return
     with open(path, "rb") as f:
         first = next((line for line in f if line.strip()), b"")
+    if not first:
+        return  # an empty result file (a batch whose file has no lines): nothing to bill, not an error
     try:
         obj = json.loads(first.decode("utf-8-sig"))
     except ValueError:  # UnicodeDecodeError too. Further down, the bill reports what it cannot read, line by line.
