@@ -108,10 +108,13 @@ class FaultProxy(ThreadedApp):
     """Forwards to `upstream`; answers the first POST /v1/batches with 500 after forwarding it.
 
     `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list);
-    `drop_metadata`: batches come back without their metadata (a gateway that does not relay it).
+    `drop_metadata`: batches come back without their metadata (a gateway that does not relay it);
+    `refuse_metadata`: a create with metadata is refused 400 (as Google's layers refuse unknown fields),
+    one without it is forwarded and answered as it is.
     """
 
-    def __init__(self, upstream: str, list_status: int | None = None, drop_metadata: bool = False) -> None:
+    def __init__(self, upstream: str, list_status: int | None = None, drop_metadata: bool = False,
+                 refuse_metadata: bool = False) -> None:
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -124,10 +127,16 @@ class FaultProxy(ThreadedApp):
             path = request.url.path
             if request.method == "GET" and path == "/v1/batches" and self.list_status:
                 return Response('{"error": {"message": "no such route"}}', self.list_status)
+            body = await request.body()
+            if refuse_metadata and request.method == "POST" and path == "/v1/batches":
+                if "metadata" in json.loads(body):
+                    return Response('{"error": {"message": "Invalid JSON payload received. Unknown name \\"metadata\\": '
+                                    'Cannot find field."}}', 400, media_type="application/json")  # fmt: skip
+                self.failed_creates += 1  # only the refusal is a fault here: the create goes through
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with httpx.AsyncClient(timeout=30) as client:
                 answer = await client.request(request.method, self.upstream + path, params=request.query_params,
-                                              content=await request.body(), headers=headers)  # fmt: skip
+                                              content=body, headers=headers)  # fmt: skip
             if request.method == "POST" and path == "/v1/batches" and self.failed_creates == 0:
                 self.failed_creates += 1
                 return Response('{"error": {"message": "upstream hiccup"}}', 500, media_type="application/json")
@@ -171,6 +180,20 @@ def test_through_a_gateway_that_drops_metadata_the_batch_made_from_the_parts_fil
         assert again.exit_code == 0, again.output
     job, parts, _ = only_job()
     assert len(batches_of(shared_server.base_url, job.id)) == len(parts)  # one batch a part, none twice
+
+
+def test_a_provider_that_refuses_metadata_gets_its_batches_created_without_it(shared_server, in_tmp):
+    """Google's OpenAI layers answer fields they do not know with 400; the job's tags made every create
+    fail there. A 400 naming `metadata` made no batch: the create goes again without it, once."""
+    with FaultProxy(shared_server.base_url, refuse_metadata=True) as proxy:
+        use_profile(proxy.base_url)
+        source = write_requests(in_tmp / "chat.jsonl", 10)
+        first = runner.invoke(app, ["submit", str(source)])
+        assert first.exit_code == 0, first.output
+        assert "refuses batch metadata (HTTP 400" in first.stderr and "creating the batch without it" in first.stderr
+        assert proxy.failed_creates == 1  # one create reached the server
+    job, parts, _ = only_job()
+    assert [p.batch_id is not None for p in parts] == [True]
 
 
 def test_without_a_batch_list_the_error_says_what_cannot_be_known(shared_server, in_tmp):

@@ -133,6 +133,15 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
     return reload(ctx.journal, done.job_id, part.index)
 
 
+def _refuses_metadata(exc: Exception) -> bool:
+    """A 4xx that names the `metadata` field: a provider whose create takes none (Google's layers refuse
+    fields they do not know: `Unknown name "metadata"`)."""
+    status = getattr(exc, "status", None)
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429) and "metadata" in str(
+        getattr(exc, "message", "") or exc
+    ).lower()
+
+
 def _ambiguous(exc: Exception) -> bool:
     """A failure after which the batch may exist: 5xx, no answer, or an answer that could not be read."""
     from batchctl.api import errors as api
@@ -187,11 +196,22 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
     token = new_token()
     step = ctx.journal.begin_step(job.id, "create", part=part.index, token=token, part_changes={"step": "creating", "token": token})
     part.token, part.step = token, "creating"
-    try:
-        batch = ctx.client.batches.create(
+    def create(metadata: dict[str, str] | None) -> Batch:
+        return ctx.client.batches.create(
             input_file_id=part.file_id, endpoint=job.endpoint or "", completion_window=job.completion_window or "24h",
-            metadata=tags(job, part, token),
+            metadata=metadata,
         )  # fmt: skip
+
+    try:
+        try:
+            batch = create(tags(job, part, token))
+        except api.APIStatusError as exc:
+            if not _refuses_metadata(exc):
+                raise
+            # A clear refusal made no batch: create it again without the tags (and the user's metadata).
+            ctx.reporter.warn(f"{ctx.label(part)}: the server refuses batch metadata (HTTP {exc.status}: {exc.message}); "
+                              "creating the batch without it, so a create cut off from here on cannot be matched by its tags")  # fmt: skip
+            batch = create(None)
     except (api.APIError, ValueError) as exc:
         reason = f"HTTP {exc.status}: {exc.message}" if getattr(exc, "status", None) else str(exc)
         if not _ambiguous(exc):
