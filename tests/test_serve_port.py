@@ -57,7 +57,22 @@ def servers(tmp_path, monkeypatch):
                 os.kill(pid, sig)
             except ProcessLookupError:
                 break
-            time.sleep(0.5)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(pid):  # gone in ~0.1 s on SIGTERM
+                time.sleep(0.02)
+            if not _alive(pid):
+                break
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a child of this process (the foreground one) is gone once reaped
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
 
 
 def _answers(port: int | str) -> dict | None:
