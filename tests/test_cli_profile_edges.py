@@ -49,3 +49,15 @@ def test_a_profile_whose_url_carries_a_password_is_not_told_to_add_a_key():
     assert "no API key stored" not in with_password.output and "trialpass00001234" not in with_password.output
     without = runner.invoke(app, ["profile", "add", "nokey", "--base-url", "http://127.0.0.1:9/v1", "--no-use"])
     assert without.exit_code == 0 and "no API key stored" in without.output
+
+
+def test_preset_local_stores_the_local_servers_port_batchctl_serve_port_included(monkeypatch):
+    """`profile add small --preset local` stored 8765 while BATCHCTL_SERVE_PORT had moved the server: the
+    profile then asked for, or autostarted, a server on another person's port."""
+    monkeypatch.setenv("BATCHCTL_SERVE_PORT", "18780")
+    added = runner.invoke(app, ["profile", "add", "small", "--preset", "local", "--max-requests", "10", "--no-use"])
+    assert added.exit_code == 0, added.output
+    shown = runner.invoke(app, ["profile", "show", "small", "--json"])
+    import json
+
+    assert json.loads(shown.stdout)["base_url"] == "http://127.0.0.1:18780/v1", shown.stdout

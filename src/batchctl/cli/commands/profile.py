@@ -121,8 +121,13 @@ def add(
                             "Use letters, digits, '_', '.' and '-' only (e.g. work-eu).")  # fmt: skip
     placeholders = {"resource": resource, "workspace_id": workspace_id}
     if preset is not None:
+        explicit = base_url
         base_url, preset_provider = preset_base_url(preset, placeholders, base_url=base_url)
         provider = provider or preset_provider
+        if preset_provider == "local" and not explicit:  # this data dir's local server, where it runs (BATCHCTL_SERVE_PORT)
+            from batchctl.config import local_server_url
+
+            base_url = local_server_url()
     elif resource or workspace_id:
         raise typer.BadParameter("--resource and --workspace-id fill a preset's URL: give --preset too", param_hint="--preset")
     if not base_url:
