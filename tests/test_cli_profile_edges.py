@@ -61,3 +61,13 @@ def test_preset_local_stores_the_local_servers_port_batchctl_serve_port_included
     import json
 
     assert json.loads(shown.stdout)["base_url"] == "http://127.0.0.1:18780/v1", shown.stdout
+
+
+def test_profile_list_shows_the_local_profile_where_its_server_runs(monkeypatch):
+    import json
+
+    monkeypatch.setenv("BATCHCTL_SERVE_PORT", "18780")
+    listed = runner.invoke(app, ["profile", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    local = next(p for p in json.loads(listed.stdout) if p["name"] == "local")
+    assert local["base_url"] == "http://127.0.0.1:18780/v1"  # it said 8765, while `profile show` said 18780

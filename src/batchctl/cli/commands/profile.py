@@ -28,14 +28,22 @@ def _mask(secret: str | None) -> str | None:
 
 
 def profile_view(profile, *, active: bool) -> dict:
-    """What people and scripts see of a profile: the resolved URL, secrets (a URL's password too) masked."""
-    from batchctl.urls import display_url, normalize_base_url
+    """What people and scripts see of a profile: the resolved URL, secrets (a URL's password too) masked;
+    the `local` profile's URL where its server runs (`BATCHCTL_SERVE_PORT` moves it)."""
+    from batchctl.config import LOCAL_PROFILE, local_server_url
+    from batchctl.urls import display_url, normalize_base_url, shown_url
 
+    try:
+        url = display_url(normalize_base_url(profile.base_url))
+    except ValueError:  # stored before such URLs were refused (a query): shown, refused when used
+        url = shown_url(profile.base_url)
+    if profile.name == LOCAL_PROFILE and profile.provider == "local":
+        url = local_server_url()
     return {
         "name": profile.name,
         "active": active,
         "provider": profile.provider,
-        "base_url": display_url(normalize_base_url(profile.base_url)),
+        "base_url": url,
         "api_key": _mask(profile.api_key),
         "api_key_env": profile.api_key_env,
         "api_key_env_set": bool(os.environ.get(profile.api_key_env)) if profile.api_key_env else None,
