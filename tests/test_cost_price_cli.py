@@ -92,3 +92,16 @@ def test_the_estimate_uses_the_profile_price(work, tmp_path):
     assert after["prices"]["my-ft"]["as_of"] == datetime_today()
     other = json.loads(invoke("-p", "other", "validate", str(source), "--json").stdout)["estimate"]
     assert other["unknown_models"] == ["my-ft"]
+
+
+def test_a_new_currency_needs_both_prices_not_a_relabelled_kept_one(work):
+    """`--input 1 --currency USD` on qwen-plus (built in, in CNY) kept the built-in output ¥2.00 and showed
+    it as $2.00, about 7x the price, in estimates, --max-cost and bills."""
+    assert BUILTIN_PRICES["qwen-plus"].currency == "CNY"
+    refused = invoke("profile", "price", "set", "qwen-plus", "--input", "1", "--currency", "USD", ok=False)
+    assert refused.exit_code == 1
+    assert "Error: qwen-plus's output price is in CNY: --currency USD needs --output too" in refused.stderr
+    assert prices_in_config("work") == {}  # nothing saved
+    invoke("profile", "price", "set", "qwen-plus", "--input", "1", "--output", "3", "--currency", "USD")
+    invoke("profile", "price", "set", "qwen-plus", "--output", "4")  # the same currency: one price may change
+    assert prices_in_config("work")["qwen-plus"]["output"] == 4 and prices_in_config("work")["qwen-plus"]["currency"] == "USD"

@@ -70,6 +70,17 @@ def set_price(
     earlier = chosen.prices.get(model)
     entry: dict[str, Any] = dict(earlier) if isinstance(earlier, dict) else {}
     given = {"input": input, "output": output, "currency": currency and currency.upper(), "batch_discount": batch_discount}
+    builtin = BUILTIN_PRICES.get(model)
+    kept_in = entry.get("currency") or (builtin.currency if builtin is not None else None)
+    if given["currency"] and kept_in and given["currency"] != str(kept_in).upper():
+        # A price kept from before is in its own currency: relabelled, ¥2 would read $2.
+        missing = [f"--{key}" for key in ("input", "output") if given[key] is None]
+        if missing:
+            raise BatchctlError(
+                f"{model}'s {' and '.join(m[2:] for m in missing)} price is in {kept_in}: --currency {given['currency']} "
+                f"needs {' and '.join(missing)} too",
+                hint=f"Give both: batchctl profile price set {model} --input N --output N --currency {given['currency']}",
+            )
     entry.update({key: value for key, value in given.items() if value is not None})
     entry["as_of"] = as_of or datetime.date.today().isoformat()
     if model not in BUILTIN_PRICES:
