@@ -39,3 +39,12 @@ def test_download_to_stdout_into_a_reader_that_goes_away_says_nothing(flaky, tmp
     done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=in_tmp, env=env, capture_output=True, text=True, timeout=60)
     assert len(done.stdout) == 10, done
     assert "Error:" not in done.stderr and "Broken pipe" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_prepare_quiet_prints_the_file_it_wrote_and_nothing_else(tmp_path, in_tmp):
+    """Before, -q printed the summary table on stdout."""
+    (in_tmp / "rows.csv").write_text("id,text\n1,hello\n2,world\n")
+    result = runner.invoke(app, ["prepare", "rows.csv", "-t", "{text}", "--model", "echo", "-o", "req.jsonl", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["req.jsonl"]
+    assert len((in_tmp / "req.jsonl").read_text().splitlines()) == 2

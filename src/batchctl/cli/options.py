@@ -104,7 +104,7 @@ QuietOpt = Annotated[
     typer.Option(
         "--quiet",
         "-q",
-        help="Print only ids, one per line (submit, list, status; download: the saved files' paths), and no progress or notes; warnings and errors still show.",
+        help="Print only ids, one per line (submit, list, status; download, prepare: the files' paths), and no progress or notes; warnings and errors still show.",
     ),
 ]
 DebugOpt = Annotated[

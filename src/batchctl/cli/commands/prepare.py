@@ -110,7 +110,7 @@ def prepare(
         if outcome.estimate is not None:
             show_estimate(state.out, outcome.estimate)
 
-    state.out.result(outcome, human=show)
+    state.out.result(outcome, human=show, ids=[] if to_stdout else [str(outcome.output)])  # -q: the file written
     requests = outcome.report.requests
     counted = f"{requests:,} request{'s' if requests != 1 else ''}"
     if to_stdout:
