@@ -430,3 +430,15 @@ def test_a_base_url_with_a_password_and_an_api_key_is_refused_before_anything_is
     from batchctl.urls import userinfo_with_key
 
     assert userinfo_with_key(url, "sk-test1234567890abcd", key_header="api-key") is None  # azure: a header of its own
+
+
+def test_doctor_names_the_unset_variable_the_profiles_key_comes_from(gateway, monkeypatch):
+    """`profile test` / `doctor` said "no API key is configured" where every other command says the
+    profile's variable is not set."""
+    monkeypatch.delenv("TRIAL_NOPE", raising=False)
+    added = run("profile", "add", "oa2", "--provider", "openai", "--base-url", gateway.base_url, "--api-key-env", "TRIAL_NOPE")
+    assert added.exit_code == 0, added.output
+    result = run("doctor")
+    assert result.exit_code == 1, result.output
+    assert "TRIAL_NOPE is not set (the profile reads its key from it)" in result.output
+    assert "export TRIAL_NOPE=" in result.output

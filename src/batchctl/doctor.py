@@ -155,6 +155,9 @@ def key_check(settings: Settings, probes: list[Probe]) -> CheckResult:
     answered = [p for p in probes if p.status is not None]
     rejected = [p for p in answered if p.status == 401]
     if not settings.api_key and settings.provider != "local":
+        if settings.missing_key_env:  # the profile names the variable its key comes from, and it is not set
+            missing = f"{settings.missing_key_env} is not set (the profile reads its key from it)"
+            return CheckResult("api key", FAIL, missing, f"Set it: export {settings.missing_key_env}=...")
         if rejected or not answered:
             return CheckResult(
                 "api key", FAIL, "no API key is configured", "Give one: batchctl profile add NAME --api-key KEY --force, or BATCHCTL_API_KEY."
