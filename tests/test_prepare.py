@@ -408,3 +408,17 @@ def test_data_format_tsv_reads_tabs_whatever_the_extension_and_an_unknown_format
     assert json.loads(out.read_text().splitlines()[0])["body"]["messages"][-1]["content"] == "hello, world"
     unknown = runner.invoke(app, ["prepare", str(data), "--data-format", "xml", "-t", "{text}", "--model", "echo"])
     assert unknown.exit_code == 1 and "Use one of: csv, tsv, jsonl, parquet." in unknown.stderr
+
+
+def test_a_json_option_given_a_files_name_without_its_at_sign_says_to_add_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from batchctl.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text("id,text\n1,hello\n")
+    (tmp_path / "schema.json").write_text('{"type": "object"}')
+    result = CliRunner().invoke(app, ["prepare", "rows.csv", "-t", "{text}", "--model", "echo", "--json-schema", "schema.json"])
+    assert result.exit_code == 1
+    assert "Error: --json-schema schema.json: not JSON, but a file of that name exists" in result.stderr
+    assert "Write --json-schema @schema.json to read the file." in result.stderr

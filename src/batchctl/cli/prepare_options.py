@@ -87,6 +87,9 @@ def json_file(value: str | None, option: str) -> dict[str, Any] | None:
     try:
         obj = json.loads(text)
     except ValueError as exc:
+        if not value.startswith("@") and Path(value).is_file():  # a file's name without its @
+            raise BatchctlError(f"{option} {value}: not JSON, but a file of that name exists",
+                                f"Write {option} @{value} to read the file.") from None  # fmt: skip
         raise BatchctlError(f"{option} {value}: not valid JSON: {exc}", "Give a file holding one JSON object: @FILE.json.") from None
     if not isinstance(obj, dict):
         raise BatchctlError(f"{option} {value}: expected a JSON object", "Give a file holding one JSON object: @FILE.json.")
