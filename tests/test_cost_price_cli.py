@@ -105,3 +105,11 @@ def test_a_new_currency_needs_both_prices_not_a_relabelled_kept_one(work):
     invoke("profile", "price", "set", "qwen-plus", "--input", "1", "--output", "3", "--currency", "USD")
     invoke("profile", "price", "set", "qwen-plus", "--output", "4")  # the same currency: one price may change
     assert prices_in_config("work")["qwen-plus"]["output"] == 4 and prices_in_config("work")["qwen-plus"]["currency"] == "USD"
+
+
+def test_max_cost_without_a_price_names_the_command_that_adds_one(work, tmp_path):
+    source = write_requests(tmp_path / "chat.jsonl", 3)  # model echo: no built-in price
+    result = invoke("submit", str(source), "--max-cost", "1", ok=False)
+    assert result.exit_code == 1, result.output
+    assert "cannot check --max-cost: no price for model echo" in result.stderr
+    assert "batchctl profile price set echo --input N --output N" in result.stderr

@@ -409,7 +409,8 @@ def check_max_cost(estimate: Estimate, amount: float | None) -> BatchctlError | 
     if estimate.unknown_models:
         return BatchctlError(
             f"cannot check --max-cost: no price for model {', '.join(estimate.unknown_models)}",
-            "Add its price to the profile ([profiles.NAME.prices] in the config, see docs/cost.md), or drop --max-cost.",
+            f"Add its price: batchctl profile price set {estimate.unknown_models[0]} --input N --output N --currency USD "
+            "(per 1M tokens; docs/cost.md), or drop --max-cost.",
         )
     currency = estimate.currency or ""
     if estimate.output_bound is None:
