@@ -153,7 +153,8 @@ def submit(
     """Validate a Batch input file, upload it and create the batch; print its id and how to watch it.
 
     Invalid files are refused with every problem listed, and nothing is uploaded. A file over the
-    profile's limits becomes a job (job_…) of several batches; the same submission again attaches to
+    profile's limits (the provider's, or `profile add … --max-requests N --max-file-mb MB` of your own)
+    becomes a job (job_…) of several batches; the same submission again attaches to
     its job (or resumes it after a crash) instead of uploading again. With --wait, watch the batches
     to the end and download the results (output, and errors beside it).
 
