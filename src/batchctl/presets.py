@@ -15,6 +15,11 @@ from batchctl.providers import PROVIDERS, ProviderSpec
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
+def _metavar(placeholder: str) -> str:
+    """How the option's help names its value: `--workspace-id ID`, `--resource NAME`."""
+    return "ID" if placeholder.endswith("_id") else "NAME"
+
+
 def preset_base_url(preset: str, values: Mapping[str, str | None], *, base_url: str | None = None) -> tuple[str, str]:
     """(base URL, provider) of `profile add --preset NAME`, its `{placeholders}` filled from `values`.
 
@@ -38,7 +43,7 @@ def preset_base_url(preset: str, values: Mapping[str, str | None], *, base_url: 
             option = "--" + given[0].replace("_", "-")
             raise BatchctlError(
                 f"{option} fills preset {preset}'s base URL ({template}), but --base-url gives the whole URL",
-                f"Give one of them: --preset {preset} {option} NAME, or --preset {preset} --base-url URL.",
+                f"Give one of them: --preset {preset} {option} {_metavar(given[0])}, or --preset {preset} --base-url URL.",
                 EXIT_USAGE,
             )
         return base_url, provider
@@ -48,8 +53,8 @@ def preset_base_url(preset: str, values: Mapping[str, str | None], *, base_url: 
         option = "--" + key.replace("_", "-")
         if not value:
             raise BatchctlError(
-                f"preset {preset} needs {option} NAME to fill its base URL {template}",
-                f"Add {option} NAME, or give the whole URL with --base-url URL.",
+                f"preset {preset} needs {option} {_metavar(key)} to fill its base URL {template}",
+                f"Add {option} {_metavar(key)}, or give the whole URL with --base-url URL.",
                 EXIT_USAGE,
             )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", value):
