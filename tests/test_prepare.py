@@ -184,12 +184,15 @@ def test_join_keeps_every_row_in_order_with_failures_and_missing(tmp_path):
     count = write_joined(tmp_path / "j.jsonl", "jsonl", source.columns, added_columns(source.columns, ""), rows)
     got = lines(tmp_path / "j.jsonl")
     assert count == 4 and [r["text"] for r in got] == ["a,1", "b", "c\nd", "e"] and got[1]["n"] == ""
+    # JSON was asked for and "A" is not JSON: kept as text, with the reason as the row's error (it counts as failed).
     assert got[0] | {} == {"text": "a,1", "n": "1", "answer": "A", "finish_reason": "stop", "prompt_tokens": 3,
-                           "completion_tokens": 2, "error": None, "batch_id": "batch_1"}  # fmt: skip
+                           "completion_tokens": 2, "error": "invalid_json: the answer is not valid JSON (Expecting value "
+                           "at character 0)", "batch_id": "batch_1"}  # fmt: skip
     assert got[1]["answer"] is None and got[1]["error"] == "bad_request: too long" and got[1]["batch_id"] == "batch_2"
-    assert got[2]["answer"] == {"k": 1}  # parsed JSON (a --json-schema job)
+    assert got[2]["answer"] == {"k": 1} and got[2]["error"] is None  # parsed JSON (a --json-schema job)
     assert got[3]["error"].startswith("missing_result:") and got[3]["batch_id"] is None
-    assert (report.requests, report.succeeded, report.failed, report.missing, report.unexpected) == (4, 2, ["row-2"], ["row-4"], 1)
+    assert (report.requests, report.succeeded, report.failed, report.missing, report.unexpected) == (4, 1, ["row-1", "row-2"], ["row-4"], 1)
+    assert report.invalid_json == 1
 
     report = MergeReport()
     rows = joined_rows(open_rows(data), [outs, errs], ["b1", "b2"], JoinSettings(), report)
@@ -197,6 +200,7 @@ def test_join_keeps_every_row_in_order_with_failures_and_missing(tmp_path):
     with open(tmp_path / "j.csv", encoding="utf-8-sig", newline="") as handle:
         got = list(csv.DictReader(handle))
     assert got[2]["text"] == "c\nd" and got[2]["answer"] == '{"k": 1}' and got[1]["answer"] == ""
+    assert got[0]["answer"] == "A" and got[0]["error"] == "" and report.invalid_json == 0  # no JSON asked for: text
 
 
 def test_join_takes_each_rows_newest_success_across_retry_parts(tmp_path):

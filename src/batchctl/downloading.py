@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,7 @@ class DownloadOutcome:
     deletions: list[RemoteDeletion] | None = None  # None: --delete-remote was not asked for
     # Why nothing could be saved (a batch that ended without any file), for people.
     nothing_saved: str | None = None
+    notes: list[str] = field(default_factory=list)  # warnings for people (e.g. a --join of a changed table)
 
     def to_dict(self) -> dict[str, Any]:
         return self.result.to_dict()

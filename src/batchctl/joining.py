@@ -3,11 +3,14 @@ with its answer, finish reason, token counts, error and batch id, as CSV, JSONL 
 
 For a job made by `submit DATA --template` the data file, its format and delimiter, the id column and
 whether a JSON schema was asked for are read from the journal; given options win over recorded ones.
+Such a job also records the data file's SHA-256: a file whose content is not that any more (sorted,
+filtered or edited in a spreadsheet since, or another file named) is refused, since matched by row
+number its rows would get other rows' answers; with --id-column it joins only when every id matches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from batchctl.jobs.records import Job
     from batchctl.jobs.store import Journal
     from batchctl.jobs.submit import WaitForAll
+    from batchctl.merging import MergeReport
 
 
 @dataclass
@@ -57,6 +61,53 @@ def _batch_ids(journal: Journal, target: str, job: Job | None) -> list[tuple[int
     return [(p.index, p.batch_id) for p in parts if p.batch_id]
 
 
+def _changed_since(data: Path, job: Job | None, recorded: dict[str, Any]) -> tuple[str, str] | None:
+    """The refusal to join `data` when the job recorded its table's SHA-256 (`submit DATA --template`) and
+    `data`'s content is not that (sorted, filtered or edited since, or another file): matched by row number,
+    its rows would get other rows' answers. None when it is the same, or nothing was recorded (a job of an
+    older release, or requests made by `prepare`: nothing to compare with). As for `download --merge INPUT`
+    there is no flag to join it anyway: the answers would be on the wrong rows, and they stay available
+    without the table (`download JOB --content`)."""
+    import shlex
+
+    from batchctl.jobs.retry import sha256_of
+    from batchctl.preparing import DATA_SHA256
+
+    expected = recorded.get(DATA_SHA256)
+    if job is None or not expected or not data.is_file() or sha256_of(data) == expected:
+        return None
+    original = Path(recorded.get("data") or data).name
+    id_column = recorded.get("id_column")
+    if id_column:
+        safe = (f"Its requests carry ids from the column {id_column!r}: a table that was only re-sorted (each id "
+                "still there once) joins by them.")  # fmt: skip
+    else:
+        safe = ("Rows are matched by their number (row-1, row-2, ...): a table prepared with --id-column COLUMN "
+                "would join by its own ids even when re-sorted.")  # fmt: skip
+    return (
+        f"{data.name} changed since {job.id} was submitted (SHA-256 differs)",
+        f"Restore {original} as it was submitted (e.g. from a backup), or name an unchanged copy: batchctl download "
+        f"{job.id} --join {shlex.quote('COPY' + Path(original).suffix)}; the answers alone, without the rows: "
+        f"batchctl download {job.id} --content. {safe}",
+    )
+
+
+def _same_ids(rows: Iterator[tuple[dict[str, Any], tuple[Any, ...]]], report: MergeReport, changed: tuple[str, str],
+              id_column: str) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:  # fmt: skip
+    """The joined rows of a changed table, refused (nothing is written) unless every row's id matched one
+    request and every request one row: the table was re-sorted, not filtered, extended or given new ids (a row edited in place cannot be told from the rest)."""
+    yield from rows
+    if report.missing or report.unexpected:
+        detail = []
+        if report.missing:
+            detail.append(f"{len(report.missing):,} rows match no result ({', '.join(report.missing[:3])}"
+                          f"{', ...' if len(report.missing) > 3 else ''})")  # fmt: skip
+        if report.unexpected:
+            detail.append(f"{report.unexpected:,} results match no row")
+        raise BatchctlError(f"{changed[0]}, and its {id_column} ids are not the job's: {'; '.join(detail)}; "
+                            "nothing was written", changed[1])  # fmt: skip
+
+
 def join_results(
     journal: Journal, target: str, job: Job | None, client_for: Callable[[str], BatchClient], request: JoinRequest, *,
     wait_for_all: WaitForAll | None = None,
@@ -75,6 +126,7 @@ def join_results(
     if data is None:
         raise BatchctlError(f"--join needs the data file: {target} was not submitted from one with --template",
                             f"Name it: batchctl download {target} --join DATA.")  # fmt: skip
+    changed = _changed_since(data, owner, recorded)
     same_data = request.data is None or str(data.resolve()) == recorded.get("data")
     delimiter = request.delimiter or (recorded.get("delimiter") if same_data else None)
     encoding = request.encoding or (recorded.get("encoding") if same_data else None)
@@ -86,6 +138,9 @@ def join_results(
     if settings.id_column is not None and settings.id_column not in source.columns:
         raise BatchctlError(f"--id-column {settings.id_column!r} is not a column of {data.name}; its columns are: "
                             f"{', '.join(source.columns)}", "Name the column the requests were prepared with.")  # fmt: skip
+    by_id = changed is not None and recorded.get("id_column") is not None and settings.id_column == recorded["id_column"]
+    if changed is not None and not by_id:
+        raise BatchctlError(f"{changed[0]}: its rows would get other rows' answers", changed[1])
     suffix = data.suffix if data.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet") else ".csv"
     output = request.output or Path(f"{data.stem}.answers{suffix}")
     fmt = output_format(output, request.fmt)
@@ -119,10 +174,17 @@ def join_results(
                     ranks.append(rank)
         # With retry parts, the files are attempts of the same requests: each row gets its newest success.
         rows = joined_rows(source, paths, owners, settings, report, ranks=ranks)
+        if by_id:  # a changed table joined by its rows' own ids: written only when each id is there once
+            rows = _same_ids(rows, report, changed, settings.id_column)  # type: ignore[arg-type]
         count = write_joined(output, fmt, source.columns, added, rows, arrow_schema=source.arrow_schema,
                              delimiter="\t" if output.suffix.lower() == ".tsv" else ",")  # fmt: skip
     outcome.result.files.append(SavedFile("joined", output, count, output.stat().st_size))
     outcome.result.failed_requests = len(report.failed)
+    if by_id:
+        assert owner is not None
+        outcome.notes.append(f"{data.name} changed since {owner.id} was submitted; its rows were joined by their "
+                             f"{settings.id_column} (every id matched one request): the order does not matter, but a "
+                             "row edited since keeps the answer to its old text")  # fmt: skip
     if count and not report.succeeded and report.missing and len(report.missing) == count and settings.id_column is None:
         outcome.nothing_saved = (f"no row of {data.name} matched a result by row number: if the requests were "
                                  "prepared with --id-column, pass the same --id-column")  # fmt: skip

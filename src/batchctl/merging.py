@@ -28,6 +28,7 @@ class MergeReport:
     duplicates: int = 0  # results beyond the first for one custom_id (ignored)
     superseded: int = 0  # results of older attempts that a retry's result replaced (ignored)
     unreadable: int = 0  # result lines that are not JSON objects with a custom_id (ignored)
+    invalid_json: int = 0  # (--join of a --json-schema job) answers that do not parse, counted in `failed` too
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class MergeReport:
             "duplicates": self.duplicates,
             "superseded": self.superseded,
             "unreadable": self.unreadable,
+            "invalid_json": self.invalid_json,
             "failed_ids": self.failed,
             "missing_ids": self.missing,
         }

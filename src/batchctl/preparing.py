@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from batchctl.validation import ValidationReport
 
 BYTES_PER_TOKEN = 4  # the estimate `validate` gives: UTF-8 bytes of prompt text / 4
+# The data file's SHA-256 in a job's options["prepare"]; not part of the key a re-run finds its job by
+# (the same requests from a re-saved table attach to their job, which then records the new content).
+DATA_SHA256 = "data_sha256"
 
 
 @dataclass
@@ -43,11 +46,12 @@ class PrepareRequest:
     force: bool = False
     profile: str | None = None  # whose price overrides the estimate uses
 
-    def recorded(self, source: RowSource) -> dict[str, Any]:
-        """The settings a job keeps for the join: the data file, how it was read, and the spec."""
+    def recorded(self, source: RowSource, sha256: str) -> dict[str, Any]:
+        """The settings a job keeps for the join: the data file, its content's SHA-256 (the join refuses
+        the file once it changed: its rows would get other rows' answers), how it was read, and the spec."""
         encoding = {"encoding": self.encoding} if self.encoding else {}
-        return {"data": str(self.data.resolve()), "format": source.fmt, "delimiter": source.delimiter,
-                **encoding, **self.spec.recorded()}  # fmt: skip
+        return {"data": str(self.data.resolve()), DATA_SHA256: sha256, "format": source.fmt,
+                "delimiter": source.delimiter, **encoding, **self.spec.recorded()}  # fmt: skip
 
 
 @dataclass
@@ -173,6 +177,7 @@ def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Rep
 
     prepare: PrepareRequest = request.prepare
     source = open_checked(prepare, provider)
+    data_sha256 = sha256_of(prepare.data)  # streamed; before the rows are read, as the join will compare
     base = data_dir() / "prepared"
     base.mkdir(parents=True, exist_ok=True)
     name = f"{prepare.data.stem}.requests.jsonl"
@@ -192,7 +197,7 @@ def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Rep
     request.file, request.prepare = prepared.path, None
     request.endpoint = prepare.spec.url
     request.model = None  # every line has it already: no rewritten copy of the file (it is recorded below)
-    request.job_options = {"prepare": prepare.recorded(source)}
+    request.job_options = {"prepare": prepare.recorded(source, data_sha256)}
     try:
         yield prepared
     finally:

@@ -31,7 +31,7 @@ TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="tem
 JsonSchemaOpt = Annotated[
     str | None,
     typer.Option("--json-schema", metavar="@FILE",
-                 help="Ask for JSON following this schema (response_format json_schema); --join then parses each answer."),
+                 help="Ask for JSON following this schema (response_format json_schema); --join then parses each answer (one that is not JSON: error invalid_json)."),
 ]  # fmt: skip
 IdColumnOpt = Annotated[
     str | None,

@@ -67,6 +67,8 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
     batch, result = outcome.batch, outcome.result
     if outcome.nothing_saved:
         out.warn(outcome.nothing_saved)
+    for note in outcome.notes:
+        out.warn(note)
     for saved in result.files:
         label = _SAVED_LABELS.get(saved.kind, f"Answers ({outcome.content_format})")
         kept = ", complete from an earlier run: kept" if saved.kept else ""
@@ -89,6 +91,9 @@ def show_download(out: Output, outcome: DownloadOutcome) -> None:
             out.warn(f"{merge.duplicates:,} duplicate results for one custom_id were left out (the first was kept).")
         if merge.unreadable:
             out.warn(f"{merge.unreadable:,} result lines are not JSON objects with a custom_id (left out).")
+        if merge.invalid_json:
+            out.warn(f"{_plural(merge.invalid_json, 'answer')} {'was' if merge.invalid_json == 1 else 'were'} not valid "
+                     "JSON (counted as failed): each kept as text, its error column says invalid_json.")
     elif result.failed_requests:
         out.warn(f"{_plural(result.failed_requests, 'request')} failed; see the error file.")
     if outcome.deletions is not None:

@@ -128,7 +128,7 @@ def open_job(
         max_line_bytes=spec.max_line_bytes,
     )  # fmt: skip
     options.update(request.job_options or {})  # e.g. what `submit DATA --template` prepared the input from
-    key = options_key(options)
+    key = options_key(_keyed(options))
     if request.new:
         earlier = journal.find_job(key)
         if earlier is not None:  # it stays listed and reachable; it just no longer stands for this submission
@@ -143,13 +143,36 @@ def open_job(
             metadata=request.metadata, state="splitting",
         )  # fmt: skip
     except JobExists as exc:
-        job = exc.job
+        job = _note_data_sha256(journal, exc.job, options)
         if job.state in ("active", "completed"):
             reporter.info(f"already submitted as {job.id} on {_when(job.created_at)}: attaching; --new to submit again")
         else:
             reporter.info(f"{job.id} (started {_when(job.created_at)}) did not finish submitting: resuming it; --new to submit again")
         return job, True
     return job, False
+
+
+def _keyed(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a re-run finds its job by: all but the data file's SHA-256 (`submit DATA --template`)."""
+    from batchctl.preparing import DATA_SHA256
+
+    prepared = options.get("prepare")
+    if not isinstance(prepared, dict) or DATA_SHA256 not in prepared:
+        return options
+    return {**options, "prepare": {k: v for k, v in prepared.items() if k != DATA_SHA256}}
+
+
+def _note_data_sha256(journal: Journal, job: Job, options: dict[str, Any]) -> Job:
+    """A re-run that attaches to `job` from a data file whose content changed but whose requests did not
+    (the same input, so every row has the same request in the same place, e.g. a re-saved table or an edited
+    column the template does not use): the job records the file as it is now, for `download --join`."""
+    from batchctl.preparing import DATA_SHA256
+
+    now = (options.get("prepare") or {}).get(DATA_SHA256)
+    prepared = (job.options or {}).get("prepare")
+    if not now or not isinstance(prepared, dict) or prepared.get(DATA_SHA256) == now:
+        return job
+    return journal.update_job(job.id, options={**job.options, "prepare": {**prepared, DATA_SHA256: now}}) or job
 
 
 def submit_job(

@@ -3,7 +3,9 @@
 The result files are indexed by custom_id -> (file, offset) (never held in memory); then DATA is read
 once, in order, and each row is written with its answer columns added: `answer`, `finish_reason`,
 `prompt_tokens`, `completion_tokens`, `error` (`code: message`) and `batch_id`. A row whose request
-failed (or got no result) keeps its data, with an empty answer and the error.
+failed (or got no result) keeps its data, with an empty answer and the error. When JSON was asked for
+(--json-schema), each answer is parsed; one that does not parse stays as text, with `invalid_json: …`
+as its error, and counts as failed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
 _BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
               ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
 PARQUET_ROWS = 4096
+INVALID_JSON = "invalid_json"  # the error code of a row whose answer (JSON was asked for) does not parse
 
 
 def output_format(path: Path, forced: str | None) -> str:
@@ -82,12 +85,19 @@ def answer_columns(line: bytes | None, parse_json: bool) -> tuple[Any, Any, Any,
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    if parse_json and isinstance(answer, str):
+    if parse_json and isinstance(answer, str) and not error:
         try:
             answer = json.loads(answer)
-        except ValueError:
-            pass  # not JSON after all: kept as the text it is
+        except ValueError as exc:  # kept as the text it is; the row says why it is not the JSON asked for
+            error = invalid_json(exc, finish)
     return answer, finish, prompt, completion, error
+
+
+def invalid_json(exc: ValueError, finish: Any) -> str:
+    """`invalid_json: …` (short) for an answer of a --json-schema request that does not parse."""
+    detail = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+    cut = " (cut off: finish_reason length)" if finish == "length" else ""
+    return f"{INVALID_JSON}: the answer is not valid JSON ({detail}){cut}"
 
 
 @dataclass
@@ -121,6 +131,8 @@ def joined_rows(source: RowSource, paths: Sequence[Path], batch_ids: Sequence[st
             if line is not None:
                 if error:
                     report.failed.append(cid)
+                    if error.startswith(INVALID_JSON + ":") and settings.parse_json:
+                        report.invalid_json += 1
                 else:
                     report.succeeded += 1
             yield row, (answer, finish, prompt, completion, error, batch_id)

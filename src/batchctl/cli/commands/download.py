@@ -61,7 +61,7 @@ JoinOpt = Annotated[
         "--join", metavar="[DATA]",
         help="Write DATA's rows in their order with answer, finish_reason, prompt_tokens, completion_tokens, error "
         "and batch_id added (-o answers.csv|.jsonl|.parquet; default <DATA name>.answers.<ext>). Without DATA: the "
-        "file of `submit DATA --template`.",
+        "file of `submit DATA --template`, whose SHA-256 the job recorded: a table changed since is refused.",
     ),
 ]  # fmt: skip
 JoinIdColumnOpt = Annotated[
@@ -75,7 +75,7 @@ PrefixOpt = Annotated[
     str, typer.Option("--prefix", metavar="TEXT", help="With --join: put TEXT before the added column names (when DATA has an answer column).")
 ]
 ParseJsonOpt = Annotated[
-    bool, typer.Option("--parse-json", help="With --join: parse each answer as JSON (automatic for --json-schema jobs).")
+    bool, typer.Option("--parse-json", help="With --join: parse each answer as JSON (automatic for --json-schema jobs); one that is not: error invalid_json.")
 ]
 
 
