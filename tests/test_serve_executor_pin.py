@@ -180,3 +180,18 @@ def test_a_batch_of_an_older_release_is_pinned_by_what_it_did(tmp_path):
     batch = store.get_batch(sent["id"])
     assert batch["executor"] == "upstream http://127.0.0.1:1/v1" and batch["errors"] is None
     store.close()
+
+
+def test_the_recorded_executor_names_the_upstream_and_channel_never_a_secret():
+    from batchctl.server.config import ServerConfig
+    from batchctl.server.executors import executor_identity, serve_for
+
+    assert executor_identity(ServerConfig(latency=0.5, failure_rate=0.1)) == "echo"
+    with_password = executor_identity(ServerConfig(upstream="http://bob:hunter2@gw:3000/v1/"))
+    assert with_password == "upstream http://bob:****@gw:3000/v1"
+    pinned = executor_identity(ServerConfig(upstream="https://gw/v1", upstream_key="sk-secret-1", upstream_channel="2"))
+    assert pinned == "upstream https://gw/v1 channel 2" and "sk-" not in pinned
+    assert serve_for(pinned) == "batchctl serve --upstream https://gw/v1 --upstream-channel 2"
+    # rpm, concurrency and the key are how, not who: the same record
+    assert executor_identity(ServerConfig(upstream="https://gw/v1", upstream_key="sk-other", upstream_channel="2",
+                                          rpm=60, concurrency=2)) == pinned  # fmt: skip

@@ -63,7 +63,7 @@ def executor_identity(config: ServerConfig) -> str:
 def serve_for(identity: str) -> str:
     """The `batchctl serve` command that runs batches of `identity` (`executor_identity`)."""
     if identity == ECHO_IDENTITY:
-        return "batchctl serve (without --upstream)"
+        return "batchctl serve"
     if identity == SOME_UPSTREAM:
         return "batchctl serve --upstream URL (the one it was created with)"
     url, _, channel = identity.removeprefix(SOME_UPSTREAM + " ").partition(" channel ")
