@@ -203,9 +203,7 @@ class BatchRunner:
                 return SOME_UPSTREAM
             self.store.update_batch(batch["id"], executor=self.identity)
             return None
-        if owner == self.identity or (owner == SOME_UPSTREAM and self.identity != ECHO_IDENTITY):
-            return None
-        return owner
+        return None if owner == self.identity else owner
 
     def _wait(self, batch: dict[str, Any], owner: str) -> None:
         """Leave `batch` as it is, saying why in its `errors` and the log: another executor's batch."""
