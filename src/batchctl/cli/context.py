@@ -158,7 +158,7 @@ class AppState:
                 f"nothing answers at {url} and BATCHCTL_AUTOSTART=0 forbids starting a local server",
                 hint=f"Start one with `{serve_command(url, '--background')}`, or unset BATCHCTL_AUTOSTART.",
             )
-        ensure_local_server(url, data_dir(), notify=self.out.info, own_only=own_only)
+        ensure_local_server(url, data_dir(), notify=self.out.info, own_only=own_only, warn=self.out.warn)
 
     def journal(self) -> Journal:
         """The journal, opened once for this command (closed in `close`)."""

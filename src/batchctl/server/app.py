@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from batchctl import __version__
 from batchctl.server import batches, files
 from batchctl.server.config import ServerConfig, data_dir_id
-from batchctl.server.executors import make_executor
+from batchctl.server.executors import describe_executor, executor_identity, make_executor, serve_for
 from batchctl.server.runner import BatchRunner
 from batchctl.server.store import Store, new_id
 from batchctl.server.wire import JSONResponse, OpenAIErrorResponse
@@ -90,6 +90,11 @@ class RequestIdAndAuth:
 
 async def health(request: Request) -> Response:
     body = {"status": "ok", "version": __version__, "pid": os.getpid(), "data_dir_id": request.app.state.data_dir_id}
+    runner = getattr(request.app.state, "runner", None)
+    if runner is not None and runner.waiting:
+        # Batches this server leaves alone, created for another executor: the autostart names them (autostart.py).
+        body["waiting_batches"] = [{"id": batch_id, "executor": describe_executor(owner), "serve": serve_for(owner)}
+                                   for batch_id, owner in runner.waiting.items()]  # fmt: skip
     return JSONResponse(body)
 
 
@@ -148,7 +153,7 @@ def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) 
         state.limits = (config.max_file_bytes, config.max_line_bytes)
         state.any_endpoint = bool(config.upstream)  # an upstream serves what the echo model does not
         state.executor = make_executor(config)
-        state.runner = BatchRunner(state.store, state.executor)
+        state.runner = BatchRunner(state.store, state.executor, identity=executor_identity(config))
         await state.runner.resume_all()
         sweeper = asyncio.create_task(sweep_expired_files(state.store, SWEEP_SECONDS))
         try:

@@ -94,8 +94,12 @@ def ensure_local_server(
     *,
     config: ServerConfig | None = None,
     own_only: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> bool:
     """Start a background server for `base_url` unless one answers; True if one was started.
+
+    `warn` (default `notify`) hears of the batches the new server leaves alone, created for another executor
+    (`waiting_notes`).
 
     The server keeps its state in `data_dir/server`, its pid and log where `background_files` says
     (`data_dir/server.pid` and `data_dir/server.log` by default). `config` sets the rest (its own
@@ -120,7 +124,7 @@ def ensure_local_server(
             if own_only:
                 require_own_server(health, root, data_dir, state_dir)
             return False
-        return _start(root, host, port, data_dir, notify, config, state_dir, own_only)
+        return _start(root, host, port, data_dir, notify, config, state_dir, own_only, warn or notify)
 
 
 @contextlib.contextmanager
@@ -145,6 +149,7 @@ def _start(
     config: ServerConfig | None,
     state_dir: Path,
     own_only: bool,
+    warn: Callable[[str], None],
 ) -> bool:
     if _port_open(host, port):
         # Something listens: a busy server answers slowly, so give it longer before deciding it is
@@ -191,9 +196,12 @@ def _start(
     pid_file.write_text(json.dumps({"pid": proc.pid, "url": root + "/v1"}))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if is_healthy(root, timeout=0.5):
+        health = is_healthy(root, timeout=0.5)
+        if health:
             forwarding = f", forwarding to {display_url(config.upstream)}" if config.upstream else ""
             notify(f"Started the local batch server on {display_url(root)}/v1{forwarding} (pid {proc.pid}, log {log_path})")
+            for note in waiting_notes(health):
+                warn(note)
             return True
         if proc.poll() is not None:
             break
@@ -206,6 +214,20 @@ def _start(
         hint=f"See its log: {log_path}. Is port {port} taken by another program? Use another port: `batchctl serve"
         " --port N`, or for the local profile BATCHCTL_SERVE_PORT=N (docs/serve.md).",
     )
+
+
+def waiting_notes(health: dict) -> list[str]:
+    """What a server's `/health` says of the batches it leaves alone, created for another executor (one line
+    each): `batch_… waits for `batchctl serve --upstream http://…``."""
+    notes = []
+    for item in health.get("waiting_batches") or []:
+        if isinstance(item, dict) and item.get("id"):
+            notes.append(
+                f"{item['id']} was created for {item.get('executor', 'another executor')} and waits: this server does"
+                f" not run it. Stop this one (`batchctl serve --stop`) and start `{item.get('serve', 'batchctl serve')}`"
+                " on this data dir, or cancel the batch."
+            )
+    return notes
 
 
 def child_env(config: ServerConfig) -> dict[str, str]:

@@ -158,7 +158,7 @@ async def create_batch(request: Request) -> Response:
             code="invalid_value",
             param="input_file_id",
         )
-    row = store.create_batch(**checked._asdict())
+    row = store.create_batch(**checked._asdict(), executor=request.app.state.runner.identity)
     request.app.state.runner.start(row["id"])
     return JSONResponse(batch_object(row))
 

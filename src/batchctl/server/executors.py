@@ -40,6 +40,45 @@ def make_executor(config: ServerConfig) -> Executor:
     return EchoExecutor(config)
 
 
+# -- which executor a batch belongs to ------------------------------------------------------------
+# Recorded with each batch (`batches.executor`): a batch is run only by a server with the same executor,
+# never finished by another one (an echo server would answer an upstream's batch with fake `echo:` lines).
+ECHO_IDENTITY = "echo"
+# A batch of an older release (no executor recorded) that sent requests to some upstream: which one is unknown.
+SOME_UPSTREAM = "upstream"
+
+
+def executor_identity(config: ServerConfig) -> str:
+    """Which executor `config` runs, as recorded with a batch: `echo`, or `upstream URL` (its password masked,
+    never a key) and ` channel N` with --upstream-channel. The echo settings (latency, failure rate) and the
+    upstream's limits (rpm, concurrency, ...) are not part of it: they change how, not who, answers."""
+    if not config.upstream:
+        return ECHO_IDENTITY
+    from batchctl.urls import display_url
+
+    identity = f"{SOME_UPSTREAM} {display_url(config.upstream.strip().rstrip('/'))}"
+    return identity + (f" channel {config.upstream_channel}" if config.upstream_channel else "")
+
+
+def serve_for(identity: str) -> str:
+    """The `batchctl serve` command that runs batches of `identity` (`executor_identity`)."""
+    if identity == ECHO_IDENTITY:
+        return "batchctl serve"
+    if identity == SOME_UPSTREAM:
+        return "batchctl serve --upstream URL (the one it was created with)"
+    url, _, channel = identity.removeprefix(SOME_UPSTREAM + " ").partition(" channel ")
+    return f"batchctl serve --upstream {url}" + (f" --upstream-channel {channel}" if channel else "")
+
+
+def describe_executor(identity: str) -> str:
+    """`identity` (`executor_identity`) as a person reads it."""
+    if identity == ECHO_IDENTITY:
+        return "the built-in echo model"
+    if identity == SOME_UPSTREAM:
+        return "an --upstream (the older release that created it did not record which)"
+    return identity.replace(f"{SOME_UPSTREAM} ", "--upstream ", 1).replace(" channel ", " --upstream-channel ")
+
+
 
 # -- upstream ----------------------------------------------------------------------------------
 

@@ -43,7 +43,13 @@ from batchctl.errors import BatchctlError
 from batchctl.results import write_atomically
 from batchctl.server.commits import GroupCommitter
 from batchctl import jsonfast
-from batchctl.server.executors import Executor
+from batchctl.server.executors import (
+    ECHO_IDENTITY,
+    SOME_UPSTREAM,
+    Executor,
+    describe_executor,
+    serve_for,
+)
 from batchctl.server.outcome import Outcome, quick_id
 from batchctl.server.store import (
     CANCELLABLE_STATUSES,
@@ -64,6 +70,9 @@ SLICE_SECONDS = 0.0005
 
 # A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# The code of the note in a batch's `errors` while it waits for a server with its executor (`BatchRunner.resume_all`).
+WAITING_CODE = "waiting_for_executor"
 
 EXPIRED_ERROR = {
     "code": "batch_expired",
@@ -115,6 +124,11 @@ def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
     return _as_text(custom_id), _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
 
 
+def _waiting_note(batch: dict[str, Any]) -> bool:
+    """Whether the batch's `errors` is the note of a wait for another executor (`BatchRunner._wait`)."""
+    return bool(batch.get("errors")) and WAITING_CODE in batch["errors"]
+
+
 def _readable(file: dict[str, Any] | None) -> bool:
     return file is not None and os.path.exists(file["path"])
 
@@ -143,16 +157,67 @@ def _unfinished_upto(file: dict[str, Any] | None, done: set[int], upto: int) -> 
 class BatchRunner:
     """Owns the asyncio task of every active batch."""
 
-    def __init__(self, store: Store, executor: Executor) -> None:
+    def __init__(self, store: Store, executor: Executor, *, identity: str | None = None) -> None:
         self.store = store
         self.executor = executor
+        # Which executor this is (`executors.executor_identity`), recorded with each batch created here; None
+        # (tests' stand-in executors) runs every batch.
+        self.identity = identity
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.wakeups: dict[str, asyncio.Event] = {}
+        # Batches left alone, created for another executor: batch id -> that executor's identity (in /health).
+        self.waiting: dict[str, str] = {}
 
     async def resume_all(self) -> None:
+        """Resume every batch that has not ended, except those created for another executor (`_owner_elsewhere`):
+        they stay as they are, saying so in their `errors`, until a server with their executor starts."""
         for batch_id in self.store.active_batch_ids():
+            batch = self.store.get_batch(batch_id)
+            if batch is None:
+                continue
+            owner = self._owner_elsewhere(batch)
+            if owner is not None:
+                self._wait(batch, owner)
+                continue
+            if _waiting_note(batch):
+                self.store.update_batch(batch_id, errors=None)  # the right server at last: the note goes
             log.info("resuming %s", batch_id)
             self.start(batch_id)
+
+    def _owner_elsewhere(self, batch: dict[str, Any]) -> str | None:
+        """The identity of the executor `batch` was created for when this server must not run it, else None.
+
+        Only requests are pinned: a cancelling or finalizing batch (nothing left to send) and one past its
+        window (it expires without sending any) end here whatever their executor. A batch of an older release
+        recorded none: it is taken by this server, as before, and recorded from then on -- unless it sent
+        requests to an upstream (marks it left) and this server is the echo model, which would answer the
+        rest with fake lines: it waits for an upstream (which one is not known).
+        """
+        if self.identity is None or batch["status"] not in CANCELLABLE_STATUSES:
+            return None
+        if time.time() >= batch["created_ts"] + batch["window_seconds"]:
+            return None
+        owner = batch.get("executor")
+        if owner is None:
+            if self.identity == ECHO_IDENTITY and self.store.sent_upstream(batch["id"]):
+                return SOME_UPSTREAM
+            self.store.update_batch(batch["id"], executor=self.identity)
+            return None
+        return None if owner == self.identity else owner
+
+    def _wait(self, batch: dict[str, Any], owner: str) -> None:
+        """Leave `batch` as it is, saying why in its `errors` and the log: another executor's batch."""
+        batch_id = batch["id"]
+        self.waiting[batch_id] = owner
+        message = (
+            f"This batch was created for {describe_executor(owner)}, and this server runs"
+            f" {describe_executor(self.identity or '')}: it is not run here (its answers would not be that"
+            f" executor's). It stays {batch['status']} and resumes when `{serve_for(owner)}` runs on this data"
+            " dir; a cancel ends it."
+        )
+        error = {"code": WAITING_CODE, "message": message, "param": None, "line": None}
+        self.store.update_batch(batch_id, errors={"object": "list", "data": [error]})
+        log.warning("%s waits for another executor: %s", batch_id, message)
 
     def start(self, batch_id: str) -> None:
         if batch_id in self.tasks:
@@ -167,8 +232,13 @@ class BatchRunner:
         self.wakeups.pop(batch_id, None)
 
     def cancel(self, batch_id: str) -> dict[str, Any] | None:
-        """Ask a batch to stop; the caller has checked it may be cancelled. Returns the batch."""
-        self.store.transition(batch_id, "cancelling", only_from=CANCELLABLE_STATUSES)
+        """Ask a batch to stop; the caller has checked it may be cancelled. Returns the batch.
+
+        A batch waiting for another executor ends here too: a cancel sends no request."""
+        waiting = self.waiting.pop(batch_id, None) is not None
+        self.store.transition(
+            batch_id, "cancelling", only_from=CANCELLABLE_STATUSES, **({"errors": None} if waiting else {})
+        )
         event = self.wakeups.get(batch_id)
         if event is not None:
             event.set()

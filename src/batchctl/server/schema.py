@@ -79,6 +79,9 @@ ADDED_COLUMNS = (
     # `serve --upstream`: every request line up to this one may have been sent (-1: none). Lines are sent in
     # input order, so those of them without a result were in flight (docs/reliability.md).
     ("batches", "started_upto", "INTEGER NOT NULL DEFAULT -1"),
+    # Which executor the batch was created for (`executors.executor_identity`: `echo`, or the upstream's URL,
+    # its password masked, and channel); only a server with that executor runs it. NULL: an older release's.
+    ("batches", "executor", "TEXT"),
 )
 
 

@@ -233,14 +233,16 @@ class Store:
         window_seconds: float,
         metadata: dict[str, str] | None,
         output_expires_seconds: int | None = None,
+        executor: str | None = None,
     ) -> dict[str, Any]:
+        """A new batch, `validating`; `executor` is the identity of the executor that alone may run it."""
         batch_id = new_id("batch_")
         now = time.time()
         with self.db:
             self.db.execute(
                 "INSERT INTO batches (id, endpoint, input_file_id, completion_window, window_seconds,"
-                " created_ts, status, created_at, expires_at, metadata, output_expires_seconds)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " created_ts, status, created_at, expires_at, metadata, output_expires_seconds, executor)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     batch_id,
                     endpoint,
@@ -253,6 +255,7 @@ class Store:
                     int(now + window_seconds),
                     json.dumps(metadata) if metadata is not None else None,
                     output_expires_seconds,
+                    executor,
                 ),
             )
         return self.get_batch(batch_id)  # type: ignore[return-value]
@@ -278,6 +281,14 @@ class Store:
             f"SELECT id FROM batches WHERE status IN ({marks}) ORDER BY seq", ACTIVE_STATUSES
         ).fetchall()
         return [r["id"] for r in rows]
+
+    def sent_upstream(self, batch_id: str) -> bool:
+        """Whether a server sent requests of the batch to an upstream (marks its start left behind): how a batch
+        of an older release, which recorded no executor, is known to be an upstream's."""
+        row = self.db.execute("SELECT started_upto FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is not None and row[0] >= 0:
+            return True
+        return self.db.execute("SELECT 1 FROM inflight WHERE batch_id = ? LIMIT 1", (batch_id,)).fetchone() is not None
 
     def update_batch(self, batch_id: str, **fields: Any) -> None:
         """Set columns; `errors`/`metadata` dicts are stored as JSON."""

@@ -212,9 +212,13 @@ def serve(
         # Not is_loopback_host: the background server binds 127.0.0.1, which ::1 does not reach.
         if host not in (LOCAL_HOST, "localhost"):
             raise BatchctlError("--background binds 127.0.0.1 only", hint="Run `batchctl serve --host H` in the foreground.")
-        if not ensure_local_server(url, home, out.info, config=config):
+        if not ensure_local_server(url, home, out.info, config=config, warn=out.warn):
             health = is_healthy(url.removesuffix("/v1")) or {}
             out.info(f"A local batch server already answers on {url} (pid {health.get('pid', '?')}).")
+            from batchctl.server.autostart import waiting_notes
+
+            for note in waiting_notes(health):
+                out.warn(note)
         return
 
     from batchctl.server import run
