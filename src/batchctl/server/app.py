@@ -90,6 +90,10 @@ class RequestIdAndAuth:
 
 async def health(request: Request) -> Response:
     body = {"status": "ok", "version": __version__, "pid": os.getpid(), "data_dir_id": request.app.state.data_dir_id}
+    paused_until = getattr(request.app.state.executor, "paused_until", None)
+    until = paused_until() if paused_until is not None else None
+    if until is not None:  # the upstream's Retry-After pause: no request of any batch is sent before then
+        body["upstream_paused_until"] = int(until + 0.999)
     return JSONResponse(body)
 
 
