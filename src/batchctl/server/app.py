@@ -95,6 +95,10 @@ async def health(request: Request) -> Response:
         # Batches this server leaves alone, created for another executor: the autostart names them (autostart.py).
         body["waiting_batches"] = [{"id": batch_id, "executor": describe_executor(owner), "serve": serve_for(owner)}
                                    for batch_id, owner in runner.waiting.items()]  # fmt: skip
+    paused_until = getattr(request.app.state.executor, "paused_until", None)
+    until = paused_until() if paused_until is not None else None
+    if until is not None:  # the upstream's Retry-After pause: no request of any batch is sent before then
+        body["upstream_paused_until"] = int(until + 0.999)
     return JSONResponse(body)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
@@ -34,13 +35,18 @@ API_PATH = re.compile(r"/v1(/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)+")
 CREATE_PARAMETERS = ("input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after")
 
 
-def batch_object(row: dict[str, Any]) -> dict[str, Any]:
+def batch_object(row: dict[str, Any], paused_until: float | None = None) -> dict[str, Any]:
+    """The batch as OpenAI shows it. `paused_until`: when the upstream's Retry-After pause ends, said in the
+    `errors` of a batch in progress (which `batchctl status` shows) while it lasts; never stored."""
+    errors = json.loads(row["errors"]) if row["errors"] else None
+    if paused_until is not None and row["status"] == "in_progress":
+        errors = {"object": "list", "data": [*(errors or {}).get("data", []), pause_notice(paused_until)]}
     return {
         "id": row["id"],
         "object": "batch",
         "endpoint": row["endpoint"],
         "model": row["model"],
-        "errors": json.loads(row["errors"]) if row["errors"] else None,
+        "errors": errors,
         "input_file_id": row["input_file_id"],
         "completion_window": row["completion_window"],
         "status": row["status"],
@@ -65,6 +71,28 @@ def batch_object(row: dict[str, Any]) -> dict[str, Any]:
         },
         "metadata": json.loads(row["metadata"]) if row["metadata"] else None,
     }
+
+
+UPSTREAM_PAUSED = "upstream_paused"
+
+
+def pause_notice(until: float, *, now: float | None = None) -> dict[str, Any]:
+    """The `errors` entry of a batch in progress while the upstream's Retry-After pause holds every request."""
+    left = max(0, round(until - (time.time() if now is None else now)))
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+    return {
+        "code": UPSTREAM_PAUSED,
+        "message": f"Paused: the upstream asked to wait (Retry-After); no request of any batch is sent before {when}"
+        f" ({left} s from now). The batch goes on then; a cancel ends it at once.",
+        "param": None,
+        "line": None,
+    }
+
+
+def upstream_paused_until(request: Request) -> float | None:
+    """When the upstream's Retry-After pause ends (epoch seconds); None without one (or without an upstream)."""
+    paused_until = getattr(request.app.state.executor, "paused_until", None)
+    return paused_until() if paused_until is not None else None
 
 
 def check_endpoint(endpoint: str, *, any_endpoint: bool) -> None:
@@ -165,7 +193,8 @@ async def create_batch(request: Request) -> Response:
 
 async def retrieve_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    return JSONResponse(batch_object(found(request.app.state.store.get_batch(batch_id), "batch", batch_id)))
+    row = found(request.app.state.store.get_batch(batch_id), "batch", batch_id)
+    return JSONResponse(batch_object(row, upstream_paused_until(request)))
 
 
 async def list_batches(request: Request) -> Response:
@@ -176,7 +205,8 @@ async def list_batches(request: Request) -> Response:
         rows, more = request.app.state.store.list_batches(limit=limit, after=after)
     except UnknownCursor:
         raise invalid_cursor(after or "", "batch") from None
-    return JSONResponse(page([batch_object(r) for r in rows], more))
+    paused_until = upstream_paused_until(request)
+    return JSONResponse(page([batch_object(r, paused_until) for r in rows], more))
 
 
 async def cancel_batch(request: Request) -> Response:

@@ -19,7 +19,7 @@ from batchctl.masking import _bearer_token
 from batchctl import jsonfast
 from batchctl.server.config import ServerConfig
 from batchctl.server.echo import ECHO_MODEL, EchoExecutor
-from batchctl.server.limits import UpstreamLimits
+from batchctl.server.limits import UpstreamLimits, Waits
 from batchctl.server.outcome import Outcome, error_body, quick_id
 
 
@@ -112,6 +112,11 @@ class UpstreamExecutor:
         self.limits = UpstreamLimits(config.rpm, config.tpm)
         self._sleep = asyncio.sleep  # the backoff between retries; injectable
 
+    @property
+    def waits(self) -> Waits:
+        """The requests waiting to be sent, not in an HTTP call: a cancel ends those at once (BatchRunner.cancel)."""
+        return self.limits.waits
+
     def session(self) -> Any:
         import aiohttp
 
@@ -144,29 +149,43 @@ class UpstreamExecutor:
         while True:
             attempt += 1
             headers = None
-            async with self.slots:
+            slots = self.slots
+            if slots.locked():  # waiting for a free slot (other batches', or ones held through a pause)
+                await self.waits(slots.acquire())  # a cancel of the batch ends the wait: `Dropped`
+            else:
+                await slots.acquire()
+            try:
                 if self.limits.active:
-                    await self.limits.wait(body)
+                    await self.limits.wait(body)  # `Dropped` too, should a cancel come meanwhile
                 try:
                     async with session.post(url, data=data) as response:
                         raw = await response.read()
                 except asyncio.TimeoutError as exc:
                     failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
                 except (aiohttp.ClientError, OSError) as exc:
-                    failure = Outcome(error_code="upstream_unreachable", error_message=f"Upstream request failed: {exc!r}")
+                    failure = Outcome(error_code="upstream_unreachable",
+                                      error_message=f"Upstream request failed: {exc!r}")
                 else:
                     outcome = self._outcome(response.status, response.headers, raw, response.reason)
                     if response.status not in RETRYABLE_STATUSES:
                         return outcome
                     failure, headers = outcome, response.headers
+            finally:
+                slots.release()
             if attempt > self.config.max_retries:
                 return failure
+            self.waits.check()  # cancelled during that call: no retry
             asked = upstream_retry_after(headers)
             if asked is not None:
                 self.limits.pause(asked)  # every worker waits it out, this request included (in limits.wait)
             else:
                 # The client's backoff (batchctl.api.retry), retries counted from 0.
-                await self._sleep(retry_delay(attempt - 1, None, random=random.random))
+                await self.waits(self._sleep(retry_delay(attempt - 1, None, random=random.random)))
+
+    def paused_until(self) -> float | None:
+        """When (epoch seconds) the upstream's Retry-After pause ends; None when there is none."""
+        left = self.limits.pause_left()
+        return time.time() + left if left > 0 else None
 
     @staticmethod
     def _outcome(status: int, headers: Any, raw: bytes, reason: str | None) -> Outcome:

@@ -4,7 +4,8 @@
 so an upstream limiter that counts per second sees the same rate as one that counts per minute.
 `UpstreamLimits` holds both pacers and a shared pause: when the upstream answers 429 with a
 `Retry-After`, no request of any batch starts before that moment (the one that was refused retries
-then too), instead of every worker finding the limit for itself.
+then too), instead of every worker finding the limit for itself. `Waits` knows which requests are only
+waiting (for a slot, a pause, a pacer start, a backoff), so that a cancel ends them at once.
 
 Clock and sleep are injectable, so tests check the spacing without waiting for it.
 """
@@ -43,6 +44,60 @@ async def sleep_full(delay: float, *, clock: Clock, sleep: Sleep) -> None:
     await sleep(delay)
     while (left := deadline - clock()) > 0:
         await sleep(left)
+
+
+class Dropped(Exception):
+    """A request ended while it only waited to be sent, because its batch was cancelled (`Waits.drop`)."""
+
+
+class Waits:
+    """The tasks now waiting to send a request -- for a free connection slot, the upstream's Retry-After pause,
+    an --rpm/--tpm start or the backoff before a retry -- as opposed to those in an HTTP call.
+
+    A cancel drops its batch's workers (`drop`): one that waits ends at once with `Dropped`, one in an HTTP
+    call finishes it and gets `Dropped` as soon as it would wait again (before any retry). A dropped request
+    is never sent (again). Only waits that really wait come here: nothing is added to a request that goes
+    straight out.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: set[asyncio.Task[Any]] = set()
+        self.dropped: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, awaitable: Awaitable[Any]) -> Any:
+        """`await awaitable`, unless the current task is dropped (then, or meanwhile: `Dropped`)."""
+        task = asyncio.current_task()
+        try:
+            self.check(task)
+        except Dropped:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never awaited: no "was never awaited" warning
+            raise
+        self.waiting.add(task)  # type: ignore[arg-type]
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if task not in self.dropped:
+                raise  # the server stopping, not a cancel of the batch
+            task.uncancel()  # type: ignore[union-attr]
+            raise Dropped() from None
+        finally:
+            self.waiting.discard(task)  # type: ignore[arg-type]
+
+    def check(self, task: asyncio.Task[Any] | None = None) -> None:
+        """Raise `Dropped` if the current task (or `task`) was dropped."""
+        if (task or asyncio.current_task()) in self.dropped:
+            raise Dropped()
+
+    def drop(self, tasks: Any) -> None:
+        """End these tasks' waits now, and any wait they would start (their batch was cancelled)."""
+        for task in tasks:
+            self.dropped.add(task)
+            if task in self.waiting:
+                task.cancel()  # raised in the wait it is suspended in (`__call__`), as `Dropped`
+
+    def forget(self, tasks: Any) -> None:
+        self.dropped.difference_update(tasks)
 
 
 class RateLimiter:
@@ -84,6 +139,7 @@ class UpstreamLimits:
         self.requests = RateLimiter(rpm, clock=clock, sleep=sleep)
         self.tokens = RateLimiter(tpm, clock=clock, sleep=sleep)
         self.paused_until = 0.0
+        self.waits = Waits()
         self._clock = clock
         self._sleep = sleep
 
@@ -96,8 +152,12 @@ class UpstreamLimits:
         """The upstream asked for a pause (429 + Retry-After): no request starts before it is over."""
         self.paused_until = max(self.paused_until, self._clock() + seconds)
 
+    def pause_left(self) -> float:
+        """Seconds until the upstream's pause ends; 0 when there is none."""
+        return max(0.0, self.paused_until - self._clock()) if self.paused_until else 0.0
+
     async def wait(self, body: dict[str, Any]) -> None:
-        """Returns when a request with this body may start."""
+        """Returns when a request with this body may start; `Dropped` when its batch is cancelled meanwhile."""
         while True:
             not_before = self.paused_until
             delay = self.requests.reserve(1, not_before=not_before)
@@ -105,6 +165,6 @@ class UpstreamLimits:
                 # Both bookings end at the later of the two starts, so neither limit is overrun.
                 delay = max(delay, self.tokens.reserve(estimate_request_tokens(body), not_before=self._clock() + delay))
             if delay > 0:
-                await sleep_full(delay, clock=self._clock, sleep=self._sleep)
+                await self.waits(sleep_full(delay, clock=self._clock, sleep=self._sleep))
             if self.paused_until <= not_before:  # no new pause was asked for while we waited
                 return

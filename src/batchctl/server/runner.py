@@ -23,7 +23,10 @@ reason in `errors` (`_record_lost`).
 
 Lines left undone when a batch expires go to the error file with code `batch_expired`, as OpenAI
 does. Lines left undone by a cancel are not written (OpenAI writes none either): the output and
-error files of a cancelled batch hold exactly the requests that ran.
+error files of a cancelled batch hold exactly the requests that ran. A cancel lets a request in an
+HTTP call finish, but ends at once one that only waits to be sent (for the upstream's Retry-After
+pause, an --rpm/--tpm start, the backoff before a retry, a free slot: `limits.Waits`): it is left
+undone like the lines never started, so a cancel during an hour's pause is over within a poll.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from batchctl.server.executors import (
     describe_executor,
     serve_for,
 )
+from batchctl.server.limits import Dropped
 from batchctl.server.outcome import Outcome, quick_id
 from batchctl.server.store import (
     CANCELLABLE_STATUSES,
@@ -167,6 +171,7 @@ class BatchRunner:
         self.wakeups: dict[str, asyncio.Event] = {}
         # Batches left alone, created for another executor: batch id -> that executor's identity (in /health).
         self.waiting: dict[str, str] = {}
+        self.workers: dict[str, list[asyncio.Task[None]]] = {}  # of the batches sending requests
 
     async def resume_all(self) -> None:
         """Resume every batch that has not ended, except those created for another executor (`_owner_elsewhere`):
@@ -242,6 +247,10 @@ class BatchRunner:
         event = self.wakeups.get(batch_id)
         if event is not None:
             event.set()
+            waits = getattr(self.executor, "waits", None)  # an upstream's: the requests only waiting to be sent
+            if waits is not None and batch_id in self.workers:
+                # Now, not on the runner's next turn: a request whose wait ends meanwhile must not go out.
+                waits.drop(self.workers[batch_id])
         elif batch_id not in self.tasks:
             self.start(batch_id)
         return self.store.get_batch(batch_id)
@@ -391,8 +400,12 @@ class BatchRunner:
                 body = request.get("body") if isinstance(request.get("body"), dict) else {}
                 if durable:
                     await committer.start(line_no)  # committed before the request is sent
+                    if wakeup.is_set():
+                        return  # cancelled during that commit: not sent, left undone like the lines after it
                 try:
                     outcome = await self.executor.execute(batch["endpoint"], body, custom_id)
+                except Dropped:
+                    return  # cancelled while it only waited to be sent: left undone, as the lines never started
                 except Exception as exc:  # an executor bug must still leave a line, never lose the request
                     log.exception("executor failed on %s line %s", batch_id, line_no)
                     outcome = Outcome(error_code="internal_error", error_message=f"Internal error: {exc!r}")
@@ -430,13 +443,15 @@ class BatchRunner:
         # The tasks themselves, not only their gather: once one worker has raised, the gather is done and its
         # cancel() a no-op, so its siblings would go on sending requests for a batch already failed.
         tasks = [asyncio.ensure_future(worker()) for _ in range(count)]
+        self.workers[batch_id] = tasks
         workers = asyncio.gather(*tasks)
         tick = asyncio.create_task(ticker())
         try:
             await asyncio.wait({workers, tick}, return_when=asyncio.FIRST_COMPLETED)
             if not workers.done():
                 if wakeup.is_set():
-                    # Cancel: requests in flight finish (OpenAI's "cancelling"), no new one starts.
+                    # Cancel: requests in an HTTP call finish (OpenAI's "cancelling"), no new one starts, and
+                    # those only waiting to be sent were ended by `cancel` (`Dropped`).
                     await asyncio.gather(workers, return_exceptions=True)
                 else:
                     # Expiry: requests in flight are abandoned; they go to the error file as expired.
@@ -450,6 +465,9 @@ class BatchRunner:
                 task.cancel()
             tick.cancel()
             await asyncio.gather(workers, *tasks, tick, return_exceptions=True)
+            self.workers.pop(batch_id, None)
+            if getattr(self.executor, "waits", None) is not None:
+                self.executor.waits.forget(tasks)  # type: ignore[attr-defined]
             flush()
 
     async def _finalize(self, batch_id: str) -> None:
