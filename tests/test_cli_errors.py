@@ -197,13 +197,3 @@ def test_a_refused_base_url_never_shows_a_password_holding_a_url_delimiter(isola
             result = _batchctl(*args)
             assert result.returncode in (1, 2), (args, result.stderr)
             assert "s3cretpass" not in result.stderr and "bob:****@" in result.stderr, (args, result.stderr)
-
-
-def test_metadata_without_an_equals_sign_is_a_usage_error(isolation, tmp_path):
-    """Other mistyped option values exit 2 (usage); `--metadata noequals` exited 1."""
-    source = tmp_path / "ok.jsonl"
-    source.write_text('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
-                      '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')  # fmt: skip
-    result = _batchctl("submit", str(source), "--metadata", "noequals")
-    assert result.returncode == 2, result.stderr
-    assert "Error: metadata 'noequals' is not key=value" in result.stderr

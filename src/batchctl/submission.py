@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import EXIT_USAGE, BatchctlError
+from batchctl.errors import BatchctlError
 from batchctl.validation import UTF8_BOM, iter_raw_lines, iter_request_lines
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ def parse_metadata(items: Iterable[str]) -> dict[str, str] | None:
             raise BatchctlError(
                 f"metadata {item!r} is not key=value",
                 "Give each pair as --metadata key=value, e.g. --metadata project=eval.",
-                EXIT_USAGE,  # a mistyped option value, as Typer's own usage errors
             )
         metadata[key] = value
     return metadata or None
