@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from batchctl.errors import BatchctlError
 from batchctl.jobs import new_token
-from batchctl.jobs.reconcile import find_tagged, tags
+from batchctl.jobs.reconcile import UNTAGGED_STEP, find_tagged, tags
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -179,7 +179,8 @@ def adopt(ctx: PartContext, part: Part, batch: Batch, how: str) -> Part:
 
 def reconcile_part(ctx: PartContext, part: Part) -> Part | None:
     """Before creating again: the part's batch if the server has one tagged for it (adopted), else None."""
-    found = find_tagged(ctx.client, ctx.job, part)
+    untagged = [s.started_at for s in ctx.journal.steps(ctx.job.id) if s.name == UNTAGGED_STEP and s.part == part.index]
+    found = find_tagged(ctx.client, ctx.job, part, untagged_since=min(untagged) if untagged else None)
     if found is None:
         ctx.reporter.info(f"{ctx.label(part)}: the server lists no batch tagged for it, so the earlier create made none")
         return None
@@ -211,6 +212,8 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
             # A clear refusal made no batch: create it again without the tags (and the user's metadata).
             ctx.reporter.warn(f"{ctx.label(part)}: the server refuses batch metadata (HTTP {exc.status}: {exc.message}); "
                               "creating the batch without it, so a create cut off from here on cannot be matched by its tags")  # fmt: skip
+            # Recorded first: a create cut off from here on is looked for among the file's untagged batches.
+            ctx.journal.finish_step(ctx.journal.begin_step(job.id, UNTAGGED_STEP, part=part.index, token=token))
             batch = create(None)
     except (api.APIError, ValueError) as exc:
         reason = f"HTTP {exc.status}: {exc.message}" if getattr(exc, "status", None) else str(exc)
