@@ -122,6 +122,7 @@ class FaultProxy(ThreadedApp):
         self.upstream = upstream.rstrip("/").removesuffix("/v1")  # the request path carries /v1
         self.failed_creates = 0
         self.list_status = list_status
+        self.fail_untagged = fail_untagged
 
         async def forward(request):
             path = request.url.path
@@ -132,7 +133,7 @@ class FaultProxy(ThreadedApp):
                 if "metadata" in json.loads(body):
                     return Response('{"error": {"message": "Invalid JSON payload received. Unknown name \\"metadata\\": '
                                     'Cannot find field."}}', 400, media_type="application/json")  # fmt: skip
-                if not fail_untagged:
+                if not self.fail_untagged:
                     self.failed_creates += 1  # only the refusal is a fault here: the create goes through
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with httpx.AsyncClient(timeout=30) as client:
@@ -217,6 +218,32 @@ def test_an_untagged_create_from_a_file_id_answered_500_is_adopted_not_sent_agai
     assert len(made) == 1  # paid once
     assert first.exit_code == 0 and "adopting it" in first.stderr, first.output
     assert again.stdout.splitlines()[0] == first.stdout.splitlines()[0] == made[0]["id"]
+
+
+def test_an_untagged_create_cut_off_never_adopts_an_earlier_jobs_batch_of_the_file(shared_server, in_tmp):
+    """`submit --input-file-id F --new` through a provider that refuses metadata: reconciling its cut-off
+    untagged create must not adopt the untagged batch an earlier job made from F (the journal has it)."""
+    import time
+
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    answer = httpx.post(shared_server.base_url + "/files", data={"purpose": "batch"},
+                        files={"file": ("chat.jsonl", source.read_bytes())})  # fmt: skip
+    file_id = answer.json()["id"]
+    command = ["submit", "--input-file-id", file_id, "--endpoint", "/v1/chat/completions"]
+    with FaultProxy(shared_server.base_url, refuse_metadata=True) as proxy:
+        use_profile(proxy.base_url)
+        first = runner.invoke(app, command)
+        assert first.exit_code == 0, first.output
+        earlier = first.stdout.splitlines()[0]
+        time.sleep(1.1)  # created_at is in seconds: the earlier batch is the older one
+        proxy.fail_untagged, proxy.failed_creates = True, 0  # the next untagged create: made, then a 500
+        second = runner.invoke(app, [*command, "--new"])
+        assert proxy.failed_creates == 1
+        assert second.exit_code == 0, second.output
+    data = httpx.get(shared_server.base_url + "/batches", params={"limit": 100}).json()["data"]
+    made = [b["id"] for b in data if b["input_file_id"] == file_id]
+    assert len(made) == 2
+    assert second.stdout.splitlines()[0] == next(b for b in made if b != earlier)  # its own, not job 1's
 
 
 def test_without_a_batch_list_the_error_says_what_cannot_be_known(shared_server, in_tmp):

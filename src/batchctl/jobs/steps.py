@@ -180,7 +180,12 @@ def adopt(ctx: PartContext, part: Part, batch: Batch, how: str) -> Part:
 def reconcile_part(ctx: PartContext, part: Part) -> Part | None:
     """Before creating again: the part's batch if the server has one tagged for it (adopted), else None."""
     untagged = [s.started_at for s in ctx.journal.steps(ctx.job.id) if s.name == UNTAGGED_STEP and s.part == part.index]
-    found = find_tagged(ctx.client, ctx.job, part, untagged_since=min(untagged) if untagged else None)
+
+    def owner_of(batch_id: str) -> tuple[str | None, int | None] | None:
+        record = ctx.journal.lookup_batch(batch_id)
+        return None if record is None else (record.job_id, record.part)
+
+    found = find_tagged(ctx.client, ctx.job, part, untagged_since=min(untagged) if untagged else None, owner_of=owner_of)
     if found is None:
         ctx.reporter.info(f"{ctx.label(part)}: the server lists no batch tagged for it, so the earlier create made none")
         return None
