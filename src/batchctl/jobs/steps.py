@@ -133,13 +133,20 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
     return reload(ctx.journal, done.job_id, part.index)
 
 
+# How a provider that takes no `metadata` says so; not OpenAI's `Invalid 'metadata': …` (a value too long, too
+# many keys): that is this metadata refused, not the field, and creating without it would drop the user's.
+_UNKNOWN_FIELD = ("unknown", "unrecognized", "unrecognised", "not supported", "unsupported", "not permitted",
+                  "extra inputs", "extra field", "additional propert", "cannot find field", "no such field")  # fmt: skip
+
+
 def _refuses_metadata(exc: Exception) -> bool:
-    """A 4xx that names the `metadata` field: a provider whose create takes none (Google's layers refuse
-    fields they do not know: `Unknown name "metadata"`)."""
+    """A 4xx that names the `metadata` field as one it does not know: a provider whose create takes none
+    (Google's layers refuse fields they do not know: `Unknown name "metadata"`)."""
     status = getattr(exc, "status", None)
-    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429) and "metadata" in str(
-        getattr(exc, "message", "") or exc
-    ).lower()
+    if status is None or not 400 <= status < 500 or status in (401, 403, 404, 429):
+        return False
+    text = str(getattr(exc, "message", "") or exc).lower()
+    return "metadata" in text and any(words in text for words in _UNKNOWN_FIELD)
 
 
 def _ambiguous(exc: Exception) -> bool:
