@@ -71,3 +71,14 @@ def test_profile_list_shows_the_local_profile_where_its_server_runs(monkeypatch)
     assert listed.exit_code == 0, listed.output
     local = next(p for p in json.loads(listed.stdout) if p["name"] == "local")
     assert local["base_url"] == "http://127.0.0.1:18780/v1"  # it said 8765, while `profile show` said 18780
+
+
+def test_a_local_profile_on_another_machine_is_shown_at_its_own_url():
+    """`profile show local` said http://127.0.0.1:8765/v1 while every command used the stored URL."""
+    import json
+
+    added = runner.invoke(app, ["profile", "add", "local", "--provider", "local", "--base-url",
+                                "http://10.0.0.5:8765/v1", "--force"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    shown = runner.invoke(app, ["profile", "show", "local", "--json"])
+    assert json.loads(shown.stdout)["base_url"] == "http://10.0.0.5:8765/v1", shown.stdout

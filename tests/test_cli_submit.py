@@ -195,6 +195,17 @@ def test_bad_completion_window_and_metadata_are_refused_before_uploading(server,
     assert remote_files(server) == []
 
 
+def test_metadata_the_server_refuses_is_an_error_not_a_batch_created_without_it(server, in_tmp):
+    """A 400 `Invalid 'metadata': …` (a value over 512 characters) refuses this metadata, not the field: the
+    create went again without any metadata (the user's and the job's tags), and made the batch."""
+    source = write_requests(in_tmp / "chat.jsonl", 2)
+    result = runner.invoke(app, ["submit", str(source), "--metadata", "note=" + "x" * 600])
+    assert result.exit_code == 1, result.output
+    assert "refused to create the batch" in result.stderr and "metadata" in result.stderr
+    assert "creating the batch without it" not in result.stderr
+    assert httpx.get(server.base_url + "/batches").json()["data"] == []
+
+
 def test_input_file_id_creates_a_batch_without_uploading_again(server, in_tmp):
     source = write_requests(in_tmp / "chat.jsonl", 2)
     uploaded = httpx.post(server.base_url + "/files", data={"purpose": "batch"},

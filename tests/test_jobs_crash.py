@@ -110,11 +110,11 @@ class FaultProxy(ThreadedApp):
     `list_status`: answer GET /v1/batches with this status instead (a provider that cannot list);
     `drop_metadata`: batches come back without their metadata (a gateway that does not relay it);
     `refuse_metadata`: a create with metadata is refused 400 (as Google's layers refuse unknown fields),
-    one without it is forwarded and answered as it is.
+    one without it is forwarded and answered as it is (`fail_untagged`: the first one with 500 after it).
     """
 
     def __init__(self, upstream: str, list_status: int | None = None, drop_metadata: bool = False,
-                 refuse_metadata: bool = False) -> None:
+                 refuse_metadata: bool = False, fail_untagged: bool = False) -> None:
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -122,6 +122,7 @@ class FaultProxy(ThreadedApp):
         self.upstream = upstream.rstrip("/").removesuffix("/v1")  # the request path carries /v1
         self.failed_creates = 0
         self.list_status = list_status
+        self.fail_untagged = fail_untagged
 
         async def forward(request):
             path = request.url.path
@@ -132,7 +133,8 @@ class FaultProxy(ThreadedApp):
                 if "metadata" in json.loads(body):
                     return Response('{"error": {"message": "Invalid JSON payload received. Unknown name \\"metadata\\": '
                                     'Cannot find field."}}', 400, media_type="application/json")  # fmt: skip
-                self.failed_creates += 1  # only the refusal is a fault here: the create goes through
+                if not self.fail_untagged:
+                    self.failed_creates += 1  # only the refusal is a fault here: the create goes through
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with httpx.AsyncClient(timeout=30) as client:
                 answer = await client.request(request.method, self.upstream + path, params=request.query_params,
@@ -194,6 +196,54 @@ def test_a_provider_that_refuses_metadata_gets_its_batches_created_without_it(sh
         assert proxy.failed_creates == 1  # one create reached the server
     job, parts, _ = only_job()
     assert [p.batch_id is not None for p in parts] == [True]
+
+
+def test_an_untagged_create_from_a_file_id_answered_500_is_adopted_not_sent_again(shared_server, in_tmp):
+    """`submit --input-file-id` through a provider that refuses metadata: the create goes untagged, and
+    one answered 500 after the batch was made was taken for none ("lists no batch tagged for it"), so
+    the same command again made a second batch from the file. The untagged batch made since is adopted."""
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    answer = httpx.post(shared_server.base_url + "/files", data={"purpose": "batch"},
+                        files={"file": ("chat.jsonl", source.read_bytes())})  # fmt: skip
+    file_id = answer.json()["id"]
+    command = ["submit", "--input-file-id", file_id, "--endpoint", "/v1/chat/completions"]
+    with FaultProxy(shared_server.base_url, refuse_metadata=True, fail_untagged=True) as proxy:
+        use_profile(proxy.base_url)
+        first = runner.invoke(app, command)
+        assert proxy.failed_creates == 1, first.output
+        again = runner.invoke(app, command)
+        assert again.exit_code == 0, again.output
+    data = httpx.get(shared_server.base_url + "/batches", params={"limit": 100}).json()["data"]
+    made = [b for b in data if b["input_file_id"] == file_id]
+    assert len(made) == 1  # paid once
+    assert first.exit_code == 0 and "adopting it" in first.stderr, first.output
+    assert again.stdout.splitlines()[0] == first.stdout.splitlines()[0] == made[0]["id"]
+
+
+def test_an_untagged_create_cut_off_never_adopts_an_earlier_jobs_batch_of_the_file(shared_server, in_tmp):
+    """`submit --input-file-id F --new` through a provider that refuses metadata: reconciling its cut-off
+    untagged create must not adopt the untagged batch an earlier job made from F (the journal has it)."""
+    import time
+
+    source = write_requests(in_tmp / "chat.jsonl", 3)
+    answer = httpx.post(shared_server.base_url + "/files", data={"purpose": "batch"},
+                        files={"file": ("chat.jsonl", source.read_bytes())})  # fmt: skip
+    file_id = answer.json()["id"]
+    command = ["submit", "--input-file-id", file_id, "--endpoint", "/v1/chat/completions"]
+    with FaultProxy(shared_server.base_url, refuse_metadata=True) as proxy:
+        use_profile(proxy.base_url)
+        first = runner.invoke(app, command)
+        assert first.exit_code == 0, first.output
+        earlier = first.stdout.splitlines()[0]
+        time.sleep(1.1)  # created_at is in seconds: the earlier batch is the older one
+        proxy.fail_untagged, proxy.failed_creates = True, 0  # the next untagged create: made, then a 500
+        second = runner.invoke(app, [*command, "--new"])
+        assert proxy.failed_creates == 1
+        assert second.exit_code == 0, second.output
+    data = httpx.get(shared_server.base_url + "/batches", params={"limit": 100}).json()["data"]
+    made = [b["id"] for b in data if b["input_file_id"] == file_id]
+    assert len(made) == 2
+    assert second.stdout.splitlines()[0] == next(b for b in made if b != earlier)  # its own, not job 1's
 
 
 def test_without_a_batch_list_the_error_says_what_cannot_be_known(shared_server, in_tmp):

@@ -134,3 +134,5 @@ def test_submit_of_a_file_over_the_servers_limit_says_how_to_give_the_profile_th
     assert result.exit_code == 1, result.output
     assert "Error: the server refused the request as too large (HTTP 413)" in result.stderr
     assert "--max-file-mb MB" in result.stderr
+    # Followed as it was, `profile add … --force` dropped the profile's key and provider (it replaces the profile).
+    assert "replaces the whole profile" in " ".join(result.stderr.split())

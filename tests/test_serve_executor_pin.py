@@ -126,6 +126,31 @@ def test_a_waiting_batch_can_be_cancelled_by_the_echo_server_without_running_it(
     assert "waiting_batches" not in httpx.get(server.root + "/health").json()
 
 
+def test_a_waiting_batch_whose_window_ends_while_the_echo_server_runs_ends_expired(start_server, upstream):
+    """docs/serve.md: one past its completion window ends `expired` on any server -- also when the window
+    ends while the other server runs (it was checked only at start, so the batch stayed in_progress)."""
+    import sqlite3
+
+    server = _crash_mid_batch(start_server, upstream)
+    store = Store(server.data_dir)
+    batch_id = store.active_batch_ids()[0]
+    store.close()
+    db = sqlite3.connect(server.data_dir / "server.db")
+    with db:  # its window ends 2 s from now
+        db.execute("UPDATE batches SET window_seconds = ? - created_ts + 2 WHERE id = ?", (time.time(), batch_id))
+    db.close()
+    server.args = []
+    server.restart()
+    assert _batch(server, batch_id)["errors"]["data"][0]["code"] == "waiting_for_executor"
+    seen = sum(upstream.seen.values())
+    batch = _wait_status(server, batch_id, "expired")
+    assert batch["errors"] is None
+    assert batch["request_counts"]["completed"] + batch["request_counts"]["failed"] == REQUESTS
+    assert not [a for a in _answers(server, batch["output_file_id"]) if a.startswith("echo")]
+    assert sum(upstream.seen.values()) == seen  # nothing sent
+    assert "waiting_batches" not in httpx.get(server.root + "/health").json()
+
+
 def test_the_autostart_warns_of_a_batch_waiting_for_its_upstream(start_server, upstream, tmp_path):
     from batchctl.server.autostart import ensure_local_server, stop_background_server
     from batchctl.server.config import ServerConfig

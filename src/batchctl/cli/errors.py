@@ -67,7 +67,9 @@ def _too_large(exc: Any) -> tuple[str, str | None] | None:
     return (
         f"the server refused the request as too large (HTTP 413): {exc.message}{_suffix(exc)}",
         "Give the profile the server's limits, and submit splits the file into parts within them: "
-        "batchctl profile add NAME --base-url URL --max-file-mb MB --max-line-mb MB --force (NAME: batchctl profile show).",
+        "batchctl profile add NAME --base-url URL --max-file-mb MB --max-line-mb MB --force; --force replaces the whole "
+        "profile, so repeat its other options too (--provider, --api-key-env or --api-key, --channel, ...: batchctl "
+        "profile show NAME lists them).",
     )
 
 

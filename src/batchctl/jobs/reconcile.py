@@ -15,6 +15,8 @@ from batchctl.errors import BatchctlError
 from batchctl.urls import display_url
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from batchctl.api import Batch, BatchClient
     from batchctl.jobs.records import Job, Part
 
@@ -23,6 +25,9 @@ TAG_PART = "batchctl_part"
 TAG_TOKEN = "batchctl_token"
 # Batches listed newest first: stop this long before the job began (clocks of client and server differ).
 CLOCK_SLACK_S = 3600
+# The journal step recorded just before a create goes out without the job's tags (a server that refuses
+# metadata, `steps.create_part`): its start is when batches untagged from the part's file may be this part's.
+UNTAGGED_STEP = "create-untagged"
 
 
 def tags(job: Job, part: Part, token: str) -> dict[str, str]:
@@ -34,9 +39,16 @@ class CannotReconcile(BatchctlError):
     """The server cannot list batches, so whether a sent create made a batch cannot be known."""
 
 
-def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
+def find_tagged(
+    client: BatchClient, job: Job, part: Part, *, untagged_since: float | None = None,
+    owner_of: Callable[[str], tuple[str | None, int | None] | None] | None = None,
+) -> Batch | None:
     """The server's batch for this job's part (any attempt's token; the current one preferred), or None;
     failing a tagged one, the first made from the file the part uploaded (metadata dropped on the way).
+    `untagged_since`: when this part first sent a create without its tags (`UNTAGGED_STEP`); for a job of
+    `submit --input-file-id` (a file that may have other batches) only an untagged batch made from it since
+    then is the part's. `owner_of(batch_id)`: the (job, part) the journal recorded a batch for, if any; an
+    untagged batch recorded for another job or part is theirs (an earlier `submit --input-file-id F`).
 
     Raises CannotReconcile when the server does not list batches (HTTP 404/405/501).
     """
@@ -46,6 +58,11 @@ def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
     # A file this part uploaded itself is its own: a batch made from it is this part's even untagged (a
     # gateway that drops metadata). Not so for `submit --input-file-id`: that file may have other batches.
     own_file = part.file_id if not (job.options or {}).get("input_file_id") else None
+    # That file's batches made untagged since this part created one untagged (the server refuses metadata):
+    # the part's too, or a create cut off there would be taken for none and sent again.
+    not_before = None
+    if own_file is None and untagged_since is not None and part.file_id:
+        own_file, not_before = part.file_id, untagged_since - CLOCK_SLACK_S
     found: list[Batch] = []
     untagged: list[Batch] = []
     try:
@@ -54,7 +71,10 @@ def find_tagged(client: BatchClient, job: Job, part: Part) -> Batch | None:
             if meta.get(TAG_JOB) == job.id and str(meta.get(TAG_PART)) == str(part.index):
                 found.append(batch)
             elif own_file is not None and batch.input_file_id == own_file and TAG_JOB not in meta:
-                untagged.append(batch)
+                owner = owner_of(batch.id) if owner_of is not None else None
+                theirs = owner is not None and (owner[0], owner[1]) != (job.id, part.index)
+                if not theirs and (not_before is None or (batch.created_at or 0) >= not_before):
+                    untagged.append(batch)
             if batch.created_at is not None and batch.created_at < since:
                 break
     except (api.NotFoundError, api.NotImplementedByServerError) as exc:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from batchctl.errors import BatchctlError
 from batchctl.jobs import new_token
-from batchctl.jobs.reconcile import find_tagged, tags
+from batchctl.jobs.reconcile import UNTAGGED_STEP, find_tagged, tags
 
 if TYPE_CHECKING:
     from batchctl.api import Batch, BatchClient
@@ -133,13 +133,20 @@ def upload_part(ctx: PartContext, part: Part) -> Part:
     return reload(ctx.journal, done.job_id, part.index)
 
 
+# How a provider that takes no `metadata` says so; not OpenAI's `Invalid 'metadata': …` (a value too long, too
+# many keys): that is this metadata refused, not the field, and creating without it would drop the user's.
+_UNKNOWN_FIELD = ("unknown", "unrecognized", "unrecognised", "not supported", "unsupported", "not permitted",
+                  "extra inputs", "extra field", "additional propert", "cannot find field", "no such field")  # fmt: skip
+
+
 def _refuses_metadata(exc: Exception) -> bool:
-    """A 4xx that names the `metadata` field: a provider whose create takes none (Google's layers refuse
-    fields they do not know: `Unknown name "metadata"`)."""
+    """A 4xx that names the `metadata` field as one it does not know: a provider whose create takes none
+    (Google's layers refuse fields they do not know: `Unknown name "metadata"`)."""
     status = getattr(exc, "status", None)
-    return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429) and "metadata" in str(
-        getattr(exc, "message", "") or exc
-    ).lower()
+    if status is None or not 400 <= status < 500 or status in (401, 403, 404, 429):
+        return False
+    text = str(getattr(exc, "message", "") or exc).lower()
+    return "metadata" in text and any(words in text for words in _UNKNOWN_FIELD)
 
 
 def _ambiguous(exc: Exception) -> bool:
@@ -179,7 +186,13 @@ def adopt(ctx: PartContext, part: Part, batch: Batch, how: str) -> Part:
 
 def reconcile_part(ctx: PartContext, part: Part) -> Part | None:
     """Before creating again: the part's batch if the server has one tagged for it (adopted), else None."""
-    found = find_tagged(ctx.client, ctx.job, part)
+    untagged = [s.started_at for s in ctx.journal.steps(ctx.job.id) if s.name == UNTAGGED_STEP and s.part == part.index]
+
+    def owner_of(batch_id: str) -> tuple[str | None, int | None] | None:
+        record = ctx.journal.lookup_batch(batch_id)
+        return None if record is None else (record.job_id, record.part)
+
+    found = find_tagged(ctx.client, ctx.job, part, untagged_since=min(untagged) if untagged else None, owner_of=owner_of)
     if found is None:
         ctx.reporter.info(f"{ctx.label(part)}: the server lists no batch tagged for it, so the earlier create made none")
         return None
@@ -211,6 +224,8 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
             # A clear refusal made no batch: create it again without the tags (and the user's metadata).
             ctx.reporter.warn(f"{ctx.label(part)}: the server refuses batch metadata (HTTP {exc.status}: {exc.message}); "
                               "creating the batch without it, so a create cut off from here on cannot be matched by its tags")  # fmt: skip
+            # Recorded first: a create cut off from here on is looked for among the file's untagged batches.
+            ctx.journal.finish_step(ctx.journal.begin_step(job.id, UNTAGGED_STEP, part=part.index, token=token))
             batch = create(None)
     except (api.APIError, ValueError) as exc:
         reason = f"HTTP {exc.status}: {exc.message}" if getattr(exc, "status", None) else str(exc)

@@ -223,6 +223,23 @@ class BatchRunner:
         error = {"code": WAITING_CODE, "message": message, "param": None, "line": None}
         self.store.update_batch(batch_id, errors={"object": "list", "data": [error]})
         log.warning("%s waits for another executor: %s", batch_id, message)
+        # Its completion window may end while this server runs: it then ends `expired` here (sending nothing).
+        self._expire_at(batch_id, batch["created_ts"] + batch["window_seconds"])
+
+    def _expire_at(self, batch_id: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, deadline - time.time()) + 0.05, self._expire_waiting, batch_id, deadline)
+
+    def _expire_waiting(self, batch_id: str, deadline: float) -> None:
+        """A waiting batch's window is over: run it here, which sends nothing past the window, so it ends expired."""
+        if batch_id not in self.waiting:
+            return  # cancelled meanwhile
+        if time.time() < deadline:  # the loop's clock ran ahead of the wall clock: never start it early
+            self._expire_at(batch_id, deadline)
+            return
+        del self.waiting[batch_id]
+        self.store.update_batch(batch_id, errors=None)
+        self.start(batch_id)
 
     def start(self, batch_id: str) -> None:
         if batch_id in self.tasks:

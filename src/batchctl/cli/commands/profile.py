@@ -30,15 +30,19 @@ def _mask(secret: str | None) -> str | None:
 def profile_view(profile, *, active: bool) -> dict:
     """What people and scripts see of a profile: the resolved URL, secrets (a URL's password too) masked;
     the `local` profile's URL where its server runs (`BATCHCTL_SERVE_PORT` moves it)."""
-    from batchctl.config import LOCAL_PROFILE, local_server_url
+    from batchctl.config import LOCAL_PROFILE, _on_serve_port
     from batchctl.urls import display_url, normalize_base_url, shown_url
 
     try:
-        url = display_url(normalize_base_url(profile.base_url))
+        normalized = normalize_base_url(profile.base_url)
     except ValueError:  # stored before such URLs were refused (a query): shown, refused when used
         url = shown_url(profile.base_url)
-    if profile.name == LOCAL_PROFILE and profile.provider == "local":
-        url = local_server_url()
+    else:
+        if profile.name == LOCAL_PROFILE and profile.provider == "local":
+            # Where commands reach it (`resolve_settings`): a loopback URL on BATCHCTL_SERVE_PORT's port when
+            # set; another machine's as stored (not the built-in URL `local_server_url` falls back to).
+            normalized = _on_serve_port(normalized, os.environ)
+        url = display_url(normalized)
     return {
         "name": profile.name,
         "active": active,
