@@ -130,6 +130,29 @@ def test_a_request_in_flight_at_the_cancel_still_finishes(start_server, tmp_path
             assert sorted(c.prompt for c in upstream.calls) == ["question 1", "question 2"]
 
 
+def test_a_request_cancelled_before_its_retry_keeps_the_answer_it_got(start_server, tmp_path):
+    """A request answered 500 (the upstream may have worked on it, and billed it) waits in the backoff
+    before its retry when the cancel comes: it is not retried, and its 500 stays its line instead of the
+    request vanishing as one never sent would. One batch of one request, the upstream failing every call."""
+
+    def failing(prompt: str, attempt: int) -> tuple[int, dict[str, str]]:
+        return 500, {}
+
+    with ChatUpstream("fails", fail=failing) as upstream:
+        server = start_server(extra_args=["--upstream", upstream.base_url, "--concurrency", "1"])
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+            batch_id = create(http, write_requests(tmp_path / "in.jsonl", 1, model="m"))["id"]
+            wait_for(lambda: len(upstream.calls) >= 1, what="the first call")
+            batch, took = cancel_and_time(http, batch_id)  # in the 0.4-0.5 s backoff (or the call itself)
+            assert batch["status"] == "cancelled", f"still {batch['status']} {took:.1f} s after the cancel"
+            time.sleep(0.6)  # a retry would have reached the upstream by now
+            assert len(upstream.calls) == 1
+            assert batch["request_counts"] == {"total": 1, "completed": 0, "failed": 1}
+            text = "".join(http.get(f"/files/{batch[key]}/content").text
+                           for key in ("output_file_id", "error_file_id") if batch[key])  # fmt: skip
+            assert '"custom_id":"req-1"' in text and "500" in text, text
+
+
 def cli(server, tmp_path, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     """`batchctl ARGS` in its own process (so that a hang ends with the timeout, not the test run)."""
     env = {**os.environ, "BATCHCTL_BASE_URL": server.base_url, "COLUMNS": "200"}

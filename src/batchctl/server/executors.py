@@ -19,7 +19,7 @@ from batchctl.masking import _bearer_token
 from batchctl import jsonfast
 from batchctl.server.config import ServerConfig
 from batchctl.server.echo import ECHO_MODEL, EchoExecutor
-from batchctl.server.limits import UpstreamLimits, Waits
+from batchctl.server.limits import Dropped, UpstreamLimits, Waits
 from batchctl.server.outcome import Outcome, error_body, quick_id
 
 
@@ -146,41 +146,51 @@ class UpstreamExecutor:
         session = self.session()
         data = jsonfast.dumps_bytes(body)  # once, for every attempt
         attempt = 0
-        while True:
-            attempt += 1
-            headers = None
-            slots = self.slots
-            if slots.locked():  # waiting for a free slot (other batches', or ones held through a pause)
-                await self.waits(slots.acquire())  # a cancel of the batch ends the wait: `Dropped`
-            else:
-                await slots.acquire()
-            try:
-                if self.limits.active:
-                    await self.limits.wait(body)  # `Dropped` too, should a cancel come meanwhile
-                try:
-                    async with session.post(url, data=data) as response:
-                        raw = await response.read()
-                except asyncio.TimeoutError as exc:
-                    failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
-                except (aiohttp.ClientError, OSError) as exc:
-                    failure = Outcome(error_code="upstream_unreachable",
-                                      error_message=f"Upstream request failed: {exc!r}")
+        sent: Outcome | None = None  # the last failed attempt the upstream may have worked on (not a 429)
+        try:
+            while True:
+                attempt += 1
+                headers = None
+                slots = self.slots
+                if slots.locked():  # waiting for a free slot (other batches', or ones held through a pause)
+                    await self.waits(slots.acquire())  # a cancel of the batch ends the wait: `Dropped`
                 else:
-                    outcome = self._outcome(response.status, response.headers, raw, response.reason)
-                    if response.status not in RETRYABLE_STATUSES:
-                        return outcome
-                    failure, headers = outcome, response.headers
-            finally:
-                slots.release()
-            if attempt > self.config.max_retries:
-                return failure
-            self.waits.check()  # cancelled during that call: no retry
-            asked = upstream_retry_after(headers)
-            if asked is not None:
-                self.limits.pause(asked)  # every worker waits it out, this request included (in limits.wait)
-            else:
-                # The client's backoff (batchctl.api.retry), retries counted from 0.
-                await self.waits(self._sleep(retry_delay(attempt - 1, None, random=random.random)))
+                    await slots.acquire()
+                try:
+                    if self.limits.active:
+                        await self.limits.wait(body)  # `Dropped` too, should a cancel come meanwhile
+                    try:
+                        async with session.post(url, data=data) as response:
+                            raw = await response.read()
+                    except asyncio.TimeoutError as exc:
+                        failure = Outcome(error_code="upstream_timeout", error_message=f"Upstream timed out: {exc!r}")
+                    except (aiohttp.ClientError, OSError) as exc:
+                        failure = Outcome(error_code="upstream_unreachable",
+                                          error_message=f"Upstream request failed: {exc!r}")
+                    else:
+                        outcome = self._outcome(response.status, response.headers, raw, response.reason)
+                        if response.status not in RETRYABLE_STATUSES:
+                            return outcome
+                        failure, headers = outcome, response.headers
+                finally:
+                    slots.release()
+                if attempt > self.config.max_retries:
+                    return failure
+                if failure.status_code != 429:  # a 429 was refused unworked: dropped, it leaves nothing
+                    sent = failure
+                self.waits.check()  # cancelled during that call: no retry
+                asked = upstream_retry_after(headers)
+                if asked is not None:
+                    self.limits.pause(asked)  # every worker waits it out, this request included (in limits.wait)
+                else:
+                    # The client's backoff (batchctl.api.retry), retries counted from 0.
+                    await self.waits(self._sleep(retry_delay(attempt - 1, None, random=random.random)))
+        except Dropped:
+            if sent is None:
+                raise
+            # Sent, answered 5xx or not at all, maybe worked on (and billed) upstream: cancelled before its
+            # retry, it keeps that last answer as its line instead of vanishing.
+            return sent
 
     def paused_until(self) -> float | None:
         """When (epoch seconds) the upstream's Retry-After pause ends; None when there is none."""
