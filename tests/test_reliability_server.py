@@ -136,3 +136,17 @@ def test_submit_of_a_file_over_the_servers_limit_says_how_to_give_the_profile_th
     assert "--max-file-mb MB" in result.stderr
     # Followed as it was, `profile add … --force` dropped the profile's key and provider (it replaces the profile).
     assert "replaces the whole profile" in " ".join(result.stderr.split())
+
+
+def test_a_profile_given_the_servers_sub_megabyte_limit_splits_the_file_to_fit(limited, tmp_path):
+    """The 413 hint says to give the profile the server's limits; `--max-file-mb` took whole megabytes
+    only (at least 1), so a 64 KB limit could not be given. 0.0625 MB now splits a ~150 KB file."""
+    runner = CliRunner()
+    added = runner.invoke(app, ["profile", "add", "tiny", "--base-url", limited.base_url, "--api-key", "sk-test-key",
+                                "--max-file-mb", "0.0625"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    source = tmp_path / "big.jsonl"
+    source.write_bytes(jsonl(1000))
+    result = runner.invoke(app, ["submit", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "batches of" in result.stderr, result.stderr  # split: "input has 1,000 requests: N batches of ≤ …"

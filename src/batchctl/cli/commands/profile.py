@@ -113,8 +113,8 @@ def add(
         float | None, typer.Option("--poll-interval", min=0.1, help="Default seconds between status polls.")
     ] = None,
     max_requests: Annotated[int | None, typer.Option("--max-requests", min=1, help="Override the provider's request limit per file.")] = None,
-    max_file_mb: Annotated[int | None, typer.Option("--max-file-mb", min=1, help="Override the provider's file size limit (MB).")] = None,
-    max_line_mb: Annotated[int | None, typer.Option("--max-line-mb", min=1, help="Override the provider's per-line size limit (MB).")] = None,
+    max_file_mb: Annotated[float | None, typer.Option("--max-file-mb", min=0.001, help="Override the provider's file size limit (MB; 0.5 for 512 KB).")] = None,
+    max_line_mb: Annotated[float | None, typer.Option("--max-line-mb", min=0.001, help="Override the provider's per-line size limit (MB).")] = None,
     use: Annotated[bool, typer.Option("--use/--no-use", help="Make it the active profile.")] = True,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace an existing profile of that name.")] = False,
 ) -> None:
@@ -168,9 +168,9 @@ def add(
     if max_requests:
         limits["max_requests"] = max_requests
     if max_file_mb:
-        limits["max_file_bytes"] = max_file_mb * 1024 * 1024
+        limits["max_file_bytes"] = int(max_file_mb * 1024 * 1024)
     if max_line_mb:
-        limits["max_line_bytes"] = max_line_mb * 1024 * 1024
+        limits["max_line_bytes"] = int(max_line_mb * 1024 * 1024)
     profile = Profile(
         name=name,
         base_url=base_url,
