@@ -7,15 +7,14 @@ was only re-sorted joins by its ids. An answer that should be JSON and is not ge
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from batchctl.cli.app import app
 from batchctl.jobs.store import Journal
+from test_prepare_cli import read_csv, write_csv
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()
@@ -35,19 +34,6 @@ def local(start_server):
 
 def reviews(n: int = 30) -> list[dict[str, str]]:
     return [{"sku": f"S-{i:03d}", "product": f"item {i}", "review": f"第{i}条评论：质量很好"} for i in range(1, n + 1)]
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with open(path, "w", encoding="utf-8-sig", newline="") as handle:  # with a BOM, as Excel saves it
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def submit(data: str, *extra: str) -> str:
