@@ -426,3 +426,19 @@ def test_a_json_option_given_a_files_name_without_its_at_sign_says_to_add_it(tmp
     assert result.exit_code == 1
     assert "Error: --json-schema schema.json: not JSON, but a file of that name exists" in result.stderr
     assert "Write --json-schema @schema.json to read the file." in result.stderr
+
+
+def test_a_template_without_a_placeholder_warns_that_every_row_gets_the_same_request(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from batchctl.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text("id,text\n1,hello\n2,world\n")
+    (tmp_path / "prompt.txt").write_text("Summarise: {text}")
+    same = CliRunner().invoke(app, ["prepare", "rows.csv", "-t", "prompt.txt", "--model", "echo", "-o", "a.jsonl"])
+    assert same.exit_code == 0, same.output
+    assert "Warning: the template names no column ({column}): every row gets the same request ('prompt.txt')" in same.stderr
+    assert "write --template @FILE" in same.stderr
+    varied = CliRunner().invoke(app, ["prepare", "rows.csv", "-t", "@prompt.txt", "--model", "echo", "-o", "b.jsonl"])
+    assert varied.exit_code == 0 and "names no column" not in varied.stderr

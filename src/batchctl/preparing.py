@@ -177,6 +177,8 @@ def prepared_input(request: SubmitRequest, provider: ProviderSpec, reporter: Rep
 
     prepare: PrepareRequest = request.prepare
     source = open_checked(prepare, provider)
+    if warning := prepare.spec.same_for_every_row:
+        reporter.warn(warning)
     data_sha256 = sha256_of(prepare.data)  # streamed; before the rows are read, as the join will compare
     base = data_dir() / "prepared"
     base.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,15 @@ class PrepareSpec:
     url_prefix: str = "/v1"  # the provider's path prefix for request lines (zhipu: /v4; quirks.py)
 
     @property
+    def same_for_every_row(self) -> str | None:
+        """A warning when no template names a column: every row would get the same request (a template
+        passed without its placeholders, or `--template prompt.txt` meant as `@prompt.txt`)."""
+        if self.template.columns or (self.system is not None and self.system.columns):
+            return None
+        return ("the template names no column ({column}): every row gets the same request "
+                f"({self.template.text[:60]!r}); to read a file, write --template @FILE")  # fmt: skip
+
+    @property
     def url(self) -> str:
         """The `url` each line carries: the endpoint under the provider's prefix (`/v4/chat/completions`)."""
         return self.url_prefix + self.endpoint.removeprefix("/v1")

@@ -99,6 +99,8 @@ def prepare(
         ctx.call_on_close(scratch.cleanup)
         request.output = Path(scratch.name) / default_output(data).name
         state.out.console = state.out.err  # the summary and the estimate: stderr, stdout keeps only the requests
+    if warning := request.spec.same_for_every_row:
+        state.out.warn(warning)
     outcome = prepare_requests(request, spec)
     if to_stdout:
         state.out.file(outcome.output)
