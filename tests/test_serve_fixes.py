@@ -232,3 +232,35 @@ def test_serving_freezes_the_startup_objects_out_of_the_collector_and_undoes_it(
     server.run(ServerConfig(data_dir=str(tmp_path / "state")))
     assert seen["frozen"] > 1000 and seen["threshold"] == server.GC_YOUNG_THRESHOLD
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+def test_serve_warns_at_once_when_nothing_answers_at_the_upstream(tmp_path):
+    """A typo in --upstream showed only as upstream_unreachable on every line of the first batch; the
+    server still starts (an upstream may come up after it) but says so before it serves."""
+    import os
+    import subprocess
+    import sys
+
+    from server_fixture import free_port
+    from upstream_stubs import ChatUpstream
+
+    def first_lines(upstream: str) -> str:
+        env = {**os.environ, "BATCHCTL_CONFIG_DIR": str(tmp_path / "cfg"), "BATCHCTL_DATA_DIR": str(tmp_path / "data")}
+        proc = subprocess.Popen([sys.executable, "-m", "batchctl", "serve", "--port", str(free_port()), "--upstream", upstream],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+        try:
+            lines = []
+            for line in proc.stderr:
+                lines.append(line)
+                if line.startswith("Serving the Batch API"):
+                    return "".join(lines)
+            return "".join(lines)
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    said = first_lines(closed)
+    assert f"Warning: nothing answers at the upstream {closed} (Connection refused)" in said, said
+    with ChatUpstream("up") as upstream:
+        assert "nothing answers" not in first_lines(upstream.base_url)

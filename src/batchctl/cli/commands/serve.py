@@ -206,6 +206,8 @@ def serve(
     if problem:
         raise BatchctlError(problem, hint="batchctl serve -h lists the options and their values.", exit_code=2)
 
+    if upstream is not None and (unreachable := _upstream_unreachable(upstream)):
+        out.warn(unreachable)  # a typo in the URL shows now, not as upstream_unreachable on every line of a batch
     if background:
         from batchctl.server.autostart import ensure_local_server, is_healthy
 
@@ -238,6 +240,25 @@ def serve(
         f"Serving the Batch API on http://{host}:{port}/v1 with {engine} (state in {config.data_dir}). Ctrl+C stops it."
     )
     run(config)
+
+
+def _upstream_unreachable(upstream: str, timeout: float = 2.0) -> str | None:
+    """Why nothing answers at the upstream's host and port (a connection, no request), or None. A
+    warning only: an upstream may start after the server, and its requests are retried."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from batchctl.urls import shown_url
+
+    parts = urlsplit(upstream)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return (f"nothing answers at the upstream {shown_url(upstream)} ({reason}): its requests fail as "
+                "upstream_unreachable, after their retries, until it does; check the URL")  # fmt: skip
 
 
 def _check_bindable(host: str, port: int) -> None:
