@@ -34,10 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,7 @@ from batchctl.server.executors import (
 )
 from batchctl.server.limits import Dropped
 from batchctl.server.outcome import Outcome, quick_id
+from batchctl.server.wire import json_text, without_lone_surrogates
 from batchctl.server.store import (
     CANCELLABLE_STATUSES,
     POSSIBLY_DUPLICATED,
@@ -71,9 +70,6 @@ FLUSH_SECONDS = 0.2  # ... or at least this often, so request_counts move live
 # An executor that answers without waiting (the echo model without --latency) runs in one worker that
 # hands the event loop back at least this often: the API answers in a few ms while a batch runs.
 SLICE_SECONDS = 0.0005
-
-# A surrogate code point in a str is a lone one (json.loads joins a valid pair into one character).
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # The code of the note in a batch's `errors` while it waits for a server with its executor (`BatchRunner.resume_all`).
 WAITING_CODE = "waiting_for_executor"
@@ -106,15 +102,9 @@ def result_line(custom_id: str, outcome: Outcome) -> str:
     return jsonfast.dumps({"id": line_id, "custom_id": custom_id, "response": response, "error": error})
 
 
-def _as_text(text: str) -> str:
-    """`text` with each lone surrogate as U+FFFD. Not a `\\ud800` escape: a client reading one holds the same
-    string that cannot be encoded, and fails on it in turn (`batchctl download` did, printing the failures)."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
 def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
     """(custom_id as stored, the error line) for a request whose result `result_line` could not write: a
-    lone surrogate (in the id, or in the answer) written as U+FFFD (`_as_text`)."""
+    lone surrogate (in the id, or in the answer) written as U+FFFD (`wire.json_text`)."""
     line = {
         "id": quick_id("batch_req_"),
         "custom_id": custom_id,
@@ -125,7 +115,7 @@ def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
             " as U+FFFD.",
         },
     }
-    return _as_text(custom_id), _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+    return without_lone_surrogates(custom_id), json_text(line)
 
 
 def _waiting_note(batch: dict[str, Any]) -> bool:
@@ -542,8 +532,7 @@ class BatchRunner:
             try:
                 rows.append(ResultRow(line_no, custom_id, False, jsonfast.dumps(line)))
             except UnicodeEncodeError:  # a lone surrogate in the id: written as U+FFFD
-                text = _as_text(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-                rows.append(ResultRow(line_no, _as_text(custom_id), False, text))
+                rows.append(ResultRow(line_no, without_lone_surrogates(custom_id), False, json_text(line)))
             if len(rows) >= 1000:
                 self.store.add_results(batch["id"], rows)
                 rows = []

@@ -44,8 +44,17 @@ class JSONResponse(_StarletteJSONResponse):
         try:
             return super().render(content)
         except UnicodeEncodeError:
-            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-            return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+            return json_text(content).encode("utf-8")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD: what UTF-8 can carry (why not an escape: `JSONResponse`)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def json_text(content: Any) -> str:
+    """`content` as compact JSON (non-ASCII as it is), lone surrogates as U+FFFD: JSON that UTF-8 can carry."""
+    return without_lone_surrogates(json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
 
 
 class OpenAIErrorResponse(Exception):
