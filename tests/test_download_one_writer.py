@@ -149,28 +149,16 @@ def test_download_to_stdout_whose_reader_went_away_ends_quietly(local_server, tm
     """`batchctl download BATCH --content -o - | head -1` against a real server: once `head` has gone,
     exit 1 without a word, as `validate` and `prepare -o -` do (it printed `Error: Broken pipe`)."""
     import os
-    import subprocess
-    import sys
-    import time
 
     from batch_factory import create_batch
+    from test_cli_download import wait_finished
+    from test_output_plain import first_line_then_gone
 
-    batch_id = create_batch(local_server.base_url, tmp_path, 3000)  # more than a pipe holds
-    with BatchClient(local_server.base_url) as client:
-        for _ in range(400):
-            if client.batches.retrieve(batch_id).is_terminal:
-                break
-            time.sleep(0.05)
+    batch_id = wait_finished(local_server.base_url, create_batch(local_server.base_url, tmp_path, 3000))  # > a pipe
     env = {**os.environ, "BATCHCTL_BASE_URL": local_server.base_url, "BATCHCTL_AUTOSTART": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchctl", "download", batch_id, "--content", "-o", "-"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.stdout.readline()  # the first line, then the reader goes away
-    proc.stdout.close()
-    stderr = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 1
-    assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+    code, stderr = first_line_then_gone(["download", batch_id, "--content", "-o", "-"], env=env, cwd=tmp_path)
+    assert code == 1
+    assert "Error:" not in stderr and "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
 
 
 def test_a_file_system_without_locks_writes_unlocked_rather_than_refusing(tmp_path, monkeypatch):
