@@ -209,6 +209,7 @@ def create_part(ctx: PartContext, part: Part) -> tuple[Part, Batch | None]:
     token = new_token()
     step = ctx.journal.begin_step(job.id, "create", part=part.index, token=token, part_changes={"step": "creating", "token": token})
     part.token, part.step = token, "creating"
+
     def create(metadata: dict[str, str] | None) -> Batch:
         return ctx.client.batches.create(
             input_file_id=part.file_id, endpoint=job.endpoint or "", completion_window=job.completion_window or "24h",

@@ -118,6 +118,11 @@ def _unwritable(custom_id: str, error: Exception) -> tuple[str, str]:
     return without_lone_surrogates(custom_id), json_text(line)
 
 
+def _deadline(batch: dict[str, Any]) -> float:
+    """When the batch's completion window ends (epoch seconds)."""
+    return batch["created_ts"] + batch["window_seconds"]
+
+
 def _waiting_note(batch: dict[str, Any]) -> bool:
     """Whether the batch's `errors` is the note of a wait for another executor (`BatchRunner._wait`)."""
     return bool(batch.get("errors")) and WAITING_CODE in batch["errors"]
@@ -190,7 +195,7 @@ class BatchRunner:
         """
         if self.identity is None or batch["status"] not in CANCELLABLE_STATUSES:
             return None
-        if time.time() >= batch["created_ts"] + batch["window_seconds"]:
+        if time.time() >= _deadline(batch):
             return None
         owner = batch.get("executor")
         if owner is None:
@@ -214,7 +219,7 @@ class BatchRunner:
         self.store.update_batch(batch_id, errors={"object": "list", "data": [error]})
         log.warning("%s waits for another executor: %s", batch_id, message)
         # Its completion window may end while this server runs: it then ends `expired` here (sending nothing).
-        self._expire_at(batch_id, batch["created_ts"] + batch["window_seconds"])
+        self._expire_at(batch_id, _deadline(batch))
 
     def _expire_at(self, batch_id: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -351,7 +356,7 @@ class BatchRunner:
 
         batch_id = batch["id"]
         file = self._input(batch)
-        deadline = batch["created_ts"] + batch["window_seconds"]
+        deadline = _deadline(batch)
         wakeup = self.wakeups.setdefault(batch_id, asyncio.Event())
         if batch["status"] == "cancelling":  # resumed after a restart while cancelling
             wakeup.set()
@@ -486,7 +491,7 @@ class BatchRunner:
         if status == "in_progress" and unfinished and self._input(batch) is None:
             self._record_lost(batch)
             final = "failed"
-        elif status == "in_progress" and unfinished and time.time() >= batch["created_ts"] + batch["window_seconds"]:
+        elif status == "in_progress" and unfinished and time.time() >= _deadline(batch):
             self._record_expired(batch)
             final = "expired"
         elif status == "cancelling":
