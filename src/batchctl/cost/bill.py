@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl.cost.failures import ErrorGroup, FailureSummary, summarize_failure_lines
+from batchctl.cost.failures import FailureSummary, summarize_failure_lines
 from batchctl.cost.prices import PriceTable
 from batchctl.cost.usage import Usage, usage_from_batch
 from batchctl.results import iter_result_lines, parse_result
@@ -166,25 +166,19 @@ def add_job(bill: Bill, client: BatchClient, job_id: str, parts: Sequence[Part])
         entry["job_id"] = job_id
     if retried:
         bill.batches += attempts.batches
+        failures = bill.failures
+        before = failures.lines, failures.succeeded, failures.failed
         with tempfile.TemporaryDirectory(prefix=".batchctl-usage-") as scratch:
             results = fetch_results(client, with_batch, batches, Path(scratch))
             index = ResultIndex([path for _, path in results], [rank for rank, _ in results])
             try:
-                job = summarize_failure_lines(index.iter_chosen(range(len(results))))
+                summarize_failure_lines(index.iter_chosen(range(len(results))), failures)  # into the bill's
             finally:
                 index.close()
-        bill.failures.lines += job.lines
-        bill.failures.succeeded += job.succeeded
-        bill.failures.failed += job.failed
-        for key, group in job.groups.items():
-            mine = bill.failures.groups.setdefault(key, ErrorGroup(group.code, group.status, retryable=group.retryable))
-            mine.count += group.count
-        bill.failures.messages.update(job.messages)
-        for message, example in job.example_of.items():
-            bill.failures.example_of.setdefault(message, example)
         # The requests, each once (the tokens stay every attempt's).
         usage = attempts.usage
-        usage.lines, usage.succeeded, usage.failed = job.lines, job.succeeded, job.failed
+        usage.lines, usage.succeeded, usage.failed = (failures.lines - before[0], failures.succeeded - before[1],
+                                                      failures.failed - before[2])  # fmt: skip
         bill.usage.merge(usage)
     elif batches:
         del bill.failures.batch_ids[-len(batches):]
